@@ -1,0 +1,45 @@
+"""Static facts about the datasets the harness knows, importable without TensorFlow.
+
+The training loop, the model and the benchmark need the number of classes and the
+ImageNet epoch size without paying for a TensorFlow import, so they live here rather
+than in the tfds builders.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  num_classes: int
+  num_train_examples: int
+  num_eval_examples: int
+  eval_split: str
+
+
+IMAGENET2012 = 'imagenet2012'
+EMBEDDED_SHAPES = 'embedded_shapes'
+EMBEDDED_SHAPES_TINY = 'embedded_shapes/tiny'
+
+_DATASETS = {
+    IMAGENET2012: DatasetInfo(
+        num_classes=1000, num_train_examples=1_281_167,
+        num_eval_examples=50_000, eval_split='validation'),
+    EMBEDDED_SHAPES: DatasetInfo(
+        num_classes=10, num_train_examples=10_000,
+        num_eval_examples=1_000, eval_split='validation'),
+    EMBEDDED_SHAPES_TINY: DatasetInfo(
+        num_classes=10, num_train_examples=512,
+        num_eval_examples=200, eval_split='validation'),
+}
+
+
+def dataset_names() -> list[str]:
+  return sorted(_DATASETS)
+
+
+def get_dataset_info(name: str) -> DatasetInfo:
+  """Returns the facts for dataset `name`; raises ValueError naming the valid ones."""
+  if name not in _DATASETS:
+    raise ValueError(
+        f'unknown dataset {name!r}; known datasets: {", ".join(dataset_names())}')
+  return _DATASETS[name]

@@ -1,0 +1,145 @@
+"""Config validation: each bad input gives one line naming the key, exit status 2."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from configs import default
+from train import validation
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+BAD_VALUES = [
+    ('seed', -1),
+    ('dataset', 'imagenet2013'),
+    ('data_dir', ''),
+    ('image_size', 0),
+    ('image_size', 4),  # Smaller than the small stem's 8.
+    ('global_batch_size', 0),
+    ('global_batch_size', -64),
+    ('eval_batch_size', 0),
+    ('num_train_steps', 0),
+    ('model.depth', 42),
+    ('model.width', 0),
+    ('model.version', 'v2'),
+    ('model.stem', 'cifar'),
+    ('model.virtual_batch_size', 0),
+    ('model.virtual_batch_size', 48),  # Does not divide the batch of 256.
+    ('model.bn_momentum', 1.0),
+    ('model.bn_epsilon', 0.0),
+    ('model.dtype', 'float16'),
+    ('optimizer.name', 'adagrad'),
+    ('optimizer.bn_bias_name', 'sgd'),
+    ('optimizer.momentum', 1.5),
+    ('optimizer.l2', -1e-4),
+    ('optimizer.trust_coefficient', 0.0),
+    ('label_smoothing', 1.0),
+    ('lr.schedule', 'step'),
+    ('lr.peak', 0.0),
+    ('lr.warmup_steps', 400.0),  # Not shorter than the budget.
+    ('lr.warmup_power', 0.0),
+    ('target_accuracy', 0.0),
+    ('target_accuracy', 75.9),
+    ('eval_every_steps', 0),
+    ('input.crop_area_range', (0.5, 0.2)),
+    ('input.crop_aspect_ratio_range', (0.0, 1.0)),
+    ('input.resize_method', 'lanczos'),
+    ('input.stddev_rgb', (1.0, 0.0, 1.0)),
+    ('mlperf.submission_division', 'premier'),
+]
+
+
+def _set(config, key, value):
+  *parents, leaf = key.split('.')
+  node = config
+  for part in parents:
+    node = node[part]
+  node[leaf] = value
+
+
+def test_default_config_is_valid():
+  validation.validate_config(default.get_config(), num_devices=1, check_data=False)
+
+
+@pytest.mark.parametrize('key,value', BAD_VALUES)
+def test_bad_value_names_key_value_and_what_is_allowed(key, value):
+  config = default.get_config()
+  _set(config, key, value)
+  with pytest.raises(validation.ConfigError) as info:
+    validation.validate_config(config, num_devices=1, check_data=False)
+  message = str(info.value)
+  assert info.value.key == key
+  assert message.startswith(f'config error: {key}=')
+  assert 'allowed' in message
+  assert '\n' not in message
+
+
+def test_batch_must_split_over_devices_into_virtual_batches():
+  config = default.get_config()
+  config.global_batch_size = 256
+  config.model.virtual_batch_size = 64
+  validation.validate_config(config, num_devices=4, check_data=False)
+  with pytest.raises(validation.ConfigError, match='global_batch_size'):
+    validation.validate_config(config, num_devices=3, check_data=False)
+  with pytest.raises(validation.ConfigError, match=r'virtual_batch_size.*per-device batch 32'):
+    validation.validate_config(config, num_devices=8, check_data=False)
+
+
+def test_unprepared_imagenet_names_the_prepare_command(tmp_path):
+  config = default.get_config()
+  config.dataset = 'imagenet2012'
+  config.data_dir = str(tmp_path)
+  with pytest.raises(validation.ConfigError, match='not prepared.*prepare_imagenet') as info:
+    validation.validate_config(config, num_devices=1)
+  assert info.value.key == 'dataset'
+
+
+def test_missing_data_dir(tmp_path):
+  config = default.get_config()
+  config.dataset = 'imagenet2012'
+  config.data_dir = str(tmp_path / 'nowhere')
+  with pytest.raises(validation.ConfigError, match='data_dir'):
+    validation.validate_config(config, num_devices=1)
+
+
+def _run_main(*args, cwd=REPO):
+  env = dict(os.environ, JAX_PLATFORMS='cpu')
+  return subprocess.run([sys.executable, os.path.join(REPO, 'main.py'), *args],
+                        capture_output=True, text=True, cwd=cwd, env=env, timeout=120)
+
+
+@pytest.mark.parametrize('args,expected', [
+    (['--config.model.depth=42'], 'model.depth=42'),
+    (['--config.no_such_key=1'], 'no_such_key'),
+    (['--config.global_batch_size=many'], 'global_batch_size'),
+    (['--config=configs/does_not_exist.py'], 'does_not_exist.py'),
+    (['--config.lr.warmup_steps=1000'], 'lr.warmup_steps'),
+])
+def test_main_exits_2_with_one_line(tmp_path, args, expected):
+  result = _run_main(f'--workdir={tmp_path / "run"}', *args)
+  assert result.returncode == 2, result.stderr
+  assert 'Traceback' not in result.stderr
+  lines = [line for line in result.stderr.splitlines() if line.strip()]
+  assert len(lines) == 1, result.stderr
+  assert lines[0].startswith('error: ')
+  assert expected in lines[0]
+  assert not (tmp_path / 'run').exists()
+
+
+def test_main_reports_a_config_file_with_a_syntax_error(tmp_path):
+  bad = tmp_path / 'broken.py'
+  bad.write_text('def get_config(:\n')
+  result = _run_main(f'--config={bad}', f'--workdir={tmp_path / "run"}')
+  assert result.returncode == 2
+  assert 'Traceback' not in result.stderr
+  assert 'broken.py' in result.stderr and 'SyntaxError' in result.stderr
+
+
+def test_main_refuses_a_workdir_with_a_finished_run(tmp_path):
+  (tmp_path / 'result.json').write_text('{}')
+  result = _run_main(f'--workdir={tmp_path}')
+  assert result.returncode == 2
+  assert 'already holds a finished run' in result.stderr
+  assert (tmp_path / 'result.json').read_text() == '{}'

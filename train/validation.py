@@ -1,0 +1,197 @@
+"""Checks a config before anything heavy starts.
+
+Each problem raises `ConfigError` with one line that names the key, the value
+and what is allowed; `main.py` prints it and exits with status 2.
+"""
+
+import math
+import os
+from typing import Any, Callable
+
+import ml_collections
+
+from input_pipeline import info
+from models import resnet
+from optim import optimizers
+from optim import schedules
+
+RESIZE_METHODS = ('bicubic', 'bilinear')
+DTYPES = ('float32', 'bfloat16')
+SUBMISSION_DIVISIONS = ('closed', 'open')
+SUBMISSION_STATUSES = ('onprem', 'cloud', 'research', 'preview')
+
+
+class ConfigError(ValueError):
+  """A config value that the harness cannot run with."""
+
+  def __init__(self, key: str, value: Any, allowed: str):
+    super().__init__(f'config error: {key}={value!r} is not allowed; {allowed}')
+    self.key = key
+
+
+def _get(config: ml_collections.ConfigDict, key: str) -> Any:
+  value = config
+  for part in key.split('.'):
+    value = value[part]
+  return value
+
+
+def _require(config: ml_collections.ConfigDict, key: str,
+             predicate: Callable[[Any], bool], allowed: str) -> None:
+  value = _get(config, key)
+  try:
+    ok = predicate(value)
+  except (TypeError, ValueError):
+    ok = False
+  if not ok:
+    raise ConfigError(key, value, allowed)
+
+
+def _is_int(v: Any) -> bool:
+  return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _positive_int(v: Any) -> bool:
+  return _is_int(v) and v > 0
+
+
+def _range_pair(low: float, high: float) -> Callable[[Any], bool]:
+  return lambda v: (len(v) == 2 and all(_is_number(x) for x in v)
+                    and low < v[0] <= v[1] <= high)
+
+
+def _check_scalars(config: ml_collections.ConfigDict) -> None:
+  """Type and range of each key on its own."""
+  checks = [
+      ('seed', lambda v: _is_int(v) and v >= 0, 'allowed: an integer >= 0'),
+      ('dataset', lambda v: v in info.dataset_names(),
+       f'allowed: {", ".join(info.dataset_names())}'),
+      ('data_dir', lambda v: isinstance(v, str) and v.strip() != '',
+       'allowed: a tfds data directory'),
+      ('image_size', _positive_int, 'allowed: an integer > 0'),
+      ('global_batch_size', _positive_int, 'allowed: an integer > 0'),
+      ('eval_batch_size', _positive_int, 'allowed: an integer > 0'),
+      ('num_train_steps', _positive_int, 'allowed: an integer > 0'),
+      ('model.depth', lambda v: v in resnet.MODELS_BY_DEPTH,
+       f'allowed: {", ".join(map(str, sorted(resnet.MODELS_BY_DEPTH)))}'),
+      ('model.width', _positive_int, 'allowed: an integer > 0'),
+      ('model.version', lambda v: v in resnet.VERSIONS,
+       f'allowed: {", ".join(resnet.VERSIONS)}'),
+      ('model.stem', lambda v: v in resnet.STEMS, f'allowed: {", ".join(resnet.STEMS)}'),
+      ('model.virtual_batch_size', _positive_int, 'allowed: an integer > 0'),
+      ('model.bn_momentum', lambda v: _is_number(v) and 0 <= v < 1,
+       'allowed: a number in [0, 1)'),
+      ('model.bn_epsilon', lambda v: _is_number(v) and v > 0, 'allowed: a number > 0'),
+      ('model.last_bn_scale', _is_number, 'allowed: a finite number'),
+      ('model.dtype', lambda v: v in DTYPES, f'allowed: {", ".join(DTYPES)}'),
+      ('optimizer.name', lambda v: v in optimizers.optimizer_names(),
+       f'allowed: {", ".join(optimizers.optimizer_names())}'),
+      ('optimizer.bn_bias_name',
+       lambda v: v == optimizers.SAME or v in optimizers.optimizer_names(),
+       f'allowed: {optimizers.SAME}, {", ".join(optimizers.optimizer_names())}'),
+      ('optimizer.momentum', lambda v: _is_number(v) and 0 <= v < 1,
+       'allowed: a number in [0, 1)'),
+      ('optimizer.l2', lambda v: _is_number(v) and v >= 0, 'allowed: a number >= 0'),
+      ('optimizer.trust_coefficient', lambda v: _is_number(v) and v > 0,
+       'allowed: a number > 0'),
+      ('optimizer.lars_epsilon', lambda v: _is_number(v) and v >= 0,
+       'allowed: a number >= 0'),
+      ('label_smoothing', lambda v: _is_number(v) and 0 <= v < 1,
+       'allowed: a number in [0, 1)'),
+      ('lr.schedule', lambda v: v in schedules.schedule_names(),
+       f'allowed: {", ".join(schedules.schedule_names())}'),
+      ('lr.init', lambda v: _is_number(v) and v >= 0, 'allowed: a number >= 0'),
+      ('lr.peak', lambda v: _is_number(v) and v > 0, 'allowed: a number > 0'),
+      ('lr.final', lambda v: _is_number(v) and v >= 0, 'allowed: a number >= 0'),
+      ('lr.warmup_power', lambda v: _is_number(v) and v > 0, 'allowed: a number > 0'),
+      ('lr.decay_power', lambda v: _is_number(v) and v > 0, 'allowed: a number > 0'),
+      ('target_accuracy', lambda v: _is_number(v) and 0 < v < 1,
+       'allowed: a fraction in (0, 1), e.g. 0.759'),
+      ('eval_every_steps', _positive_int, 'allowed: an integer > 0'),
+      ('log_every_steps', _positive_int, 'allowed: an integer > 0'),
+      ('input.crop_area_range', _range_pair(0.0, 1.0),
+       'allowed: (low, high) with 0 < low <= high <= 1'),
+      ('input.crop_aspect_ratio_range', _range_pair(0.0, math.inf),
+       'allowed: (low, high) with 0 < low <= high'),
+      ('input.crop_min_object_covered', lambda v: _is_number(v) and 0 <= v <= 1,
+       'allowed: a number in [0, 1]'),
+      ('input.crop_max_attempts', _positive_int, 'allowed: an integer > 0'),
+      ('input.resize_method', lambda v: v in RESIZE_METHODS,
+       f'allowed: {", ".join(RESIZE_METHODS)}'),
+      ('input.eval_crop_padding', lambda v: _is_int(v) and v >= 0,
+       'allowed: an integer >= 0'),
+      ('input.mean_rgb', lambda v: len(v) == 3 and all(_is_number(x) for x in v),
+       'allowed: three numbers on the 0-255 scale'),
+      ('input.stddev_rgb', lambda v: len(v) == 3 and all(_is_number(x) and x > 0 for x in v),
+       'allowed: three positive numbers on the 0-255 scale'),
+      ('input.shuffle_buffer_size', _positive_int, 'allowed: an integer > 0'),
+      ('input.prefetch_batches', lambda v: _is_int(v) and v >= 0,
+       'allowed: an integer >= 0'),
+      ('mlperf.submission_division', lambda v: v in SUBMISSION_DIVISIONS,
+       f'allowed: {", ".join(SUBMISSION_DIVISIONS)}'),
+      ('mlperf.submission_status', lambda v: v in SUBMISSION_STATUSES,
+       f'allowed: {", ".join(SUBMISSION_STATUSES)}'),
+  ]
+  for key, predicate, allowed in checks:
+    _require(config, key, predicate, allowed)
+
+
+def _min_image_size(stem: str) -> int:
+  """The input side below which the last stage's feature map would be empty.
+
+  Four stages halve the resolution three times; the ImageNet stem adds a stride-2
+  conv and a stride-2 max-pool.
+  """
+  return 32 if stem == 'imagenet' else 8
+
+
+def _check_relations(config: ml_collections.ConfigDict, num_devices: int) -> None:
+  """Constraints that tie several keys together."""
+  _require(config, 'lr.warmup_steps',
+           lambda v: _is_number(v) and 0 <= v < config.num_train_steps,
+           f'allowed: a number in [0, num_train_steps={config.num_train_steps})')
+  _require(config, 'global_batch_size', lambda v: v % num_devices == 0,
+           f'allowed: a multiple of the device count ({num_devices})')
+  per_device = config.global_batch_size // num_devices
+  _require(config, 'model.virtual_batch_size', lambda v: per_device % v == 0,
+           f'allowed: a divisor of the per-device batch {per_device} '
+           f'(global_batch_size {config.global_batch_size} / {num_devices} devices)')
+  _require(config, 'eval_batch_size', lambda v: v % num_devices == 0,
+           f'allowed: a multiple of the device count ({num_devices})')
+  min_size = _min_image_size(config.model.stem)
+  _require(config, 'image_size', lambda v: v >= min_size,
+           f'allowed: >= {min_size} for model.stem={config.model.stem!r}')
+
+
+def _check_data(config: ml_collections.ConfigDict) -> None:
+  """The dataset is there (ImageNet) or can be built (the embedded one)."""
+  data_dir = os.path.expanduser(config.data_dir)
+  if config.dataset.startswith(info.EMBEDDED_SHAPES):
+    parent = data_dir
+    while not os.path.exists(parent):
+      parent = os.path.dirname(parent)
+    _require(config, 'data_dir', lambda v: os.access(parent, os.W_OK),
+             f'allowed: a writable directory to build {config.dataset} in '
+             f'({parent} is not writable)')
+    return
+  _require(config, 'data_dir', lambda v: os.path.isdir(data_dir),
+           'allowed: an existing tfds data directory')
+  # Imported here: checking a prepared dataset needs TensorFlow, the rest does not.
+  from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
+  if not datasets.is_prepared(config.dataset, data_dir):
+    raise ConfigError(
+        'dataset', config.dataset,
+        f'it is not prepared in {data_dir}; {datasets.prepare_command(config.dataset, data_dir)}')
+
+
+def validate_config(config: ml_collections.ConfigDict, num_devices: int,
+                    check_data: bool = True) -> None:
+  """Raises ConfigError for the first problem found in `config`."""
+  _check_scalars(config)
+  _check_relations(config, num_devices)
+  if check_data:
+    _check_data(config)
