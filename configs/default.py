@@ -45,13 +45,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.input.prefetch_batches = 2
 
   # Budget.
-  config.global_batch_size = 256
-  config.num_train_steps = 400
+  config.global_batch_size = 128
+  config.num_train_steps = 600
 
   # Model: ResNet family, defaults chosen for the small embedded images.
   config.model = ml_collections.ConfigDict()
   config.model.depth = 10
-  config.model.width = 16
+  config.model.width = 8
   config.model.version = 'v1.5'
   config.model.stem = 'small'  # 'imagenet': 7x7/2 conv + 3x3/2 max-pool.
   config.model.virtual_batch_size = 64
@@ -86,8 +86,8 @@ def get_config() -> ml_collections.ConfigDict:
   # Target and evaluation.
   config.target_accuracy = 0.75
   config.stop_at_target = True
-  config.eval_every_steps = 40
-  config.log_every_steps = 20
+  config.eval_every_steps = 50
+  config.log_every_steps = 25
 
   # MLPerf log metadata.
   config.mlperf = ml_collections.ConfigDict()

@@ -413,7 +413,8 @@ def test_create_model_from_the_default_config():
   assert isinstance(model, resnet.ResNet)
   assert model.num_classes == 10  # embedded_shapes
   assert tuple(model.stage_sizes) == (1, 1, 1, 1)
-  assert (model.width, model.stem, model.dtype) == (16, 'small', jnp.float32)
+  config = _config()
+  assert (model.width, model.stem, model.dtype) == (config.model.width, 'small', jnp.float32)
   assert models.create_model(_config(), num_classes=3).num_classes == 3
 
   model = models.create_model(_config(depth=50, dtype='bfloat16',

@@ -26,7 +26,7 @@ BAD_VALUES = [
     ('model.version', 'v2'),
     ('model.stem', 'cifar'),
     ('model.virtual_batch_size', 0),
-    ('model.virtual_batch_size', 48),  # Does not divide the batch of 256.
+    ('model.virtual_batch_size', 48),  # Does not divide the batch of 128.
     ('model.bn_momentum', 1.0),
     ('model.bn_epsilon', 0.0),
     ('model.dtype', 'float16'),
@@ -38,7 +38,7 @@ BAD_VALUES = [
     ('label_smoothing', 1.0),
     ('lr.schedule', 'step'),
     ('lr.peak', 0.0),
-    ('lr.warmup_steps', 400.0),  # Not shorter than the budget.
+    ('lr.warmup_steps', 600.0),  # Not shorter than the budget of 600.
     ('lr.warmup_power', 0.0),
     ('target_accuracy', 0.0),
     ('target_accuracy', 75.9),

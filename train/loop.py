@@ -102,45 +102,83 @@ def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
 class _ProgressLine:
   """Console progress at log steps: loss, accuracy, learning rate, images/s, time left."""
 
-  def __init__(self, num_steps: int, batch_size: int, start_step: int = 0):
+  def __init__(self, num_steps: int, batch_size: int, writer: metric_writers.MetricWriter):
     self._num_steps = num_steps
     self._batch_size = batch_size
-    self._last = (start_step, time.perf_counter())
+    self._writer = writer
+    self._last = (0, time.perf_counter())
 
-  def __call__(self, step: int, metrics: dict[str, float]) -> float:
-    """Logs one line; returns images/s since the last call (evals included)."""
+  def __call__(self, step: int, t: float, metrics: dict[str, jax.Array]) -> None:
+    """Fetches the step's metrics (a host sync, so only at log steps) and logs them."""
+    del t  # clu's wall time; images/s uses the monotonic perf counter instead.
+    host = {k: float(v) for k, v in jax.device_get(metrics).items()}
     now = time.perf_counter()
     last_step, last_time = self._last
     self._last = (step, now)
-    images_per_second = (step - last_step) * self._batch_size / (now - last_time)
-    eta = (self._num_steps - step) * self._batch_size / images_per_second
+    host['images_per_second'] = (step - last_step) * self._batch_size / (now - last_time)
+    eta = (self._num_steps - step) * self._batch_size / host['images_per_second']
     logging.info('step %d/%d: loss %.4f, train accuracy %.3f, lr %.4g, '
-                 '%.0f images/s, time left %.0fs', step, self._num_steps,
-                 metrics['loss'], metrics['accuracy'], metrics['learning_rate'],
-                 images_per_second, eta)
-    return images_per_second
+                 '%.0f images/s, time left %.0fs', step, self._num_steps, host['loss'],
+                 host['accuracy'], host['learning_rate'], host['images_per_second'], eta)
+    self._writer.write_scalars(step, {f'train_{k}': v for k, v in host.items()})
+
+
+@dataclasses.dataclass
+class _Setup:
+  """What the untimed initialisation produces for the timed run."""
+  state: steps.TrainState
+  train_step: Callable
+  eval_step: Callable
+  train_batches: Iterator[dict[str, jax.Array]]
+  eval_dataset: Iterable[dict[str, np.ndarray]]
+  batch_sharding: NamedSharding
+  num_train: int
+  num_eval: int
+  compile_seconds: float
+
+
+@dataclasses.dataclass
+class _Outcome:
+  """What the timed run produces."""
+  evals: list[EvalRecord]
+  steps_completed: int
+  reached_step: int | None
+  reached_seconds: float | None
+  run_seconds: float
+  eval_seconds: float
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
   """Trains and evaluates as `config` says; writes the run's files; returns result.json."""
   os.makedirs(workdir, exist_ok=True)
   write_config(config, workdir)
+  is_main = jax.process_index() == 0
+  # TensorBoard files from the main process only; the console gets _ProgressLine.
+  writer = (metric_writers.AsyncWriter(metric_writers.SummaryWriter(workdir))
+            if is_main else metric_writers.MultiWriter([]))
   mllogger = mlperf_log.MlperfLogger(os.path.join(workdir, 'mlperf.log'))
   try:
-    return _run(config, workdir, mllogger)
+    mllogger.event(mlc.CACHE_CLEAR, True)
+    mllogger.start(mlc.INIT_START)
+    init_start = time.perf_counter()
+    setup = _set_up(config, mllogger)
+    init_seconds = time.perf_counter() - init_start
+    mllogger.end(mlc.INIT_STOP)
+    outcome = _train(config, setup, mllogger, writer)
   finally:
+    writer.close()
     mllogger.close()
+  result = _result(config, setup, outcome, init_seconds)
+  if is_main:
+    _write_json(os.path.join(workdir, 'result.json'), result)
+  return result
 
 
-def _run(config: ml_collections.ConfigDict, workdir: str,
-         mllogger: mlperf_log.MlperfLogger) -> dict:
-  mllogger.event(mlc.CACHE_CLEAR, True)
-  mllogger.start(mlc.INIT_START)
-  init_start = time.perf_counter()
-
+def _set_up(config: ml_collections.ConfigDict, mllogger: mlperf_log.MlperfLogger) -> _Setup:
+  """Data, model, optimizer state and compiled steps: everything before run_start."""
   builder = datasets.ensure_prepared(config.dataset, config.data_dir)
-  num_train = pipeline.num_examples(builder, 'train')
-  num_eval = pipeline.num_examples(builder, 'validation')
+  num_train = pipeline.num_examples(config, 'train')
+  num_eval = pipeline.num_examples(config, 'validation')
   for key, value in mlperf_log.hyperparameters(
       config, num_train_examples=num_train, num_eval_examples=num_eval).items():
     mllogger.event(key, value)
@@ -148,9 +186,6 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
   mesh = create_mesh()
   replicated = NamedSharding(mesh, PartitionSpec())
   batch_sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-  process_batch = config.global_batch_size // jax.process_count()
-  process_eval_batch = config.eval_batch_size // jax.process_count()
-
   model = models.create_model(config, num_classes=builder.info.features['label'].num_classes)
   learning_rate_fn = optim.create_learning_rate_fn(config)
   tx = optim.create_optimizer(config, learning_rate_fn)
@@ -159,112 +194,119 @@ def _run(config: ml_collections.ConfigDict, workdir: str,
   state = init_fn(jax.random.key(config.seed))
 
   train_fn, eval_fn = steps.bind_step_constants(config, learning_rate_fn)
-  train_step = jax.jit(train_fn, in_shardings=(replicated, batch_sharding),
-                       out_shardings=(replicated, replicated), donate_argnums=(0,))
-  eval_step = jax.jit(eval_fn, in_shardings=(replicated, batch_sharding),
-                      out_shardings=replicated)
   compile_start = time.perf_counter()
-  train_step = train_step.lower(
-      state, _abstract_batch(config, config.global_batch_size, batch_sharding, False)).compile()
-  eval_step = eval_step.lower(
-      state, _abstract_batch(config, config.eval_batch_size, batch_sharding, True)).compile()
+  train_step = jax.jit(
+      train_fn, in_shardings=(replicated, batch_sharding),
+      out_shardings=(replicated, replicated), donate_argnums=(0,)).lower(
+          state, _abstract_batch(config, config.global_batch_size, batch_sharding, False)
+      ).compile()
+  eval_step = jax.jit(
+      eval_fn, in_shardings=(replicated, batch_sharding), out_shardings=replicated).lower(
+          state, _abstract_batch(config, config.eval_batch_size, batch_sharding, True)
+      ).compile()
   compile_seconds = time.perf_counter() - compile_start
 
+  shard = dict(process_index=jax.process_index(), process_count=jax.process_count())
   train_batches = device_batches(
       pipeline.create_train_iterator(
-          config, batch_size=process_batch, process_index=jax.process_index(),
-          process_count=jax.process_count()),
+          config, batch_size=config.global_batch_size // jax.process_count(), **shard),
       batch_sharding, config.input.prefetch_batches)
   eval_dataset = pipeline.create_eval_dataset(
-      config, batch_size=process_eval_batch, process_index=jax.process_index(),
-      process_count=jax.process_count())
+      config, batch_size=config.eval_batch_size // jax.process_count(), **shard)
+  return _Setup(state=state, train_step=train_step, eval_step=eval_step,
+                train_batches=train_batches, eval_dataset=eval_dataset,
+                batch_sharding=batch_sharding, num_train=num_train, num_eval=num_eval,
+                compile_seconds=compile_seconds)
 
-  is_main = jax.process_index() == 0
-  writer = metric_writers.create_default_writer(workdir, just_logging=not is_main)
-  report_progress = periodic_actions.ReportProgress(
-      num_train_steps=config.num_train_steps, writer=writer, every_secs=10.0)
-  init_seconds = time.perf_counter() - init_start
-  mllogger.end(mlc.INIT_STOP)
 
-  # The timed run.
+def _train(config: ml_collections.ConfigDict, setup: _Setup,
+           mllogger: mlperf_log.MlperfLogger,
+           writer: metric_writers.MetricWriter) -> _Outcome:
+  """The timed run: from run_start to run_stop."""
   mllogger.start(mlc.RUN_START)
   run_start = time.perf_counter()
-  progress_line = _ProgressLine(config.num_train_steps, config.global_batch_size)
-  steps_per_epoch = num_train / config.global_batch_size
+  steps_per_epoch = setup.num_train / config.global_batch_size
+  report_progress = periodic_actions.ReportProgress(
+      num_train_steps=config.num_train_steps, writer=writer, every_secs=30.0)
+  log_train_metrics = periodic_actions.PeriodicCallback(
+      every_steps=config.log_every_steps, on_steps=[config.num_train_steps],
+      callback_fn=_ProgressLine(config.num_train_steps, config.global_batch_size, writer))
+  state = setup.state
   evals: list[EvalRecord] = []
   eval_seconds = 0.0
-  reached_step = None
-  reached_seconds = None
+  reached = None
   step = 0
-  block_start_epoch = 0.0
-  mllogger.start(mlc.BLOCK_START, metadata={
-      'first_epoch_num': 0.0,
-      'epoch_count': min(config.eval_every_steps, config.num_train_steps) / steps_per_epoch})
+  block_first_epoch = 0.0
   while step < config.num_train_steps:
+    if step == 0 or (evals and evals[-1].step == step):  # A block begins.
+      next_eval = min(step + config.eval_every_steps, config.num_train_steps)
+      block_first_epoch = step / steps_per_epoch
+      mllogger.start(mlc.BLOCK_START, metadata={
+          'first_epoch_num': block_first_epoch,
+          'epoch_count': (next_eval - step) / steps_per_epoch})
     with jax.profiler.StepTraceAnnotation('train', step_num=step):
-      state, metrics = train_step(state, next(train_batches))
+      state, metrics = setup.train_step(state, next(setup.train_batches))
     step += 1
     report_progress(step, time.time())
-    if step % config.log_every_steps == 0 or step == config.num_train_steps:
-      host_metrics = {k: float(v) for k, v in jax.device_get(metrics).items()}
-      host_metrics['images_per_second'] = progress_line(step, host_metrics)
-      writer.write_scalars(step, {f'train_{k}': v for k, v in host_metrics.items()})
-    if step % config.eval_every_steps == 0 or step == config.num_train_steps:
-      epoch = step / steps_per_epoch
-      mllogger.end(mlc.BLOCK_STOP, metadata={'first_epoch_num': block_start_epoch})
-      mllogger.start(mlc.EVAL_START, metadata={'epoch_num': epoch})
-      eval_start = time.perf_counter()
-      accuracy, loss, count = evaluate(eval_step, state, eval_dataset, batch_sharding)
-      eval_end = time.perf_counter()
-      eval_seconds += eval_end - eval_start
-      mllogger.event(mlc.EVAL_ACCURACY, accuracy, metadata={'epoch_num': epoch})
-      mllogger.end(mlc.EVAL_STOP, metadata={'epoch_num': epoch})
-      if count != num_eval:
-        raise RuntimeError(f'evaluated {count} examples, the split has {num_eval}')
-      record = EvalRecord(step=step, epoch=epoch, accuracy=accuracy, loss=loss,
-                          seconds=eval_end - run_start)
-      evals.append(record)
-      writer.write_scalars(step, {'eval_accuracy': accuracy, 'eval_loss': loss})
-      logging.info('eval at step %d (epoch %.2f): accuracy %.4f, loss %.4f, %.1fs into the run',
-                   step, epoch, accuracy, loss, record.seconds)
-      if reached_step is None and accuracy >= config.target_accuracy:
-        reached_step, reached_seconds = step, record.seconds
-      if reached_step is not None and config.stop_at_target:
-        break
-      if step < config.num_train_steps:
-        block_start_epoch = epoch
-        next_eval = min(step + config.eval_every_steps, config.num_train_steps)
-        mllogger.start(mlc.BLOCK_START, metadata={
-            'first_epoch_num': epoch, 'epoch_count': (next_eval - step) / steps_per_epoch})
+    log_train_metrics(step, time.time(), metrics=metrics)
+    if step % config.eval_every_steps and step != config.num_train_steps:
+      continue
+    epoch = step / steps_per_epoch
+    mllogger.end(mlc.BLOCK_STOP, metadata={'first_epoch_num': block_first_epoch})
+    mllogger.start(mlc.EVAL_START, metadata={'epoch_num': epoch})
+    eval_start = time.perf_counter()
+    accuracy, loss, count = evaluate(setup.eval_step, state, setup.eval_dataset,
+                                     setup.batch_sharding)
+    eval_end = time.perf_counter()
+    eval_seconds += eval_end - eval_start
+    if count != setup.num_eval:
+      raise RuntimeError(f'evaluated {count} examples, the split has {setup.num_eval}')
+    mllogger.event(mlc.EVAL_ACCURACY, accuracy, metadata={'epoch_num': epoch})
+    mllogger.end(mlc.EVAL_STOP, metadata={'epoch_num': epoch})
+    evals.append(EvalRecord(step=step, epoch=epoch, accuracy=accuracy, loss=loss,
+                            seconds=eval_end - run_start))
+    writer.write_scalars(step, {'eval_accuracy': accuracy, 'eval_loss': loss})
+    logging.info('eval at step %d (epoch %.2f): accuracy %.4f, loss %.4f, %.1fs into the run',
+                 step, epoch, accuracy, loss, evals[-1].seconds)
+    if reached is None and accuracy >= config.target_accuracy:
+      reached = evals[-1]
+    if reached is not None and config.stop_at_target:
+      break
   run_seconds = time.perf_counter() - run_start
-  status = 'success' if reached_step is not None else 'aborted'
-  mllogger.end(mlc.RUN_STOP, metadata={'status': status})
-  writer.flush()
+  mllogger.end(mlc.RUN_STOP, metadata={'status': 'success' if reached else 'aborted'})
+  return _Outcome(evals=evals, steps_completed=step,
+                  reached_step=reached.step if reached else None,
+                  reached_seconds=reached.seconds if reached else None,
+                  run_seconds=run_seconds, eval_seconds=eval_seconds)
 
-  train_seconds = run_seconds - eval_seconds
-  result = {
-      'status': status,
+
+def _result(config: ml_collections.ConfigDict, setup: _Setup, outcome: _Outcome,
+            init_seconds: float) -> dict:
+  """The content of result.json."""
+  reached = outcome.reached_step is not None
+  steps_per_epoch = setup.num_train / config.global_batch_size
+  train_seconds = outcome.run_seconds - outcome.eval_seconds
+  return {
+      'status': 'success' if reached else 'aborted',
       'seed': config.seed,
       'dataset': config.dataset,
       'target_accuracy': config.target_accuracy,
-      'reached_target': reached_step is not None,
-      'steps_to_target': reached_step,
-      'seconds_to_target': reached_seconds,
-      'epochs_to_target': None if reached_step is None else reached_step / steps_per_epoch,
-      'final_eval_accuracy': evals[-1].accuracy,
-      'steps_completed': step,
+      'reached_target': reached,
+      'steps_to_target': outcome.reached_step,
+      'seconds_to_target': outcome.reached_seconds,
+      'epochs_to_target': outcome.reached_step / steps_per_epoch if reached else None,
+      'final_eval_accuracy': outcome.evals[-1].accuracy,
+      'steps_completed': outcome.steps_completed,
       'num_train_steps': config.num_train_steps,
       'global_batch_size': config.global_batch_size,
-      'images_per_second': step * config.global_batch_size / train_seconds,
-      'run_seconds': run_seconds,
+      # Training throughput: the run's images over its time outside evals.
+      'images_per_second': outcome.steps_completed * config.global_batch_size / train_seconds,
+      'run_seconds': outcome.run_seconds,
       'train_seconds': train_seconds,
-      'eval_seconds': eval_seconds,
+      'eval_seconds': outcome.eval_seconds,
       'init_seconds': init_seconds,
-      'compile_seconds': compile_seconds,
+      'compile_seconds': setup.compile_seconds,
       'num_devices': jax.device_count(),
       'platform': jax.devices()[0].platform,
-      'evals': [dataclasses.asdict(e) for e in evals],
+      'evals': [dataclasses.asdict(e) for e in outcome.evals],
   }
-  if is_main:
-    _write_json(os.path.join(workdir, 'result.json'), result)
-  return result

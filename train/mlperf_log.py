@@ -10,7 +10,7 @@ import logging
 import os
 
 import ml_collections
-from mlperf_logging import mllog
+from mlperf_logging.mllog import mllog
 from mlperf_logging.mllog import constants
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -185,7 +185,8 @@ def _check_data(config: ml_collections.ConfigDict) -> None:
   if not datasets.is_prepared(config.dataset, data_dir):
     raise ConfigError(
         'dataset', config.dataset,
-        f'it is not prepared in {data_dir}; {datasets.prepare_command(config.dataset, data_dir)}')
+        f'it is not prepared in {data_dir}; prepare it with: '
+        f'{datasets.prepare_command(config.dataset, data_dir)}')
 
 
 def validate_config(config: ml_collections.ConfigDict, num_devices: int,

@@ -1,0 +1,122 @@
+"""Dataset names to tfds builders, and preparing the data on first use.
+
+The embedded shapes dataset builds itself in seconds the first time it is asked
+for; ImageNet cannot be downloaded (it needs the ILSVRC2012 tars by hand), so an
+unprepared ImageNet fails early with the command that prepares it.
+"""
+
+import logging
+import os
+import time
+from typing import Callable
+
+import tensorflow as tf
+import tensorflow_datasets as tfds
+from tensorflow_datasets.core.utils import tqdm_utils
+
+from input_pipeline import embedded_shapes
+from input_pipeline import info
+
+
+class DatasetNotPreparedError(RuntimeError):
+  """The dataset must be prepared by hand before the harness can read it."""
+
+
+def hide_gpus_from_tensorflow() -> None:
+  """Keeps TensorFlow off the accelerators: they belong to JAX.
+
+  TensorFlow would otherwise reserve most of the GPU memory for an input
+  pipeline that runs on the CPU anyway. Safe to call more than once.
+  """
+  try:
+    tf.config.set_visible_devices([], 'GPU')
+  except RuntimeError:
+    # TensorFlow's devices were initialised already: fine if an earlier call
+    # hid the GPUs, worth a warning if something else initialised them first.
+    if tf.config.get_visible_devices('GPU'):
+      logging.warning('TensorFlow initialised before its GPUs could be hidden; '
+                      'it may hold GPU memory that JAX needs.')
+
+
+hide_gpus_from_tensorflow()
+
+
+def _embedded(config: str) -> Callable[[str], tfds.core.DatasetBuilder]:
+  return lambda data_dir: embedded_shapes.EmbeddedShapes(
+      data_dir=data_dir, config=config)
+
+
+def _imagenet2012(data_dir: str) -> tfds.core.DatasetBuilder:
+  return tfds.builder(info.IMAGENET2012, data_dir=data_dir)
+
+
+_BUILDERS: dict[str, Callable[[str], tfds.core.DatasetBuilder]] = {
+    info.EMBEDDED_SHAPES: _embedded('default'),
+    info.EMBEDDED_SHAPES_TINY: _embedded('tiny'),
+    info.IMAGENET2012: _imagenet2012,
+}
+# Datasets that are generated locally and may therefore be built on demand.
+_SELF_BUILDING = frozenset({info.EMBEDDED_SHAPES, info.EMBEDDED_SHAPES_TINY})
+
+
+def get_builder(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
+  """Returns the tfds builder of `dataset` in `data_dir` (`~` expanded).
+
+  Cheap: it builds nothing. Raises ValueError naming the valid datasets.
+  """
+  if dataset not in _BUILDERS:
+    raise ValueError(
+        f'unknown dataset {dataset!r}; valid datasets: '
+        f'{", ".join(sorted(_BUILDERS))}')
+  return _BUILDERS[dataset](os.path.expanduser(data_dir))
+
+
+def _is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
+  # tfds logs a warning when asked about a folder that does not exist, which
+  # before the first build is the normal case, not a problem worth a warning.
+  return builder.data_path.exists() and builder.is_prepared()
+
+
+def is_prepared(dataset: str, data_dir: str) -> bool:
+  """Whether `dataset` is ready to read in `data_dir`; builds nothing."""
+  return _is_prepared(get_builder(dataset, data_dir))
+
+
+def prepare_command(dataset: str, data_dir: str) -> str:
+  """The command that prepares `dataset` in `data_dir`."""
+  del dataset  # ImageNet is the only dataset that needs preparing by hand.
+  return (f'python -m input_pipeline.prepare_imagenet --data_dir={data_dir} '
+          '--manual_dir=DIR_WITH_ILSVRC2012_TARS')
+
+
+def _not_prepared_message(dataset: str, data_dir: str) -> str:
+  return (
+      f'{dataset} is not prepared in data_dir={data_dir!r}. ImageNet cannot '
+      'be downloaded automatically; prepare it once from the ILSVRC2012 tars '
+      f'with\n  {prepare_command(dataset, data_dir)}')
+
+
+def ensure_prepared(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
+  """Returns the builder of `dataset`, building the embedded datasets if needed.
+
+  Raises DatasetNotPreparedError for an unprepared ImageNet, with the command
+  that prepares it.
+  """
+  builder = get_builder(dataset, data_dir)
+  if _is_prepared(builder):
+    return builder
+  data_dir = os.path.expanduser(data_dir)
+  if dataset not in _SELF_BUILDING:
+    raise DatasetNotPreparedError(_not_prepared_message(dataset, data_dir))
+  # One line, finished when the build is; tqdm's bars would add dozens.
+  print(f'Building dataset {dataset} in {data_dir} (first use) ...', end='',
+        flush=True)
+  start = time.perf_counter()
+  progress_bar_was_on = getattr(tqdm_utils, '_active', True)
+  tfds.display_progress_bar(False)
+  try:
+    builder.download_and_prepare()
+  finally:
+    tfds.display_progress_bar(progress_bar_was_on)
+  print(f' done in {time.perf_counter() - start:.1f} s.', flush=True)
+  return builder

@@ -1,0 +1,210 @@
+"""tf.data pipelines that feed the trainer numpy batches of uint8 images.
+
+Train: this process's shard of the train split, shuffled, repeated forever,
+random-resized crop and flip, batched (dropping the remainder), prefetched.
+Eval: this process's shard of the validation split once, centre crop, cached in
+memory after preprocessing, padded to whole batches with a 'mask'.
+
+Every random choice derives from `config.seed` and the process index, so a run
+is reproducible (with `deterministic=True`, the default) and another seed gives
+another order and other augmentations. TensorFlow is kept off the GPUs.
+"""
+
+import functools
+import math
+import os
+from typing import Iterable, Iterator
+
+import ml_collections
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from input_pipeline import datasets
+from input_pipeline import info
+from input_pipeline import preprocessing
+
+Batch = dict[str, np.ndarray]
+Example = preprocessing.Example
+
+
+def num_examples(config: ml_collections.ConfigDict, split: str) -> int:
+  """Examples in `split` (e.g. 'validation[:50%]') of config.dataset."""
+  builder = datasets.ensure_prepared(config.dataset, config.data_dir)
+  return builder.info.splits[split].num_examples
+
+
+def _options(num_threads: int | None, deterministic: bool) -> tf.data.Options:
+  options = tf.data.Options()
+  # A private pool sized to the host, and one thread per op, so that tf.data
+  # neither oversubscribes the cores nor competes with JAX's own thread pool.
+  options.threading.private_threadpool_size = num_threads or os.cpu_count() or 1
+  options.threading.max_intra_op_parallelism = 1
+  # Deterministic keeps the order of parallel maps; the cost is some
+  # head-of-line blocking, small next to the benefit of reproducible runs.
+  options.deterministic = deterministic
+  return options
+
+
+def _seeds(seed: int, process_index: int, count: int) -> list[int]:
+  # Independent streams for each purpose and each process; a SeedSequence so
+  # that nearby run seeds (0, 1, 2, ...) do not give correlated streams.
+  state = np.random.SeedSequence([seed, process_index]).generate_state(count)
+  return [int(s) for s in state]
+
+
+def _read_split(builder: tfds.core.DatasetBuilder, split, *, shuffle: bool,
+                seed: int | None) -> tf.data.Dataset:
+  read_config = tfds.ReadConfig(
+      shuffle_seed=seed,
+      # Eval caches after preprocessing; a cache of the raw bytes is wasted.
+      try_autocache=False)
+  return builder.as_dataset(
+      split=split, shuffle_files=shuffle, read_config=read_config,
+      # Keep the JPEG bytes so that the crop is fused into the decoding.
+      decoders={'image': tfds.decode.SkipDecoding()})
+
+
+def _image_and_label(example: Example) -> Example:
+  # Dropping 'file_name' early keeps it out of the shuffle buffer.
+  return {'image': example['image'],
+          'label': tf.cast(example['label'], tf.int32)}
+
+
+def _train_preprocess(config: ml_collections.ConfigDict, example: Example,
+                      seed: tf.Tensor) -> Example:
+  crop_seed, flip_seed = tf.unstack(
+      tf.random.experimental.stateless_split(seed, num=2))
+  example = preprocessing.decode_and_random_crop(
+      example, crop_seed,
+      image_size=config.image_size,
+      area_range=tuple(config.input.crop_area_range),
+      aspect_ratio_range=tuple(config.input.crop_aspect_ratio_range),
+      min_object_covered=config.input.crop_min_object_covered,
+      max_attempts=config.input.crop_max_attempts,
+      resize_method=config.input.resize_method)
+  if config.input.random_flip:
+    example = preprocessing.random_flip(example, flip_seed)
+  return example
+
+
+def create_train_dataset(
+    config: ml_collections.ConfigDict, *, batch_size: int,
+    process_index: int = 0, process_count: int = 1,
+    num_threads: int | None = None, deterministic: bool = True,
+) -> tf.data.Dataset:
+  """The infinite training stream of this process, as a tf.data.Dataset.
+
+  Yields {'image': uint8 (batch_size, S, S, 3), 'label': int32 (batch_size,)},
+  S = config.image_size, from this process's 1/process_count of the train split.
+  `batch_size` is the per-process batch size. `num_threads` sizes tf.data's
+  private thread pool (default: all cores).
+  """
+  datasets.hide_gpus_from_tensorflow()
+  builder = datasets.ensure_prepared(config.dataset, config.data_dir)
+  files_seed, shuffle_seed, augment_seed = _seeds(
+      config.seed, process_index, 3)
+  split = tfds.split_for_jax_process(
+      'train', process_index=process_index, process_count=process_count)
+  ds = _read_split(builder, split, shuffle=True, seed=files_seed)
+  ds = ds.map(_image_and_label, num_parallel_calls=tf.data.AUTOTUNE)
+  # Shuffle before repeat: each epoch sees every example once, in a new order.
+  ds = ds.shuffle(config.input.shuffle_buffer_size, seed=shuffle_seed,
+                  reshuffle_each_iteration=True)
+  ds = ds.repeat()
+  # The position in the stream names each example's augmentation, which keeps
+  # it fixed whatever the threading, and different in every epoch.
+  ds = ds.enumerate()
+  preprocess = functools.partial(_train_preprocess, config)
+  ds = ds.map(
+      lambda i, example: preprocess(example, tf.stack([augment_seed, i])),
+      num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.batch(batch_size, drop_remainder=True)
+  ds = ds.prefetch(tf.data.AUTOTUNE)
+  return ds.with_options(_options(num_threads, deterministic))
+
+
+def create_train_iterator(
+    config: ml_collections.ConfigDict, *, batch_size: int,
+    process_index: int = 0, process_count: int = 1,
+    num_threads: int | None = None, deterministic: bool = True,
+) -> Iterator[Batch]:
+  """Infinite iterator of numpy training batches; see create_train_dataset."""
+  return create_train_dataset(
+      config, batch_size=batch_size, process_index=process_index,
+      process_count=process_count, num_threads=num_threads,
+      deterministic=deterministic).as_numpy_iterator()
+
+
+def _eval_preprocess(config: ml_collections.ConfigDict,
+                     example: Example) -> Example:
+  example = preprocessing.decode_and_center_crop(
+      example, image_size=config.image_size,
+      crop_padding=config.input.eval_crop_padding,
+      resize_method=config.input.resize_method)
+  return {**example, 'mask': tf.constant(True)}
+
+
+def _padding(image_size: int, count: int) -> tf.data.Dataset:
+  blank = {'image': tf.zeros([image_size, image_size, 3], tf.uint8),
+           'label': tf.constant(0, tf.int32), 'mask': tf.constant(False)}
+  return tf.data.Dataset.from_tensors(blank).repeat(count)
+
+
+def create_eval_dataset(
+    config: ml_collections.ConfigDict, *, batch_size: int,
+    process_index: int = 0, process_count: int = 1,
+    num_threads: int | None = None, cache: bool = True,
+) -> Iterable[Batch]:
+  """A re-iterable pass over this process's shard of the eval split.
+
+  Build it once and iterate it once per evaluation: each `for batch in ...`
+  starts a new pass. The first pass decodes and caches the preprocessed images
+  in memory (S*S*3 bytes per example: 3 KB at 32 px, 150 KB at 224 px), later
+  passes read the cache. `cache=False` re-reads and re-decodes on every pass.
+
+  Every batch holds 'image' uint8 (batch_size, S, S, 3), 'label' int32 and
+  'mask' bool (batch_size,): True for real examples, False for the zero padding
+  that fills the last batch. Every example of the split appears exactly once
+  over the processes. All processes yield the same number of batches, so a
+  multi-host evaluation step never waits on a process that ran out.
+  """
+  datasets.hide_gpus_from_tensorflow()
+  builder = datasets.ensure_prepared(config.dataset, config.data_dir)
+  eval_split = info.get_dataset_info(config.dataset).eval_split
+  split = tfds.split_for_jax_process(
+      eval_split, process_index=process_index, process_count=process_count)
+  num_local = builder.info.splits[split].num_examples
+  num_largest_shard = math.ceil(
+      builder.info.splits[eval_split].num_examples / process_count)
+  num_batches = math.ceil(num_largest_shard / batch_size)
+
+  ds = _read_split(builder, split, shuffle=False, seed=None)
+  ds = ds.map(_image_and_label, num_parallel_calls=tf.data.AUTOTUNE)
+  ds = ds.map(functools.partial(_eval_preprocess, config),
+              num_parallel_calls=tf.data.AUTOTUNE)
+  if cache:
+    ds = ds.cache()
+  ds = ds.concatenate(
+      _padding(config.image_size, num_batches * batch_size - num_local))
+  # The padding makes the count a multiple of batch_size: dropping the
+  # (empty) remainder only gives the batches a static shape.
+  ds = ds.batch(batch_size, drop_remainder=True)
+  ds = ds.prefetch(tf.data.AUTOTUNE)
+  ds = ds.with_options(_options(num_threads, deterministic=True))
+  return tfds.as_numpy(ds)
+
+
+def create_eval_iterator(
+    config: ml_collections.ConfigDict, *, batch_size: int,
+    process_index: int = 0, process_count: int = 1,
+    num_threads: int | None = None,
+) -> Iterator[Batch]:
+  """One pass over the eval shard, uncached; see create_eval_dataset.
+
+  For repeated evaluations build create_eval_dataset once and iterate it each
+  time instead: this function decodes the images anew on every call.
+  """
+  return iter(create_eval_dataset(
+      config, batch_size=batch_size, process_index=process_index,
+      process_count=process_count, num_threads=num_threads, cache=False))

@@ -1,0 +1,331 @@
+"""Tests of datasets.py, preprocessing.py and pipeline.py.
+
+Each preprocessing function runs eagerly and inside tf.data. The pipelines read
+the `tiny` embedded dataset, built once for this module in a temporary
+directory.
+"""
+
+import contextlib
+import hashlib
+import io
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs import default
+from input_pipeline import datasets
+from input_pipeline import embedded_shapes
+from input_pipeline import pipeline
+from input_pipeline import preprocessing
+
+TINY = 'embedded_shapes/tiny'
+NUM_TRAIN, NUM_VALIDATION = 512, 200
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# --- datasets.py -----------------------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def built(tmp_path_factory) -> tuple[str, str]:
+  """(data_dir with `tiny` built by ensure_prepared, what it printed)."""
+  data_dir = str(tmp_path_factory.mktemp('tfds'))
+  stdout = io.StringIO()
+  with contextlib.redirect_stdout(stdout):
+    datasets.ensure_prepared(TINY, data_dir)
+  return data_dir, stdout.getvalue()
+
+
+@pytest.fixture
+def config(built):
+  config = default.get_config()
+  config.dataset = TINY
+  config.data_dir = built[0]
+  config.image_size = 32
+  config.input.shuffle_buffer_size = 1000
+  return config
+
+
+def test_importing_the_package_does_not_import_tensorflow():
+  code = ('import sys, input_pipeline, input_pipeline.info; '
+          'assert "tensorflow" not in sys.modules')
+  subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, check=True)
+
+
+def test_tensorflow_sees_no_gpu():
+  assert tf.config.get_visible_devices('GPU') == []
+
+
+def test_get_builder():
+  builder = datasets.get_builder(TINY, '~/some_dir')
+  assert isinstance(builder, embedded_shapes.EmbeddedShapes)
+  assert builder.builder_config.name == 'tiny'
+  assert str(builder.data_dir).startswith(os.path.expanduser('~/some_dir'))
+  assert datasets.get_builder(
+      'embedded_shapes', '/x').builder_config.name == 'default'
+  assert datasets.get_builder('imagenet2012', '/x').name == 'imagenet2012'
+  with pytest.raises(ValueError, match='embedded_shapes/tiny.*imagenet2012'):
+    datasets.get_builder('mnist', '/x')
+
+
+def test_ensure_prepared_builds_once_and_says_so(built, capsys):
+  data_dir, printed = built
+  assert printed.count('\n') == 1
+  assert 'Building dataset embedded_shapes/tiny' in printed
+  assert ' s.' in printed
+  assert datasets.is_prepared(TINY, data_dir)
+  builder = datasets.ensure_prepared(TINY, data_dir)
+  assert builder.info.splits['train'].num_examples == NUM_TRAIN
+  assert capsys.readouterr().out == ''  # Already built: silent.
+
+
+def test_is_prepared_is_false_in_an_empty_dir(tmp_path):
+  assert not datasets.is_prepared(TINY, str(tmp_path))
+  assert not datasets.is_prepared('imagenet2012', str(tmp_path))
+  assert not os.listdir(tmp_path)  # And it built nothing.
+
+
+def test_unprepared_imagenet_says_how_to_prepare_it(tmp_path):
+  with pytest.raises(datasets.DatasetNotPreparedError) as error:
+    datasets.ensure_prepared('imagenet2012', str(tmp_path))
+  message = str(error.value)
+  assert str(tmp_path) in message
+  assert 'python -m input_pipeline.prepare_imagenet' in message
+  assert '--manual_dir=' in message
+
+
+# --- preprocessing.py ------------------------------------------------------
+
+HEIGHT, WIDTH = 90, 120
+
+
+def _jpeg() -> tf.Tensor:
+  """A JPEG whose every column and row differ, so crops and flips show."""
+  y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+  image = np.stack([x * 2, y * 2, (x + y) % 256], axis=-1).astype(np.uint8)
+  return tf.io.encode_jpeg(image, quality=95)
+
+
+def _example() -> dict[str, tf.Tensor]:
+  return {'image': _jpeg(), 'label': tf.constant(3, tf.int64)}
+
+
+CROP_ARGS = dict(area_range=(0.25, 1.0), aspect_ratio_range=(0.75, 1.33),
+                 min_object_covered=0.1, max_attempts=10)
+
+
+def _in_tf_data(fn, example):
+  """Runs fn on `example` inside a tf.data map (graph mode)."""
+  ds = tf.data.Dataset.from_tensors(example).map(fn)
+  return next(iter(ds))
+
+
+def _seed(i: int) -> tf.Tensor:
+  return tf.constant([7, i], tf.int64)
+
+
+def test_crop_window_respects_area_and_aspect_ratio():
+  shape = tf.constant([HEIGHT, WIDTH, 3], tf.int32)
+  windows = [preprocessing.sample_crop_window(shape, _seed(i), **CROP_ARGS)
+             for i in range(100)]
+  windows = np.array([w.numpy() for w in windows])
+  y, x, h, w = windows.T
+  assert (y >= 0).all() and (x >= 0).all()
+  assert (y + h <= HEIGHT).all() and (x + w <= WIDTH).all()
+  area = h * w / (HEIGHT * WIDTH)
+  rounding = 2 / min(HEIGHT, WIDTH)  # Sides are whole pixels.
+  assert (area >= 0.25 - rounding).all() and (area <= 1.0).all()
+  aspect = w / h
+  assert (aspect >= 0.75 * (1 - rounding)).all()
+  assert (aspect <= 1.33 * (1 + rounding)).all()
+  assert len({tuple(w) for w in windows}) > 50  # The seeds matter.
+
+
+def test_crop_window_falls_back_to_the_whole_image():
+  shape = tf.constant([HEIGHT, WIDTH, 3], tf.int32)
+  window = preprocessing.sample_crop_window(
+      shape, _seed(0), area_range=(0.9, 1.0), aspect_ratio_range=(20.0, 30.0),
+      min_object_covered=0.1, max_attempts=10)
+  assert window.numpy().tolist() == [0, 0, HEIGHT, WIDTH]
+
+
+def _random_crop(example, seed):
+  return preprocessing.decode_and_random_crop(
+      example, seed, image_size=32, resize_method='bicubic', **CROP_ARGS)
+
+
+@pytest.mark.parametrize('mode', ['eager', 'tf.data'])
+def test_decode_and_random_crop(mode):
+  run = ((lambda fn: fn(_example())) if mode == 'eager'
+         else (lambda fn: _in_tf_data(fn, _example())))
+  out = run(lambda ex: _random_crop(ex, _seed(0)))
+  assert out['image'].shape == (32, 32, 3) and out['image'].dtype == tf.uint8
+  assert out['label'] == 3  # Other keys pass through.
+  again = run(lambda ex: _random_crop(ex, _seed(0)))
+  np.testing.assert_array_equal(out['image'], again['image'])
+  others = [run(lambda ex, i=i: _random_crop(ex, _seed(i)))['image'].numpy()
+            for i in range(1, 4)]
+  assert not any(np.array_equal(out['image'], o) for o in others)
+
+
+def test_eager_and_tf_data_agree():
+  eager = _random_crop(_example(), _seed(5))['image']
+  graph = _in_tf_data(lambda ex: _random_crop(ex, _seed(5)), _example())
+  graph = graph['image']
+  np.testing.assert_array_equal(eager, graph)
+
+
+def test_fused_crop_equals_crop_of_decoded_image():
+  jpeg = _jpeg()
+  window = [10, 20, 50, 60]
+  fused = tf.io.decode_and_crop_jpeg(jpeg, window, channels=3).numpy()
+  full = tf.io.decode_jpeg(jpeg, channels=3).numpy()[10:60, 20:80]
+  assert np.abs(fused.astype(int) - full).max() <= 2
+
+
+def test_resize_methods():
+  image = tf.io.decode_jpeg(_jpeg())
+  for method in ('bicubic', 'bilinear'):
+    out = preprocessing.resize_to_uint8(image, 16, method)
+    assert out.shape == (16, 16, 3) and out.dtype == tf.uint8
+  with pytest.raises(ValueError, match='bicubic'):
+    preprocessing.resize_to_uint8(image, 16, 'nearest')
+
+
+@pytest.mark.parametrize('mode', ['eager', 'tf.data'])
+def test_random_flip_reverses_columns_for_about_half_the_seeds(mode):
+  image = tf.io.decode_jpeg(_jpeg())
+  example = {'image': image, 'label': tf.constant(1)}
+  flipped = 0
+  for i in range(20):
+    fn = lambda ex, i=i: preprocessing.random_flip(ex, _seed(i))
+    out = fn(example) if mode == 'eager' else _in_tf_data(fn, example)
+    out = out['image'].numpy()
+    if np.array_equal(out, image.numpy()[:, ::-1]):
+      flipped += 1
+    else:
+      np.testing.assert_array_equal(out, image.numpy())
+  assert 3 <= flipped <= 17
+
+
+def test_center_crop_window():
+  window = preprocessing.center_crop_window(
+      tf.constant([HEIGHT, WIDTH, 3]), image_size=32, crop_padding=4)
+  y, x, h, w = window.numpy()
+  assert h == w == int(32 / 36 * HEIGHT)  # 80 of the shorter 90.
+  assert (y, x) == ((HEIGHT - h + 1) // 2, (WIDTH - w + 1) // 2)
+  window = preprocessing.center_crop_window(
+      tf.constant([256, 300, 3]), image_size=224, crop_padding=32)
+  assert window.numpy().tolist() == [16, 38, 224, 224]
+
+
+@pytest.mark.parametrize('mode', ['eager', 'tf.data'])
+def test_decode_and_center_crop(mode):
+  fn = lambda ex: preprocessing.decode_and_center_crop(
+      ex, image_size=32, crop_padding=4, resize_method='bicubic')
+  out = fn(_example()) if mode == 'eager' else _in_tf_data(fn, _example())
+  assert out['image'].shape == (32, 32, 3) and out['image'].dtype == tf.uint8
+  assert out['label'] == 3
+  # The same as cropping the decoded image by hand and resizing it.
+  y, x, side, _ = preprocessing.center_crop_window(
+      tf.constant([HEIGHT, WIDTH, 3]), 32, 4).numpy()
+  by_hand = tf.io.decode_jpeg(_jpeg())[y:y + side, x:x + side]
+  by_hand = preprocessing.resize_to_uint8(by_hand, 32, 'bicubic')
+  assert np.abs(out['image'].numpy().astype(int) - by_hand.numpy()).max() <= 2
+
+
+# --- pipeline.py -----------------------------------------------------------
+
+
+def _take(iterator, n: int) -> list[dict[str, np.ndarray]]:
+  return [next(iterator) for _ in range(n)]
+
+
+def test_num_examples(config):
+  assert pipeline.num_examples(config, 'train') == NUM_TRAIN
+  assert pipeline.num_examples(config, 'validation') == NUM_VALIDATION
+  half = pipeline.num_examples(config, 'validation[:50%]')
+  assert half == NUM_VALIDATION // 2
+
+
+def test_train_batches(config):
+  batch = next(pipeline.create_train_iterator(config, batch_size=24))
+  assert set(batch) == {'image', 'label'}
+  assert batch['image'].shape == (24, 32, 32, 3)
+  assert batch['image'].dtype == np.uint8
+  assert batch['label'].shape == (24,) and batch['label'].dtype == np.int32
+  assert ((0 <= batch['label']) & (batch['label'] < 10)).all()
+  assert batch['image'].std() > 10  # Real pictures, not blanks.
+
+
+def test_train_is_reproducible_and_depends_on_the_seed(config):
+  first = _take(pipeline.create_train_iterator(config, batch_size=16), 3)
+  again = _take(pipeline.create_train_iterator(config, batch_size=16), 3)
+  for a, b in zip(first, again):
+    np.testing.assert_array_equal(a['image'], b['image'])
+    np.testing.assert_array_equal(a['label'], b['label'])
+  config.seed = 1
+  other = _take(pipeline.create_train_iterator(config, batch_size=16), 3)
+  assert not np.array_equal(first[0]['image'], other[0]['image'])
+  assert not all(np.array_equal(a['label'], b['label'])
+                 for a, b in zip(first, other))
+
+
+def _digests(images: np.ndarray) -> list[str]:
+  return [hashlib.sha1(image.tobytes()).hexdigest() for image in images]
+
+
+def test_train_shards_are_disjoint_epochs(config):
+  # Whole-image crops without flips make each example's image fixed, so that
+  # one epoch of each shard can be told apart by content.
+  config.input.crop_area_range = (1.0, 1.0)
+  config.input.random_flip = False
+  shards = []
+  for process_index in range(2):
+    iterator = pipeline.create_train_iterator(
+        config, batch_size=32, process_index=process_index, process_count=2)
+    epoch = _take(iterator, NUM_TRAIN // 2 // 32)
+    shards.append(set(_digests(np.concatenate([b['image'] for b in epoch]))))
+  assert len(shards[0]) == len(shards[1]) == NUM_TRAIN // 2  # One epoch.
+  assert not shards[0] & shards[1]
+
+
+def _eval_pass(eval_data) -> dict[str, np.ndarray]:
+  batches = list(eval_data)
+  return {k: np.concatenate([b[k] for b in batches]) for k in batches[0]}
+
+
+def test_eval_sees_every_example_once(config):
+  eval_data = pipeline.create_eval_dataset(config, batch_size=64)
+  out = _eval_pass(eval_data)
+  assert out['image'].shape == (256, 32, 32, 3)  # 4 batches for 200 examples.
+  assert out['image'].dtype == np.uint8 and out['label'].dtype == np.int32
+  assert out['mask'].dtype == bool
+  assert out['mask'].sum() == NUM_VALIDATION
+  assert out['mask'][:NUM_VALIDATION].all()  # Padding only at the end.
+  assert not out['image'][~out['mask']].any()
+  real = out['image'][out['mask']]
+  assert len(set(_digests(real))) == NUM_VALIDATION
+  labels = np.bincount(out['label'][out['mask']], minlength=10)
+  assert labels.tolist() == [20] * 10
+  # Re-iterable, from the cache, with the same content.
+  again = _eval_pass(eval_data)
+  for key in out:
+    np.testing.assert_array_equal(out[key], again[key])
+  once = list(pipeline.create_eval_iterator(config, batch_size=64))
+  np.testing.assert_array_equal(
+      np.concatenate([b['image'] for b in once]), out['image'])
+
+
+def test_eval_shards_cover_the_split_with_equal_batch_counts(config):
+  passes = [_eval_pass(pipeline.create_eval_dataset(
+      config, batch_size=32, process_index=i, process_count=3))
+            for i in range(3)]
+  assert {len(p['mask']) for p in passes} == {96}  # ceil(67 / 32) batches.
+  assert [p['mask'].sum() for p in passes] == [67, 67, 66]
+  digests = [set(_digests(p['image'][p['mask']])) for p in passes]
+  assert len(set.union(*digests)) == NUM_VALIDATION
+  assert sum(len(d) for d in digests) == NUM_VALIDATION
