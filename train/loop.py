@@ -237,47 +237,56 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
   reached = None
   step = 0
   block_first_epoch = 0.0
-  while step < config.num_train_steps:
-    if step == 0 or (evals and evals[-1].step == step):  # A block begins.
-      next_eval = min(step + config.eval_every_steps, config.num_train_steps)
-      block_first_epoch = step / steps_per_epoch
-      mllogger.start(mlc.BLOCK_START, metadata={
-          'first_epoch_num': block_first_epoch,
-          'epoch_count': (next_eval - step) / steps_per_epoch})
-    with jax.profiler.StepTraceAnnotation('train', step_num=step):
-      state, metrics = setup.train_step(state, next(setup.train_batches))
-    step += 1
-    report_progress(step, time.time())
-    log_train_metrics(step, time.time(), metrics=metrics)
-    if step % config.eval_every_steps and step != config.num_train_steps:
-      continue
-    epoch = step / steps_per_epoch
-    mllogger.end(mlc.BLOCK_STOP, metadata={'first_epoch_num': block_first_epoch})
-    mllogger.start(mlc.EVAL_START, metadata={'epoch_num': epoch})
-    eval_start = time.perf_counter()
-    accuracy, loss, count = evaluate(setup.eval_step, state, setup.eval_dataset,
-                                     setup.batch_sharding)
-    eval_end = time.perf_counter()
-    eval_seconds += eval_end - eval_start
-    if count != setup.num_eval:
-      raise RuntimeError(f'evaluated {count} examples, the split has {setup.num_eval}')
-    mllogger.event(mlc.EVAL_ACCURACY, accuracy, metadata={'epoch_num': epoch})
-    mllogger.end(mlc.EVAL_STOP, metadata={'epoch_num': epoch})
-    evals.append(EvalRecord(step=step, epoch=epoch, accuracy=accuracy, loss=loss,
-                            seconds=eval_end - run_start))
-    writer.write_scalars(step, {'eval_accuracy': accuracy, 'eval_loss': loss})
-    logging.info('eval at step %d (epoch %.2f): accuracy %.4f, loss %.4f, %.1fs into the run',
-                 step, epoch, accuracy, loss, evals[-1].seconds)
-    if reached is None and accuracy >= config.target_accuracy:
-      reached = evals[-1]
-    if reached is not None and config.stop_at_target:
-      break
+  # Any implicit host-device transfer in the loop is a hidden sync: fail loudly.
+  with jax.transfer_guard('disallow'):
+    while step < config.num_train_steps:
+      if step == 0   or (evals and evals[-1].step == step):  # A block begins.
+        next_eval = min(step + config.eval_every_steps, config.num_train_steps)
+        block_first_epoch = step / steps_per_epoch
+        mllogger.start(mlc.BLOCK_START, metadata={
+            'first_epoch_num': block_first_epoch,
+            'epoch_count': (next_eval - step) / steps_per_epoch})
+      with jax.profiler.StepTraceAnnotation('train', step_num=step):
+        state, metrics = setup.train_step(state, next(setup.train_batches))
+      step += 1
+      report_progress(step, time.time())
+      log_train_metrics(step, time.time(), metrics=metrics)
+      if step % config.eval_every_steps and step != config.num_train_steps:
+        continue
+      mllogger.end(mlc.BLOCK_STOP, metadata={'first_epoch_num': block_first_epoch})
+      eval_start = time.perf_counter()
+      evals.append(_evaluate_and_log(setup, state, step=step, epoch=step / steps_per_epoch,
+                                     run_start=run_start, mllogger=mllogger, writer=writer))
+      eval_seconds += time.perf_counter() - eval_start
+      if reached is None and evals[-1].accuracy >= config.target_accuracy:
+        reached = evals[-1]
+      if reached is not None and config.stop_at_target:
+        break
   run_seconds = time.perf_counter() - run_start
   mllogger.end(mlc.RUN_STOP, metadata={'status': 'success' if reached else 'aborted'})
   return _Outcome(evals=evals, steps_completed=step,
                   reached_step=reached.step if reached else None,
                   reached_seconds=reached.seconds if reached else None,
                   run_seconds=run_seconds, eval_seconds=eval_seconds)
+
+
+def _evaluate_and_log(setup: _Setup, state: steps.TrainState, *, step: int, epoch: float,
+                      run_start: float, mllogger: mlperf_log.MlperfLogger,
+                      writer: metric_writers.MetricWriter) -> EvalRecord:
+  """One full pass over the eval split, logged to MLPerf, TensorBoard and the console."""
+  mllogger.start(mlc.EVAL_START, metadata={'epoch_num': epoch})
+  accuracy, loss, count = evaluate(setup.eval_step, state, setup.eval_dataset,
+                                   setup.batch_sharding)
+  if count != setup.num_eval:
+    raise RuntimeError(f'evaluated {count} examples, the split has {setup.num_eval}')
+  mllogger.event(mlc.EVAL_ACCURACY, accuracy, metadata={'epoch_num': epoch})
+  mllogger.end(mlc.EVAL_STOP, metadata={'epoch_num': epoch})
+  record = EvalRecord(step=step, epoch=epoch, accuracy=accuracy, loss=loss,
+                      seconds=time.perf_counter() - run_start)
+  writer.write_scalars(step, {'eval_accuracy': accuracy, 'eval_loss': loss})
+  logging.info('eval at step %d (epoch %.2f): accuracy %.4f, loss %.4f, %.1fs into the run',
+               step, epoch, accuracy, loss, record.seconds)
+  return record
 
 
 def _result(config: ml_collections.ConfigDict, setup: _Setup, outcome: _Outcome,
