@@ -17,6 +17,7 @@ about 1 min 40 s. See the README for the figures.
 """
 
 import ml_collections
+from ml_collections import config_dict
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -47,9 +48,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.input.shuffle_buffer_size = 10_000
   config.input.prefetch_batches = 2
 
-  # Budget.
+  # Budget: either `num_train_steps`, or `num_epochs` (then num_train_steps must
+  # be 0 and the steps are derived in code). An epoch is counted as MLPerf counts
+  # it: each block of `epochs_per_block` epochs is rounded up to whole steps
+  # (ImageNet at batch 32,768: 157 steps per 4 epochs, 39.25 steps per epoch).
   config.global_batch_size = 128
   config.num_train_steps = 600
+  config.num_epochs = config_dict.placeholder(float)
+  config.epochs_per_block = 4
 
   # Model: ResNet family, defaults chosen for the small embedded images.
   config.model = ml_collections.ConfigDict()
@@ -73,18 +79,38 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.l2_on_bn_bias = False
   config.optimizer.trust_coefficient = 0.001
   config.optimizer.lars_epsilon = 0.0
+  # Adam, AdamW and LAMB. `weight_decay` is decoupled weight decay (adamw, lamb);
+  # like `l2`, it applies to weights only unless `l2_on_bn_bias`.
+  config.optimizer.b1 = 0.9
+  config.optimizer.b2 = 0.999
+  config.optimizer.eps = 1e-8
+  config.optimizer.weight_decay = 0.0
 
   config.label_smoothing = 0.1
 
-  # Learning rate: piecewise polynomial (Reality Check, section 2.1.4).
+  # Learning rate. Schedules: 'piecewise_polynomial' (Reality Check, section
+  # 2.1.4), 'cosine' (section 4), 'linear' (from peak to peak * decay_factor;
+  # Tables 9-11). Warmup is either `warmup_steps` (fractional allowed) or
+  # `warmup_epochs` (then warmup_steps must be 0). The decay ends at
+  # `decay_steps` (None: the end of the budget) and holds `final` after it.
   config.lr = ml_collections.ConfigDict()
   config.lr.schedule = 'piecewise_polynomial'
   config.lr.init = 0.0
   config.lr.peak = 10.0
   config.lr.final = 1e-4
   config.lr.warmup_steps = 50.0
+  config.lr.warmup_epochs = config_dict.placeholder(float)
   config.lr.warmup_power = 1.0
   config.lr.decay_power = 2.0
+  config.lr.decay_steps = config_dict.placeholder(float)
+  config.lr.decay_factor = 0.01
+  # Batch-size scaling (LAMB paper, Table 5): the peak rate is lr.peak times
+  # (global_batch_size / reference_batch_size) ** {'none': 0, 'sqrt': 0.5,
+  # 'linear': 1}; with warmup_batch_scaling='linear' the warmup in epochs grows
+  # in proportion to the batch ("linear-epoch warmup").
+  config.lr.batch_scaling = 'none'
+  config.lr.warmup_batch_scaling = 'none'
+  config.lr.reference_batch_size = 256
 
   # Target and evaluation.
   config.target_accuracy = 0.75

@@ -25,8 +25,10 @@ Build it by instantiating the builder directly, e.g.
 """
 
 import dataclasses
-import multiprocessing
 import os
+import pickle
+import subprocess
+import sys
 from typing import Iterator
 
 import tensorflow_datasets as tfds
@@ -95,16 +97,41 @@ class EmbeddedShapes(tfds.core.GeneratorBasedBuilder, skip_registration=True):
 
   def _generate_examples(self, split: str, num_examples: int) -> Iterator[
       tuple[str, dict[str, bytes | int | str]]]:
-    jobs = [(split, i) for i in range(num_examples)]
-    processes = min(2, os.cpu_count() or 1)
-    if processes < 2:
-      for example in map(shapes.generate_from_args, jobs):
-        yield example['file_name'], example
-      return
-    # Drawing costs about a millisecond per image, as much as tfds's writing,
-    # so two workers draw while this process writes. 'spawn', not 'fork': this
-    # process may already run JAX's threads, and a forked copy of a threaded
-    # process can deadlock. The workers import only `shapes` (numpy and PIL).
-    with multiprocessing.get_context('spawn').Pool(processes) as pool:
-      for example in pool.imap(shapes.generate_from_args, jobs, chunksize=64):
-        yield example['file_name'], example
+    # Drawing costs about a millisecond per image, as much as tfds's writing, so
+    # two worker processes draw while this process writes (see shapes.py for
+    # why they are plain subprocesses).
+    workers = [_start_worker(split, start, stop)
+               for start, stop in _halves(num_examples)]
+    try:
+      # Round robin: each worker blocks only when its pipe is full, so both
+      # keep drawing while the examples are written. The keys, not the order
+      # of arrival, fix where tfds stores each example.
+      live = list(workers)
+      while live:
+        for worker in list(live):
+          try:
+            example = pickle.load(worker.stdout)
+          except EOFError:
+            live.remove(worker)
+            continue
+          yield example['file_name'], example
+    finally:
+      for worker in workers:
+        worker.stdout.close()
+        if worker.wait() != 0:
+          raise RuntimeError(f'drawing worker {worker.args} failed with status '
+                             f'{worker.returncode}')
+
+
+def _halves(num_examples: int) -> list[tuple[int, int]]:
+  middle = num_examples // 2
+  return [(0, middle), (middle, num_examples)]
+
+
+def _start_worker(split: str, start: int, stop: int) -> subprocess.Popen:
+  repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+      filter(None, [repo_root, os.environ.get('PYTHONPATH')])))
+  return subprocess.Popen(
+      [sys.executable, '-m', 'input_pipeline.shapes', split, str(start), str(stop)],
+      stdout=subprocess.PIPE, env=env, cwd=repo_root)

@@ -1,9 +1,11 @@
 """Drawing the embedded shapes dataset's images: numpy and PIL only, no TensorFlow.
 
-The tfds builder in `embedded_shapes.py` draws its examples in worker processes;
-keeping the drawing here, free of TensorFlow, lets those workers start in a
-fraction of a second with the 'spawn' method (forking a process that already runs
-JAX's threads can deadlock).
+The tfds builder in `embedded_shapes.py` draws its examples in worker processes,
+`python -m input_pipeline.shapes SPLIT START STOP`, which pickle them to their
+standard output. Keeping the drawing here, free of TensorFlow, lets a worker start
+in a fraction of a second. Plain subprocesses rather than multiprocessing: forking
+a process that already runs JAX's threads can deadlock, and 'spawn' re-imports
+the caller's main module, which hangs a script that has no __main__ guard.
 
 Generation is deterministic: example `i` of split `s` is drawn from a generator
 seeded with `(s, i)`, so every build writes the same bytes.
@@ -11,6 +13,9 @@ seeded with `(s, i)`, so every build writes the same bytes.
 
 import io
 import math
+import pickle
+import sys
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -187,5 +192,13 @@ def generate_example(split: str, index: int) -> dict[str, bytes | int | str]:
           'file_name': file_name(split, index)}
 
 
-def generate_from_args(args: tuple[str, int]) -> dict[str, bytes | int | str]:
-  return generate_example(*args)
+def write_examples(split: str, start: int, stop: int, stream: BinaryIO) -> None:
+  """Pickles examples start..stop-1 of `split` onto `stream`, one at a time."""
+  for index in range(start, stop):
+    pickle.dump(generate_example(split, index), stream, protocol=pickle.HIGHEST_PROTOCOL)
+  stream.flush()
+
+
+if __name__ == '__main__':
+  # A drawing worker of the tfds builder: python -m input_pipeline.shapes SPLIT START STOP
+  write_examples(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.stdout.buffer)

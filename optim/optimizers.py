@@ -2,18 +2,36 @@
 
 Weights are the kernels (rank >= 2); everything of rank <= 1 (biases, BatchNorm
 scales and offsets) forms the second group. `optimizer.name` drives the weights,
-`optimizer.bn_bias_name` the rest ('same' reuses `name`). L2 (`optimizer.l2`) is
-added to the gradient of the weights only, unless `optimizer.l2_on_bn_bias`:
-the MLPerf pipeline's exclusion of biases and BN parameters matters (Reality Check,
-section 2.1.3).
+`optimizer.bn_bias_name` the rest ('same' reuses `name`); every name is valid
+for either group.
+
+Regularisation comes in two forms, and each optimizer reads exactly one:
+  L2 (`optimizer.l2`), added to the gradient: lars, mlperf_momentum, momentum,
+    nesterov, adam;
+  decoupled weight decay (`optimizer.weight_decay`): adamw, lamb.
+Both apply to the weights only, unless `optimizer.l2_on_bn_bias`: that one flag
+covers L2 and weight decay alike. The MLPerf pipeline's exclusion of biases and
+BN parameters matters (Reality Check, section 2.1.3), and Nado et al. set
+lambda = 0 on them whenever LARS or LAMB shares the model with another optimizer
+(Appendix D.3). Their footnote 21 pairs L2 with LARS and Nesterov and weight
+decay with LAMB and Adam, so their "Adam" is `adamw` here.
+
+  lars             MLPerf LARS (optim/lars.py): trust ratio, lr inside momentum.
+  mlperf_momentum  the same without the trust ratio: v = mu*v + lr*g; w -= v.
+  momentum         heavy ball: v = mu*v + g; w -= lr*v.
+  nesterov         v = mu*v + g; w -= lr*(mu*v + g).
+  adam             Kingma & Ba, bias-corrected, with L2 in the gradient.
+  adamw            Adam with decoupled weight decay, scaled by the rate.
+  lamb             LAMB, Algorithm 2 (optim/lamb.py).
 """
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import jax
 import ml_collections
 import optax
 
+from optim import lamb
 from optim import lars
 from optim import schedules
 
@@ -21,21 +39,29 @@ WEIGHTS = 'weights'
 BN_BIAS = 'bn_bias'
 SAME = 'same'
 
-OptimizerBuilder = Callable[[ml_collections.ConfigDict, schedules.Schedule, float],
-                            optax.GradientTransformation]
+
+class Regularization(NamedTuple):
+  """The strengths that apply to one parameter group (0 where excluded)."""
+  l2: float
+  weight_decay: float
+
+
+OptimizerBuilder = Callable[
+    [ml_collections.ConfigDict, schedules.Schedule, Regularization],
+    optax.GradientTransformation]
 
 
 def _lars(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
-          l2: float) -> optax.GradientTransformation:
-  return lars.mlperf_lars(lr, momentum=opt.momentum, l2=l2,
+          reg: Regularization) -> optax.GradientTransformation:
+  return lars.mlperf_lars(lr, momentum=opt.momentum, l2=reg.l2,
                           trust_coefficient=opt.trust_coefficient,
                           epsilon=opt.lars_epsilon)
 
 
 def _mlperf_momentum(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
-                     l2: float) -> optax.GradientTransformation:
+                     reg: Regularization) -> optax.GradientTransformation:
   """Heavy ball with the rate inside the accumulator: v = mu*v + lr*g, w -= v."""
-  return lars.mlperf_lars(lr, momentum=opt.momentum, l2=l2,
+  return lars.mlperf_lars(lr, momentum=opt.momentum, l2=reg.l2,
                           trust_coefficient=opt.trust_coefficient,
                           epsilon=opt.lars_epsilon, use_trust_ratio=False)
 
@@ -44,16 +70,45 @@ def _sgd_momentum(nesterov: bool) -> OptimizerBuilder:
   """v = mu*v + g; w -= lr*v (heavy ball) or w -= lr*(mu*v + g) (Nesterov)."""
 
   def build(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
-            l2: float) -> optax.GradientTransformation:
+            reg: Regularization) -> optax.GradientTransformation:
     return optax.chain(
-        optax.add_decayed_weights(l2),
+        optax.add_decayed_weights(reg.l2),
         optax.trace(decay=opt.momentum, nesterov=nesterov),
         optax.scale_by_learning_rate(lr))
 
   return build
 
 
+def _adam(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
+          reg: Regularization) -> optax.GradientTransformation:
+  """w -= lr * m_hat / (sqrt(v_hat) + eps), with g + l2*w as the gradient."""
+  # L2 goes in before the moments, so Adam's per-coordinate scaling divides it
+  # too: this is what distinguishes it from adamw (Loshchilov & Hutter).
+  return optax.chain(
+      optax.add_decayed_weights(reg.l2),
+      optax.adam(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps))
+
+
+def _adamw(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
+           reg: Regularization) -> optax.GradientTransformation:
+  """w -= lr * (m_hat / (sqrt(v_hat) + eps) + wd*w)."""
+  # optax's convention: the decay is multiplied by the scheduled learning rate,
+  # not by its ratio to the peak (Loshchilov & Hutter's eta_t schedule factor),
+  # so `weight_decay` here is per unit of learning rate.
+  return optax.adamw(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps,
+                     weight_decay=reg.weight_decay)
+
+
+def _lamb(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
+          reg: Regularization) -> optax.GradientTransformation:
+  return lamb.lamb(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps,
+                   weight_decay=reg.weight_decay)
+
+
 _OPTIMIZERS: dict[str, OptimizerBuilder] = {
+    'adam': _adam,
+    'adamw': _adamw,
+    'lamb': _lamb,
     'lars': _lars,
     'mlperf_momentum': _mlperf_momentum,
     'momentum': _sgd_momentum(nesterov=False),
@@ -76,6 +131,12 @@ def param_group_labels(params):
   return jax.tree.map(lambda p: WEIGHTS if p.ndim > 1 else BN_BIAS, params)
 
 
+def _regularization(opt: ml_collections.ConfigDict, group: str) -> Regularization:
+  if group == WEIGHTS or opt.l2_on_bn_bias:
+    return Regularization(l2=opt.l2, weight_decay=opt.weight_decay)
+  return Regularization(l2=0.0, weight_decay=0.0)
+
+
 def create_optimizer(config: ml_collections.ConfigDict,
                      learning_rate_fn: schedules.Schedule | None = None,
                      ) -> optax.GradientTransformation:
@@ -83,10 +144,11 @@ def create_optimizer(config: ml_collections.ConfigDict,
   opt = config.optimizer
   if learning_rate_fn is None:
     learning_rate_fn = schedules.create_learning_rate_fn(config)
-  bn_bias_name = opt.name if opt.bn_bias_name == SAME else opt.bn_bias_name
-  weights_tx = _get_builder(opt.name, 'optimizer.name')(opt, learning_rate_fn, opt.l2)
-  bn_bias_l2 = opt.l2 if opt.l2_on_bn_bias else 0.0
-  bn_bias_tx = _get_builder(bn_bias_name, 'optimizer.bn_bias_name')(
-      opt, learning_rate_fn, bn_bias_l2)
-  return optax.multi_transform({WEIGHTS: weights_tx, BN_BIAS: bn_bias_tx},
-                               param_group_labels)
+  names = {WEIGHTS: opt.name,
+           BN_BIAS: opt.name if opt.bn_bias_name == SAME else opt.bn_bias_name}
+  keys = {WEIGHTS: 'optimizer.name', BN_BIAS: 'optimizer.bn_bias_name'}
+  transforms = {
+      group: _get_builder(names[group], keys[group])(
+          opt, learning_rate_fn, _regularization(opt, group))
+      for group in (WEIGHTS, BN_BIAS)}
+  return optax.multi_transform(transforms, param_group_labels)

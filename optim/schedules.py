@@ -3,14 +3,73 @@
 The step count t is the number of updates already applied: the update that turns
 step t into step t + 1 uses eta(t). With eta_init = 0 the first update is
 therefore a no-op, as in the MLPerf reference.
+
+Every schedule is a warmup from `init` to `peak` over t_warmup steps,
+  eta_t = init + (peak - init) * (t / t_warmup)^p_warmup,      t <= t_warmup,
+then a decay from `peak` to `final` that ends at step T = `decay_steps`, after
+which the rate holds at `final`. The two pieces meet at peak when t = t_warmup;
+with t_warmup = 0 there is no warmup and eta_0 = peak. Rates are computed in the
+default float type (float32, or float64 under jax.enable_x64).
+
+The LAMB paper's ResNet-50 schedule (You et al., Table 5: eta_t = eta_0 (1 - t/T)
+after a warmup) needs no schedule of its own: it is 'piecewise_polynomial' with
+init 0, final 0, warmup_power 1, decay_power 1, the warmup in epochs
+(lr.warmup_epochs), lr.batch_scaling='sqrt' and lr.warmup_batch_scaling='linear'.
 """
 
+import math
 from typing import Callable
 
 import jax.numpy as jnp
 import ml_collections
 
+from train import budget as budget_lib
+
 Schedule = Callable[[jnp.ndarray | int], jnp.ndarray]
+
+
+def _check_steps(warmup_steps: float, decay_steps: float) -> None:
+  if not 0 <= warmup_steps < decay_steps:
+    raise ValueError(
+        f'warmup_steps={warmup_steps} must be in [0, decay_steps={decay_steps})')
+
+
+def _as_float(step) -> jnp.ndarray:
+  # The default float type: float32, or float64 under jax.enable_x64.
+  return jnp.asarray(step).astype(jnp.result_type(float))
+
+
+def _warmup(t: jnp.ndarray, *, init: float, peak: float, warmup_steps: float,
+            warmup_power: float) -> jnp.ndarray:
+  """init + (peak - init) * (t / t_warmup)^p_warmup (only used for t < t_warmup)."""
+  # Guard the division for warmup_steps == 0, when this branch is never selected.
+  fraction = t / max(warmup_steps, 1e-12)
+  return init + (peak - init) * jnp.power(fraction, warmup_power)
+
+
+def _remaining(t: jnp.ndarray, warmup_steps: float, decay_steps: float
+               ) -> jnp.ndarray:
+  """(T - t) / (T - t_warmup), clipped to [0, 1]: 0 holds `final` after T.
+
+  Formulas use this rather than 1 - (t - t_warmup) / (T - t_warmup): near T the
+  difference would cancel and, in float32, lose most digits of the last rates.
+  """
+  return jnp.clip((decay_steps - t) / (decay_steps - warmup_steps), 0.0, 1.0)
+
+
+def _warmup_then(decay: Callable[[jnp.ndarray], jnp.ndarray], *, init: float,
+                 peak: float, warmup_steps: float, warmup_power: float) -> Schedule:
+  """The schedule that warms up, then follows decay(t) (which is peak at t_warmup)."""
+
+  def schedule(step):
+    t = _as_float(step)
+    warmup = _warmup(t, init=init, peak=peak, warmup_steps=warmup_steps,
+                     warmup_power=warmup_power)
+    # Both pieces are peak at t = t_warmup (up to rounding), so `<` matches the
+    # paper's `<=`; it also makes t_warmup = 0 start at peak rather than at init.
+    return jnp.where(t < warmup_steps, warmup, decay(t))
+
+  return schedule
 
 
 def piecewise_polynomial(*, init: float, peak: float, final: float,
@@ -24,33 +83,84 @@ def piecewise_polynomial(*, init: float, peak: float, final: float,
   with T = `decay_steps`; after T the rate stays at `final`. `warmup_steps` may
   be fractional (the MLPerf recipe warms up for 706.5 steps) and is kept exact.
   """
-  if not 0 <= warmup_steps < decay_steps:
-    raise ValueError(
-        f'warmup_steps={warmup_steps} must be in [0, decay_steps={decay_steps})')
+  _check_steps(warmup_steps, decay_steps)
 
-  def schedule(step):
-    # The default float type: float32, or float64 under jax.enable_x64.
-    t = jnp.asarray(step).astype(jnp.result_type(float))
-    # Guard the division for warmup_steps == 0: that branch is then never taken.
-    warmup_fraction = t / max(warmup_steps, 1e-12)
-    warmup = init + (peak - init) * jnp.power(warmup_fraction, warmup_power)
-    remaining = jnp.clip((decay_steps - t) / (decay_steps - warmup_steps), 0.0, 1.0)
-    decay = final + (peak - final) * jnp.power(remaining, decay_power)
-    return jnp.where(t <= warmup_steps, warmup, decay)
+  def decay(t):
+    remaining = _remaining(t, warmup_steps, decay_steps)
+    return final + (peak - final) * jnp.power(remaining, decay_power)
 
-  return schedule
+  return _warmup_then(decay, init=init, peak=peak, warmup_steps=warmup_steps,
+                      warmup_power=warmup_power)
 
 
-def _piecewise_polynomial_from_config(config: ml_collections.ConfigDict) -> Schedule:
-  lr = config.lr
+def cosine(*, init: float, peak: float, final: float, warmup_steps: float,
+           warmup_power: float, decay_steps: float) -> Schedule:
+  """Polynomial warmup to `peak`, then cosine decay to `final` at `decay_steps`.
+
+  Reality Check paper, section 4 (there without warmup, i.e. warmup_steps=0):
+    eta_t = final + (peak - final) * (1 + cos(pi (t - t_warmup) / (T - t_warmup))) / 2
+  for t > t_warmup, and `final` after T.
+  """
+  _check_steps(warmup_steps, decay_steps)
+
+  def decay(t):
+    # (1 + cos(pi (1 - r))) / 2 = sin^2(pi r / 2) with r the remaining fraction:
+    # the same value, without the cancellation of 1 + cos(~pi) near T.
+    remaining = _remaining(t, warmup_steps, decay_steps)
+    return final + (peak - final) * jnp.square(jnp.sin(0.5 * math.pi * remaining))
+
+  return _warmup_then(decay, init=init, peak=peak, warmup_steps=warmup_steps,
+                      warmup_power=warmup_power)
+
+
+def linear(*, init: float, peak: float, decay_factor: float, warmup_steps: float,
+           warmup_power: float, decay_steps: float) -> Schedule:
+  """Polynomial warmup to `peak`, then linear decay to peak * decay_factor.
+
+  Reality Check paper, Appendix D, Tables 9-11: "starting from eta_0 and ending
+  at eta_0 * eta_decay_factor" at step t_decay = `decay_steps` (the whole budget
+  in Tables 9-10), constant after it; those tables use no warmup
+  (warmup_steps=0). This is `piecewise_polynomial` with decay_power 1 and
+  final = peak * decay_factor.
+  """
+  if not decay_factor >= 0:
+    raise ValueError(f'decay_factor={decay_factor} must be >= 0')
   return piecewise_polynomial(
-      init=lr.init, peak=lr.peak, final=lr.final,
-      warmup_steps=lr.warmup_steps, warmup_power=lr.warmup_power,
-      decay_power=lr.decay_power, decay_steps=config.num_train_steps)
+      init=init, peak=peak, final=peak * decay_factor, warmup_steps=warmup_steps,
+      warmup_power=warmup_power, decay_power=1.0, decay_steps=decay_steps)
 
 
-_SCHEDULES: dict[str, Callable[[ml_collections.ConfigDict], Schedule]] = {
+ScheduleBuilder = Callable[[ml_collections.ConfigDict, budget_lib.Budget], Schedule]
+
+
+def _piecewise_polynomial_from_config(lr: ml_collections.ConfigDict,
+                                      budget: budget_lib.Budget) -> Schedule:
+  return piecewise_polynomial(
+      init=lr.init, peak=budget.peak_learning_rate, final=lr.final,
+      warmup_steps=budget.warmup_steps, warmup_power=lr.warmup_power,
+      decay_power=lr.decay_power, decay_steps=budget.decay_steps)
+
+
+def _cosine_from_config(lr: ml_collections.ConfigDict,
+                        budget: budget_lib.Budget) -> Schedule:
+  return cosine(
+      init=lr.init, peak=budget.peak_learning_rate, final=lr.final,
+      warmup_steps=budget.warmup_steps, warmup_power=lr.warmup_power,
+      decay_steps=budget.decay_steps)
+
+
+def _linear_from_config(lr: ml_collections.ConfigDict,
+                        budget: budget_lib.Budget) -> Schedule:
+  return linear(
+      init=lr.init, peak=budget.peak_learning_rate, decay_factor=lr.decay_factor,
+      warmup_steps=budget.warmup_steps, warmup_power=lr.warmup_power,
+      decay_steps=budget.decay_steps)
+
+
+_SCHEDULES: dict[str, ScheduleBuilder] = {
     'piecewise_polynomial': _piecewise_polynomial_from_config,
+    'cosine': _cosine_from_config,
+    'linear': _linear_from_config,
 }
 
 
@@ -58,9 +168,17 @@ def schedule_names() -> list[str]:
   return sorted(_SCHEDULES)
 
 
-def create_learning_rate_fn(config: ml_collections.ConfigDict) -> Schedule:
-  """Builds the schedule named by `config.lr.schedule`."""
+def create_learning_rate_fn(config: ml_collections.ConfigDict,
+                            num_train_examples: int | None = None) -> Schedule:
+  """Builds the schedule named by `config.lr.schedule`.
+
+  Its steps (warmup, decay end) and its peak come from
+  `train.budget.resolve_budget(config, num_train_examples)`, so they follow the
+  batch size and the dataset size; `num_train_examples` defaults to that of
+  `config.dataset`.
+  """
   if config.lr.schedule not in _SCHEDULES:
     raise ValueError(f'unknown lr.schedule {config.lr.schedule!r}; '
                      f'valid: {", ".join(schedule_names())}')
-  return _SCHEDULES[config.lr.schedule](config)
+  budget = budget_lib.resolve_budget(config, num_train_examples)
+  return _SCHEDULES[config.lr.schedule](config.lr, budget)

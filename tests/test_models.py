@@ -82,6 +82,7 @@ def test_parameter_counts_match_the_reference_networks(depth, version,
 def test_every_depth_has_its_stage_sizes_and_block():
   expected = {
       10: ((1, 1, 1, 1), resnet.BasicBlock),
+      14: ((1, 1, 1, 1), resnet.BottleneckBlock),
       18: ((2, 2, 2, 2), resnet.BasicBlock),
       34: ((3, 4, 6, 3), resnet.BasicBlock),
       50: ((3, 4, 6, 3), resnet.BottleneckBlock),
@@ -429,7 +430,7 @@ def test_create_model_from_the_default_config():
 
 
 @pytest.mark.parametrize('key, value, valid', [
-    ('depth', 49, "10, 18, 34, 50, 101, 152, 200"),
+    ("depth", 49, "10, 14, 18, 34, 50, 101, 152, 200"),
     ('version', 'v2', "'v1.0', 'v1.5'"),
     ('stem', 'cifar', "'imagenet', 'small'"),
     ('dtype', 'float16', "'float32', 'bfloat16'"),

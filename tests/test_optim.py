@@ -1,4 +1,8 @@
-"""Schedules and optimizers against direct numpy transcriptions of the formulas."""
+"""Optimizers against direct numpy float64 transcriptions of their formulas.
+
+Schedules have their own tests (tests/test_schedules.py); here each test builds
+its schedule explicitly, so only the optimizer code is under test.
+"""
 
 import jax
 import jax.numpy as jnp
@@ -8,43 +12,38 @@ import pytest
 
 import optim
 from configs import default
+from optim import lamb
 from optim import lars
 from optim import schedules
 
-
-def _piecewise_reference(t, *, init, peak, final, warmup, p_warmup, p_decay, total):
-  if t <= warmup:
-    return init + (peak - init) * (t / warmup) ** p_warmup
-  return final + (peak - final) * ((total - t) / (total - warmup)) ** p_decay
-
-
-@pytest.mark.parametrize('warmup,p_warmup,p_decay', [(706.5, 1.0, 2.0), (638, 2.497, 1.955)])
-def test_piecewise_polynomial_matches_formula(warmup, p_warmup, p_decay):
-  total = 2512
-  kwargs = dict(init=0.0, peak=29.0, final=1e-4)
-  schedule = schedules.piecewise_polynomial(
-      warmup_steps=warmup, warmup_power=p_warmup, decay_power=p_decay,
-      decay_steps=total, **kwargs)
-  for t in [0, 1, warmup / 2, np.floor(warmup), np.floor(warmup) + 1, total / 2,
-            total - 1, total]:
-    expected = _piecewise_reference(t, warmup=warmup, p_warmup=p_warmup,
-                                    p_decay=p_decay, total=total, **kwargs)
-    np.testing.assert_allclose(float(schedule(t)), expected, rtol=1e-5, atol=1e-7)
-  # Peak exactly at the end of warmup, final value at and after T.
-  assert float(schedule(total)) == pytest.approx(1e-4)
-  assert float(schedule(total + 10)) == pytest.approx(1e-4)
+# Warmup then quadratic decay, starting above 0 so that the first update counts.
+_SCHEDULE = dict(init=0.1, peak=2.0, final=0.01, warmup_steps=3, warmup_power=1.0,
+                 decay_power=2.0, decay_steps=10)
+_PATHS = [('conv', 'kernel'), ('zero', 'kernel'), ('bn', 'scale'), ('bn', 'bias')]
+_NUM_STEPS = 6
 
 
-def test_schedule_rejects_warmup_beyond_budget():
-  with pytest.raises(ValueError, match='warmup_steps'):
-    schedules.piecewise_polynomial(init=0, peak=1, final=0, warmup_steps=10,
-                                   warmup_power=1, decay_power=1, decay_steps=10)
+def _lr(t):
+  s = _SCHEDULE
+  if t <= s['warmup_steps']:
+    fraction = t / s['warmup_steps']
+    return s['init'] + (s['peak'] - s['init']) * fraction ** s['warmup_power']
+  remaining = (s['decay_steps'] - t) / (s['decay_steps'] - s['warmup_steps'])
+  return s['final'] + (s['peak'] - s['final']) * remaining ** s['decay_power']
 
 
 def _numpy_params(rng):
   return {'conv': {'kernel': rng.normal(size=(3, 3, 2, 4))},
           'bn': {'scale': rng.normal(size=(4,)), 'bias': rng.normal(size=(4,))},
           'zero': {'kernel': np.zeros((2, 2))}}
+
+
+def _numpy_grads(rng, params):
+  grads = [jax.tree.map(lambda x: rng.normal(size=x.shape), params)
+           for _ in range(_NUM_STEPS)]
+  # A zero parameter with a zero gradient: every norm is 0 at the first step.
+  grads[0]['zero']['kernel'] = np.zeros((2, 2))
+  return grads
 
 
 def _trust(w, g, eta, l2, eps):
@@ -55,7 +54,7 @@ def _trust(w, g, eta, l2, eps):
 def _run_optimizer(config, params_np, grads_np_list):
   with jax.enable_x64(True):
     params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), params_np)
-    tx = optim.create_optimizer(config)
+    tx = optim.create_optimizer(config, schedules.piecewise_polynomial(**_SCHEDULE))
     state = tx.init(params)
     for grads_np in grads_np_list:
       grads = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), grads_np)
@@ -64,25 +63,21 @@ def _run_optimizer(config, params_np, grads_np_list):
     return jax.tree.map(np.asarray, params)
 
 
-def _config(name, bn_bias_name, **lr):
+def _config(name, bn_bias_name, **optimizer):
   config = default.get_config()
-  config.num_train_steps = 10
-  config.optimizer.name = name
-  config.optimizer.bn_bias_name = bn_bias_name
-  config.optimizer.momentum = 0.9
-  config.optimizer.l2 = 1e-2
-  config.optimizer.trust_coefficient = 0.02
-  config.optimizer.lars_epsilon = 1e-3
-  config.lr.init, config.lr.peak, config.lr.final = 0.1, 2.0, 0.01
-  config.lr.warmup_steps, config.lr.warmup_power, config.lr.decay_power = 3, 1.0, 2.0
+  opt = config.optimizer
+  opt.name = name
+  opt.bn_bias_name = bn_bias_name
+  opt.momentum = 0.9
+  opt.l2 = 1e-2
+  opt.trust_coefficient = 0.02
+  opt.lars_epsilon = 1e-3
+  # Away from the defaults, so that a swapped or ignored key shows; eps is large
+  # enough to matter against sqrt(v) ~ 1.
+  opt.b1, opt.b2, opt.eps = 0.8, 0.95, 1e-3
+  opt.weight_decay = 0.1
+  opt.update(optimizer)
   return config
-
-
-def _lr(config, t):
-  return _piecewise_reference(t, init=config.lr.init, peak=config.lr.peak,
-                              final=config.lr.final, warmup=config.lr.warmup_steps,
-                              p_warmup=config.lr.warmup_power,
-                              p_decay=config.lr.decay_power, total=config.num_train_steps)
 
 
 def test_mlperf_lars_pipeline_matches_numpy():
@@ -91,14 +86,14 @@ def test_mlperf_lars_pipeline_matches_numpy():
   opt = config.optimizer
   rng = np.random.default_rng(0)
   params = _numpy_params(rng)
-  grads = [jax.tree.map(lambda x: rng.normal(size=x.shape), params) for _ in range(6)]
+  grads = _numpy_grads(rng, params)
   got = _run_optimizer(config, params, grads)
 
   w = jax.tree.map(np.copy, params)
   v = jax.tree.map(np.zeros_like, params)
   for t, g in enumerate(grads):
-    lr = _lr(config, t)
-    for path in [('conv', 'kernel'), ('zero', 'kernel'), ('bn', 'scale'), ('bn', 'bias')]:
+    lr = _lr(t)
+    for path in _PATHS:
       wi, gi = w[path[0]][path[1]], g[path[0]][path[1]]
       if path[1] == 'kernel':
         u = lr * _trust(wi, gi, opt.trust_coefficient, opt.l2, opt.lars_epsilon) * (
@@ -116,14 +111,14 @@ def test_nesterov_matches_numpy():
   opt = config.optimizer
   rng = np.random.default_rng(1)
   params = _numpy_params(rng)
-  grads = [jax.tree.map(lambda x: rng.normal(size=x.shape), params) for _ in range(6)]
+  grads = _numpy_grads(rng, params)
   got = _run_optimizer(config, params, grads)
 
   w = jax.tree.map(np.copy, params)
   v = jax.tree.map(np.zeros_like, params)
   for t, g in enumerate(grads):
-    lr = _lr(config, t)
-    for mod, name in [('conv', 'kernel'), ('zero', 'kernel'), ('bn', 'scale'), ('bn', 'bias')]:
+    lr = _lr(t)
+    for mod, name in _PATHS:
       l2 = opt.l2 if name == 'kernel' else 0.0
       gi = g[mod][name] + l2 * w[mod][name]
       v[mod][name] = opt.momentum * v[mod][name] + gi
@@ -131,11 +126,117 @@ def test_nesterov_matches_numpy():
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), got, w)
 
 
-def test_l2_on_bn_bias_switch():
-  config = _config('nesterov', 'same')
+# One numpy step per optimizer: (w, g, state dict, t, lr, opt, l2, wd) -> new w.
+# `t` counts the updates already applied; l2 and wd are 0 where the group rule
+# excludes them.
+
+def _np_lars(w, g, s, t, lr, opt, l2, wd):
+  u = lr * _trust(w, g, opt.trust_coefficient, l2, opt.lars_epsilon) * (g + l2 * w)
+  s['v'] = opt.momentum * s.get('v', 0.0) + u
+  return w - s['v']
+
+
+def _np_mlperf_momentum(w, g, s, t, lr, opt, l2, wd):
+  s['v'] = opt.momentum * s.get('v', 0.0) + lr * (g + l2 * w)
+  return w - s['v']
+
+
+def _np_momentum(w, g, s, t, lr, opt, l2, wd):
+  s['v'] = opt.momentum * s.get('v', 0.0) + g + l2 * w
+  return w - lr * s['v']
+
+
+def _np_adam_direction(g, s, t, opt):
+  """m_hat / (sqrt(v_hat) + eps), with the moments updated in s."""
+  s['m'] = opt.b1 * s.get('m', 0.0) + (1 - opt.b1) * g
+  s['v'] = opt.b2 * s.get('v', 0.0) + (1 - opt.b2) * g ** 2
+  m_hat = s['m'] / (1 - opt.b1 ** (t + 1))
+  v_hat = s['v'] / (1 - opt.b2 ** (t + 1))
+  return m_hat / (np.sqrt(v_hat) + opt.eps)
+
+
+def _np_adam(w, g, s, t, lr, opt, l2, wd):
+  return w - lr * _np_adam_direction(g + l2 * w, s, t, opt)
+
+
+def _np_adamw(w, g, s, t, lr, opt, l2, wd):
+  return w - lr * (_np_adam_direction(g, s, t, opt) + wd * w)
+
+
+def _np_lamb(w, g, s, t, lr, opt, l2, wd):
+  d = _np_adam_direction(g, s, t, opt) + wd * w
+  wn, dn = np.linalg.norm(w), np.linalg.norm(d)
+  ratio = wn / dn if wn > 0 and dn > 0 else 1.0
+  return w - lr * ratio * d
+
+
+_NP_STEPS = {'lars': _np_lars, 'mlperf_momentum': _np_mlperf_momentum,
+             'momentum': _np_momentum, 'adam': _np_adam, 'adamw': _np_adamw,
+             'lamb': _np_lamb}
+
+
+def _numpy_reference(config, params, grads):
+  opt = config.optimizer
+  bn_bias_name = opt.name if opt.bn_bias_name == 'same' else opt.bn_bias_name
+  w = jax.tree.map(np.copy, params)
+  states = {path: {} for path in _PATHS}
+  for t, g in enumerate(grads):
+    for mod, name in _PATHS:
+      is_weight = w[mod][name].ndim > 1
+      step = _NP_STEPS[opt.name if is_weight else bn_bias_name]
+      regularized = is_weight or opt.l2_on_bn_bias
+      l2 = opt.l2 if regularized else 0.0
+      wd = opt.weight_decay if regularized else 0.0
+      w[mod][name] = step(w[mod][name], g[mod][name], states[(mod, name)], t, _lr(t),
+                          opt, l2, wd)
+  return w
+
+
+@pytest.mark.parametrize('name,bn_bias_name,l2_on_bn_bias', [
+    ('lars', 'mlperf_momentum', False),
+    ('lars', 'same', False),  # Trust ratio on BN and biases too, without L2.
+    ('momentum', 'same', False),
+    ('momentum', 'same', True),
+    ('adam', 'same', False),
+    ('adam', 'same', True),
+    ('adamw', 'same', False),
+    ('lamb', 'same', False),
+    ('lamb', 'adamw', False),  # Reality Check, Table 4: lambda = 0 on BN/bias.
+    ('lamb', 'same', True),  # LAMB on everything, weight decay included.
+])
+def test_optimizer_matches_numpy(name, bn_bias_name, l2_on_bn_bias):
+  config = _config(name, bn_bias_name, l2_on_bn_bias=l2_on_bn_bias)
+  rng = np.random.default_rng(3)
+  params = _numpy_params(rng)
+  grads = _numpy_grads(rng, params)
+  got = _run_optimizer(config, params, grads)
+  expected = _numpy_reference(config, params, grads)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), got, expected)
+  assert not np.array_equal(got['zero']['kernel'], params['zero']['kernel'])
+
+
+def test_mlperf_pipeline_has_no_trust_ratio_on_bn_bias():
+  """A huge trust coefficient changes the kernels' steps and leaves BN/bias alone."""
+  rng = np.random.default_rng(4)
+  params = _numpy_params(rng)
+  grads = _numpy_grads(rng, params)
+  small = _run_optimizer(_config('lars', 'mlperf_momentum'), params, grads)
+  huge = _run_optimizer(_config('lars', 'mlperf_momentum', trust_coefficient=1e6),
+                        params, grads)
+  np.testing.assert_array_equal(small['bn']['scale'], huge['bn']['scale'])
+  np.testing.assert_array_equal(small['bn']['bias'], huge['bn']['bias'])
+  assert not np.allclose(small['conv']['kernel'], huge['conv']['kernel'])
+
+
+@pytest.mark.parametrize('name', ['nesterov', 'adam', 'adamw', 'lamb'])
+def test_regularization_on_bn_bias_switch(name):
+  """With zero gradients only the regularizer moves BN/bias, and only when allowed."""
+  config = _config(name, 'same')
   rng = np.random.default_rng(2)
   params = _numpy_params(rng)
-  zero_grads = [jax.tree.map(np.zeros_like, params)] * 3
+  # One step at lr = 0.1: Adam and LAMB normalise their steps, which would
+  # overshoot zero at the peak rate.
+  zero_grads = [jax.tree.map(np.zeros_like, params)]
   untouched = _run_optimizer(config, params, zero_grads)
   np.testing.assert_array_equal(untouched['bn']['bias'], params['bn']['bias'])
   config.optimizer.l2_on_bn_bias = True
@@ -144,7 +245,7 @@ def test_l2_on_bn_bias_switch():
 
 
 def test_trust_ratio_differs_from_optax_lars():
-  """optax.lars divides by ||g + lambda*w||, the MLPerf reference by ||g|| + lambda*||w||."""
+  """optax.lars divides by ||g + lambda*w||; MLPerf by ||g|| + lambda*||w||."""
   w = jnp.array([1.0, -2.0, 3.0])
   g = jnp.array([-0.5, 0.25, 1.0])
   ours = lars.trust_ratio(w, g, trust_coefficient=1.0, l2=0.5, epsilon=0.0)
@@ -152,6 +253,35 @@ def test_trust_ratio_differs_from_optax_lars():
   expected = jnp.linalg.norm(w) / (jnp.linalg.norm(g) + 0.5 * jnp.linalg.norm(w))
   np.testing.assert_allclose(ours, expected, rtol=1e-6)
   assert abs(float(ours) - float(optax_form)) > 0.05
+
+
+def test_lamb_trust_ratio_zero_norms():
+  w = jnp.array([3.0, 4.0])
+  np.testing.assert_allclose(lamb.trust_ratio(w, jnp.array([0.0, 2.0])), 2.5)
+  assert float(lamb.trust_ratio(jnp.zeros(2), w)) == 1.0
+  assert float(lamb.trust_ratio(w, jnp.zeros(2))) == 1.0
+  assert float(lamb.trust_ratio(jnp.zeros(2), jnp.zeros(2))) == 1.0
+
+
+def test_lamb_agrees_with_optax_lamb():
+  """Same formula as optax.lamb: the measured difference is float64 rounding."""
+  rng = np.random.default_rng(5)
+  params_np = _numpy_params(rng)
+  grads_np = _numpy_grads(rng, params_np)
+  hyper = dict(b1=0.8, b2=0.95, eps=1e-3, weight_decay=0.1)
+  with jax.enable_x64(True):
+    schedule = schedules.piecewise_polynomial(**_SCHEDULE)
+    results = []
+    for tx in [lamb.lamb(schedule, **hyper), optax.lamb(schedule, **hyper)]:
+      params = jax.tree.map(lambda x: jnp.asarray(x, jnp.float64), params_np)
+      state = tx.init(params)
+      for g in grads_np:
+        updates, state = tx.update(jax.tree.map(jnp.asarray, g), state, params)
+        params = optax.apply_updates(params, updates)
+      results.append(params)
+    diffs = jax.tree.map(lambda a, b: float(jnp.max(jnp.abs(a - b) / jnp.abs(b))),
+                         *results)
+  assert max(jax.tree.leaves(diffs)) < 1e-12
 
 
 def test_param_groups_by_rank():
@@ -165,7 +295,14 @@ def test_param_groups_by_rank():
   assert labels['BatchNorm_0'] == {'scale': 'bn_bias', 'bias': 'bn_bias'}
 
 
-def test_unknown_optimizer_lists_valid_names():
-  config = _config('adagrad', 'same')
-  with pytest.raises(ValueError, match='lars.*nesterov'):
-    optim.create_optimizer(config)
+def test_optimizer_names():
+  assert optim.optimizer_names() == [
+      'adam', 'adamw', 'lamb', 'lars', 'mlperf_momentum', 'momentum', 'nesterov']
+
+
+@pytest.mark.parametrize('name,bn_bias_name', [('adagrad', 'same'),
+                                               ('lamb', 'adagrad')])
+def test_unknown_optimizer_lists_valid_names(name, bn_bias_name):
+  config = _config(name, bn_bias_name)
+  with pytest.raises(ValueError, match='adagrad.*valid: adam, adamw, lamb, lars'):
+    optim.create_optimizer(config, schedules.piecewise_polynomial(**_SCHEDULE))

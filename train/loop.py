@@ -26,6 +26,7 @@ import models
 import optim
 from input_pipeline import datasets
 from input_pipeline import pipeline
+from train import budget
 from train import mlperf_log
 from train import steps
 
@@ -132,7 +133,7 @@ class _Setup:
   train_batches: Iterator[dict[str, jax.Array]]
   eval_dataset: Iterable[dict[str, np.ndarray]]
   batch_sharding: NamedSharding
-  num_train: int
+  budget: budget.Budget
   num_eval: int
   compile_seconds: float
 
@@ -177,17 +178,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def _set_up(config: ml_collections.ConfigDict, mllogger: mlperf_log.MlperfLogger) -> _Setup:
   """Data, model, optimizer state and compiled steps: everything before run_start."""
   builder = datasets.ensure_prepared(config.dataset, config.data_dir)
-  num_train = pipeline.num_examples(config, 'train')
   num_eval = pipeline.num_examples(config, 'validation')
+  run_budget = budget.resolve_budget(config, pipeline.num_examples(config, 'train'))
   for key, value in mlperf_log.hyperparameters(
-      config, num_train_examples=num_train, num_eval_examples=num_eval).items():
+      config, run_budget, num_eval_examples=num_eval).items():
     mllogger.event(key, value)
 
   mesh = create_mesh()
   replicated = NamedSharding(mesh, PartitionSpec())
   batch_sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
   model = models.create_model(config, num_classes=builder.info.features['label'].num_classes)
-  learning_rate_fn = optim.create_learning_rate_fn(config)
+  learning_rate_fn = optim.create_learning_rate_fn(config, run_budget.num_train_examples)
   tx = optim.create_optimizer(config, learning_rate_fn)
   init_fn = jax.jit(lambda rng: steps.create_train_state(model, tx, rng, config.image_size),
                     out_shardings=replicated)
@@ -215,7 +216,7 @@ def _set_up(config: ml_collections.ConfigDict, mllogger: mlperf_log.MlperfLogger
       config, batch_size=config.eval_batch_size // jax.process_count(), **shard)
   return _Setup(state=state, train_step=train_step, eval_step=eval_step,
                 train_batches=train_batches, eval_dataset=eval_dataset,
-                batch_sharding=batch_sharding, num_train=num_train, num_eval=num_eval,
+                batch_sharding=batch_sharding, budget=run_budget, num_eval=num_eval,
                 compile_seconds=compile_seconds)
 
 
@@ -225,12 +226,13 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
   """The timed run: from run_start to run_stop."""
   mllogger.start(mlc.RUN_START)
   run_start = time.perf_counter()
-  steps_per_epoch = setup.num_train / config.global_batch_size
+  steps_per_epoch = setup.budget.steps_per_epoch
+  num_steps = setup.budget.num_train_steps
   report_progress = periodic_actions.ReportProgress(
-      num_train_steps=config.num_train_steps, writer=writer, every_secs=30.0)
+      num_train_steps=num_steps, writer=writer, every_secs=30.0)
   log_train_metrics = periodic_actions.PeriodicCallback(
-      every_steps=config.log_every_steps, on_steps=[config.num_train_steps],
-      callback_fn=_ProgressLine(config.num_train_steps, config.global_batch_size, writer))
+      every_steps=config.log_every_steps, on_steps=[num_steps],
+      callback_fn=_ProgressLine(num_steps, config.global_batch_size, writer))
   state = setup.state
   evals: list[EvalRecord] = []
   eval_seconds = 0.0
@@ -239,9 +241,9 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
   block_first_epoch = 0.0
   # Any implicit host-device transfer in the loop is a hidden sync: fail loudly.
   with jax.transfer_guard('disallow'):
-    while step < config.num_train_steps:
+    while step < num_steps:
       if step == 0   or (evals and evals[-1].step == step):  # A block begins.
-        next_eval = min(step + config.eval_every_steps, config.num_train_steps)
+        next_eval = min(step + config.eval_every_steps, num_steps)
         block_first_epoch = step / steps_per_epoch
         mllogger.start(mlc.BLOCK_START, metadata={
             'first_epoch_num': block_first_epoch,
@@ -251,7 +253,7 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
       step += 1
       report_progress(step, time.time())
       log_train_metrics(step, time.time(), metrics=metrics)
-      if step % config.eval_every_steps and step != config.num_train_steps:
+      if step % config.eval_every_steps and step != num_steps:
         continue
       mllogger.end(mlc.BLOCK_STOP, metadata={'first_epoch_num': block_first_epoch})
       eval_start = time.perf_counter()
@@ -293,7 +295,7 @@ def _result(config: ml_collections.ConfigDict, setup: _Setup, outcome: _Outcome,
             init_seconds: float) -> dict:
   """The content of result.json."""
   reached = outcome.reached_step is not None
-  steps_per_epoch = setup.num_train / config.global_batch_size
+  steps_per_epoch = setup.budget.steps_per_epoch
   train_seconds = outcome.run_seconds - outcome.eval_seconds
   return {
       'status': 'success' if reached else 'aborted',
@@ -306,7 +308,7 @@ def _result(config: ml_collections.ConfigDict, setup: _Setup, outcome: _Outcome,
       'epochs_to_target': outcome.reached_step / steps_per_epoch if reached else None,
       'final_eval_accuracy': outcome.evals[-1].accuracy,
       'steps_completed': outcome.steps_completed,
-      'num_train_steps': config.num_train_steps,
+      'num_train_steps': setup.budget.num_train_steps,
       'global_batch_size': config.global_batch_size,
       # Training throughput: the run's images over its time outside evals.
       'images_per_second': outcome.steps_completed * config.global_batch_size / train_seconds,

@@ -13,6 +13,8 @@ import ml_collections
 from mlperf_logging.mllog import mllog
 from mlperf_logging.mllog import constants
 
+from train import budget
+
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _logger_ids = itertools.count()
 
@@ -44,10 +46,10 @@ class MlperfLogger:
     self._logger.removeHandler(self._handler)
 
 
-def hyperparameters(config: ml_collections.ConfigDict, *, num_train_examples: int,
+def hyperparameters(config: ml_collections.ConfigDict, run_budget: budget.Budget, *,
                     num_eval_examples: int) -> dict:
-  """The MLPerf keys and values that describe this run's recipe."""
-  steps_per_epoch = num_train_examples / config.global_batch_size
+  """The MLPerf keys and values that describe this run's recipe, as it runs."""
+  num_train_examples = run_budget.num_train_examples
   values = {
       constants.SUBMISSION_BENCHMARK: constants.RESNET,
       constants.SUBMISSION_ORG: config.mlperf.submission_org,
@@ -65,20 +67,20 @@ def hyperparameters(config: ml_collections.ConfigDict, *, num_train_examples: in
   lr = config.lr
   if config.optimizer.name == 'lars':
     values.update({
-        constants.LARS_OPT_BASE_LEARNING_RATE: lr.peak,
+        constants.LARS_OPT_BASE_LEARNING_RATE: run_budget.peak_learning_rate,
         constants.LARS_OPT_END_LR: lr.final,
         constants.LARS_OPT_LR_DECAY_POLY_POWER: lr.decay_power,
-        constants.LARS_OPT_LR_DECAY_STEPS: config.num_train_steps,
-        constants.LARS_OPT_LEARNING_RATE_WARMUP_EPOCHS: lr.warmup_steps / steps_per_epoch,
+        constants.LARS_OPT_LR_DECAY_STEPS: run_budget.decay_steps,
+        constants.LARS_OPT_LEARNING_RATE_WARMUP_EPOCHS: run_budget.warmup_epochs,
         constants.LARS_OPT_MOMENTUM: config.optimizer.momentum,
         constants.LARS_OPT_WEIGHT_DECAY: config.optimizer.l2,
         constants.LARS_EPSILON: config.optimizer.lars_epsilon,
     })
   else:
     values.update({
-        constants.OPT_BASE_LR: lr.peak,
+        constants.OPT_BASE_LR: run_budget.peak_learning_rate,
         constants.OPT_END_LR: lr.final,
-        constants.OPT_LR_WARMUP_EPOCHS: lr.warmup_steps / steps_per_epoch,
+        constants.OPT_LR_WARMUP_EPOCHS: run_budget.warmup_epochs,
         constants.OPT_WEIGHT_DECAY: config.optimizer.l2,
     })
   return values

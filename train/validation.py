@@ -14,11 +14,14 @@ from input_pipeline import info
 from models import resnet
 from optim import optimizers
 from optim import schedules
+from train import budget
 
 RESIZE_METHODS = ('bicubic', 'bilinear')
 DTYPES = ('float32', 'bfloat16')
 SUBMISSION_DIVISIONS = ('closed', 'open')
 SUBMISSION_STATUSES = ('onprem', 'cloud', 'research', 'preview')
+BATCH_SCALINGS = ('none', 'sqrt', 'linear')
+WARMUP_BATCH_SCALINGS = ('none', 'linear')
 
 
 class ConfigError(ValueError):
@@ -75,7 +78,11 @@ def _check_scalars(config: ml_collections.ConfigDict) -> None:
       ('image_size', _positive_int, 'allowed: an integer > 0'),
       ('global_batch_size', _positive_int, 'allowed: an integer > 0'),
       ('eval_batch_size', _positive_int, 'allowed: an integer > 0'),
-      ('num_train_steps', _positive_int, 'allowed: an integer > 0'),
+      ('num_train_steps', lambda v: _is_int(v) and v >= 0,
+       'allowed: an integer > 0, or 0 with num_epochs set'),
+      ('num_epochs', lambda v: v is None or (_is_number(v) and v > 0),
+       'allowed: None (budget in steps) or a number of epochs > 0'),
+      ('epochs_per_block', _positive_int, 'allowed: an integer > 0 (4 in MLPerf)'),
       ('model.depth', lambda v: v in resnet.MODELS_BY_DEPTH,
        f'allowed: {", ".join(map(str, sorted(resnet.MODELS_BY_DEPTH)))}'),
       ('model.width', _positive_int, 'allowed: an integer > 0'),
@@ -109,6 +116,22 @@ def _check_scalars(config: ml_collections.ConfigDict) -> None:
       ('lr.final', lambda v: _is_number(v) and v >= 0, 'allowed: a number >= 0'),
       ('lr.warmup_power', lambda v: _is_number(v) and v > 0, 'allowed: a number > 0'),
       ('lr.decay_power', lambda v: _is_number(v) and v > 0, 'allowed: a number > 0'),
+      ('lr.warmup_epochs', lambda v: v is None or (_is_number(v) and v >= 0),
+       'allowed: None (warmup in steps) or a number of epochs >= 0'),
+      ('lr.decay_steps', lambda v: v is None or (_is_number(v) and v > 0),
+       'allowed: None (the end of the budget) or a number of steps > 0'),
+      ('lr.decay_factor', lambda v: _is_number(v) and 0 < v <= 1,
+       'allowed: a number in (0, 1]'),
+      ('lr.batch_scaling', lambda v: v in BATCH_SCALINGS,
+       f'allowed: {", ".join(BATCH_SCALINGS)}'),
+      ('lr.warmup_batch_scaling', lambda v: v in WARMUP_BATCH_SCALINGS,
+       f'allowed: {", ".join(WARMUP_BATCH_SCALINGS)}'),
+      ('lr.reference_batch_size', _positive_int, 'allowed: an integer > 0'),
+      ('optimizer.b1', lambda v: _is_number(v) and 0 <= v < 1, 'allowed: a number in [0, 1)'),
+      ('optimizer.b2', lambda v: _is_number(v) and 0 <= v < 1, 'allowed: a number in [0, 1)'),
+      ('optimizer.eps', lambda v: _is_number(v) and v > 0, 'allowed: a number > 0'),
+      ('optimizer.weight_decay', lambda v: _is_number(v) and v >= 0,
+       'allowed: a number >= 0'),
       ('target_accuracy', lambda v: _is_number(v) and 0 < v < 1,
        'allowed: a fraction in (0, 1), e.g. 0.759'),
       ('eval_every_steps', _positive_int, 'allowed: an integer > 0'),
@@ -149,11 +172,31 @@ def _min_image_size(stem: str) -> int:
   return 32 if stem == 'imagenet' else 8
 
 
+def _check_budget(config: ml_collections.ConfigDict) -> None:
+  """The budget and the warmup, each in steps or in epochs, but not both."""
+  if config.num_epochs is None:
+    _require(config, 'num_train_steps', _positive_int,
+             'allowed: an integer > 0 (or 0 with num_epochs set)')
+  else:
+    _require(config, 'num_train_steps', lambda v: v == 0,
+             f'allowed: 0 when num_epochs={config.num_epochs} gives the budget')
+  warmup_key = 'lr.warmup_steps'
+  if config.lr.warmup_epochs is None:
+    _require(config, warmup_key, lambda v: _is_number(v) and v >= 0,
+             'allowed: a number of steps >= 0 (may be fractional)')
+  else:
+    warmup_key = 'lr.warmup_epochs'
+    _require(config, 'lr.warmup_steps', lambda v: v == 0,
+             f'allowed: 0 when lr.warmup_epochs={config.lr.warmup_epochs} gives the warmup')
+  try:
+    budget.resolve_budget(config)
+  except ValueError as e:
+    raise ConfigError(warmup_key, _get(config, warmup_key), f'allowed: {e}') from None
+
+
 def _check_relations(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Constraints that tie several keys together."""
-  _require(config, 'lr.warmup_steps',
-           lambda v: _is_number(v) and 0 <= v < config.num_train_steps,
-           f'allowed: a number in [0, num_train_steps={config.num_train_steps})')
+  _check_budget(config)
   _require(config, 'global_batch_size', lambda v: v % num_devices == 0,
            f'allowed: a multiple of the device count ({num_devices})')
   per_device = config.global_batch_size // num_devices

@@ -1,0 +1,164 @@
+"""Every experiment config and variant: its values, its budget, and a short real run."""
+
+import importlib
+
+import jax
+import pytest
+
+from configs import default
+from train import budget
+from train import loop
+from train import validation
+
+EXPERIMENTS = ['mlperf_lars_32k', 'nesterov_a', 'nesterov_b', 'cosine_6000', 'lamb_resnet']
+IMAGENET_TRAIN = 1_281_167
+
+
+def _all_variants():
+  for name in EXPERIMENTS:
+    module = importlib.import_module(f'configs.{name}')
+    yield name, ''
+    for variant in module.VARIANTS:
+      yield name, variant
+
+
+ALL = list(_all_variants())
+
+
+def _config(name, variant=''):
+  return importlib.import_module(f'configs.{name}').get_config(variant)
+
+
+@pytest.mark.parametrize('name,variant', ALL)
+def test_config_validates_and_documents_itself(name, variant):
+  config = _config(name, variant)
+  validation.validate_config(config, num_devices=1, check_data=False)
+  doc = importlib.import_module(f'configs.{name}').__doc__
+  assert 'python main.py --config=configs/' in doc
+  assert 'Budget in steps' in doc or 'Budget in epochs' in doc
+  assert 'Expected' in doc or 'paper' in doc.lower()
+  assert variant in doc
+  # Every key is the default file's: a config never invents a key of its own.
+  assert set(config.to_dict()) == set(default.get_config().to_dict())
+
+
+def test_unknown_variant_names_the_valid_ones():
+  with pytest.raises(ValueError, match='unknown variant.*warmup_power_1'):
+    _config('nesterov_b', 'warmup_power_3')
+
+
+def test_mlperf_lars_recipe_values():
+  config = _config('mlperf_lars_32k')
+  assert config.global_batch_size == 32_768 and config.num_train_steps == 2_512
+  assert (config.lr.peak, config.lr.final, config.lr.warmup_steps) == (29.0, 1e-4, 706.0)
+  assert (config.lr.warmup_power, config.lr.decay_power) == (1.0, 2.0)
+  assert config.optimizer.momentum == pytest.approx(0.929)
+  assert (config.optimizer.l2, config.label_smoothing) == (1e-4, 0.1)
+  assert (config.model.last_bn_scale, config.model.virtual_batch_size) == (0.0, 64)
+  assert (config.model.bn_epsilon, config.model.bn_momentum) == (1e-5, 0.9)
+  assert (config.optimizer.name, config.optimizer.bn_bias_name) == ('lars', 'mlperf_momentum')
+  assert (config.model.depth, config.model.version, config.image_size) == (50, 'v1.5', 224)
+
+
+def test_nesterov_configurations_match_table_5():
+  a, b = _config('nesterov_a'), _config('nesterov_b')
+  for config in (a, b):
+    assert config.optimizer.name == 'nesterov'
+    assert 1 - config.optimizer.momentum == pytest.approx(0.02397)
+    assert (config.lr.peak, config.lr.final) == (7.05, 6e-6)
+    assert (config.optimizer.l2, config.label_smoothing) == (5.8e-5, 0.15)
+    assert config.model.last_bn_scale == 0.4138
+    assert not config.optimizer.l2_on_bn_bias
+  assert (a.lr.warmup_steps, a.lr.warmup_power, a.lr.decay_power) == (638, 2.497, 1.955)
+  assert (a.model.bn_momentum, a.model.bn_epsilon) == (0.94, 4e-6)
+  assert (b.lr.warmup_steps, b.lr.warmup_power, b.lr.decay_power) == (706, 2.0, 2.0)
+  assert (b.model.bn_momentum, b.model.bn_epsilon) == (0.9, 1e-5)
+  # The "BN & LR tuning" ablation of A is Configuration B.
+  assert _config('nesterov_a', 'bn_lr_tuning').to_dict() == b.to_dict()
+
+
+def test_ablations_change_one_thing():
+  base = _config('nesterov_a').to_dict()
+  changes = {
+      'resnet_v1': {('model', 'version'): 'v1.0'},
+      'bn_init': {('model', 'last_bn_scale'): 1.0},
+      'virtual_bn_256': {('model', 'virtual_batch_size'): 256},
+      'l2_variables': {('optimizer', 'l2_on_bn_bias'): True},
+  }
+  for variant, expected in changes.items():
+    ablated = _config('nesterov_a', variant).to_dict()
+    diff = {(group, key): ablated[group][key]
+            for group in base if isinstance(base[group], dict)
+            for key in base[group] if base[group][key] != ablated[group][key]}
+    assert diff == expected, variant
+
+
+def test_budgets_in_steps_and_epochs_agree():
+  steps = budget.resolve_budget(_config('mlperf_lars_32k'), IMAGENET_TRAIN)
+  epochs = budget.resolve_budget(_config('mlperf_lars_32k', 'epochs'), IMAGENET_TRAIN)
+  assert steps.num_train_steps == epochs.num_train_steps == 2_512
+  assert (steps.warmup_steps, epochs.warmup_steps) == (706.0, 706.5)
+  assert epochs.steps_per_epoch == 39.25
+
+
+def test_lamb_resnet_scales_rate_and_warmup_with_batch():
+  small = _config('lamb_resnet', 'batch_512')
+  large = _config('lamb_resnet', 'batch_32k')
+  assert budget.peak_learning_rate(small) == pytest.approx(4 / (2**3.0 * 100))
+  assert budget.peak_learning_rate(large) == pytest.approx(0.04)
+  small_budget = budget.resolve_budget(small, IMAGENET_TRAIN)
+  assert small_budget.warmup_steps == pytest.approx(0.3125 * small_budget.steps_per_epoch)
+  assert budget.resolve_budget(large, IMAGENET_TRAIN).num_train_steps == 3_533
+
+
+def _shrink_for_cpu(config, data_dir):
+  """Embedded tiny data, 32x32 images, a small batch, two steps, a small model.
+
+  Depth and width shrink too (bottleneck variants stay bottleneck): compiling
+  ResNet-50 for every variant would take the test suite past its time budget.
+  The full ResNet-50 runs once, in test_full_resnet50_runs_a_step.
+  """
+  config.dataset = 'embedded_shapes/tiny'
+  config.data_dir = str(data_dir)
+  config.image_size = 32
+  config.global_batch_size = max(64, config.model.virtual_batch_size)
+  config.eval_batch_size = 200
+  config.model.width = 8
+  config.model.depth = 14 if config.model.depth >= 50 else config.model.depth
+  if config.num_epochs is not None:
+    config.num_epochs = 2 * config.global_batch_size / 512
+  else:
+    config.num_train_steps = 2
+  if config.lr.warmup_epochs is not None:
+    config.lr.warmup_epochs = min(config.lr.warmup_epochs, 0.5 * config.num_epochs)
+  else:
+    config.lr.warmup_steps = min(config.lr.warmup_steps, 1.0)
+  config.eval_every_steps = 2
+  return config
+
+
+@pytest.mark.parametrize('name,variant', ALL)
+def test_every_config_runs_on_the_embedded_data(name, variant, tmp_path_factory):
+  data_dir = tmp_path_factory.getbasetemp() / 'data'
+  config = _shrink_for_cpu(_config(name, variant), data_dir)
+  validation.validate_config(config, num_devices=jax.device_count())
+  result = loop.train_and_evaluate(config, str(tmp_path_factory.mktemp('run')))
+  assert result['steps_completed'] == 2
+  assert len(result['evals']) == 1
+  assert 0.0 <= result['final_eval_accuracy'] <= 1.0
+  assert result['evals'][0]['loss'] == result['evals'][0]['loss']  # Not NaN.
+
+
+def test_full_resnet50_runs_a_step(tmp_path_factory):
+  """The real ResNet-50 v1.5 of the MLPerf recipe, on small images, one step."""
+  config = _config('mlperf_lars_32k')
+  config.dataset = 'embedded_shapes/tiny'
+  config.data_dir = str(tmp_path_factory.getbasetemp() / 'data')
+  config.image_size = 32
+  config.global_batch_size = 64
+  config.eval_batch_size = 200
+  config.num_train_steps = 1
+  config.lr.warmup_steps = 0.5
+  config.eval_every_steps = 1
+  result = loop.train_and_evaluate(config, str(tmp_path_factory.mktemp('run')))
+  assert result['steps_completed'] == 1 and len(result['evals']) == 1
