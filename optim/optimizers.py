@@ -126,6 +126,23 @@ def _get_builder(name: str, key: str) -> OptimizerBuilder:
   return _OPTIMIZERS[name]
 
 
+# The optimizers whose regularisation is decoupled weight decay
+# (`optimizer.weight_decay`); every other one reads L2 (`optimizer.l2`).
+_DECOUPLED_WEIGHT_DECAY = frozenset({'adamw', 'lamb'})
+
+
+def regularization_key(name: str) -> str:
+  """The config key that optimizer `name` reads its regularisation from."""
+  _get_builder(name, 'optimizer name')
+  return 'weight_decay' if name in _DECOUPLED_WEIGHT_DECAY else 'l2'
+
+
+def group_optimizer_names(opt: ml_collections.ConfigDict) -> dict[str, str]:
+  """The optimizer of each parameter group, 'same' resolved."""
+  return {WEIGHTS: opt.name,
+          BN_BIAS: opt.name if opt.bn_bias_name == SAME else opt.bn_bias_name}
+
+
 def param_group_labels(params):
   """'weights' for kernels (rank >= 2), 'bn_bias' for biases and BN parameters."""
   return jax.tree.map(lambda p: WEIGHTS if p.ndim > 1 else BN_BIAS, params)
@@ -144,8 +161,7 @@ def create_optimizer(config: ml_collections.ConfigDict,
   opt = config.optimizer
   if learning_rate_fn is None:
     learning_rate_fn = schedules.create_learning_rate_fn(config)
-  names = {WEIGHTS: opt.name,
-           BN_BIAS: opt.name if opt.bn_bias_name == SAME else opt.bn_bias_name}
+  names = group_optimizer_names(opt)
   keys = {WEIGHTS: 'optimizer.name', BN_BIAS: 'optimizer.bn_bias_name'}
   transforms = {
       group: _get_builder(names[group], keys[group])(

@@ -48,6 +48,16 @@ BAD_VALUES = [
     ('input.resize_method', 'lanczos'),
     ('input.stddev_rgb', (1.0, 0.0, 1.0)),
     ('mlperf.submission_division', 'premier'),
+    ('num_epochs', -1.0),
+    ('epochs_per_block', 0),
+    ('lr.warmup_epochs', -2.0),
+    ('lr.decay_steps', 0.0),
+    ('lr.decay_factor', 0.0),
+    ('lr.batch_scaling', 'cubic'),
+    ('lr.warmup_batch_scaling', 'sqrt'),
+    ('optimizer.b2', 1.0),
+    ('optimizer.eps', 0.0),
+    ('optimizer.weight_decay', -0.1),
 ]
 
 
@@ -85,6 +95,35 @@ def test_batch_must_split_over_devices_into_virtual_batches():
     validation.validate_config(config, num_devices=3, check_data=False)
   with pytest.raises(validation.ConfigError, match=r'virtual_batch_size.*per-device batch 32'):
     validation.validate_config(config, num_devices=8, check_data=False)
+
+
+def test_regularization_no_optimizer_reads_is_refused():
+  config = default.get_config()
+  config.optimizer.weight_decay = 0.01  # LARS and MLPerf momentum read l2.
+  with pytest.raises(validation.ConfigError, match=r'optimizer.weight_decay=0.01.*read optimizer.l2'):
+    validation.validate_config(config, num_devices=1, check_data=False)
+  config.optimizer.name, config.optimizer.bn_bias_name = 'lamb', 'adamw'
+  with pytest.raises(validation.ConfigError, match=r'optimizer.l2=0.0001.*read optimizer.weight_decay'):
+    validation.validate_config(config, num_devices=1, check_data=False)
+  config.optimizer.l2 = 0.0
+  validation.validate_config(config, num_devices=1, check_data=False)
+
+
+def test_budget_and_warmup_in_steps_or_epochs_not_both():
+  config = default.get_config()
+  config.num_epochs = 5.0
+  with pytest.raises(validation.ConfigError, match=r'num_train_steps=600.*allowed: 0 when num_epochs'):
+    validation.validate_config(config, num_devices=1, check_data=False)
+  config.num_train_steps = 0
+  validation.validate_config(config, num_devices=1, check_data=False)
+  config.lr.warmup_epochs = 1.0
+  with pytest.raises(validation.ConfigError, match=r'lr.warmup_steps=50.0.*warmup_epochs'):
+    validation.validate_config(config, num_devices=1, check_data=False)
+  config.lr.warmup_steps = 0.0
+  validation.validate_config(config, num_devices=1, check_data=False)
+  config.lr.warmup_epochs = 6.0  # Longer than the whole budget.
+  with pytest.raises(validation.ConfigError, match=r'lr.warmup_epochs=6.0'):
+    validation.validate_config(config, num_devices=1, check_data=False)
 
 
 def test_unprepared_imagenet_names_the_prepare_command(tmp_path):

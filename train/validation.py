@@ -172,6 +172,17 @@ def _min_image_size(stem: str) -> int:
   return 32 if stem == 'imagenet' else 8
 
 
+def _check_regularization(config: ml_collections.ConfigDict) -> None:
+  """A non-zero L2 or weight decay that no chosen optimizer reads is a mistake."""
+  names = sorted(set(optimizers.group_optimizer_names(config.optimizer).values()))
+  read = {optimizers.regularization_key(name) for name in names}
+  for key in ('l2', 'weight_decay'):
+    if key not in read:
+      _require(config, f'optimizer.{key}', lambda v: v == 0,
+               f'allowed: 0, since {" and ".join(names)} read optimizer.'
+               f'{"weight_decay" if key == "l2" else "l2"} instead')
+
+
 def _check_budget(config: ml_collections.ConfigDict) -> None:
   """The budget and the warmup, each in steps or in epochs, but not both."""
   if config.num_epochs is None:
@@ -197,6 +208,7 @@ def _check_budget(config: ml_collections.ConfigDict) -> None:
 def _check_relations(config: ml_collections.ConfigDict, num_devices: int) -> None:
   """Constraints that tie several keys together."""
   _check_budget(config)
+  _check_regularization(config)
   _require(config, 'global_batch_size', lambda v: v % num_devices == 0,
            f'allowed: a multiple of the device count ({num_devices})')
   per_device = config.global_batch_size // num_devices
