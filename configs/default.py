@@ -115,7 +115,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Target and evaluation.
   config.target_accuracy = 0.75
   config.stop_at_target = True
+  # Eval cadence: every `eval_every_steps` steps, or every `eval_every_epochs`
+  # epochs (then eval_every_steps must be 0; MLPerf evaluates every 4 epochs).
   config.eval_every_steps = 50
+  config.eval_every_epochs = config_dict.placeholder(float)
   config.log_every_steps = 25
 
   # MLPerf log metadata.

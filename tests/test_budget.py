@@ -80,8 +80,21 @@ def test_mlperf_lars_budget_in_epochs():
   assert b == budget.Budget(
       num_train_examples=IMAGENET, steps_per_epoch=39.25, num_train_steps=2512,
       num_epochs=64.0, warmup_steps=706.5, warmup_epochs=18.0, decay_steps=2512.0,
-      peak_learning_rate=10.0)
+      peak_learning_rate=10.0, eval_every_steps=b.eval_every_steps)
   assert isinstance(b.num_train_steps, int)
+
+
+def test_eval_cadence_in_steps_or_epochs():
+  config = _mlperf_lars()
+  assert budget.resolve_budget(config).eval_every_steps == config.eval_every_steps
+  config.eval_every_steps = 0
+  config.eval_every_epochs = 4.0
+  assert budget.resolve_budget(config).eval_every_steps == 157  # One MLPerf block.
+  config.eval_every_epochs = 1.0
+  assert budget.resolve_budget(config).eval_every_steps == 40  # 39.25 rounded up.
+  config.eval_every_steps = 10
+  with pytest.raises(ValueError, match='eval_every_epochs=1.0 and eval_every_steps=10'):
+    budget.resolve_budget(config)
 
 
 def test_budget_follows_batch_size_override():

@@ -99,6 +99,9 @@ def test_budgets_in_steps_and_epochs_agree():
   assert steps.num_train_steps == epochs.num_train_steps == 2_512
   assert (steps.warmup_steps, epochs.warmup_steps) == (706.0, 706.5)
   assert epochs.steps_per_epoch == 39.25
+  assert steps.eval_every_steps == 157  # MLPerf's 4 epochs: one block.
+  assert budget.resolve_budget(_config('lamb_resnet', 'batch_512'),
+                               IMAGENET_TRAIN).eval_every_steps == 10_010
 
 
 def test_lamb_resnet_scales_rate_and_warmup_with_batch():
@@ -134,6 +137,7 @@ def _shrink_for_cpu(config, data_dir):
   else:
     config.lr.warmup_steps = min(config.lr.warmup_steps, 1.0)
   config.eval_every_steps = 2
+  config.eval_every_epochs = None
   return config
 
 
@@ -160,5 +164,6 @@ def test_full_resnet50_runs_a_step(tmp_path_factory):
   config.num_train_steps = 1
   config.lr.warmup_steps = 0.5
   config.eval_every_steps = 1
+  config.eval_every_epochs = None
   result = loop.train_and_evaluate(config, str(tmp_path_factory.mktemp('run')))
   assert result['steps_completed'] == 1 and len(result['evals']) == 1

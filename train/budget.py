@@ -48,6 +48,8 @@ class Budget:
     warmup_epochs: warmup_steps / steps_per_epoch, after batch scaling.
     decay_steps: the step T at which the decay reaches its final rate.
     peak_learning_rate: lr.peak after batch scaling (`peak_learning_rate`).
+    eval_every_steps: the eval cadence, `eval_every_steps` or `eval_every_epochs`
+      rounded up to whole steps (4 MLPerf epochs are exactly one block).
   """
   num_train_examples: int
   steps_per_epoch: float
@@ -57,6 +59,7 @@ class Budget:
   warmup_epochs: float
   decay_steps: float
   peak_learning_rate: float
+  eval_every_steps: int
 
 
 def steps_per_epoch(num_train_examples: int, global_batch_size: int,
@@ -182,4 +185,16 @@ def resolve_budget(config: ml_collections.ConfigDict,
       warmup_steps=warmup,
       warmup_epochs=warmup / per_epoch,
       decay_steps=decay,
-      peak_learning_rate=peak_learning_rate(config))
+      peak_learning_rate=peak_learning_rate(config),
+      eval_every_steps=_eval_every_steps(config, per_epoch))
+
+
+def _eval_every_steps(config: ml_collections.ConfigDict, per_epoch: float) -> int:
+  if config.eval_every_epochs is None:
+    return config.eval_every_steps
+  if config.eval_every_steps != 0:
+    raise ValueError(
+        f'eval_every_epochs={config.eval_every_epochs} and eval_every_steps='
+        f'{config.eval_every_steps} are both set; set eval_every_steps=0 to give '
+        'the cadence in epochs')
+  return max(1, _ceil_steps(config.eval_every_epochs * per_epoch))

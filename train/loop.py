@@ -228,6 +228,7 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
   run_start = time.perf_counter()
   steps_per_epoch = setup.budget.steps_per_epoch
   num_steps = setup.budget.num_train_steps
+  eval_every = setup.budget.eval_every_steps
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=num_steps, writer=writer, every_secs=30.0)
   log_train_metrics = periodic_actions.PeriodicCallback(
@@ -243,7 +244,7 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
   with jax.transfer_guard('disallow'):
     while step < num_steps:
       if step == 0   or (evals and evals[-1].step == step):  # A block begins.
-        next_eval = min(step + config.eval_every_steps, num_steps)
+        next_eval = min(step + eval_every, num_steps)
         block_first_epoch = step / steps_per_epoch
         mllogger.start(mlc.BLOCK_START, metadata={
             'first_epoch_num': block_first_epoch,
@@ -253,7 +254,7 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
       step += 1
       report_progress(step, time.time())
       log_train_metrics(step, time.time(), metrics=metrics)
-      if step % config.eval_every_steps and step != num_steps:
+      if step % eval_every and step != num_steps:
         continue
       mllogger.end(mlc.BLOCK_STOP, metadata={'first_epoch_num': block_first_epoch})
       eval_start = time.perf_counter()

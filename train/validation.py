@@ -134,7 +134,10 @@ def _check_scalars(config: ml_collections.ConfigDict) -> None:
        'allowed: a number >= 0'),
       ('target_accuracy', lambda v: _is_number(v) and 0 < v < 1,
        'allowed: a fraction in (0, 1), e.g. 0.759'),
-      ('eval_every_steps', _positive_int, 'allowed: an integer > 0'),
+      ('eval_every_steps', lambda v: _is_int(v) and v >= 0,
+       'allowed: an integer > 0, or 0 with eval_every_epochs set'),
+      ('eval_every_epochs', lambda v: v is None or (_is_number(v) and v > 0),
+       'allowed: None (cadence in steps) or a number of epochs > 0'),
       ('log_every_steps', _positive_int, 'allowed: an integer > 0'),
       ('input.crop_area_range', _range_pair(0.0, 1.0),
        'allowed: (low, high) with 0 < low <= high <= 1'),
@@ -199,6 +202,12 @@ def _check_budget(config: ml_collections.ConfigDict) -> None:
     warmup_key = 'lr.warmup_epochs'
     _require(config, 'lr.warmup_steps', lambda v: v == 0,
              f'allowed: 0 when lr.warmup_epochs={config.lr.warmup_epochs} gives the warmup')
+  if config.eval_every_epochs is None:
+    _require(config, 'eval_every_steps', _positive_int,
+             'allowed: an integer > 0 (or 0 with eval_every_epochs set)')
+  else:
+    _require(config, 'eval_every_steps', lambda v: v == 0,
+             f'allowed: 0 when eval_every_epochs={config.eval_every_epochs} gives the cadence')
   try:
     budget.resolve_budget(config)
   except ValueError as e:
