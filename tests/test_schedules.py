@@ -1,5 +1,6 @@
 """Schedules against direct float64 transcriptions of the papers' formulas."""
 
+import importlib
 import math
 
 import jax
@@ -279,3 +280,18 @@ def test_create_from_config_explicit_num_train_examples():
   assert float(schedule(5)) == pytest.approx(0.5)
   assert float(schedule(15)) == pytest.approx(0.5)
   assert float(schedule(20)) == 0.0
+
+
+@pytest.mark.parametrize('config_name,recipe_name', [
+    ('mlperf_lars_32k', 'mlperf_lars_706'), ('nesterov_a', 'nesterov_a'),
+    ('nesterov_b', 'nesterov_b')])
+def test_config_files_schedules_match_the_paper(config_name, recipe_name):
+  """The schedule built from the config file itself, at the points Table 5 fixes."""
+  config = importlib.import_module(f'configs.{config_name}').get_config()
+  recipe = PIECEWISE_RECIPES[recipe_name]
+  with jax.enable_x64(True):
+    schedule = schedules.create_learning_rate_fn(config, 1_281_167)
+    warmup = recipe['warmup']
+    for t in [0, warmup / 2, warmup, warmup + 1, MLPERF_T / 2, MLPERF_T]:
+      expected = _piecewise_reference(t, total=MLPERF_T, **recipe)
+      np.testing.assert_allclose(float(schedule(t)), expected, rtol=1e-6, atol=1e-12)
