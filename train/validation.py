@@ -186,28 +186,27 @@ def _check_regularization(config: ml_collections.ConfigDict) -> None:
                f'{"weight_decay" if key == "l2" else "l2"} instead')
 
 
+def _steps_or_epochs(config: ml_collections.ConfigDict, steps_key: str, epochs_key: str,
+                     steps_predicate: Callable[[Any], bool], steps_allowed: str) -> None:
+  """A length given in steps, or in epochs with the steps key at 0."""
+  epochs = _get(config, epochs_key)
+  if epochs is None:
+    _require(config, steps_key, steps_predicate, f'allowed: {steps_allowed}')
+  else:
+    _require(config, steps_key, lambda v: v == 0,
+             f'allowed: 0 when {epochs_key}={epochs} gives it in epochs')
+
+
 def _check_budget(config: ml_collections.ConfigDict) -> None:
-  """The budget and the warmup, each in steps or in epochs, but not both."""
-  if config.num_epochs is None:
-    _require(config, 'num_train_steps', _positive_int,
-             'allowed: an integer > 0 (or 0 with num_epochs set)')
-  else:
-    _require(config, 'num_train_steps', lambda v: v == 0,
-             f'allowed: 0 when num_epochs={config.num_epochs} gives the budget')
-  warmup_key = 'lr.warmup_steps'
-  if config.lr.warmup_epochs is None:
-    _require(config, warmup_key, lambda v: _is_number(v) and v >= 0,
-             'allowed: a number of steps >= 0 (may be fractional)')
-  else:
-    warmup_key = 'lr.warmup_epochs'
-    _require(config, 'lr.warmup_steps', lambda v: v == 0,
-             f'allowed: 0 when lr.warmup_epochs={config.lr.warmup_epochs} gives the warmup')
-  if config.eval_every_epochs is None:
-    _require(config, 'eval_every_steps', _positive_int,
-             'allowed: an integer > 0 (or 0 with eval_every_epochs set)')
-  else:
-    _require(config, 'eval_every_steps', lambda v: v == 0,
-             f'allowed: 0 when eval_every_epochs={config.eval_every_epochs} gives the cadence')
+  """Budget, warmup and eval cadence, each in steps or in epochs, but not both."""
+  _steps_or_epochs(config, 'num_train_steps', 'num_epochs', _positive_int,
+                   'an integer > 0 (or 0 with num_epochs set)')
+  _steps_or_epochs(config, 'lr.warmup_steps', 'lr.warmup_epochs',
+                   lambda v: _is_number(v) and v >= 0,
+                   'a number of steps >= 0 (may be fractional)')
+  _steps_or_epochs(config, 'eval_every_steps', 'eval_every_epochs', _positive_int,
+                   'an integer > 0 (or 0 with eval_every_epochs set)')
+  warmup_key = 'lr.warmup_steps' if config.lr.warmup_epochs is None else 'lr.warmup_epochs'
   try:
     budget.resolve_budget(config)
   except ValueError as e:
