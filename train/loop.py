@@ -25,6 +25,7 @@ from mlperf_logging.mllog import constants as mlc
 import models
 import optim
 from input_pipeline import datasets
+from input_pipeline import info
 from input_pipeline import pipeline
 from train import budget
 from train import mlperf_log
@@ -178,8 +179,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
 def _set_up(config: ml_collections.ConfigDict, mllogger: mlperf_log.MlperfLogger) -> _Setup:
   """Data, model, optimizer state and compiled steps: everything before run_start."""
   builder = datasets.ensure_prepared(config.dataset, config.data_dir)
-  num_eval = pipeline.num_examples(config, 'validation')
-  run_budget = budget.resolve_budget(config, pipeline.num_examples(config, 'train'))
+  splits = builder.info.splits
+  num_eval = splits[info.get_dataset_info(config.dataset).eval_split].num_examples
+  run_budget = budget.resolve_budget(config, splits['train'].num_examples)
   for key, value in mlperf_log.hyperparameters(
       config, run_budget, num_eval_examples=num_eval).items():
     mllogger.event(key, value)
