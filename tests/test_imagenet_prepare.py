@@ -1,0 +1,181 @@
+"""prepare_imagenet on tiny fake ILSVRC2012 tars, read back through the pipeline."""
+
+import contextlib
+import io
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from configs import default
+from input_pipeline import datasets
+from input_pipeline import pipeline
+from input_pipeline import prepare_imagenet
+from tests import fake_imagenet
+
+_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IMAGENET = 'imagenet2012'
+
+
+def _prepare(data_dir, manual_dir) -> str:
+  stdout = io.StringIO()
+  with contextlib.redirect_stdout(stdout):
+    prepare_imagenet.prepare(data_dir, manual_dir)
+  return stdout.getvalue()
+
+
+@pytest.fixture(scope='module')
+def prepared(tmp_path_factory):
+  """(data_dir, manual_dir, what the fakes hold, what the build printed)."""
+  root = tmp_path_factory.mktemp('imagenet')
+  manual_dir, data_dir = str(root / 'manual'), str(root / 'tfds')
+  fakes = fake_imagenet.make_fake_imagenet_archives(
+      manual_dir, images_per_class=2, num_val=6, seed=0)
+  return data_dir, manual_dir, fakes, _prepare(data_dir, manual_dir)
+
+
+def _examples(data_dir: str, split: str) -> dict[str, dict]:
+  builder = tfds.builder(IMAGENET, data_dir=data_dir)
+  ds = builder.as_dataset(split=split,
+                          decoders={'image': tfds.decode.SkipDecoding()})
+  return {ex['file_name'].decode(): ex for ex in tfds.as_numpy(ds)}
+
+
+def _label_names(data_dir: str):
+  return tfds.builder(IMAGENET, data_dir=data_dir).info.features['label']
+
+
+def _config(data_dir: str):
+  config = default.get_config()
+  config.dataset = IMAGENET
+  config.data_dir = data_dir
+  config.image_size = 32
+  config.input.shuffle_buffer_size = 100
+  return config
+
+
+def test_prepare_reports_where_the_data_is(prepared):
+  data_dir, _, _, printed = prepared
+  assert datasets.is_prepared(IMAGENET, data_dir)
+  last = printed.strip().splitlines()[-1]
+  assert last.startswith('Prepared imagenet2012 in ')
+  assert os.path.join(data_dir, IMAGENET) in last
+
+
+def test_train_labels_are_the_synset_of_each_file(prepared):
+  data_dir, _, fakes, _ = prepared
+  examples = _examples(data_dir, 'train')
+  assert set(examples) == set(fakes['train'])
+  label = _label_names(data_dir)
+  for name, example in examples.items():
+    assert label.int2str(example['label']) == fakes['train'][name] == (
+        name.split('_')[0])
+
+
+def test_val_labels_follow_tfds_labels_file(prepared):
+  data_dir, _, fakes, _ = prepared
+  examples = _examples(data_dir, 'validation')
+  labels_file = fake_imagenet.validation_labels()
+  label = _label_names(data_dir)
+  assert set(examples) == set(fakes['validation'])
+  for name, example in examples.items():
+    number = int(name[len('ILSVRC2012_val_'):-len('.JPEG')])
+    assert label.int2str(example['label']) == labels_file[number - 1]
+    assert label.int2str(example['label']) == fakes['validation'][name]
+
+
+def test_cmyk_and_png_files_are_stored_as_rgb_jpeg(prepared):
+  data_dir, _, fakes, _ = prepared
+  examples = _examples(data_dir, 'train')
+  for name in (fakes['cmyk_file'], fakes['png_file']):
+    encoded = examples[name]['image']
+    # tf.io.decode_jpeg reads PNGs and CMYK JPEGs alike (giving 3 channels),
+    # so it proves nothing: look at the format and colour model themselves.
+    with Image.open(io.BytesIO(encoded)) as image:
+      assert (image.format, image.mode) == ('JPEG', 'RGB'), name
+    # The pipeline's fused crop reads JPEG only.
+    assert tf.image.decode_and_crop_jpeg(encoded, [0, 0, 8, 8]).shape == (
+        8, 8, 3)
+
+
+def test_pipeline_reads_every_image(prepared):
+  data_dir, _, fakes, _ = prepared
+  config = _config(data_dir)
+  batch_size = 4
+  # Shuffle before repeat: the first epoch's batches hold every train image,
+  # the CMYK and the PNG one among them.
+  batches = math.ceil(len(fakes['train']) / batch_size)
+  train = pipeline.create_train_iterator(config, batch_size=batch_size)
+  labels = []
+  for _ in range(batches):
+    batch = next(train)
+    assert batch['image'].shape == (batch_size, 32, 32, 3)
+    labels.extend(batch['label'])
+  label = _label_names(data_dir)
+  assert {label.int2str(l) for l in labels} <= set(fakes['synsets'])
+
+  eval_batches = list(pipeline.create_eval_dataset(config, batch_size=4))
+  mask = np.concatenate([b['mask'] for b in eval_batches])
+  eval_labels = np.concatenate([b['label'] for b in eval_batches])[mask]
+  assert sorted(label.int2str(l) for l in eval_labels) == sorted(
+      fakes['validation'].values())
+
+
+def test_rerun_on_a_prepared_dir_says_so(prepared):
+  data_dir, manual_dir, _, _ = prepared
+  printed = _prepare(data_dir, manual_dir)
+  assert 'already prepared' in printed
+
+
+def _run_module(*args):
+  env = {**os.environ, 'TF_CPP_MIN_LOG_LEVEL': '3'}
+  return subprocess.run(
+      [sys.executable, '-m', 'input_pipeline.prepare_imagenet', *args],
+      cwd=_REPO_ROOT, capture_output=True, text=True, env=env, timeout=60,
+      check=False)
+
+
+def test_missing_archive_is_one_line_and_exit_2(tmp_path):
+  manual_dir = tmp_path / 'manual'
+  manual_dir.mkdir()
+  (manual_dir / 'ILSVRC2012_img_train.tar').write_bytes(b'')
+  result = _run_module(f'--data_dir={tmp_path / "tfds"}',
+                       f'--manual_dir={manual_dir}')
+  assert result.returncode == 2
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1, result.stderr
+  assert 'ILSVRC2012_img_val.tar' in lines[0]
+  assert 'ILSVRC2012_img_train.tar' not in lines[0]
+  assert str(manual_dir) in lines[0]
+  assert 'image-net.org' in lines[0]
+  assert 'Traceback' not in result.stderr + result.stdout
+
+
+def test_rerun_after_an_interruption_builds_from_scratch(tmp_path, monkeypatch):
+  manual_dir, data_dir = str(tmp_path / 'manual'), str(tmp_path / 'tfds')
+  fakes = fake_imagenet.make_fake_imagenet_archives(
+      manual_dir, images_per_class=1, num_val=2, seed=1)
+
+  # Interrupted while converting the PNG, midway through the train split.
+  def interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+  monkeypatch.setattr(tfds.core.utils, 'png_to_jpeg', interrupt)
+  with pytest.raises(KeyboardInterrupt):
+    _prepare(data_dir, manual_dir)
+  monkeypatch.undo()
+  assert not datasets.is_prepared(IMAGENET, data_dir)
+
+  # A build killed outright leaves its incomplete folder behind.
+  stale = os.path.join(data_dir, IMAGENET, 'incomplete.ABC123_5.1.0')
+  os.makedirs(stale)
+  printed = _prepare(data_dir, manual_dir)
+  assert not os.path.exists(stale)
+  assert 'interrupted build' in printed
+  assert datasets.is_prepared(IMAGENET, data_dir)
+  assert set(_examples(data_dir, 'train')) == set(fakes['train'])
