@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -18,6 +19,8 @@ from input_pipeline import datasets
 from input_pipeline import pipeline
 from input_pipeline import prepare_imagenet
 from tests import fake_imagenet
+from train import loop
+from train import validation
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGENET = 'imagenet2012'
@@ -179,3 +182,21 @@ def test_rerun_after_an_interruption_builds_from_scratch(tmp_path, monkeypatch):
   assert 'interrupted build' in printed
   assert datasets.is_prepared(IMAGENET, data_dir)
   assert set(_examples(data_dir, 'train')) == set(fakes['train'])
+
+
+def test_harness_trains_on_the_prepared_archives(prepared, tmp_path):
+  """The whole harness on imagenet2012 as tfds prepared it: validation, two steps, an eval."""
+  data_dir, _, fakes, _ = prepared
+  config = _config(data_dir)
+  config.global_batch_size = 8
+  config.eval_batch_size = 4  # 6 validation images: the last batch is padded.
+  config.model.virtual_batch_size = 8
+  config.num_train_steps = 2
+  config.lr.warmup_steps = 1.0
+  config.eval_every_steps = 2
+  validation.validate_config(config, num_devices=jax.device_count())
+  result = loop.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert result['steps_completed'] == 2 and len(result['evals']) == 1
+  assert result['dataset'] == IMAGENET
+  with open(tmp_path / 'run' / 'mlperf.log') as f:
+    assert f'"key": "eval_samples", "value": {len(fakes["validation"])}' in f.read()
