@@ -28,12 +28,6 @@ Batch = dict[str, np.ndarray]
 Example = preprocessing.Example
 
 
-def num_examples(config: ml_collections.ConfigDict, split: str) -> int:
-  """Examples in `split` (e.g. 'validation[:50%]') of config.dataset."""
-  builder = datasets.ensure_prepared(config.dataset, config.data_dir)
-  return builder.info.splits[split].num_examples
-
-
 def _options(num_threads: int | None, deterministic: bool) -> tf.data.Options:
   options = tf.data.Options()
   # A private pool sized to the host, and one thread per op, so that tf.data
