@@ -7,7 +7,7 @@ import sys
 import ml_collections
 import pytest
 
-from configs import default
+from configs import embedded_lars
 from train import budget
 
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ STEPS_PER_BLOCK = {512: 10_010, 1024: 5005, 2048: 2503, 3264: 1571, 4096: 1252,
 
 
 def _imagenet_config(batch_size: int, **overrides) -> ml_collections.ConfigDict:
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.dataset = 'imagenet2012'
   config.global_batch_size = batch_size
   for key, value in overrides.items():
@@ -142,7 +142,7 @@ def test_epochs_inside_a_block_round_up():
 def test_whole_epochs_do_not_round_up_on_float_error():
   # 7 steps per block of 3 epochs: 27 epochs * (7 / 3) is 63.00000000000001 in
   # floats, yet 9 whole blocks are exactly 63 steps.
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.num_train_steps, config.num_epochs, config.epochs_per_block = 0, 27.0, 3
   config.global_batch_size = 100
   config.lr.warmup_steps = 1.0
@@ -154,7 +154,7 @@ def test_whole_epochs_do_not_round_up_on_float_error():
 @pytest.mark.parametrize('batch_scaling,peak', [('none', 10.0), ('sqrt', 20.0),
                                                 ('linear', 40.0)])
 def test_peak_learning_rate(batch_scaling, peak):
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.global_batch_size, config.lr.reference_batch_size = 1024, 256
   config.lr.batch_scaling = batch_scaling
   assert budget.peak_learning_rate(config) == peak
@@ -162,15 +162,15 @@ def test_peak_learning_rate(batch_scaling, peak):
 
 
 def test_budget_in_steps():
-  config = default.get_config()  # 600 steps, 50 warmup steps, embedded_shapes.
+  config = embedded_lars.get_config()  # 400 steps, 50 warmup steps, embedded_shapes.
   b = budget.resolve_budget(config)
   assert b.num_train_examples == 10_000
   assert b.steps_per_epoch == 78.25  # ceil(4 * 10,000 / 128) / 4 = 313 / 4.
-  assert b.num_train_steps == 600
-  assert b.num_epochs == 600 / 78.25
+  assert b.num_train_steps == 400
+  assert b.num_epochs == 400 / 78.25
   assert b.warmup_steps == 50.0
   assert b.warmup_epochs == 50 / 78.25
-  assert b.decay_steps == 600.0
+  assert b.decay_steps == 400.0
   assert b.peak_learning_rate == 10.0
 
 
@@ -196,7 +196,7 @@ def test_warmup_in_epochs_without_batch_scaling():
 
 
 @pytest.mark.parametrize('overrides,keys', [
-    ({'num_epochs': 64.0}, 'num_epochs.*num_train_steps'),  # num_train_steps still 600.
+    ({'num_epochs': 64.0}, 'num_epochs.*num_train_steps'),  # num_train_steps still 400.
     ({'lr.warmup_epochs': 2.0}, 'lr.warmup_epochs.*lr.warmup_steps'),  # Still 50 steps.
     ({'lr.warmup_batch_scaling': 'linear'}, 'lr.warmup_batch_scaling.*lr.warmup_epochs'),
     ({'lr.batch_scaling': 'cubic'}, 'lr.batch_scaling.*linear, none, sqrt'),
@@ -209,7 +209,7 @@ def test_warmup_in_epochs_without_batch_scaling():
     ({'lr.decay_steps': 40.0}, 'lr.decay_steps'),
 ])
 def test_inconsistent_keys_raise(overrides, keys):
-  config = default.get_config()
+  config = embedded_lars.get_config()
   for key, value in overrides.items():
     node, _, name = key.rpartition('.')
     (config.lr if node == 'lr' else config)[name] = value
@@ -219,7 +219,7 @@ def test_inconsistent_keys_raise(overrides, keys):
 
 
 def test_unknown_dataset_raises():
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.dataset = 'cifar10'
   with pytest.raises(ValueError, match='imagenet2012'):
     budget.resolve_budget(config)

@@ -6,6 +6,7 @@ import jax
 import pytest
 
 from configs import default
+from configs import embedded_lars
 from train import budget
 from train import loop
 from train import validation
@@ -57,6 +58,21 @@ def test_mlperf_lars_recipe_values():
   assert (config.model.last_bn_scale, config.model.virtual_batch_size) == (0.0, 64)
   assert (config.model.bn_epsilon, config.model.bn_momentum) == (1e-5, 0.9)
   assert (config.optimizer.name, config.optimizer.bn_bias_name) == ('lars', 'mlperf_momentum')
+
+
+def test_default_preprocessing_is_the_mlperf_reference():
+  # Issue 4: every MLPerf preprocessing constant is a key with the reference's value.
+  for config in (default.get_config(), _config('mlperf_lars_32k')):
+    assert config.image_size == 224
+    assert tuple(config.input.crop_area_range) == (0.05, 1.0)
+    assert tuple(config.input.crop_aspect_ratio_range) == (0.75, 1.33)
+    assert config.input.crop_min_object_covered == 0.1
+    assert config.input.crop_max_attempts == 10
+    assert config.input.resize_method == 'bicubic'
+    assert config.input.random_flip
+    assert config.input.eval_crop_padding == 32
+    assert tuple(config.input.mean_rgb) == pytest.approx((123.675, 116.28, 103.53))
+    assert tuple(config.input.stddev_rgb) == pytest.approx((58.395, 57.12, 57.375))
   assert (config.model.depth, config.model.version, config.image_size) == (50, 'v1.5', 224)
 
 

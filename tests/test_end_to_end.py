@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from configs import default
+from configs import embedded_lars
 from train import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -22,11 +22,12 @@ TINY_OVERRIDES = {
     'eval_every_steps': 6,
     'log_every_steps': 3,
     'lr.warmup_steps': 3.0,
+    'stop_at_target': True,
 }
 
 
 def _tiny_config(data_dir, **overrides):
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.data_dir = str(data_dir)
   for key, value in {**TINY_OVERRIDES, **overrides}.items():
     *parents, leaf = key.split('.')

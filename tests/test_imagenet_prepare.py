@@ -15,9 +15,11 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from configs import default
+from configs import embedded_lars
 from input_pipeline import datasets
 from input_pipeline import pipeline
 from input_pipeline import prepare_imagenet
+from input_pipeline import preprocessing
 from tests import fake_imagenet
 from train import loop
 from train import validation
@@ -55,7 +57,7 @@ def _label_names(data_dir: str):
 
 
 def _config(data_dir: str):
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.dataset = IMAGENET
   config.data_dir = data_dir
   config.image_size = 32
@@ -128,6 +130,52 @@ def test_pipeline_reads_every_image(prepared):
   eval_labels = np.concatenate([b['label'] for b in eval_batches])[mask]
   assert sorted(label.int2str(l) for l in eval_labels) == sorted(
       fakes['validation'].values())
+
+
+def _crop_windows(jpeg: bytes, count: int) -> tuple[tuple[int, int], np.ndarray]:
+  """(height, width) of the JPEG and `count` windows at the MLPerf defaults."""
+  crop = default.get_config().input
+  shape = tf.image.extract_jpeg_shape(jpeg)
+  sample = lambda i: preprocessing.sample_crop_window(
+      shape, tf.stack([tf.constant(0, tf.int64), i]),
+      area_range=tuple(crop.crop_area_range),
+      aspect_ratio_range=tuple(crop.crop_aspect_ratio_range),
+      min_object_covered=crop.crop_min_object_covered,
+      max_attempts=crop.crop_max_attempts)
+  windows = tf.data.Dataset.range(count).map(sample).batch(count)
+  return tuple(shape.numpy()[:2]), next(iter(windows)).numpy()
+
+
+def test_crop_windows_on_every_train_image_respect_the_mlperf_ranges(prepared):
+  data_dir, _, _, _ = prepared
+  crop = default.get_config().input
+  area_low, area_high = crop.crop_area_range
+  aspect_low, aspect_high = crop.crop_aspect_ratio_range
+  # The whole image is the object: covering 10% of it means 10% of its area.
+  area_low = max(area_low, crop.crop_min_object_covered)
+  sizes, num_windows, num_whole = set(), 0, 0
+  for name, example in _examples(data_dir, 'train').items():
+    (height, width), windows = _crop_windows(example['image'], count=200)
+    sizes.add((height, width))
+    y, x, h, w = windows.T
+    assert (y >= 0).all() and (x >= 0).all(), name
+    assert (y + h <= height).all() and (x + w <= width).all(), name
+    # The whole image is the fallback when no window fits in 10 attempts.
+    whole = (h == height) & (w == width)
+    y, x, h, w = windows[~whole].T
+    # tf keeps windows whose pixel count is within the range exactly; the width
+    # is height * ratio in whole pixels, so the ratio may miss by a pixel.
+    area = h * w / (height * width)
+    assert (area >= area_low).all() and (area <= area_high).all(), name
+    aspect = w / h
+    assert (aspect >= aspect_low - 1 / h).all(), name
+    assert (aspect <= aspect_high + 1 / h).all(), name
+    num_windows += len(windows)
+    num_whole += whole.sum()
+  # Images of many shapes (24 to 96 pixels a side, either way round), and
+  # real crops rather than the fallback nearly always.
+  assert len(sizes) > 10
+  assert num_whole < 0.02 * num_windows
 
 
 def test_rerun_on_a_prepared_dir_says_so(prepared):

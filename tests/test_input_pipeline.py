@@ -8,6 +8,7 @@ directory.
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from configs import default
+from configs import embedded_lars
 from input_pipeline import datasets
 from input_pipeline import embedded_shapes
 from input_pipeline import info
@@ -42,7 +43,7 @@ def built(tmp_path_factory) -> tuple[str, str]:
 
 @pytest.fixture
 def config(built):
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.dataset = TINY
   config.data_dir = built[0]
   config.image_size = 32
@@ -333,3 +334,64 @@ def test_eval_shards_cover_the_split_with_equal_batch_counts(config):
   digests = [set(_digests(p['image'][p['mask']])) for p in passes]
   assert len(set.union(*digests)) == NUM_VALIDATION
   assert sum(len(d) for d in digests) == NUM_VALIDATION
+
+
+def test_train_out_of_order_keeps_each_position_content(config):
+  # config.input.deterministic=False (what the loop passes) only lets the
+  # decoding finish out of order: the example and augmentation at each position
+  # of the stream are fixed upstream, so the stream holds the same images,
+  # merely permuted within the few decodes in flight.
+  ordered = _take(pipeline.create_train_iterator(config, batch_size=32), 20)
+  unordered = _take(pipeline.create_train_iterator(
+      config, batch_size=32, deterministic=False), 16)
+  for batch in unordered:
+    assert batch['image'].shape == (32, 32, 32, 3)
+    assert batch['image'].dtype == np.uint8 and batch['label'].dtype == np.int32
+    assert ((0 <= batch['label']) & (batch['label'] < 10)).all()
+  # Random crops make every position's image unique: the first 512 out of
+  # order are 512 distinct images among the first 640 in order.
+  unordered_images = set(_digests(np.concatenate([b['image'] for b in unordered])))
+  assert len(unordered_images) == 16 * 32
+  assert unordered_images <= set(_digests(np.concatenate([b['image'] for b in ordered])))
+
+
+def test_eval_cache_bytes():
+  # ImageNet's validation split at 224 px: 7.5 GB on one host.
+  assert pipeline.eval_cache_bytes(50_000, 224) == 7_526_400_000
+  assert pipeline.eval_cache_bytes(25_000, 224) == 7_526_400_000 // 2
+
+
+@pytest.mark.parametrize('mode,cache_bytes,available,expected', [
+    ('always', 10**12, 1, True),
+    ('never', 1, 10**12, False),
+    ('auto', 499, 1000, True),  # Under half of the free memory.
+    ('auto', 500, 1000, False),
+    ('auto', 1, 0, False),
+])
+def test_should_cache_eval(mode, cache_bytes, available, expected):
+  assert pipeline.should_cache_eval(mode, cache_bytes, available) is expected
+
+
+def test_should_cache_eval_names_the_valid_modes():
+  with pytest.raises(ValueError, match='auto, always, never'):
+    pipeline.should_cache_eval('True', 1, 10**12)
+
+
+def test_cache_eval_modes_agree_with_validation():
+  from train import validation  # pylint: disable=g-import-not-at-top
+  assert pipeline.CACHE_EVAL_MODES == validation.CACHE_EVAL_MODES
+
+
+def test_eval_dataset_logs_its_cache_decision(config, caplog, monkeypatch):
+  # 200 images of 32x32x3 bytes: 0.6 MB.
+  def decision(available_bytes: int) -> str:
+    monkeypatch.setattr(pipeline, 'available_memory_bytes', lambda: available_bytes)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger='absl'):
+      pipeline.create_eval_dataset(config, batch_size=64)
+    return caplog.text
+  assert "input.cache_eval='auto'): caching 200 preprocessed images, 0.6 MB" in (
+      decision(2_000_000))
+  assert "input.cache_eval='auto'): not caching 200" in decision(1_000_000)
+  config.input.cache_eval = 'always'
+  assert "input.cache_eval='always'): caching" in decision(0)

@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 import models
-from configs import default as default_config
+from configs import embedded_lars as default_config
 from models import resnet
 from models.virtual_batch_norm import VirtualBatchNorm
 

@@ -11,7 +11,7 @@ import optax
 import pytest
 
 import optim
-from configs import default
+from configs import embedded_lars
 from optim import lamb
 from optim import lars
 from optim import schedules
@@ -64,7 +64,7 @@ def _run_optimizer(config, params_np, grads_np_list):
 
 
 def _config(name, bn_bias_name, **optimizer):
-  config = default.get_config()
+  config = embedded_lars.get_config()
   opt = config.optimizer
   opt.name = name
   opt.bn_bias_name = bn_bias_name

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from configs import default
+from configs import embedded_lars
 from optim import schedules
 
 MLPERF_T = 2512  # 64 MLPerf epochs at batch 32,768.
@@ -205,14 +205,14 @@ def test_schedule_names():
 
 
 def test_unknown_schedule_lists_valid_names():
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.lr.schedule = 'step'
   with pytest.raises(ValueError, match='cosine, linear, piecewise_polynomial'):
     schedules.create_learning_rate_fn(config)
 
 
 def _mlperf_lars_config():
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.dataset = 'imagenet2012'
   config.global_batch_size = 32_768
   config.num_train_steps = 0
@@ -233,7 +233,7 @@ def test_create_from_config_mlperf_lars_in_epochs():
 
 @pytest.mark.parametrize('name', ['piecewise_polynomial', 'cosine', 'linear'])
 def test_create_from_config_follows_budget(name):
-  config = default.get_config()  # 600 steps, 50 warmup steps on embedded_shapes.
+  config = embedded_lars.get_config()  # 400 steps, 50 warmup steps on embedded_shapes.
   config.lr.schedule = name
   config.lr.decay_steps = 400.0
   config.lr.init, config.lr.peak, config.lr.final = 0.0, 2.0, 0.01
@@ -251,7 +251,7 @@ def test_create_from_config_follows_budget(name):
 
 def test_create_from_config_lamb_scales_peak_and_warmup():
   """LAMB Table 5 at batch 512: peak 0.04 / 8, warmup 20 / 64 epochs, eta_0 (1 - t/T)."""
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.dataset = 'imagenet2012'
   config.global_batch_size = 512
   config.num_train_steps, config.num_epochs = 0, 90.0
@@ -269,7 +269,7 @@ def test_create_from_config_lamb_scales_peak_and_warmup():
 
 
 def test_create_from_config_explicit_num_train_examples():
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.num_train_steps, config.num_epochs = 0, 2.0
   config.global_batch_size, config.epochs_per_block = 100, 1
   config.lr.warmup_steps, config.lr.warmup_epochs = 0.0, 1.0

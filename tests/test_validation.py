@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from configs import default
+from configs import embedded_lars
 from train import validation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -38,7 +39,7 @@ BAD_VALUES = [
     ('label_smoothing', 1.0),
     ('lr.schedule', 'step'),
     ('lr.peak', 0.0),
-    ('lr.warmup_steps', 600.0),  # Not shorter than the budget of 600.
+    ('lr.warmup_steps', 400.0),  # Not shorter than the budget of 400.
     ('lr.warmup_power', 0.0),
     ('target_accuracy', 0.0),
     ('target_accuracy', 75.9),
@@ -47,6 +48,9 @@ BAD_VALUES = [
     ('input.crop_aspect_ratio_range', (0.0, 1.0)),
     ('input.resize_method', 'lanczos'),
     ('input.stddev_rgb', (1.0, 0.0, 1.0)),
+    ('input.deterministic', None),
+    ('input.cache_eval', 'sometimes'),
+    ('input.cache_eval', 'True'),
     ('mlperf.submission_division', 'premier'),
     ('num_epochs', -1.0),
     ('epochs_per_block', 0),
@@ -69,13 +73,14 @@ def _set(config, key, value):
   node[leaf] = value
 
 
-def test_default_config_is_valid():
-  validation.validate_config(default.get_config(), num_devices=1, check_data=False)
+@pytest.mark.parametrize('config_module', [default, embedded_lars])
+def test_default_configs_are_valid(config_module):
+  validation.validate_config(config_module.get_config(), num_devices=1, check_data=False)
 
 
 @pytest.mark.parametrize('key,value', BAD_VALUES)
 def test_bad_value_names_key_value_and_what_is_allowed(key, value):
-  config = default.get_config()
+  config = embedded_lars.get_config()
   _set(config, key, value)
   with pytest.raises(validation.ConfigError) as info:
     validation.validate_config(config, num_devices=1, check_data=False)
@@ -87,7 +92,7 @@ def test_bad_value_names_key_value_and_what_is_allowed(key, value):
 
 
 def test_batch_must_split_over_devices_into_virtual_batches():
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.global_batch_size = 256
   config.model.virtual_batch_size = 64
   validation.validate_config(config, num_devices=4, check_data=False)
@@ -98,7 +103,7 @@ def test_batch_must_split_over_devices_into_virtual_batches():
 
 
 def test_regularization_no_optimizer_reads_is_refused():
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.optimizer.weight_decay = 0.01  # LARS and MLPerf momentum read l2.
   with pytest.raises(validation.ConfigError, match=r'optimizer.weight_decay=0.01.*read optimizer.l2'):
     validation.validate_config(config, num_devices=1, check_data=False)
@@ -110,9 +115,9 @@ def test_regularization_no_optimizer_reads_is_refused():
 
 
 def test_budget_and_warmup_in_steps_or_epochs_not_both():
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.num_epochs = 5.0
-  with pytest.raises(validation.ConfigError, match=r'num_train_steps=600.*allowed: 0 when num_epochs'):
+  with pytest.raises(validation.ConfigError, match=r'num_train_steps=400.*allowed: 0 when num_epochs'):
     validation.validate_config(config, num_devices=1, check_data=False)
   config.num_train_steps = 0
   validation.validate_config(config, num_devices=1, check_data=False)
@@ -127,7 +132,7 @@ def test_budget_and_warmup_in_steps_or_epochs_not_both():
 
 
 def test_unprepared_imagenet_names_the_prepare_command(tmp_path):
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.dataset = 'imagenet2012'
   config.data_dir = str(tmp_path)
   with pytest.raises(validation.ConfigError, match='not prepared.*prepare_imagenet') as info:
@@ -136,7 +141,7 @@ def test_unprepared_imagenet_names_the_prepare_command(tmp_path):
 
 
 def test_missing_data_dir(tmp_path):
-  config = default.get_config()
+  config = embedded_lars.get_config()
   config.dataset = 'imagenet2012'
   config.data_dir = str(tmp_path / 'nowhere')
   with pytest.raises(validation.ConfigError, match='data_dir'):

@@ -88,7 +88,7 @@ def _abstract_batch(config: ml_collections.ConfigDict, batch_size: int,
   return batch
 
 
-def _write_json(path: str, value: Any) -> None:
+def write_json(path: str, value: Any) -> None:
   """Writes atomically: a reader never sees half a file."""
   tmp = path + '.tmp'
   with open(tmp, 'w') as f:
@@ -98,7 +98,7 @@ def _write_json(path: str, value: Any) -> None:
 
 
 def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  _write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json()))
+  write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json()))
 
 
 class _ProgressLine:
@@ -109,6 +109,7 @@ class _ProgressLine:
     self._batch_size = batch_size
     self._writer = writer
     self._last = (0, time.perf_counter())
+    self.last_metrics: dict[str, float] = {}
 
   def __call__(self, step: int, t: float, metrics: dict[str, jax.Array]) -> None:
     """Fetches the step's metrics (a host sync, so only at log steps) and logs them."""
@@ -118,11 +119,83 @@ class _ProgressLine:
     last_step, last_time = self._last
     self._last = (step, now)
     host['images_per_second'] = (step - last_step) * self._batch_size / (now - last_time)
+    self.last_metrics = host
     eta = (self._num_steps - step) * self._batch_size / host['images_per_second']
     logging.info('step %d/%d: loss %.4f, train accuracy %.3f, lr %.4g, '
                  '%.0f images/s, time left %.0fs', step, self._num_steps, host['loss'],
                  host['accuracy'], host['learning_rate'], host['images_per_second'], eta)
     self._writer.write_scalars(step, {f'train_{k}': v for k, v in host.items()})
+
+
+@dataclasses.dataclass
+class CompiledSteps:
+  """The compiled programs of one config: they do not depend on the seed."""
+  init: Callable  # rng key -> TrainState, replicated.
+  train_step: Callable
+  eval_step: Callable
+  batch_sharding: NamedSharding
+  learning_rate_fn: Callable
+  compile_seconds: float
+
+
+def _seedless_key(config: ml_collections.ConfigDict) -> str:
+  """The config as JSON without its seed: equal keys compile to the same programs."""
+  values = json.loads(config.to_json())
+  values.pop('seed')
+  return json.dumps(values, sort_keys=True)
+
+
+class StepCache:
+  """Compiled steps by config, so that the seeds of a study compile once.
+
+  The seed only changes the initial parameters (an argument of the compiled init)
+  and the data order, so every seed of a config reuses the same executables.
+  """
+
+  def __init__(self):
+    self._compiled: dict[str, CompiledSteps] = {}
+    self.num_compilations = 0
+
+  def get(self, config: ml_collections.ConfigDict, num_classes: int,
+          num_train_examples: int) -> CompiledSteps:
+    key = _seedless_key(config)
+    if key not in self._compiled:
+      self._compiled[key] = compile_steps(config, num_classes, num_train_examples)
+      self.num_compilations += 1
+    return self._compiled[key]
+
+
+def compile_steps(config: ml_collections.ConfigDict, num_classes: int,
+                  num_train_examples: int) -> CompiledSteps:
+  """Builds the model and optimizer and compiles init, train and eval steps (AOT)."""
+  mesh = create_mesh()
+  replicated = NamedSharding(mesh, PartitionSpec())
+  batch_sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
+  model = models.create_model(config, num_classes=num_classes)
+  learning_rate_fn = optim.create_learning_rate_fn(config, num_train_examples)
+  tx = optim.create_optimizer(config, learning_rate_fn)
+  compile_start = time.perf_counter()
+  init_fn = jax.jit(lambda rng: steps.create_train_state(model, tx, rng, config.image_size),
+                    out_shardings=replicated)
+  init = init_fn.lower(jax.random.key(0)).compile()
+  abstract_state = jax.eval_shape(init_fn, jax.random.key(0))
+  abstract_state = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), abstract_state)
+  train_fn, eval_fn = steps.bind_step_constants(config, learning_rate_fn)
+  train_step = jax.jit(
+      train_fn, in_shardings=(replicated, batch_sharding),
+      out_shardings=(replicated, replicated), donate_argnums=(0,)).lower(
+          abstract_state,
+          _abstract_batch(config, config.global_batch_size, batch_sharding, False)
+      ).compile()
+  eval_step = jax.jit(
+      eval_fn, in_shardings=(replicated, batch_sharding), out_shardings=replicated).lower(
+          abstract_state,
+          _abstract_batch(config, config.eval_batch_size, batch_sharding, True)
+      ).compile()
+  return CompiledSteps(init=init, train_step=train_step, eval_step=eval_step,
+                       batch_sharding=batch_sharding, learning_rate_fn=learning_rate_fn,
+                       compile_seconds=time.perf_counter() - compile_start)
 
 
 @dataclasses.dataclass
@@ -148,10 +221,17 @@ class _Outcome:
   reached_seconds: float | None
   run_seconds: float
   eval_seconds: float
+  last_train_metrics: dict[str, float]
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
-  """Trains and evaluates as `config` says; writes the run's files; returns result.json."""
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
+                       step_cache: StepCache | None = None) -> dict:
+  """Trains and evaluates as `config` says; writes the run's files; returns result.json.
+
+  `step_cache` lets the runs of a study share compiled programs; a run that found
+  its programs compiled reports `compile_seconds` 0.
+  """
+  step_cache = step_cache or StepCache()
   os.makedirs(workdir, exist_ok=True)
   write_config(config, workdir)
   is_main = jax.process_index() == 0
@@ -163,7 +243,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mllogger.event(mlc.CACHE_CLEAR, True)
     mllogger.start(mlc.INIT_START)
     init_start = time.perf_counter()
-    setup = _set_up(config, mllogger)
+    compilations = step_cache.num_compilations
+    setup = _set_up(config, mllogger, step_cache)
+    if step_cache.num_compilations == compilations:
+      setup.compile_seconds = 0.0
     init_seconds = time.perf_counter() - init_start
     mllogger.end(mlc.INIT_STOP)
     outcome = _train(config, setup, mllogger, writer)
@@ -172,11 +255,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str) -> dict:
     mllogger.close()
   result = _result(config, setup, outcome, init_seconds)
   if is_main:
-    _write_json(os.path.join(workdir, 'result.json'), result)
+    write_json(os.path.join(workdir, 'result.json'), result)
   return result
 
 
-def _set_up(config: ml_collections.ConfigDict, mllogger: mlperf_log.MlperfLogger) -> _Setup:
+def _set_up(config: ml_collections.ConfigDict, mllogger: mlperf_log.MlperfLogger,
+            step_cache: StepCache) -> _Setup:
   """Data, model, optimizer state and compiled steps: everything before run_start."""
   builder = datasets.ensure_prepared(config.dataset, config.data_dir)
   splits = builder.info.splits
@@ -186,40 +270,23 @@ def _set_up(config: ml_collections.ConfigDict, mllogger: mlperf_log.MlperfLogger
       config, run_budget, num_eval_examples=num_eval).items():
     mllogger.event(key, value)
 
-  mesh = create_mesh()
-  replicated = NamedSharding(mesh, PartitionSpec())
-  batch_sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-  model = models.create_model(config, num_classes=builder.info.features['label'].num_classes)
-  learning_rate_fn = optim.create_learning_rate_fn(config, run_budget.num_train_examples)
-  tx = optim.create_optimizer(config, learning_rate_fn)
-  init_fn = jax.jit(lambda rng: steps.create_train_state(model, tx, rng, config.image_size),
-                    out_shardings=replicated)
-  state = init_fn(jax.random.key(config.seed))
-
-  train_fn, eval_fn = steps.bind_step_constants(config, learning_rate_fn)
-  compile_start = time.perf_counter()
-  train_step = jax.jit(
-      train_fn, in_shardings=(replicated, batch_sharding),
-      out_shardings=(replicated, replicated), donate_argnums=(0,)).lower(
-          state, _abstract_batch(config, config.global_batch_size, batch_sharding, False)
-      ).compile()
-  eval_step = jax.jit(
-      eval_fn, in_shardings=(replicated, batch_sharding), out_shardings=replicated).lower(
-          state, _abstract_batch(config, config.eval_batch_size, batch_sharding, True)
-      ).compile()
-  compile_seconds = time.perf_counter() - compile_start
+  compiled = step_cache.get(config, builder.info.features['label'].num_classes,
+                            run_budget.num_train_examples)
+  state = compiled.init(jax.random.key(config.seed))
+  batch_sharding = compiled.batch_sharding
 
   shard = dict(process_index=jax.process_index(), process_count=jax.process_count())
   train_batches = device_batches(
       pipeline.create_train_iterator(
-          config, batch_size=config.global_batch_size // jax.process_count(), **shard),
+          config, batch_size=config.global_batch_size // jax.process_count(),
+          deterministic=config.input.deterministic, **shard),
       batch_sharding, config.input.prefetch_batches)
   eval_dataset = pipeline.create_eval_dataset(
       config, batch_size=config.eval_batch_size // jax.process_count(), **shard)
-  return _Setup(state=state, train_step=train_step, eval_step=eval_step,
+  return _Setup(state=state, train_step=compiled.train_step, eval_step=compiled.eval_step,
                 train_batches=train_batches, eval_dataset=eval_dataset,
                 batch_sharding=batch_sharding, budget=run_budget, num_eval=num_eval,
-                compile_seconds=compile_seconds)
+                compile_seconds=compiled.compile_seconds)
 
 
 def _train(config: ml_collections.ConfigDict, setup: _Setup,
@@ -233,9 +300,9 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
   eval_every = setup.budget.eval_every_steps
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=num_steps, writer=writer, every_secs=30.0)
+  progress_line = _ProgressLine(num_steps, config.global_batch_size, writer)
   log_train_metrics = periodic_actions.PeriodicCallback(
-      every_steps=config.log_every_steps, on_steps=[num_steps],
-      callback_fn=_ProgressLine(num_steps, config.global_batch_size, writer))
+      every_steps=config.log_every_steps, on_steps=[num_steps], callback_fn=progress_line)
   state = setup.state
   evals: list[EvalRecord] = []
   eval_seconds = 0.0
@@ -272,7 +339,8 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
   return _Outcome(evals=evals, steps_completed=step,
                   reached_step=reached.step if reached else None,
                   reached_seconds=reached.seconds if reached else None,
-                  run_seconds=run_seconds, eval_seconds=eval_seconds)
+                  run_seconds=run_seconds, eval_seconds=eval_seconds,
+                  last_train_metrics=progress_line.last_metrics)
 
 
 def _evaluate_and_log(setup: _Setup, state: steps.TrainState, *, step: int, epoch: float,
@@ -310,6 +378,8 @@ def _result(config: ml_collections.ConfigDict, setup: _Setup, outcome: _Outcome,
       'seconds_to_target': outcome.reached_seconds,
       'epochs_to_target': outcome.reached_step / steps_per_epoch if reached else None,
       'final_eval_accuracy': outcome.evals[-1].accuracy,
+      # The accuracy on the (augmented) training batch of the last logged step.
+      'final_train_accuracy': outcome.last_train_metrics.get('accuracy'),
       'steps_completed': outcome.steps_completed,
       'num_train_steps': setup.budget.num_train_steps,
       'global_batch_size': config.global_batch_size,

@@ -22,6 +22,8 @@ SUBMISSION_DIVISIONS = ('closed', 'open')
 SUBMISSION_STATUSES = ('onprem', 'cloud', 'research', 'preview')
 BATCH_SCALINGS = ('none', 'sqrt', 'linear')
 WARMUP_BATCH_SCALINGS = ('none', 'linear')
+# input_pipeline/pipeline.py's CACHE_EVAL_MODES; listed here to keep TensorFlow out.
+CACHE_EVAL_MODES = ('auto', 'always', 'never')
 
 
 class ConfigError(ValueError):
@@ -157,6 +159,9 @@ def _check_scalars(config: ml_collections.ConfigDict) -> None:
       ('input.shuffle_buffer_size', _positive_int, 'allowed: an integer > 0'),
       ('input.prefetch_batches', lambda v: _is_int(v) and v >= 0,
        'allowed: an integer >= 0'),
+      ('input.deterministic', lambda v: isinstance(v, bool), 'allowed: True or False'),
+      ('input.cache_eval', lambda v: v in CACHE_EVAL_MODES,
+       f'allowed: {", ".join(CACHE_EVAL_MODES)}'),
       ('mlperf.submission_division', lambda v: v in SUBMISSION_DIVISIONS,
        f'allowed: {", ".join(SUBMISSION_DIVISIONS)}'),
       ('mlperf.submission_status', lambda v: v in SUBMISSION_STATUSES,

@@ -1,0 +1,150 @@
+"""Markdown reports and their plots, written from fake runs."""
+
+import os
+import re
+
+from PIL import Image
+import pytest
+
+from train import report
+from train import statistics
+
+TARGET = 0.759
+# seed -> final eval accuracy; seeds 0, 2 and 4 reach the target.
+FINALS = {0: 0.761, 1: 0.755, 2: 0.770, 3: 0.740, 4: 0.765}
+
+
+def _run(seed: int, final: float | None, status: str = 'success', offset: float = 0.0) -> dict:
+  """A result.json dict with 12 evals rising from 0.6 to `final`."""
+  evals = []
+  for i in range(1, 13):
+    accuracy = None if final is None else 0.6 + (final + offset - 0.6) * i / 12
+    evals.append({'step': 200 * i, 'epoch': 200 * i / 39.25, 'accuracy': accuracy, 'loss': 1.0,
+                  'seconds': 60.0 * i})
+  hit = next((e for e in evals if e['accuracy'] is not None and e['accuracy'] >= TARGET), None)
+  return {
+      'status': status, 'seed': seed, 'target_accuracy': TARGET, 'reached_target': hit is not None,
+      'steps_to_target': hit and hit['step'], 'seconds_to_target': hit and hit['seconds'],
+      'epochs_to_target': hit and hit['epoch'],
+      'final_eval_accuracy': None if final is None else final + offset,
+      'final_train_accuracy': None if final is None else final + offset + 0.02,
+      'steps_completed': 2400, 'num_train_steps': 2400, 'global_batch_size': 32768,
+      'images_per_second': 1e5, 'run_seconds': 800.0,
+      'evals': evals if final is not None else [],
+  }
+
+
+def _runs(offset: float = 0.0) -> list[dict]:
+  return [_run(seed, final, offset=offset) for seed, final in FINALS.items()]
+
+
+def _assert_png(path: str) -> None:
+  assert os.path.isfile(path), path
+  with Image.open(path) as image:
+    assert image.format == 'PNG'
+    assert image.width >= 600 and image.height >= 400
+    colors = image.convert('RGB').getcolors(maxcolors=1 << 20)
+    assert colors is not None and len(colors) > 50  # Not a blank canvas.
+
+
+def _assert_links_exist(markdown_path: str, expected: set[str]) -> None:
+  text = open(markdown_path).read()
+  links = set(re.findall(r'!\[[^\]]*\]\(([^)]+)\)', text))
+  assert links == expected
+  for link in links:
+    _assert_png(os.path.join(os.path.dirname(markdown_path), link))
+
+
+def test_study_report(tmp_path):
+  runs = _runs()
+  summary = statistics.summarize(runs)
+  schedule = (list(range(0, 2400, 10)), [min(s / 700, 1.0) * 29.0 * (1 - s / 2400)
+                                         for s in range(0, 2400, 10)])
+  path = report.write_study_report(
+      str(tmp_path), 'nesterov_b', summary, runs, schedule, 4321.0,
+      {'optimizer': 'nesterov', 'global_batch_size': 32768, 'lr.peak': 7.5})
+
+  assert path == str(tmp_path / 'report.md')
+  text = open(path).read()
+  _assert_links_exist(path, {'final_accuracy.png', 'eval_curves.png', 'learning_rate.png'})
+  assert text.startswith('# Study: nesterov_b')
+  assert '| optimizer | nesterov |' in text and '| lr.peak | 7.5 |' in text
+  assert '| Runs that reached the target (75.90%) | 3 / 5 |' in text
+  # Median final accuracy 76.10%, quartiles 75.50% and 76.50% (sorted .74 .755 .761 .765 .77).
+  assert '| Final eval accuracy | 76.10% | 75.50% – 76.50% |' in text
+  # Seeds 0, 2 and 4 reach the target at the last eval, step 2,400.
+  assert '| Steps to target | 2,400 |' in text
+  assert '4,321 s' in text and '4,000 s' in text  # Wall time and 5 x 800 s of runs.
+  assert '| 1 | 75.50% | no | not reached | not reached | success |' in text
+  assert '| 4 | 76.50% | yes | 2,400 | 720 s (12.0 min) | success |' in text
+  # The first 5 runs, seeds 1 and 3 unreached: no MLPerf score.
+  assert re.search(r"\| MLPerf score [^|]*\| — \|", text)
+
+
+def test_study_report_without_schedule_and_with_a_diverged_run(tmp_path):
+  runs = _runs()[:4] + [_run(7, None, status='diverged')]
+  path = report.write_study_report(str(tmp_path), 'lars', statistics.summarize(runs), runs,
+                                   None, 100.0, {})
+  _assert_links_exist(path, {'final_accuracy.png', 'eval_curves.png'})
+  assert not (tmp_path / 'learning_rate.png').exists()
+  text = open(path).read()
+  assert '| 7 | — | no | not reached | not reached | diverged |' in text
+  assert '| Diverged runs | 1 |' in text
+
+
+def _studies() -> list[tuple[str, dict, list[dict]]]:
+  lars, nesterov = _runs(), _runs(offset=-0.01)
+  return [('lars', statistics.summarize(lars), lars),
+          ('nesterov_config_b', statistics.summarize(nesterov), nesterov)]
+
+
+def test_comparison_report(tmp_path):
+  studies = _studies()
+  (tmp_path / 'cmp' / 'lars').mkdir(parents=True)
+  (tmp_path / 'cmp' / 'lars' / 'report.md').write_text('# Study: lars\n')
+  path = report.write_comparison_report(str(tmp_path / 'cmp'), studies, 9000.0)
+  _assert_links_exist(path, {'comparison.png', 'comparison_curves.png'})
+  text = open(path).read()
+  # The study that has a report of its own links to it.
+  assert '| [lars](lars/report.md) | 3 / 5 | 76.10% | 78.10% |' in text
+  # Offset -1%: only seed 2 (.76) reaches .759.
+  assert '| nesterov_config_b | 1 / 5 | 75.10% | 77.10% | — | — | — |' in text
+
+
+def test_comparison_table_is_fixed_width():
+  table = report.comparison_table(_studies())
+  lines = table.splitlines()
+  assert len(lines) == 4  # Header, rule, one line per config.
+  assert len({len(line) for line in lines}) == 1
+  assert lines[2].startswith('lars ') and '3 / 5' in lines[2] and '76.10%' in lines[2]
+  assert lines[3].startswith('nesterov_config_b') and '1 / 5' in lines[3]
+  assert 'Median final test accuracy' in lines[0] and 'MLPerf score' in lines[0]
+
+
+def test_search_report_ranks_trials(tmp_path):
+  trials = []
+  for trial, (peak, power, optimizer, offset) in enumerate(
+      [(1.0, 1, 'lars', -0.02), (30.0, 2, 'nesterov', 0.01), (5.0, 1, 'nesterov', 0.0),
+       (12.0, 2, 'lars', None)]):
+    summary = statistics.summarize(_runs(offset or 0.0))
+    if offset is None:
+      summary['median_final_accuracy'] = None
+    trials.append({'trial': trial, 'summary': summary,
+                   'params': {'lr.peak': peak, 'lr.warmup_power': power, 'optimizer': optimizer}})
+  axes = ['lr.peak', 'lr.warmup_power', 'optimizer']
+  path = report.write_search_report(str(tmp_path), axes, trials, 60.0)
+  assert path == str(tmp_path / 'report.md')
+  _assert_links_exist(path, {'search_axes.png'})
+  rows = [line for line in open(path).read().splitlines() if re.match(r'\| \d+ \| \d+ \|', line)]
+  assert [row.split(' | ')[1] for row in rows] == ['1', '2', '0', '3']
+  # Offset +1%: seed 3 (.75) misses; steps 2,400, 2,200, 2,200, 2,400 and inf.
+  assert rows[0] == '| 1 | 1 | 30 | 2 | nesterov | 77.10% | 76.50% – 77.50% | 4 / 5 | 2,400 |'
+  assert rows[-1].startswith('| 4 | 3 | 12 | 2 | lars | — |')
+  assert 'Best: trial 1' in open(path).read()
+
+
+@pytest.mark.parametrize('pair, expected', [
+    ((None, None), '—'), ((1400.0, None), '1,400 – ∞'),
+    ((2000.0, 2200.5), '2,000 – 2,200.5')])
+def test_number_range(pair, expected):
+  assert report._number_range(pair) == expected

@@ -1,0 +1,229 @@
+"""Studies over seeds, comparisons and quasi-random search, on the tiny embedded data."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import ml_collections
+import pytest
+
+from configs import embedded_lars
+from configs import embedded_nesterov
+from configs import nesterov_search_table9
+from train import config_specs
+from train import search
+from train import study
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# Tiny runs: 8 steps of ResNet-10 width 4 on 512 training images, 2 evals.
+TINY = {
+    'dataset': 'embedded_shapes/tiny',
+    'model.width': 4,
+    'global_batch_size': 64,
+    'eval_batch_size': 100,
+    'num_train_steps': 8,
+    'eval_every_steps': 4,
+    'log_every_steps': 4,
+    'lr.warmup_steps': 2.0,
+    'target_accuracy': 0.15,
+    'stop_at_target': False,
+}
+
+
+def _tiny(config: ml_collections.ConfigDict, data_dir) -> ml_collections.ConfigDict:
+  return config_specs.with_overrides(config, {**TINY, 'data_dir': str(data_dir)})
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  return tmp_path_factory.mktemp('data')
+
+
+# Search spaces.
+
+def test_trials_are_reproducible_and_extend():
+  space = nesterov_search_table9.get_search_space()
+  five = search.draw_trials(space, 5, seed=0)
+  assert search.draw_trials(space, 5, seed=0) == five
+  assert search.draw_trials(space, 8, seed=0)[:5] == five  # More trials keep the first.
+  assert search.draw_trials(space, 5, seed=1) != five
+
+
+def test_trials_stay_in_table_9_ranges():
+  trials = search.draw_trials(nesterov_search_table9.get_search_space(), 64, seed=0)
+  peaks = [t['lr.peak'] for t in trials]
+  assert all(1e-3 <= p <= 50.0 for p in peaks)
+  # Log scale: about half the points below the geometric midpoint sqrt(1e-3 * 50).
+  below = sum(p < (1e-3 * 50.0) ** 0.5 for p in peaks)
+  assert 24 <= below <= 40
+  assert {t['lr.decay_factor'] for t in trials} == {1e-4, 1e-3, 1e-2, 1e-1}
+  assert all(1e-3 <= 1 - t['optimizer.momentum'] <= 1.0 for t in trials)
+  assert all(1e-5 <= t['optimizer.l2'] <= 1e-1 for t in trials)
+  smoothing = [t['label_smoothing'] for t in trials]
+  assert all(0.01 <= s <= 0.2 for s in smoothing)
+  # Linear scale: about half below the arithmetic midpoint.
+  assert 24 <= sum(s < 0.105 for s in smoothing) <= 40
+
+
+def test_search_space_errors_name_the_axis():
+  config = embedded_lars.get_config()
+  with pytest.raises(ValueError, match='lr.peek.*not a config key'):
+    search.check_space([search.Range('lr.peek', 0.1, 1.0)], config)
+  with pytest.raises(ValueError, match='log scale needs low > 0'):
+    search.Range('lr.peak', 0.0, 1.0, scale='log')
+  with pytest.raises(ValueError, match='twice'):
+    search.check_space([search.Range('lr.peak', 0.1, 1.0),
+                        search.Choice('lr.peak', (1.0,))], config)
+
+
+def test_apply_params_keeps_int_keys_int():
+  config = search.apply_params(embedded_lars.get_config(),
+                               {'num_train_steps': 99.6, 'lr.peak': 0.5})
+  assert config.num_train_steps == 100 and isinstance(config.num_train_steps, int)
+  assert config.lr.peak == 0.5
+  assert embedded_lars.get_config().lr.peak == 10.0  # The original is untouched.
+
+
+# Config specs.
+
+def test_config_specs_expand_variants_and_carry_overrides():
+  specs = config_specs.expand(config_specs.parse_spec(
+      os.path.join(REPO, 'configs', 'nesterov_b.py:*')))
+  assert [s.name for s in specs] == ['nesterov_b', 'nesterov_b.warmup_power_1']
+  base = config_specs.load_config(config_specs.ConfigSpec(
+      os.path.join(REPO, 'configs', 'embedded_lars.py')))
+  changed = config_specs.with_overrides(base, {'seed': 7, 'lr.peak': 2.0})
+  assert config_specs.overrides(base, changed) == {'seed': 7, 'lr.peak': 2.0}
+  nesterov = config_specs.with_overrides(embedded_nesterov.get_config(),
+                                         config_specs.overrides(base, changed))
+  assert (nesterov.seed, nesterov.lr.peak, nesterov.optimizer.name) == (7, 2.0, 'nesterov')
+
+
+# Studies.
+
+def test_study_runs_seeds_compiles_once_and_resumes(data_dir, tmp_path):
+  config = _tiny(embedded_lars.get_config(), data_dir)
+  workdir = str(tmp_path / 'study')
+  first = study.run_study(config, 'tiny', workdir, num_seeds=2)
+  assert first['seeds'] == [0, 1] and first['num_runs'] == 2
+  assert first['num_runs_this_invocation'] == 2
+  runs = first['runs']
+  assert [r['seed'] for r in runs] == [0, 1]
+  assert runs[0]['compile_seconds'] > 0 and runs[1]['compile_seconds'] == 0.0
+  # Seeds differ: other initialisation and data, so other accuracies or losses.
+  assert runs[0]['evals'] != runs[1]['evals']
+  for seed in (0, 1):
+    with open(os.path.join(workdir, f'seed_{seed}', 'config.json')) as f:
+      assert json.load(f)['seed'] == seed
+  with open(os.path.join(workdir, 'study.json')) as f:
+    on_disk = json.load(f)
+  assert on_disk['num_reached_target'] == sum(r['reached_target'] for r in runs)
+  assert on_disk['sum_run_seconds'] == pytest.approx(sum(r['run_seconds'] for r in runs))
+  for name in ('report.md', 'final_accuracy.png', 'eval_curves.png', 'learning_rate.png'):
+    assert os.path.getsize(os.path.join(workdir, name)) > 0, name
+
+  # An interrupted third seed: its partial files are kept aside and it runs again.
+  os.makedirs(os.path.join(workdir, 'seed_2'))
+  with open(os.path.join(workdir, 'seed_2', 'mlperf.log'), 'w') as f:
+    f.write('partial\n')
+  mtime = os.path.getmtime(os.path.join(workdir, 'seed_0', 'result.json'))
+  second = study.run_study(config, 'tiny', workdir, num_seeds=3)
+  assert second['num_runs'] == 3 and second['num_runs_this_invocation'] == 1
+  assert second['runs'][:2] == runs  # Finished seeds are read back, not re-run.
+  assert os.path.getmtime(os.path.join(workdir, 'seed_0', 'result.json')) == mtime
+  assert os.path.exists(os.path.join(workdir, 'seed_2.interrupted.1', 'mlperf.log'))
+
+
+def test_study_refuses_a_directory_of_another_study(data_dir, tmp_path):
+  config = _tiny(embedded_lars.get_config(), data_dir)
+  workdir = str(tmp_path / 'study')
+  study.write_spec(workdir, {'kind': 'study', 'configs': {'other': {}}})
+  with pytest.raises(study.StudyDirError, match='holds another study.*configs'):
+    study.run_study(config, 'tiny', workdir, num_seeds=1)
+  with open(tmp_path / 'notes.txt', 'w') as f:
+    f.write('mine')
+  with pytest.raises(study.StudyDirError, match='not empty'):
+    study.run_study(config, 'tiny', str(tmp_path), num_seeds=1)
+  assert (tmp_path / 'notes.txt').read_text() == 'mine'
+
+
+def test_search_runs_trials_and_ranks_them(data_dir, tmp_path):
+  config = _tiny(embedded_nesterov.get_config(), data_dir)
+  space = [search.Range('lr.peak', 0.05, 2.0), search.Choice('label_smoothing', (0.0, 0.1))]
+  trials = study.run_search(config, 'tiny_search', space, str(tmp_path), num_trials=2,
+                            num_seeds=1)
+  params = search.draw_trials(space, 2, seed=0)
+  assert [t['params'] for t in trials] == params
+  for k, p in enumerate(params):
+    with open(tmp_path / f'trial_{k}' / 'seed_0' / 'config.json') as f:
+      saved = json.load(f)
+    assert saved['lr']['peak'] == p['lr.peak']
+    assert saved['label_smoothing'] == p['label_smoothing']
+  with open(tmp_path / 'search.json') as f:
+    assert len(json.load(f)['trials']) == 2
+  assert (tmp_path / 'search_axes.png').stat().st_size > 0
+  assert 'trial_0' in (tmp_path / 'report.md').read_text()
+
+
+# The command line.
+
+def _main(args, **kwargs):
+  return subprocess.Popen([sys.executable, os.path.join(REPO, 'main.py'), *args],
+                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, **kwargs)
+
+
+def _tiny_flags(data_dir):
+  return [f'--config.{k}={v}' for k, v in {**TINY, 'data_dir': data_dir}.items()]
+
+
+def test_comparison_from_the_command_line(data_dir, tmp_path):
+  workdir = str(tmp_path / 'comparison')
+  proc = _main(['--compare=configs/embedded_lars.py,configs/embedded_nesterov.py',
+                '--num_seeds=2', f'--workdir={workdir}', *_tiny_flags(str(data_dir))])
+  out, err = proc.communicate(timeout=600)
+  assert proc.returncode == 0, err[-2000:]
+  assert 'embedded_lars' in out and 'embedded_nesterov' in out and 'report.md' in out
+  with open(os.path.join(workdir, 'comparison.json')) as f:
+    comparison = json.load(f)
+  assert comparison['names'] == ['embedded_lars', 'embedded_nesterov']
+  for name, optimizer in (('embedded_lars', 'lars'), ('embedded_nesterov', 'nesterov')):
+    with open(os.path.join(workdir, name, 'seed_1', 'config.json')) as f:
+      saved = json.load(f)
+    # The command line's overrides reached both configs; their own keys stayed.
+    assert saved['num_train_steps'] == 8 and saved['optimizer']['name'] == optimizer
+    assert os.path.exists(os.path.join(workdir, name, 'study.json'))
+  assert os.path.exists(os.path.join(workdir, 'comparison.png'))
+
+
+def test_killed_study_loses_no_seed_and_runs_none_twice(data_dir, tmp_path):
+  workdir = str(tmp_path / 'study')
+  args = ['--config=configs/embedded_lars.py', '--num_seeds=3', f'--workdir={workdir}',
+          *_tiny_flags(str(data_dir))]
+  proc = _main(args)
+  first_result = os.path.join(workdir, 'seed_0', 'result.json')
+  deadline = time.time() + 300
+  while not os.path.exists(first_result) and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.communicate()
+  assert os.path.exists(first_result)
+  assert not os.path.exists(os.path.join(workdir, 'study.json'))
+  with open(first_result) as f:
+    finished = f.read()
+
+  proc = _main(args)
+  out, err = proc.communicate(timeout=600)
+  assert proc.returncode == 0, err[-2000:]
+  with open(os.path.join(workdir, 'study.json')) as f:
+    result = json.load(f)
+  assert result['seeds'] == [0, 1, 2] and result['num_runs'] == 3
+  with open(first_result) as f:
+    assert f.read() == finished  # Seed 0 was not run again.
+  ran = 3 - result['num_runs_this_invocation']
+  assert ran in (1, 2)  # Seed 0, and seed 1 if it finished before the kill.
+  assert 'finished earlier' in err

@@ -1,0 +1,611 @@
+"""Markdown reports with PNG plots: one study, a comparison of studies, a search.
+
+A study is many seeded runs of one configuration (the paper's 50-seed protocol);
+its runs are result.json dicts and its summary comes from `statistics.summarize`.
+The plots follow the paper: final accuracies as box plots with the points and a
+dashed target line (its Figure 4; boxes are quartiles, whiskers min and max) and
+the learning-rate schedule against the step (its Figure 1); the comparison table
+has the columns of its Table 2.
+
+matplotlib only, through `Figure` objects without pyplot's global state, so that
+the study runner can import this without JAX, TensorFlow or a display.
+"""
+
+from collections.abc import Sequence
+import math
+import os
+
+import matplotlib
+from matplotlib import ticker
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+import numpy as np
+
+_DPI = 120
+_RC = {
+    'font.size': 11, 'axes.titlesize': 12, 'axes.labelsize': 11,
+    'xtick.labelsize': 10, 'ytick.labelsize': 10, 'legend.fontsize': 9,
+    'axes.grid': True, 'grid.alpha': 0.3,
+}
+# Above the curves (zorder 2), below the points of the box plots (zorder 3).
+_TARGET_STYLE = {'color': 'tab:red', 'linestyle': '--', 'linewidth': 1.5, 'zorder': 2.5}
+_MISSING = '—'
+_NOT_REACHED = 'not reached'
+# The open bound of a range of times to the target.
+_INFINITE = '∞'
+# With more seeds than this a per-seed legend no longer reads; one entry instead.
+_MAX_SEED_LEGEND = 10
+# The zoomed panel of the eval curves shows the evaluations after this fraction
+# of the run, where the accuracy approaches the target.
+_ZOOM_FROM = 0.5
+
+Study = tuple[str, dict, list[dict]]
+
+
+# ---------------------------------------------------------------------------
+# Formatting.
+
+
+def _finite(value: float | int | None) -> bool:
+  return value is not None and math.isfinite(value)
+
+
+def _percent(value: float | None) -> str:
+  return f'{100 * value:.2f}%' if _finite(value) else _MISSING
+
+
+def _percent_range(pair: Sequence[float | None]) -> str:
+  low, high = pair
+  if not _finite(low) and not _finite(high):
+    return _MISSING
+  return f'{_percent(low)} – {_percent(high)}'
+
+
+def _number(value: float | int | None, missing: str = _MISSING) -> str:
+  """A count or a median of counts: no decimals when whole, else one."""
+  if not _finite(value):
+    return missing
+  return f'{value:,.0f}' if float(value).is_integer() else f'{value:,.1f}'
+
+
+def _number_range(pair: Sequence[float | None], unit: str = '') -> str:
+  """A range of counts or times to the target; a missing bound is never reached."""
+  low, high = pair
+  if not _finite(low) and not _finite(high):
+    return _MISSING
+
+  def bound(value: float | None) -> str:
+    return f'{_number(value)}{unit}' if _finite(value) else _INFINITE
+  return f'{bound(low)} – {bound(high)}'
+
+
+def _seconds(value: float | None, missing: str = _MISSING) -> str:
+  """Seconds, with minutes or hours alongside once they read better."""
+  if not _finite(value):
+    return missing
+  if value < 60:
+    return f'{value:.1f} s'
+  if value < 3600:
+    return f'{value:,.0f} s ({value / 60:.1f} min)'
+  return f'{value:,.0f} s ({value / 3600:.2f} h)'
+
+
+def _value(value: object) -> str:
+  """A config or search-space value."""
+  if isinstance(value, float):
+    return f'{value:.6g}'
+  return str(value)
+
+
+def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+  def line(cells: Sequence[str]) -> str:
+    return '| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |'
+  return '\n'.join([line(header), line(['---'] * len(header))] + [line(r) for r in rows])
+
+
+def _text_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+  """Fixed-width columns: the first left-aligned, the others right-aligned."""
+  widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+  def line(cells: Sequence[str]) -> str:
+    return '  '.join(str(c).ljust(w) if i == 0 else str(c).rjust(w)
+                     for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+  return '\n'.join([line(header), '  '.join('-' * w for w in widths)] + [line(r) for r in rows])
+
+
+def _reached(summary: dict) -> str:
+  return f"{summary['num_reached_target']} / {summary['num_runs']}"
+
+
+def _sum_run_seconds(runs: Sequence[dict]) -> float:
+  return float(sum(run['run_seconds'] for run in runs if _finite(run.get('run_seconds'))))
+
+
+def _write(path: str, text: str) -> str:
+  with open(path, 'w') as f:
+    f.write(text.rstrip() + '\n')
+  return path
+
+
+# ---------------------------------------------------------------------------
+# Plots.
+
+
+def _save(fig: Figure, path: str) -> None:
+  fig.savefig(path, dpi=_DPI)
+
+
+def _target_line(ax: Axes, target: float | None) -> None:
+  if _finite(target):
+    ax.axhline(100 * target, label=f'target {100 * target:.2f}%', **_TARGET_STYLE)
+
+
+def _final_accuracies(runs: Sequence[dict]) -> list[float]:
+  """Final eval accuracies in percent, runs without one left out."""
+  return [100 * run['final_eval_accuracy'] for run in runs
+          if _finite(run.get('final_eval_accuracy'))]
+
+
+def _box_plot(ax: Axes, groups: Sequence[Sequence[float]], names: Sequence[str],
+              colors: Sequence[object]) -> None:
+  """Boxes (quartiles, whiskers at min and max) with jittered points and medians."""
+  rng = np.random.default_rng(0)  # The same jitter every time the report is written.
+  positions = np.arange(1, len(groups) + 1)
+  filled = [list(g) if len(g) else [np.nan] for g in groups]
+  ax.boxplot(filled, positions=positions, whis=(0, 100), widths=0.5, showfliers=False,
+             tick_labels=list(names), medianprops={'color': 'black', 'linewidth': 1.5},
+             boxprops={'linewidth': 1.2})
+  for position, group, color in zip(positions, groups, colors):
+    if not len(group):
+      ax.text(position, 0.5, 'no run with\nan accuracy', transform=ax.get_xaxis_transform(),
+              ha='center', va='center', color='gray')
+      continue
+    jitter = rng.uniform(-0.13, 0.13, size=len(group))
+    ax.scatter(position + jitter, group, s=22, color=color, alpha=0.75, zorder=3,
+               edgecolors='white', linewidths=0.5)
+    ax.annotate(f'median\n{np.median(group):.2f}%', (position + 0.28, np.median(group)),
+                va='center', ha='left', fontsize=9)
+  ax.set_xlim(0.4, len(groups) + 0.85)
+
+
+def _rotate_long_labels(ax: Axes, names: Sequence[str]) -> None:
+  if len(names) > 4 or max((len(n) for n in names), default=0) > 14:
+    for label in ax.get_xticklabels():
+      label.set_rotation(20)
+      label.set_horizontalalignment('right')
+
+
+def _plot_final_accuracy(path: str, name: str, runs: Sequence[dict],
+                         target: float | None) -> None:
+  accuracies = _final_accuracies(runs)
+  with matplotlib.rc_context(_RC):
+    fig = Figure(figsize=(6.4, 5.2), layout='constrained')
+    ax = fig.add_subplot()
+    _box_plot(ax, [accuracies], [name], ['tab:blue'])
+    _target_line(ax, target)
+    missing = len(runs) - len(accuracies)
+    note = f' ({missing} without an accuracy)' if missing else ''
+    ax.set_title(f'{name}: final eval accuracy over {len(runs)} seeds{note}')
+    ax.set_ylabel('final eval top-1 accuracy (%)')
+    ax.set_xlabel('box: quartiles and median; whiskers: min and max')
+    ax.legend(handles=[Line2D([], [], marker='o', linestyle='', color='tab:blue',
+                              label='one run (seed)'),
+                       *ax.get_legend_handles_labels()[0]], loc='best')
+    _save(fig, path)
+
+
+def _eval_points(run: dict) -> tuple[np.ndarray, np.ndarray]:
+  evals = run.get('evals') or []
+  steps = np.array([e['step'] for e in evals], dtype=float)
+  accuracies = np.array([100 * e['accuracy'] if _finite(e.get('accuracy')) else np.nan
+                         for e in evals], dtype=float)
+  return steps, accuracies
+
+
+def _zoom_limits(curves: Sequence[tuple[np.ndarray, np.ndarray]],
+                 target: float | None) -> tuple[tuple[float, float], tuple[float, float]] | None:
+  """x and y limits around the evaluations late in the runs, and the target."""
+  last_step = max((s.max() for s, _ in curves if len(s)), default=None)
+  if last_step is None:
+    return None
+  late = np.concatenate([a[(s >= _ZOOM_FROM * last_step) & np.isfinite(a)] for s, a in curves])
+  if not len(late):
+    return None
+  values = np.append(late, 100 * target) if _finite(target) else late
+  pad = max(0.15 * (values.max() - values.min()), 0.2)
+  return ((_ZOOM_FROM * last_step, last_step * 1.02),
+          (values.min() - pad, values.max() + pad))
+
+
+def _style_curve_axes(ax: Axes, target: float | None, title: str) -> None:
+  _target_line(ax, target)
+  ax.set_title(title)
+  ax.set_xlabel('training step')
+  ax.set_ylabel('eval top-1 accuracy (%)')
+
+
+def _seed_colors(count: int) -> list:
+  if count <= _MAX_SEED_LEGEND:
+    return [matplotlib.colormaps['tab10'](i) for i in range(count)]
+  return list(matplotlib.colormaps['viridis'](np.linspace(0, 0.9, count)))
+
+
+def _plot_eval_curves(path: str, name: str, runs: Sequence[dict],
+                      target: float | None) -> None:
+  curves = [_eval_points(run) for run in runs]
+  colors = _seed_colors(len(runs))
+  with matplotlib.rc_context(_RC):
+    fig = Figure(figsize=(12, 5), layout='constrained')
+    full, zoom = fig.subplots(1, 2)
+    few = len(runs) <= _MAX_SEED_LEGEND
+    for ax in (full, zoom):
+      for run, (steps, accuracies), color in zip(runs, curves, colors):
+        ax.plot(steps, accuracies, marker='o' if few else None, markersize=3,
+                linewidth=1.2 if few else 0.8, color=color, alpha=0.85 if few else 0.6,
+                label=f"seed {run['seed']}" if few else None)
+    _style_curve_axes(full, target, f'{name}: eval accuracy, one line per seed')
+    _style_curve_axes(zoom, target, f'last {100 * (1 - _ZOOM_FROM):.0f}% of training, '
+                      'near the target')
+    limits = _zoom_limits(curves, target)
+    if limits:
+      zoom.set_xlim(*limits[0])
+      zoom.set_ylim(*limits[1])
+    handles = full.get_legend_handles_labels()[0]
+    if not few:
+      handles.insert(0, Line2D([], [], color=colors[0], label=f'{len(runs)} seeds'))
+    full.legend(handles=handles, loc='lower right', ncols=2 if len(handles) > 6 else 1)
+    _save(fig, path)
+
+
+def _plot_learning_rate(path: str, name: str, steps: Sequence[int],
+                        rates: Sequence[float]) -> None:
+  with matplotlib.rc_context(_RC):
+    fig = Figure(figsize=(7.5, 4.5), layout='constrained')
+    ax = fig.add_subplot()
+    ax.plot(steps, rates, linewidth=2, color='tab:blue', label=name)
+    peak = int(np.argmax(rates))
+    ax.plot([steps[peak]], [rates[peak]], 'o', color='tab:orange',
+            label=f'peak {rates[peak]:.4g} at step {steps[peak]:,}')
+    ax.set_title(f'{name}: learning-rate schedule')
+    ax.set_xlabel('training step')
+    ax.set_ylabel('learning rate')
+    ax.set_ylim(bottom=0)
+    ax.legend(loc='best')
+    _save(fig, path)
+
+
+def _config_colors(count: int) -> list:
+  return [matplotlib.colormaps['tab10'](i % 10) for i in range(count)]
+
+
+def _distinct_targets(studies: Sequence[Study]) -> list[float]:
+  return sorted({s['target_accuracy'] for _, s, _ in studies if _finite(s.get('target_accuracy'))})
+
+
+def _plot_comparison(path: str, studies: Sequence[Study]) -> None:
+  names = [name for name, _, _ in studies]
+  with matplotlib.rc_context(_RC):
+    fig = Figure(figsize=(max(6.4, 1.7 * len(studies) + 3), 5.4), layout='constrained')
+    ax = fig.add_subplot()
+    _box_plot(ax, [_final_accuracies(runs) for _, _, runs in studies], names,
+              _config_colors(len(studies)))
+    for target in _distinct_targets(studies):
+      _target_line(ax, target)
+    _rotate_long_labels(ax, names)
+    runs_per_config = sorted({len(runs) for _, _, runs in studies})
+    seeds = ' or '.join(str(n) for n in runs_per_config)
+    ax.set_title(f'Final eval accuracy, {seeds} seeds per configuration')
+    ax.set_ylabel('final eval top-1 accuracy (%)')
+    ax.set_xlabel('box: quartiles and median; whiskers: min and max; points: one run each')
+    ax.legend(loc='best')
+    _save(fig, path)
+
+
+def _plot_comparison_curves(path: str, studies: Sequence[Study]) -> None:
+  colors = _config_colors(len(studies))
+  with matplotlib.rc_context(_RC):
+    fig = Figure(figsize=(12, 5), layout='constrained')
+    full, zoom = fig.subplots(1, 2)
+    handles = []
+    all_curves = []
+    for (name, _, runs), color in zip(studies, colors):
+      curves = [_eval_points(run) for run in runs]
+      all_curves.extend(curves)
+      for ax in (full, zoom):
+        for steps, accuracies in curves:
+          ax.plot(steps, accuracies, linewidth=0.8, color=color, alpha=0.55)
+      handles.append(Line2D([], [], color=color, linewidth=2, label=f'{name} ({len(runs)} seeds)'))
+    targets = _distinct_targets(studies)
+    for ax, title in ((full, 'Eval accuracy, thin lines: one per seed'),
+                      (zoom, f'last {100 * (1 - _ZOOM_FROM):.0f}% of training, near the target')):
+      _style_curve_axes(ax, None, title)
+      for target in targets:
+        _target_line(ax, target)
+    limits = _zoom_limits(all_curves, targets[0] if targets else None)
+    if limits:
+      zoom.set_xlim(*limits[0])
+      zoom.set_ylim(*limits[1])
+    full.legend(handles=handles + full.get_legend_handles_labels()[0], loc='lower right')
+    _save(fig, path)
+
+
+def _axis_positions(values: Sequence[object]) -> tuple[np.ndarray, list[str] | None]:
+  """Numeric values as they are; anything else as categories at 0, 1, ..."""
+  if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+    return np.array(values, dtype=float), None
+  categories = sorted({str(v) for v in values})
+  return np.array([categories.index(str(v)) for v in values], dtype=float), categories
+
+
+def _log_scale(ax: Axes, positions: np.ndarray) -> None:
+  """A log x-axis labelled with plain numbers: 1, 2, 5 per decade when it spans few."""
+  ax.set_xscale('log')
+  decades = math.log10(positions.max() / positions.min())
+  ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0) if decades <= 2 else (1.0,)))
+  ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f'{x:g}'))
+  ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+  ax.tick_params(axis='x', labelrotation=30)
+
+
+def _search_axis(ax: Axes, axis: str, trials: Sequence[dict], best: dict | None,
+                 target: float | None) -> None:
+  positions, categories = _axis_positions([t['params'].get(axis) for t in trials])
+  medians = np.array([100 * t['summary']['median_final_accuracy'] if
+                      _finite(t['summary'].get('median_final_accuracy')) else np.nan
+                      for t in trials])
+  ax.scatter(positions, medians, s=30, color='tab:blue', alpha=0.8, label='trial')
+  if best is not None:
+    i = next(i for i, t in enumerate(trials) if t is best)
+    ax.scatter([positions[i]], [medians[i]], s=180, marker='*', color='tab:orange',
+               edgecolors='black', zorder=4, label=f"best (trial {best['trial']})")
+  _target_line(ax, target)
+  distinct = np.unique(positions[np.isfinite(positions)])
+  if categories is not None:
+    ax.set_xticks(range(len(categories)), categories)
+    ax.set_xlim(-0.5, len(categories) - 0.5)
+  elif len(distinct) and np.all(distinct > 0) and distinct.max() / distinct.min() > 10:
+    _log_scale(ax, distinct)
+  elif len(distinct) <= 6:
+    # A few values (e.g. a warmup power of 1 or 2): ticks at those values only.
+    ax.set_xticks(distinct, [f'{v:g}' for v in distinct])
+  ax.set_xlabel(axis)
+  if ax.get_subplotspec().is_first_col():
+    ax.set_ylabel('median final eval accuracy (%)')
+  ax.set_title(axis)
+
+
+def _plot_search_axes(path: str, axes: Sequence[str], ranked: Sequence[dict]) -> None:
+  has_best = ranked and _finite(ranked[0]['summary'].get('median_final_accuracy'))
+  best = ranked[0] if has_best else None
+  targets = [t['summary'].get('target_accuracy') for t in ranked]
+  target = next((t for t in targets if _finite(t)), None)
+  columns = min(3, max(len(axes), 1))
+  rows = math.ceil(max(len(axes), 1) / columns)
+  with matplotlib.rc_context(_RC):
+    fig = Figure(figsize=(4.6 * columns, 3.9 * rows + 0.5), layout='constrained')
+    grid = fig.subplots(rows, columns, sharey=True, squeeze=False).ravel()
+    for ax, axis in zip(grid, axes):
+      _search_axis(ax, axis, ranked, best, target)
+    for ax in grid[len(axes):]:
+      ax.set_visible(False)
+    if len(axes):
+      fig.legend(handles=grid[0].get_legend_handles_labels()[0], loc='outside lower center',
+                 ncols=3)
+    fig.suptitle(f'Search: median final eval accuracy of {len(ranked)} trials against each axis')
+    _save(fig, path)
+
+
+# ---------------------------------------------------------------------------
+# Reports.
+
+
+def _results_tables(summary: dict) -> str:
+  target = summary.get('target_accuracy')
+  counts = _markdown_table(['Result', 'Value'], [
+      [f'Runs that reached the target ({_percent(target)})', _reached(summary)],
+      ['Diverged runs', str(summary.get('num_diverged', 0))],
+      ["MLPerf score (olympic mean of the first 5 runs' seconds to target)",
+       _seconds(summary.get('mlperf_score_seconds'))],
+  ])
+  rows = [
+      ['Final eval accuracy', _percent(summary['median_final_accuracy']),
+       _percent_range(summary['final_accuracy_quartiles']),
+       _percent_range(summary['final_accuracy_ci95'])],
+      ['Final train accuracy', _percent(summary['median_final_train_accuracy']),
+       _percent_range(summary['final_train_accuracy_quartiles']),
+       _percent_range(summary['final_train_accuracy_ci95'])],
+      ['Steps to target', _number(summary['median_steps_to_target']),
+       _number_range(summary['steps_to_target_quartiles']),
+       _number_range(summary['steps_to_target_ci95'])],
+      ['Seconds to target', _seconds(summary['median_seconds_to_target']),
+       _number_range(summary['seconds_to_target_quartiles'], ' s'),
+       _number_range(summary['seconds_to_target_ci95'], ' s')],
+      ['Epochs to target', _number(summary['median_epochs_to_target']),
+       _number_range(summary['epochs_to_target_quartiles']),
+       _number_range(summary['epochs_to_target_ci95'])],
+  ]
+  medians = _markdown_table(['Metric', 'Median', 'Quartiles (Q1 – Q3)', '95% CI of the median'],
+                            rows)
+  note = ('A run that never reached the target counts as infinitely slow, and a run without '
+          f'an accuracy as the least accurate; {_MISSING} marks a statistic that is then '
+          'infinite (e.g. a median to target when fewer than half the runs reached it) and '
+          f'{_INFINITE} the open end of a range. '
+          'The interval is a percentile bootstrap of the median (10,000 resamples).')
+  return f'{counts}\n\n{medians}\n\n{note}'
+
+
+def _per_seed_table(runs: Sequence[dict]) -> str:
+  rows = [[str(run.get('seed')), _percent(run.get('final_eval_accuracy')),
+           'yes' if run.get('reached_target') else 'no',
+           _number(run.get('steps_to_target'), _NOT_REACHED),
+           _seconds(run.get('seconds_to_target'), _NOT_REACHED),
+           str(run.get('status'))] for run in runs]
+  return _markdown_table(['Seed', 'Final eval accuracy', 'Reached target', 'Steps to target',
+                          'Seconds to target', 'Status'], rows)
+
+
+def _time_table(wall_seconds: float, runs: Sequence[dict], what: str = 'Study') -> str:
+  return _markdown_table([f'{what} wall time', "Sum of the runs' run_seconds"],
+                         [[_seconds(wall_seconds), _seconds(_sum_run_seconds(runs))]])
+
+
+def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
+                       learning_rate: tuple[list[int], list[float]] | None,
+                       wall_seconds: float, config_summary: dict[str, object]) -> str:
+  """Writes `out_dir/report.md` and its plots for one study.
+
+  Args:
+    out_dir: directory of the report (created if missing).
+    name: the study's name, e.g. the config's.
+    summary: `statistics.summarize(runs)`.
+    runs: the runs' result.json dicts, one per seed.
+    learning_rate: (steps, learning rates) of the schedule, or None to leave the
+      plot out.
+    wall_seconds: wall time of the whole study.
+    config_summary: the settings to show, e.g. optimizer, batch size, steps.
+
+  Returns:
+    The path of report.md; final_accuracy.png, eval_curves.png and (with a
+    schedule) learning_rate.png lie next to it.
+  """
+  os.makedirs(out_dir, exist_ok=True)
+  target = summary.get('target_accuracy')
+  _plot_final_accuracy(os.path.join(out_dir, 'final_accuracy.png'), name, runs, target)
+  _plot_eval_curves(os.path.join(out_dir, 'eval_curves.png'), name, runs, target)
+  plots = ['![Final eval accuracy of each seed, box plot](final_accuracy.png)',
+           '![Eval accuracy against training step, one line per seed](eval_curves.png)']
+  if learning_rate is not None:
+    _plot_learning_rate(os.path.join(out_dir, 'learning_rate.png'), name, *learning_rate)
+    plots.append('![Learning-rate schedule](learning_rate.png)')
+  config_table = _markdown_table(['Setting', 'Value'],
+                                 [[key, _value(value)] for key, value in config_summary.items()])
+  text = '\n\n'.join([
+      f'# Study: {name}',
+      f"{summary['num_runs']} runs of one configuration, one seed each; target eval accuracy "
+      f'{_percent(target)}.',
+      '## Configuration', config_table,
+      '## Results', _results_tables(summary),
+      '## Time', _time_table(wall_seconds, runs),
+      '## Plots', *plots,
+      '## Per seed', _per_seed_table(runs),
+  ])
+  return _write(os.path.join(out_dir, 'report.md'), text)
+
+
+def _link_to_report(out_dir: str, name: str, subdir: str) -> str:
+  """`name`, linked to `subdir/report.md` when the study runner wrote one there."""
+  if os.path.isfile(os.path.join(out_dir, subdir, 'report.md')):
+    return f'[{name}]({subdir}/report.md)'
+  return name
+
+
+def _comparison_rows(studies: Sequence[Study],
+                     out_dir: str | None = None) -> tuple[list[str], list[list[str]]]:
+  """Header and rows of the comparison table; names linked to studies in `out_dir`."""
+  header = ['Config', 'Reached target / runs', 'Median final test accuracy',
+            'Median train accuracy', 'Median steps to target', 'Median seconds to target',
+            'MLPerf score (s)']
+  rows = [[_link_to_report(out_dir, name, name) if out_dir else name, _reached(s),
+           _percent(s['median_final_accuracy']), _percent(s['median_final_train_accuracy']),
+           _number(s['median_steps_to_target']), _number(s['median_seconds_to_target']),
+           _number(s['mlperf_score_seconds'])]
+          for name, s, _ in studies]
+  return header, rows
+
+
+def comparison_table(studies: Sequence[Study]) -> str:
+  """The comparison table (the paper's Table 2 columns) as fixed-width text.
+
+  Args:
+    studies: (name, summary, runs) of each configuration.
+
+  Returns:
+    The table, one line per configuration under a header, for the console.
+  """
+  return _text_table(*_comparison_rows(studies))
+
+
+def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: float) -> str:
+  """Writes `out_dir/report.md` with comparison.png and comparison_curves.png.
+
+  Args:
+    out_dir: directory of the report (created if missing).
+    studies: (name, summary, runs) of each configuration.
+    wall_seconds: wall time of all the studies together.
+
+  Returns:
+    The path of report.md.
+  """
+  os.makedirs(out_dir, exist_ok=True)
+  _plot_comparison(os.path.join(out_dir, 'comparison.png'), studies)
+  _plot_comparison_curves(os.path.join(out_dir, 'comparison_curves.png'), studies)
+  targets = ', '.join(_percent(t) for t in _distinct_targets(studies)) or _MISSING
+  all_runs = [run for _, _, runs in studies for run in runs]
+  text = '\n\n'.join([
+      f'# Comparison of {len(studies)} configurations',
+      f'Target eval accuracy {targets}. "Test" accuracy is the eval (ImageNet validation) '
+      'accuracy, as the paper calls it; train accuracy is on the last logged training batch. '
+      'Medians count a run that never reached the target as infinitely slow; the MLPerf score '
+      "is the olympic mean of the first 5 runs' seconds to target.",
+      _markdown_table(*_comparison_rows(studies, out_dir)),
+      '## Time', _time_table(wall_seconds, all_runs, 'Comparison'),
+      '## Plots',
+      '![Final eval accuracy of each configuration, box plots](comparison.png)',
+      '![Eval accuracy against training step, one colour per configuration]'
+      '(comparison_curves.png)',
+  ])
+  return _write(os.path.join(out_dir, 'report.md'), text)
+
+
+def _rank(trials: Sequence[dict]) -> list[dict]:
+  """Best median final accuracy first; trials without one last, by trial number."""
+  def key(trial: dict) -> tuple[bool, float, int]:
+    median = trial['summary'].get('median_final_accuracy')
+    return (not _finite(median), -median if _finite(median) else 0.0, trial['trial'])
+  return sorted(trials, key=key)
+
+
+def _search_table(out_dir: str, axes: Sequence[str], ranked: Sequence[dict]) -> str:
+  """The ranked trials with their params; trials linked to trial_<k>/report.md."""
+  rows = [[str(rank), _link_to_report(out_dir, str(t['trial']), f"trial_{t['trial']}"),
+           *[_value(t['params'].get(a)) for a in axes],
+           _percent(t['summary'].get('median_final_accuracy')),
+           _percent_range(t['summary'].get('final_accuracy_quartiles', (None, None))),
+           _reached(t['summary']), _number(t['summary'].get('median_steps_to_target'))]
+          for rank, t in enumerate(ranked, start=1)]
+  return _markdown_table(['Rank', 'Trial', *axes, 'Median final accuracy', 'Quartiles',
+                          'Reached target / runs', 'Median steps to target'], rows)
+
+
+def write_search_report(out_dir: str, search_space_axes: list[str], trials: list[dict],
+                        wall_seconds: float) -> str:
+  """Writes `out_dir/report.md` with search_axes.png for a hyperparameter search.
+
+  Args:
+    out_dir: directory of the report (created if missing).
+    search_space_axes: the searched parameters, keys of each trial's 'params'.
+    trials: {'trial': int, 'params': {axis: value}, 'summary': summary dict}.
+    wall_seconds: wall time of the whole search.
+
+  Returns:
+    The path of report.md, which ranks the trials by median final accuracy.
+  """
+  os.makedirs(out_dir, exist_ok=True)
+  ranked = _rank(trials)
+  _plot_search_axes(os.path.join(out_dir, 'search_axes.png'), search_space_axes, ranked)
+  table = _search_table(out_dir, search_space_axes, ranked)
+  best = ''
+  if ranked and _finite(ranked[0]['summary'].get('median_final_accuracy')):
+    top = ranked[0]
+    params = ', '.join(f'{a} = {_value(top["params"].get(a))}' for a in search_space_axes)
+    best = (f"Best: trial {top['trial']}, median final accuracy "
+            f"{_percent(top['summary']['median_final_accuracy'])} ({params}).")
+  text = '\n\n'.join(filter(None, [
+      f'# Search over {len(search_space_axes)} axes, {len(trials)} trials',
+      f'Wall time {_seconds(wall_seconds)}. {best}',
+      '## Trials, best first', table,
+      '## Plots',
+      '![Median final accuracy against each search axis](search_axes.png)',
+  ]))
+  return _write(os.path.join(out_dir, 'report.md'), text)

@@ -1,0 +1,248 @@
+"""Studies: a config over many seeds, several configs side by side, or a search.
+
+Layouts (every run directory holds the files of a single run):
+  study       DIR/seed_<s>/, DIR/study.json, DIR/report.md and its plots
+  comparison  DIR/<config name>/ (a study each), DIR/comparison.json, DIR/report.md
+  search      DIR/trial_<k>/ (a study each), DIR/search.json, DIR/report.md
+
+`DIR/study_spec.json` records what the directory holds. Re-running the same
+command resumes: a seed whose `result.json` exists is read back, not re-run; a
+seed that was interrupted is moved aside (`seed_<s>.interrupted.<n>`) and run
+again. A directory that holds another study is refused, never overwritten.
+
+The seeds of all configs run interleaved (seed s of every config before seed s+1),
+so an interrupted comparison stays balanced, and in one process that compiles each
+config's programs once (`loop.StepCache`).
+"""
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Sequence
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+import optim
+from input_pipeline import info
+from train import budget
+from train import loop
+from train import report
+from train import search
+from train import statistics
+from train import validation
+
+
+class StudyDirError(ValueError):
+  """The study directory holds something else; the message says what."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+  """One config of a study and the directory its seeds go to."""
+  name: str
+  config: ml_collections.ConfigDict
+  directory: str
+
+
+def _read_json(path: str) -> Any:
+  with open(path) as f:
+    return json.load(f)
+
+
+def _config_values(config: ml_collections.ConfigDict) -> dict:
+  return json.loads(config.to_json())
+
+
+def check_study_dir(directory: str, spec: dict) -> None:
+  """Refuses a directory that holds a single run or a study of something else.
+
+  `spec` says what the study is: its kind and each config (the seed counts and
+  trial counts may grow between invocations, so they are not part of it).
+  """
+  if os.path.exists(os.path.join(directory, 'result.json')):
+    raise StudyDirError(f'--workdir={directory} holds a single run (result.json), '
+                        'not a study; choose a new --workdir')
+  path = os.path.join(directory, 'study_spec.json')
+  if os.path.exists(path):
+    existing = _read_json(path)
+    if existing != spec:
+      differ = sorted(k for k in set(existing) | set(spec) if existing.get(k) != spec.get(k))
+      raise StudyDirError(
+          f'--workdir={directory} holds another study ({path} differs in '
+          f'{", ".join(differ)}); choose a new --workdir or re-run its own command')
+  elif os.path.isdir(directory) and os.listdir(directory):
+    raise StudyDirError(f'--workdir={directory} is not empty and holds no study; '
+                        'choose a new --workdir')
+
+
+def write_spec(directory: str, spec: dict) -> None:
+  os.makedirs(directory, exist_ok=True)
+  loop.write_json(os.path.join(directory, 'study_spec.json'), spec)
+
+
+def _set_aside(run_dir: str) -> str:
+  n = 1
+  while os.path.exists(f'{run_dir}.interrupted.{n}'):
+    n += 1
+  os.replace(run_dir, f'{run_dir}.interrupted.{n}')
+  return f'{run_dir}.interrupted.{n}'
+
+
+def run_or_resume(entry: Entry, seed: int, step_cache: loop.StepCache) -> tuple[dict, bool]:
+  """The result of `seed` of `entry`: read back if finished, else run. (result, ran)."""
+  run_dir = os.path.join(entry.directory, f'seed_{seed}')
+  result_path = os.path.join(run_dir, 'result.json')
+  config = entry.config.copy_and_resolve_references()
+  config.seed = seed
+  if os.path.exists(result_path):
+    if _read_json(os.path.join(run_dir, 'config.json')) != _config_values(config):
+      raise StudyDirError(f'{run_dir} holds a run of another config; '
+                          'choose a new --workdir')
+    logging.info('%s seed %d: finished earlier, read from %s', entry.name, seed, result_path)
+    return _read_json(result_path), False
+  if os.path.exists(run_dir):
+    moved = _set_aside(run_dir)
+    logging.warning('%s seed %d was interrupted; its files are kept in %s and the seed '
+                    'runs again from the start', entry.name, seed, moved)
+  logging.info('%s seed %d: training in %s', entry.name, seed, run_dir)
+  return loop.train_and_evaluate(config, run_dir, step_cache), True
+
+
+def learning_rate_curve(config: ml_collections.ConfigDict,
+                        num_points: int = 500) -> tuple[list[int], list[float]]:
+  """The schedule at up to `num_points` steps of the budget, for the report."""
+  num_examples = info.get_dataset_info(config.dataset).num_train_examples
+  num_steps = budget.resolve_budget(config, num_examples).num_train_steps
+  fn = optim.create_learning_rate_fn(config, num_examples)
+  steps = sorted(set(np.linspace(0, num_steps, num_points).astype(int).tolist()))
+  return steps, [float(fn(s)) for s in steps]
+
+
+def config_summary(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The keys a reader of a report wants first."""
+  return {
+      'dataset': config.dataset,
+      'model': f'ResNet-{config.model.depth} {config.model.version}, width '
+               f'{config.model.width}, {config.image_size} px',
+      'optimizer (kernels / BN and biases)':
+          f'{config.optimizer.name} / {config.optimizer.bn_bias_name}',
+      'global batch size': config.global_batch_size,
+      'budget': (f'{config.num_train_steps} steps' if config.num_train_steps
+                 else f'{config.num_epochs} epochs'),
+      'learning rate': f'{config.lr.schedule}, peak {config.lr.peak:g}, warmup '
+                       f'{config.lr.warmup_steps or config.lr.warmup_epochs} '
+                       f'{"steps" if config.lr.warmup_steps else "epochs"}',
+      'momentum': config.optimizer.momentum,
+      'L2 / weight decay': f'{config.optimizer.l2:g} / {config.optimizer.weight_decay:g}',
+      'label smoothing': config.label_smoothing,
+      'virtual batch, gamma_0': (f'{config.model.virtual_batch_size}, '
+                                 f'{config.model.last_bn_scale:g}'),
+      'target accuracy': config.target_accuracy,
+      'stop at target': config.stop_at_target,
+  }
+
+
+def _finish_study(entry: Entry, results: list[dict], seeds: list[int],
+                  wall_seconds: float, num_ran: int) -> dict:
+  """Writes study.json and report.md of one config; returns study.json's content."""
+  summary = statistics.summarize(results)
+  study = {
+      'name': entry.name,
+      'seeds': seeds,
+      **summary,
+      'wall_seconds': wall_seconds,
+      'num_runs_this_invocation': num_ran,
+      'sum_run_seconds': sum(r['run_seconds'] for r in results),
+      'sum_init_seconds': sum(r['init_seconds'] for r in results),
+      'runs': results,
+  }
+  loop.write_json(os.path.join(entry.directory, 'study.json'), study)
+  report.write_study_report(entry.directory, entry.name, summary, results,
+                            learning_rate_curve(entry.config), wall_seconds,
+                            config_summary(entry.config))
+  return study
+
+
+def run_entries(entries: Sequence[Entry], num_seeds: int) -> list[dict]:
+  """Runs `num_seeds` seeds of every entry, interleaved; returns each entry's study."""
+  start = time.perf_counter()
+  step_cache = loop.StepCache()
+  results: dict[str, list[dict]] = {e.name: [] for e in entries}
+  num_ran = dict.fromkeys(results, 0)
+  for offset in range(num_seeds):
+    for entry in entries:
+      os.makedirs(entry.directory, exist_ok=True)
+      loop.write_config(entry.config, entry.directory)
+      result, ran = run_or_resume(entry, entry.config.seed + offset, step_cache)
+      results[entry.name].append(result)
+      num_ran[entry.name] += ran
+  wall_seconds = time.perf_counter() - start
+  studies = []
+  for entry in entries:
+    seeds = [entry.config.seed + i for i in range(num_seeds)]
+    studies.append(_finish_study(entry, results[entry.name], seeds, wall_seconds,
+                                 num_ran[entry.name]))
+  return studies
+
+
+def run_study(config: ml_collections.ConfigDict, name: str, directory: str,
+              num_seeds: int) -> dict:
+  """Seeds config.seed .. config.seed + num_seeds - 1 of one config in `directory`."""
+  spec = {'kind': 'study', 'configs': {name: _config_values(config)}}
+  check_study_dir(directory, spec)
+  write_spec(directory, spec)
+  return run_entries([Entry(name, config, directory)], num_seeds)[0]
+
+
+def run_comparison(configs: dict[str, ml_collections.ConfigDict], directory: str,
+                   num_seeds: int) -> list[dict]:
+  """Several configs side by side, each in DIR/<name>/; returns their studies."""
+  spec = {'kind': 'comparison',
+          'configs': {name: _config_values(c) for name, c in configs.items()}}
+  check_study_dir(directory, spec)
+  write_spec(directory, spec)
+  start = time.perf_counter()
+  entries = [Entry(name, c, os.path.join(directory, name)) for name, c in configs.items()]
+  studies = run_entries(entries, num_seeds)
+  wall_seconds = time.perf_counter() - start
+  loop.write_json(os.path.join(directory, 'comparison.json'), {
+      'names': list(configs),
+      'num_seeds': num_seeds,
+      'wall_seconds': wall_seconds,
+      'studies': [{k: v for k, v in s.items() if k != 'runs'} for s in studies],
+  })
+  report.write_comparison_report(
+      directory, [(s['name'], s, s['runs']) for s in studies], wall_seconds)
+  return studies
+
+
+def run_search(config: ml_collections.ConfigDict, name: str,
+               space: Sequence[search.Axis], directory: str, num_trials: int,
+               num_seeds: int) -> list[dict]:
+  """`num_trials` quasi-random trials of `space`, each a study of `num_seeds` seeds."""
+  search.check_space(space, config)
+  spec = {'kind': 'search', 'configs': {name: _config_values(config)},
+          'search_space': [dataclasses.asdict(a) | {'type': type(a).__name__}
+                           for a in space]}
+  check_study_dir(directory, json.loads(json.dumps(spec)))
+  write_spec(directory, spec)
+  start = time.perf_counter()
+  params = search.draw_trials(space, num_trials, seed=config.seed)
+  entries = [Entry(f'trial_{k}', search.apply_params(config, p),
+                   os.path.join(directory, f'trial_{k}')) for k, p in enumerate(params)]
+  for entry in entries:  # A trial outside what the harness accepts fails up front.
+    validation.validate_config(entry.config, num_devices=jax.device_count(),
+                               check_data=False)
+  studies = run_entries(entries, num_seeds)
+  wall_seconds = time.perf_counter() - start
+  trials = [{'trial': k, 'params': p, 'summary': {x: v for x, v in s.items() if x != 'runs'}}
+            for k, (p, s) in enumerate(zip(params, studies))]
+  loop.write_json(os.path.join(directory, 'search.json'), {
+      'name': name, 'num_trials': num_trials, 'num_seeds': num_seeds,
+      'axes': [a.key for a in space], 'wall_seconds': wall_seconds, 'trials': trials})
+  report.write_search_report(directory, [a.key for a in space], trials, wall_seconds)
+  return trials
