@@ -7,7 +7,10 @@
 writes the two tars with ImageNet-like JPEGs (350x400 px, about 110 KB each),
 prepares them with prepare_imagenet, and prints the time and the bytes on disk
 of each step. The input benchmark reads the result (`python -m
-input_pipeline.benchmark --dataset=imagenet2012 --data_dir=...`). Without
+input_pipeline.benchmark --dataset=imagenet2012 --data_dir=...`). To time the
+preparation as ImageNet's would run, make the train split larger than 1 GB
+(e.g. --num_classes=100 --images_per_class=100): tfds shuffles a smaller split
+in memory, a larger one (ImageNet's) through temporary files on disk. Without
 `image_size` the library function writes tiny noise images, for the tests.
 
 `ILSVRC2012_img_train.tar` holds one `<synset>.tar` per class, each holding
@@ -85,23 +88,29 @@ def _gradient(rng: np.random.Generator, height: int,
 def _draw_shapes(canvas: Image.Image, rng: np.random.Generator, count: int,
                  scale_range: tuple[float, float]) -> None:
   """Draws `count` filled ellipses, boxes and polygons of random colours."""
-  draw = ImageDraw.Draw(canvas)
   width, height = canvas.size
-  for _ in range(count):
-    colour = tuple(int(c) for c in rng.integers(0, 256, size=3))
-    radius = max(height, width) * rng.uniform(*scale_range) * rng.uniform(
-        0.3, 1.0, size=2)
-    centre = rng.uniform(0, 1, size=2) * (width, height)
-    box = [*(centre - radius), *(centre + radius)]
-    kind = rng.integers(3)
+  # Every random number drawn at once: per-shape draws took most of the time.
+  colours = rng.integers(0, 256, size=(count, 3))
+  radii = (max(height, width) * rng.uniform(*scale_range, size=(count, 1))
+           * rng.uniform(0.3, 1.0, size=(count, 2)))
+  centres = rng.uniform(0, 1, size=(count, 2)) * (width, height)
+  kinds = rng.integers(3, size=count)
+  sides = rng.integers(3, 7, size=count)
+  # Up to 6 corners on each shape's ellipse, in angular order: convex polygons.
+  angles = np.sort(rng.uniform(0, 2 * np.pi, size=(count, 6)), axis=1)
+  corners = centres[:, None] + radii[:, None] * np.stack(
+      [np.cos(angles), np.sin(angles)], axis=-1)
+  boxes = np.concatenate([centres - radii, centres + radii], axis=1)
+  draw = ImageDraw.Draw(canvas)
+  for colour, box, kind, n, polygon in zip(
+      map(tuple, colours.tolist()), boxes.tolist(), kinds.tolist(),
+      sides.tolist(), corners.tolist()):
     if kind == 0:
       draw.ellipse(box, fill=colour)
     elif kind == 1:
       draw.rectangle(box, fill=colour)
     else:
-      angles = np.sort(rng.uniform(0, 2 * np.pi, size=rng.integers(3, 7)))
-      corners = centre + radius * np.stack([np.cos(angles), np.sin(angles)], 1)
-      draw.polygon([tuple(map(float, c)) for c in corners], fill=colour)
+      draw.polygon([tuple(corner) for corner in polygon[:n]], fill=colour)
 
 
 def _texture(rng: np.random.Generator, height: int, width: int, factor: int,

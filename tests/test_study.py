@@ -184,7 +184,7 @@ def _tiny_flags(data_dir):
 def test_comparison_from_the_command_line(data_dir, tmp_path):
   workdir = str(tmp_path / 'comparison')
   proc = _main(['--compare=configs/embedded_lars.py,configs/embedded_nesterov.py',
-                '--num_seeds=2', f'--workdir={workdir}', *_tiny_flags(str(data_dir))])
+                '--num_seeds=1', f'--workdir={workdir}', *_tiny_flags(str(data_dir))])
   out, err = proc.communicate(timeout=600)
   assert proc.returncode == 0, err[-2000:]
   assert 'embedded_lars' in out and 'embedded_nesterov' in out and 'report.md' in out
@@ -192,12 +192,17 @@ def test_comparison_from_the_command_line(data_dir, tmp_path):
     comparison = json.load(f)
   assert comparison['names'] == ['embedded_lars', 'embedded_nesterov']
   for name, optimizer in (('embedded_lars', 'lars'), ('embedded_nesterov', 'nesterov')):
-    with open(os.path.join(workdir, name, 'seed_1', 'config.json')) as f:
+    with open(os.path.join(workdir, name, 'seed_0', 'config.json')) as f:
       saved = json.load(f)
     # The command line's overrides reached both configs; their own keys stayed.
     assert saved['num_train_steps'] == 8 and saved['optimizer']['name'] == optimizer
     assert os.path.exists(os.path.join(workdir, name, 'study.json'))
   assert os.path.exists(os.path.join(workdir, 'comparison.png'))
+  with open(os.path.join(workdir, 'report.md')) as f:
+    text = f.read()
+  # The report names what differs between the configs, and not the shared overrides.
+  assert '| `optimizer.name` | lars | nesterov |' in text
+  assert '`num_train_steps`' not in text
 
 
 def test_killed_study_loses_no_seed_and_runs_none_twice(data_dir, tmp_path):
@@ -227,3 +232,23 @@ def test_killed_study_loses_no_seed_and_runs_none_twice(data_dir, tmp_path):
   ran = 3 - result['num_runs_this_invocation']
   assert ran in (1, 2)  # Seed 0, and seed 1 if it finished before the kill.
   assert 'finished earlier' in err
+
+
+@pytest.mark.parametrize('args,message', [
+    (['--compare=configs/embedded_lars.py'], 'names 1 config; a comparison needs at least 2'),
+    (['--compare=configs/embedded_lars.py,configs/nope.py'], 'configs/nope.py does not exist'),
+    (['--config=configs/embedded_lars.py', '--compare=configs/embedded_lars.py,'
+      'configs/embedded_nesterov.py'], 'give either --config or --compare'),
+    (['--config=configs/embedded_lars.py', '--num_trials=2'],
+     'has no get_search_space()'),
+    (['--compare=configs/embedded_lars.py,configs/embedded_nesterov.py',
+      '--config.lr.warmup_steps=500.0'], 'embedded_lars: config error: lr.warmup_steps'),
+])
+def test_study_flag_errors_are_one_line(args, message, tmp_path):
+  proc = _main([*args, f'--workdir={tmp_path / "w"}'])
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 2
+  lines = err.strip().splitlines()
+  assert lines[-1].startswith('error: ') and message in lines[-1], err[-1000:]
+  assert 'Traceback' not in err
+  assert not (tmp_path / 'w').exists()

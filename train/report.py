@@ -14,6 +14,7 @@ the study runner can import this without JAX, TensorFlow or a display.
 from collections.abc import Sequence
 import math
 import os
+from typing import Any
 
 import matplotlib
 from matplotlib import ticker
@@ -526,13 +527,25 @@ def comparison_table(studies: Sequence[Study]) -> str:
   return _text_table(*_comparison_rows(studies))
 
 
-def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: float) -> str:
+def _differences_table(differences: dict[str, dict[str, Any]]) -> str:
+  """Rows: the config keys whose values differ; columns: the configurations."""
+  names = list(differences)
+  keys = sorted({key for values in differences.values() for key in values})
+  rows = [[f'`{key}`'] + [str(differences[name].get(key, _MISSING)) for name in names]
+          for key in keys]
+  return _markdown_table(['Key'] + names, rows)
+
+
+def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: float,
+                            differences: dict[str, dict[str, Any]] | None = None) -> str:
   """Writes `out_dir/report.md` with comparison.png and comparison_curves.png.
 
   Args:
     out_dir: directory of the report (created if missing).
     studies: (name, summary, runs) of each configuration.
     wall_seconds: wall time of all the studies together.
+    differences: for each configuration, the config keys on which the
+      configurations differ and its values (seeds excluded); shown as a table.
 
   Returns:
     The path of report.md.
@@ -544,11 +557,12 @@ def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: fl
   all_runs = [run for _, _, runs in studies for run in runs]
   text = '\n\n'.join([
       f'# Comparison of {len(studies)} configurations',
-      f'Target eval accuracy {targets}. "Test" accuracy is the eval (ImageNet validation) '
-      'accuracy, as the paper calls it; train accuracy is on the last logged training batch. '
+      f'Target eval accuracy {targets}. "Test" accuracy is the accuracy on the validation '
+      'split, as the paper calls it; train accuracy is on the last logged training batch. '
       'Medians count a run that never reached the target as infinitely slow; the MLPerf score '
       "is the olympic mean of the first 5 runs' seconds to target.",
       _markdown_table(*_comparison_rows(studies, out_dir)),
+      *(['## What differs', _differences_table(differences)] if differences else []),
       '## Time', _time_table(wall_seconds, all_runs, 'Comparison'),
       '## Plots',
       '![Final eval accuracy of each configuration, box plots](comparison.png)',

@@ -29,6 +29,7 @@ from absl import logging
 import optim
 from input_pipeline import info
 from train import budget
+from train import config_specs
 from train import loop
 from train import report
 from train import search
@@ -198,6 +199,16 @@ def run_study(config: ml_collections.ConfigDict, name: str, directory: str,
   return run_entries([Entry(name, config, directory)], num_seeds)[0]
 
 
+def config_differences(configs: dict[str, ml_collections.ConfigDict]
+                       ) -> dict[str, dict[str, Any]]:
+  """For each config, its values of the keys on which the configs differ."""
+  flat = {name: config_specs.flatten(c) for name, c in configs.items()}
+  keys = sorted({k for values in flat.values() for k in values} - {'seed'})
+  differing = [k for k in keys if len({json.dumps(v.get(k), default=str)
+                                       for v in flat.values()}) > 1]
+  return {name: {k: values.get(k) for k in differing} for name, values in flat.items()}
+
+
 def run_comparison(configs: dict[str, ml_collections.ConfigDict], directory: str,
                    num_seeds: int) -> list[dict]:
   """Several configs side by side, each in DIR/<name>/; returns their studies."""
@@ -216,7 +227,8 @@ def run_comparison(configs: dict[str, ml_collections.ConfigDict], directory: str
       'studies': [{k: v for k, v in s.items() if k != 'runs'} for s in studies],
   })
   report.write_comparison_report(
-      directory, [(s['name'], s, s['runs']) for s in studies], wall_seconds)
+      directory, [(s['name'], s, s['runs']) for s in studies], wall_seconds,
+      differences=config_differences(configs))
   return studies
 
 
