@@ -9,6 +9,7 @@ from configs import default
 from configs import embedded_lars
 from train import budget
 from train import loop
+from train import search
 from train import validation
 
 EXPERIMENTS = ['mlperf_lars_32k', 'nesterov_a', 'nesterov_b', 'cosine_6000', 'lamb_resnet']
@@ -24,13 +25,16 @@ def _all_variants():
 
 
 ALL = list(_all_variants())
+# Config files without variants; the embedded ones run in the study tests.
+SINGLE = ['embedded_lars', 'embedded_nesterov', 'embedded_search', 'nesterov_search_table9']
 
 
 def _config(name, variant=''):
-  return importlib.import_module(f'configs.{name}').get_config(variant)
+  module = importlib.import_module(f'configs.{name}')
+  return module.get_config(variant) if variant else module.get_config()
 
 
-@pytest.mark.parametrize('name,variant', ALL)
+@pytest.mark.parametrize('name,variant', ALL + [(name, '') for name in SINGLE])
 def test_config_validates_and_documents_itself(name, variant):
   config = _config(name, variant)
   validation.validate_config(config, num_devices=1, check_data=False)
@@ -41,6 +45,27 @@ def test_config_validates_and_documents_itself(name, variant):
   assert variant in doc
   # Every key is the default file's: a config never invents a key of its own.
   assert set(config.to_dict()) == set(default.get_config().to_dict())
+
+
+@pytest.mark.parametrize('name', ['embedded_search', 'nesterov_search_table9'])
+def test_search_spaces_name_config_keys(name):
+  module = importlib.import_module(f'configs.{name}')
+  search.check_space(module.get_search_space(), module.get_config())
+
+
+def test_table_9_search_config():
+  config = _config('nesterov_search_table9')
+  assert (config.num_train_steps, config.model.virtual_batch_size) == (2_815, 128)
+  assert (config.lr.schedule, config.lr.warmup_steps) == ('linear', 0.0)
+  assert config.optimizer.name == 'nesterov' and config.optimizer.l2_on_bn_bias
+  axes = {axis.key: axis for axis in importlib.import_module(
+      'configs.nesterov_search_table9').get_search_space()}
+  assert (axes['lr.peak'].low, axes['lr.peak'].high, axes['lr.peak'].scale) == (
+      1e-3, 50.0, 'log')
+  assert axes['lr.decay_factor'].values == (1e-4, 1e-3, 1e-2, 1e-1)
+  assert axes['optimizer.momentum'].one_minus
+  assert (axes['optimizer.l2'].low, axes['optimizer.l2'].high) == (1e-5, 1e-1)
+  assert axes['label_smoothing'].scale == 'linear'
 
 
 def test_unknown_variant_names_the_valid_ones():

@@ -45,7 +45,7 @@ from train import steps
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGENET = 'imagenet2012'
 NUM_VAL = 13
-BATCH_SIZES = (1, 4, 5, 13, 16, 32)
+BATCH_SIZES = (1, 5, 13, 32)  # One each, odd, the split, more than the split.
 PROCESS_COUNTS = (1, 2, 3)
 NUM_DEVICES = 4
 DEVICE_BATCH_SIZES = (4, 8)

@@ -181,21 +181,45 @@ def _tiny_flags(data_dir):
   return [f'--config.{k}={v}' for k, v in {**TINY, 'data_dir': data_dir}.items()]
 
 
-def test_comparison_from_the_command_line(data_dir, tmp_path):
+def test_comparison_killed_between_seeds_resumes_from_the_command_line(data_dir, tmp_path):
+  """A comparison from the CLI, SIGKILLed after its first seed, then re-run as is."""
   workdir = str(tmp_path / 'comparison')
-  proc = _main(['--compare=configs/embedded_lars.py,configs/embedded_nesterov.py',
-                '--num_seeds=1', f'--workdir={workdir}', *_tiny_flags(str(data_dir))])
+  args = ['--compare=configs/embedded_lars.py,configs/embedded_nesterov.py',
+          '--num_seeds=2', f'--workdir={workdir}', *_tiny_flags(str(data_dir))]
+  proc = _main(args)
+  first_result = os.path.join(workdir, 'embedded_lars', 'seed_0', 'result.json')
+  deadline = time.time() + 300
+  while not os.path.exists(first_result) and proc.poll() is None and time.time() < deadline:
+    time.sleep(0.05)
+  proc.send_signal(signal.SIGKILL)
+  proc.communicate()
+  assert os.path.exists(first_result)
+  assert not os.path.exists(os.path.join(workdir, 'comparison.json'))
+  with open(first_result) as f:
+    finished = f.read()
+
+  proc = _main(args)
   out, err = proc.communicate(timeout=600)
   assert proc.returncode == 0, err[-2000:]
   assert 'embedded_lars' in out and 'embedded_nesterov' in out and 'report.md' in out
+  with open(first_result) as f:
+    assert f.read() == finished  # Not run again.
+  assert 'finished earlier' in err
   with open(os.path.join(workdir, 'comparison.json')) as f:
     comparison = json.load(f)
   assert comparison['names'] == ['embedded_lars', 'embedded_nesterov']
+  studies = {s['name']: s for s in comparison['studies']}
+  assert [s['num_runs'] for s in studies.values()] == [2, 2]
+  ran_before_kill = 4 - sum(s['num_runs_this_invocation'] for s in studies.values())
+  assert 1 <= ran_before_kill <= 3
+  assert studies['embedded_lars']['num_runs_this_invocation'] <= 1
   for name, optimizer in (('embedded_lars', 'lars'), ('embedded_nesterov', 'nesterov')):
-    with open(os.path.join(workdir, name, 'seed_0', 'config.json')) as f:
-      saved = json.load(f)
-    # The command line's overrides reached both configs; their own keys stayed.
-    assert saved['num_train_steps'] == 8 and saved['optimizer']['name'] == optimizer
+    for seed in (0, 1):
+      with open(os.path.join(workdir, name, f'seed_{seed}', 'config.json')) as f:
+        saved = json.load(f)
+      # The command line's overrides reached both configs; their own keys stayed.
+      assert saved['num_train_steps'] == 8 and saved['optimizer']['name'] == optimizer
+      assert saved['seed'] == seed
     assert os.path.exists(os.path.join(workdir, name, 'study.json'))
   assert os.path.exists(os.path.join(workdir, 'comparison.png'))
   with open(os.path.join(workdir, 'report.md')) as f:
@@ -203,35 +227,6 @@ def test_comparison_from_the_command_line(data_dir, tmp_path):
   # The report names what differs between the configs, and not the shared overrides.
   assert '| `optimizer.name` | lars | nesterov |' in text
   assert '`num_train_steps`' not in text
-
-
-def test_killed_study_loses_no_seed_and_runs_none_twice(data_dir, tmp_path):
-  workdir = str(tmp_path / 'study')
-  args = ['--config=configs/embedded_lars.py', '--num_seeds=3', f'--workdir={workdir}',
-          *_tiny_flags(str(data_dir))]
-  proc = _main(args)
-  first_result = os.path.join(workdir, 'seed_0', 'result.json')
-  deadline = time.time() + 300
-  while not os.path.exists(first_result) and proc.poll() is None and time.time() < deadline:
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.communicate()
-  assert os.path.exists(first_result)
-  assert not os.path.exists(os.path.join(workdir, 'study.json'))
-  with open(first_result) as f:
-    finished = f.read()
-
-  proc = _main(args)
-  out, err = proc.communicate(timeout=600)
-  assert proc.returncode == 0, err[-2000:]
-  with open(os.path.join(workdir, 'study.json')) as f:
-    result = json.load(f)
-  assert result['seeds'] == [0, 1, 2] and result['num_runs'] == 3
-  with open(first_result) as f:
-    assert f.read() == finished  # Seed 0 was not run again.
-  ran = 3 - result['num_runs_this_invocation']
-  assert ran in (1, 2)  # Seed 0, and seed 1 if it finished before the kill.
-  assert 'finished earlier' in err
 
 
 @pytest.mark.parametrize('args,message', [
