@@ -87,15 +87,22 @@ def overrides(base: ml_collections.ConfigDict,
   return {k: v for k, v in changed_flat.items() if base_flat.get(k) != v}
 
 
+def parent_and_leaf(config: ml_collections.ConfigDict,
+                    key: str) -> tuple[ml_collections.ConfigDict, str]:
+  """For a dotted key 'a.b.c': the ConfigDict holding it (config.a.b) and 'c'."""
+  *parents, leaf = key.split('.')
+  node = config
+  for part in parents:
+    node = node[part]
+  return node, leaf
+
+
 def with_overrides(config: ml_collections.ConfigDict,
                    values: dict[str, Any]) -> ml_collections.ConfigDict:
   """A copy of `config` with the dotted keys of `values` set."""
   config = config.copy_and_resolve_references()
   for key, value in values.items():
-    *parents, leaf = key.split('.')
-    node = config
-    for part in parents:
-      node = node[part]
+    node, leaf = parent_and_leaf(config, key)
     node[leaf] = value
   config.lock()
   return config

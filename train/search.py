@@ -8,13 +8,14 @@ of a scrambled Halton sequence seeded by the config's seed, so a search is
 reproducible and asking for more trials keeps the earlier ones.
 """
 
-import copy
 import dataclasses
 import math
 from typing import Any, Sequence
 
 import ml_collections
 from scipy.stats import qmc
+
+from train import config_specs
 
 SCALES = ('log', 'linear')
 
@@ -89,14 +90,6 @@ def draw_trials(space: Sequence[Axis], num_trials: int, seed: int) -> list[dict[
           for point in points]
 
 
-def _get_field(config: ml_collections.ConfigDict, key: str) -> tuple[Any, str]:
-  *parents, leaf = key.split('.')
-  node = config
-  for part in parents:
-    node = node[part]
-  return node, leaf
-
-
 def check_space(space: Sequence[Axis], config: ml_collections.ConfigDict) -> None:
   """Raises ValueError unless every axis names a distinct numeric key of `config`."""
   keys = [axis.key for axis in space]
@@ -104,7 +97,7 @@ def check_space(space: Sequence[Axis], config: ml_collections.ConfigDict) -> Non
     raise ValueError(f'search space names a key twice: {keys}')
   for axis in space:
     try:
-      node, leaf = _get_field(config, axis.key)
+      node, leaf = config_specs.parent_and_leaf(config, axis.key)
       current = node[leaf]
     except (KeyError, AttributeError):
       raise ValueError(f'search axis {axis.key!r} is not a config key') from None
@@ -116,10 +109,9 @@ def check_space(space: Sequence[Axis], config: ml_collections.ConfigDict) -> Non
 def apply_params(config: ml_collections.ConfigDict,
                  params: dict[str, Any]) -> ml_collections.ConfigDict:
   """A copy of `config` with the trial's values set (ints stay ints)."""
-  config = copy.deepcopy(config)
+  values = {}
   for key, value in params.items():
-    node, leaf = _get_field(config, key)
-    if isinstance(node[leaf], int) and not isinstance(node[leaf], bool):
-      value = int(round(value))
-    node[leaf] = value
-  return config
+    node, leaf = config_specs.parent_and_leaf(config, key)
+    is_int = isinstance(node[leaf], int) and not isinstance(node[leaf], bool)
+    values[key] = int(round(value)) if is_int else value
+  return config_specs.with_overrides(config, values)

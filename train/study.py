@@ -174,10 +174,11 @@ def run_entries(entries: Sequence[Entry], num_seeds: int) -> list[dict]:
   step_cache = loop.StepCache()
   results: dict[str, list[dict]] = {e.name: [] for e in entries}
   num_ran = dict.fromkeys(results, 0)
+  for entry in entries:
+    os.makedirs(entry.directory, exist_ok=True)
+    loop.write_config(entry.config, entry.directory)
   for offset in range(num_seeds):
     for entry in entries:
-      os.makedirs(entry.directory, exist_ok=True)
-      loop.write_config(entry.config, entry.directory)
       result, ran = run_or_resume(entry, entry.config.seed + offset, step_cache)
       results[entry.name].append(result)
       num_ran[entry.name] += ran
