@@ -127,9 +127,16 @@ def get_config() -> ml_collections.ConfigDict:
   config.stop_at_target = True
   # Eval cadence: every `eval_every_steps` steps, or every `eval_every_epochs`
   # epochs (then eval_every_steps must be 0; MLPerf evaluates every 4 epochs,
-  # 157 steps at batch 32,768).
+  # 157 steps at batch 32,768). The end of the budget is always evaluated too.
   config.eval_every_steps = 0
   config.eval_every_epochs = 4.0
+  # MLPerf's offset of that cadence (rules: "every 4 epochs with offset 0, 1, 2
+  # or 3"), as the reference implementations define it: evals after epochs
+  # offset + 1, offset + 1 + eval_every_epochs, ... counted from 1. Offset 3
+  # evaluates at epochs 4, 8, ..., 64, so the recipe's 64-epoch budget ends on
+  # an eval; offset 0 would evaluate at 1, 5, ..., 61. An integer in
+  # [0, eval_every_epochs); not used with the cadence in steps.
+  config.eval_offset_epochs = 3
   config.log_every_steps = 50
 
   # MLPerf log metadata.

@@ -16,6 +16,10 @@ Budget in steps: 400 steps at batch 128 (5.1 epochs of the 10,000 training image
 evals every 50 steps; runs go on past the target (stop_at_target=False) so that
 the final accuracy is measured at the budget, as the paper's protocol does.
 
+MLPerf log: the open division. The optimizer and its hyperparameters are the
+closed LARS recipe's, but the closed rules also fix the target (75.9%) and the
+eval cadence (every 4 epochs), which this calibration changes.
+
 Expected: see the README's embedded comparison (5 seeds, measured on 2 CPU cores).
 """
 
@@ -52,4 +56,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_every_steps = 50
   config.eval_every_epochs = None
   config.log_every_steps = 25
+  config.mlperf.submission_division = 'open'  # Target and cadence are not MLPerf's.
   return config

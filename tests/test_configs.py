@@ -179,6 +179,9 @@ def _shrink_for_cpu(config, data_dir):
     config.lr.warmup_steps = min(config.lr.warmup_steps, 1.0)
   config.eval_every_steps = 2
   config.eval_every_epochs = None
+  # Two steps with an eval each are no MLPerf run: the closed division's
+  # cadence (every 4 epochs) and target do not apply.
+  config.mlperf.submission_division = 'open'
   return config
 
 

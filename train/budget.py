@@ -15,6 +15,7 @@ need these numbers.
 """
 
 import dataclasses
+import itertools
 import math
 
 import ml_collections
@@ -198,3 +199,65 @@ def _eval_every_steps(config: ml_collections.ConfigDict, per_epoch: float) -> in
         f'{config.eval_every_steps} are both set; set eval_every_steps=0 to give '
         'the cadence in epochs')
   return max(1, _ceil_steps(config.eval_every_epochs * per_epoch))
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalPoint:
+  """One evaluation of the run: after `step` updates, `epoch` MLPerf epochs in."""
+  step: int
+  epoch: float
+
+
+def first_eval_epoch(eval_every_epochs: float, eval_offset_epochs: int) -> float:
+  """The epoch of the first eval of MLPerf's cadence "every P epochs, offset k".
+
+  MLPerf's ResNet rule (training_rules.adoc, Quality measure: "Every 4 epochs
+  with offset 0 or 1 or 2 or 3") follows the reference implementations, which
+  evaluate after the epoch of 0-based index e when e % P == k: after epochs
+  k + 1, k + 1 + P, ... counted from 1 (NVIDIA's EVAL_OFFSET=2 "targets epoch
+  35": 3, 7, ..., 35). Offset 3 evaluates at 4, 8, 12, ...; offset 0 at 1, 5, 9.
+  For P < 1 the epochs k + 1 + j * P of negative j that are > 0 count too, so
+  offset 0 with P = 0.5 evaluates at 0.5, 1.0, 1.5, ...
+
+  Raises:
+    ValueError: when the offset is not an integer in [0, P).
+  """
+  if not (isinstance(eval_offset_epochs, int) and 0 <= eval_offset_epochs < eval_every_epochs):
+    raise ValueError(f'eval_offset_epochs={eval_offset_epochs!r} must be an integer in '
+                     f'[0, eval_every_epochs={eval_every_epochs})')
+  first = math.fmod(eval_offset_epochs + 1, eval_every_epochs)
+  return first if first > 0 else float(eval_every_epochs)
+
+
+def eval_points(config: ml_collections.ConfigDict, run_budget: Budget) -> list[EvalPoint]:
+  """Every eval of the run in order; the last one ends the budget.
+
+  With the cadence in steps (`eval_every_steps`): every that many steps, at
+  epoch step / steps_per_epoch. With the cadence in epochs (`eval_every_epochs`,
+  `eval_offset_epochs`, see `first_eval_epoch`): at whole MLPerf epochs, each
+  rounded up to whole steps; the offset is not used with the cadence in steps.
+  Either way the end of the budget is evaluated too, at its own epoch unless
+  it falls on the cadence.
+  """
+  per_epoch = run_budget.steps_per_epoch
+  num_steps = run_budget.num_train_steps
+  if config.eval_every_epochs is None:
+    every = run_budget.eval_every_steps
+    cadence = [EvalPoint(s, s / per_epoch) for s in range(every, num_steps, every)]
+  else:
+    every = config.eval_every_epochs
+    first = first_eval_epoch(every, config.eval_offset_epochs)
+    cadence = []
+    for k in itertools.count():
+      epoch = first + k * every
+      step = _ceil_steps(epoch * per_epoch)
+      if step > num_steps:
+        break
+      if not cadence or step > cadence[-1].step:  # Below a step per eval: skip repeats.
+        cadence.append(EvalPoint(step, epoch))
+  if not cadence or cadence[-1].step != num_steps:
+    # A budget given in epochs ends at its epoch, though its last partial block
+    # was rounded up to whole steps (37 epochs at 392.75 steps: 14,532 steps).
+    end = num_steps / per_epoch if config.num_epochs is None else config.num_epochs
+    cadence.append(EvalPoint(num_steps, end))
+  return cadence

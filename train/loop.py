@@ -218,6 +218,7 @@ class _Outcome:
   evals: list[EvalRecord]
   steps_completed: int
   reached_step: int | None
+  reached_epoch: float | None
   reached_seconds: float | None
   run_seconds: float
   eval_seconds: float
@@ -292,12 +293,17 @@ def _set_up(config: ml_collections.ConfigDict, mllogger: mlperf_log.MlperfLogger
 def _train(config: ml_collections.ConfigDict, setup: _Setup,
            mllogger: mlperf_log.MlperfLogger,
            writer: metric_writers.MetricWriter) -> _Outcome:
-  """The timed run: from run_start to run_stop."""
+  """The timed run: from run_start to run_stop.
+
+  Blocks of training end at the evals of `budget.eval_points`. The MLPerf log
+  ends at run_stop: at the first eval that reaches the target (success) or at
+  the end of the budget (aborted). With stop_at_target=False training goes on
+  to the end of the budget for result.json and TensorBoard only, so the log
+  holds the evals of an MLPerf run and no eval after its clock stopped.
+  """
   mllogger.start(mlc.RUN_START)
   run_start = time.perf_counter()
-  steps_per_epoch = setup.budget.steps_per_epoch
   num_steps = setup.budget.num_train_steps
-  eval_every = setup.budget.eval_every_steps
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=num_steps, writer=writer, every_secs=30.0)
   progress_line = _ProgressLine(num_steps, config.global_batch_size, writer)
@@ -308,57 +314,65 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
   eval_seconds = 0.0
   reached = None
   step = 0
-  block_first_epoch = 0.0
+  block_start_epoch = 0.0
   # Any implicit host-device transfer in the loop is a hidden sync: fail loudly.
   with jax.transfer_guard('disallow'):
-    while step < num_steps:
-      if step == 0   or (evals and evals[-1].step == step):  # A block begins.
-        next_eval = min(step + eval_every, num_steps)
-        block_first_epoch = step / steps_per_epoch
-        mllogger.start(mlc.BLOCK_START, metadata={
-            'first_epoch_num': block_first_epoch,
-            'epoch_count': (next_eval - step) / steps_per_epoch})
-      with jax.profiler.StepTraceAnnotation('train', step_num=step):
-        state, metrics = setup.train_step(state, next(setup.train_batches))
-      step += 1
-      report_progress(step, time.time())
-      log_train_metrics(step, time.time(), metrics=metrics)
-      if step % eval_every and step != num_steps:
-        continue
-      mllogger.end(mlc.BLOCK_STOP, metadata={'first_epoch_num': block_first_epoch})
+    for point in budget.eval_points(config, setup.budget):
+      mlperf = mllogger if reached is None else None  # Nothing after run_stop.
+      # MLPerf numbers epochs from 1: a block starting after epoch 4 starts at 5.
+      block = {'first_epoch_num': mlperf_log.number(block_start_epoch + 1)}
+      if mlperf is not None:
+        mlperf.start(mlc.BLOCK_START, metadata={
+            **block, 'epoch_count': mlperf_log.number(point.epoch - block_start_epoch)})
+      while step < point.step:
+        with jax.profiler.StepTraceAnnotation('train', step_num=step):
+          state, metrics = setup.train_step(state, next(setup.train_batches))
+        step += 1
+        report_progress(step, time.time())
+        log_train_metrics(step, time.time(), metrics=metrics)
+      if mlperf is not None:
+        mlperf.end(mlc.BLOCK_STOP, metadata=block)
       eval_start = time.perf_counter()
-      evals.append(_evaluate_and_log(setup, state, step=step, epoch=step / steps_per_epoch,
-                                     run_start=run_start, mllogger=mllogger, writer=writer))
+      evals.append(_evaluate_and_log(setup, state, point, run_start=run_start,
+                                     mllogger=mlperf, writer=writer))
       eval_seconds += time.perf_counter() - eval_start
+      block_start_epoch = point.epoch
       if reached is None and evals[-1].accuracy >= config.target_accuracy:
         reached = evals[-1]
-      if reached is not None and config.stop_at_target:
-        break
+        mllogger.end(mlc.RUN_STOP, metadata={'status': 'success'})
+        if config.stop_at_target:
+          break
   run_seconds = time.perf_counter() - run_start
-  mllogger.end(mlc.RUN_STOP, metadata={'status': 'success' if reached else 'aborted'})
+  if reached is None:
+    mllogger.end(mlc.RUN_STOP, metadata={'status': 'aborted'})
   return _Outcome(evals=evals, steps_completed=step,
                   reached_step=reached.step if reached else None,
+                  reached_epoch=reached.epoch if reached else None,
                   reached_seconds=reached.seconds if reached else None,
                   run_seconds=run_seconds, eval_seconds=eval_seconds,
                   last_train_metrics=progress_line.last_metrics)
 
 
-def _evaluate_and_log(setup: _Setup, state: steps.TrainState, *, step: int, epoch: float,
-                      run_start: float, mllogger: mlperf_log.MlperfLogger,
+def _evaluate_and_log(setup: _Setup, state: steps.TrainState, point: budget.EvalPoint, *,
+                      run_start: float, mllogger: mlperf_log.MlperfLogger | None,
                       writer: metric_writers.MetricWriter) -> EvalRecord:
-  """One full pass over the eval split, logged to MLPerf, TensorBoard and the console."""
-  mllogger.start(mlc.EVAL_START, metadata={'epoch_num': epoch})
+  """One full pass over the eval split, logged to TensorBoard, the console and,
+  unless `mllogger` is None, MLPerf."""
+  epoch_num = {'epoch_num': mlperf_log.number(point.epoch)}
+  if mllogger is not None:
+    mllogger.start(mlc.EVAL_START, metadata=epoch_num)
   accuracy, loss, count = evaluate(setup.eval_step, state, setup.eval_dataset,
                                    setup.batch_sharding)
   if count != setup.num_eval:
     raise RuntimeError(f'evaluated {count} examples, the split has {setup.num_eval}')
-  mllogger.event(mlc.EVAL_ACCURACY, accuracy, metadata={'epoch_num': epoch})
-  mllogger.end(mlc.EVAL_STOP, metadata={'epoch_num': epoch})
-  record = EvalRecord(step=step, epoch=epoch, accuracy=accuracy, loss=loss,
+  if mllogger is not None:
+    mllogger.event(mlc.EVAL_ACCURACY, accuracy, metadata=epoch_num)
+    mllogger.end(mlc.EVAL_STOP, metadata=epoch_num)
+  record = EvalRecord(step=point.step, epoch=point.epoch, accuracy=accuracy, loss=loss,
                       seconds=time.perf_counter() - run_start)
-  writer.write_scalars(step, {'eval_accuracy': accuracy, 'eval_loss': loss})
+  writer.write_scalars(point.step, {'eval_accuracy': accuracy, 'eval_loss': loss})
   logging.info('eval at step %d (epoch %.2f): accuracy %.4f, loss %.4f, %.1fs into the run',
-               step, epoch, accuracy, loss, record.seconds)
+               point.step, point.epoch, accuracy, loss, record.seconds)
   return record
 
 
@@ -366,7 +380,6 @@ def _result(config: ml_collections.ConfigDict, setup: _Setup, outcome: _Outcome,
             init_seconds: float) -> dict:
   """The content of result.json."""
   reached = outcome.reached_step is not None
-  steps_per_epoch = setup.budget.steps_per_epoch
   train_seconds = outcome.run_seconds - outcome.eval_seconds
   return {
       'status': 'success' if reached else 'aborted',
@@ -376,7 +389,8 @@ def _result(config: ml_collections.ConfigDict, setup: _Setup, outcome: _Outcome,
       'reached_target': reached,
       'steps_to_target': outcome.reached_step,
       'seconds_to_target': outcome.reached_seconds,
-      'epochs_to_target': outcome.reached_step / steps_per_epoch if reached else None,
+      # The reaching eval's epoch: whole MLPerf epochs with the cadence in epochs.
+      'epochs_to_target': outcome.reached_epoch,
       'final_eval_accuracy': outcome.evals[-1].accuracy,
       # The accuracy on the (augmented) training batch of the last logged step.
       'final_train_accuracy': outcome.last_train_metrics.get('accuracy'),

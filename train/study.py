@@ -1,7 +1,9 @@
 """Studies: a config over many seeds, several configs side by side, or a search.
 
 Layouts (every run directory holds the files of a single run):
-  study       DIR/seed_<s>/, DIR/study.json, DIR/report.md and its plots
+  study       DIR/seed_<s>/, DIR/study.json, DIR/report.md and its plots, and
+              DIR/mlperf/<org>/: the first 5 runs' mlperf.log as an MLPerf
+              submission tree (train/mlperf_log.write_results_folder)
   comparison  DIR/<config name>/ (a study each), DIR/comparison.json, DIR/report.md
   search      DIR/trial_<k>/ (a study each), DIR/search.json, DIR/report.md
 
@@ -31,6 +33,7 @@ from input_pipeline import info
 from train import budget
 from train import config_specs
 from train import loop
+from train import mlperf_log
 from train import report
 from train import search
 from train import statistics
@@ -162,6 +165,11 @@ def _finish_study(entry: Entry, results: list[dict], seeds: list[int],
       'runs': results,
   }
   loop.write_json(os.path.join(entry.directory, 'study.json'), study)
+  # The runs that make the MLPerf score, as an MLPerf submission tree.
+  mlperf_log.write_results_folder(
+      entry.directory, entry.config,
+      [os.path.join(entry.directory, f'seed_{s}', 'mlperf.log')
+       for s in seeds[:statistics.MLPERF_RESNET_RUNS]])
   report.write_study_report(entry.directory, entry.name, summary, results,
                             learning_rate_curve(entry.config), wall_seconds,
                             config_summary(entry.config))
