@@ -40,6 +40,7 @@ from input_pipeline import prepare_imagenet
 from input_pipeline import preprocessing
 from tests import fake_imagenet
 from train import loop
+from train import programs
 from train import steps
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -162,9 +163,9 @@ def _numpy_metrics(logits: np.ndarray, labels: np.ndarray,
 
 def _shardings() -> tuple[NamedSharding, NamedSharding]:
   """(replicated, batch-split) over every device, as the training loop makes them."""
-  mesh = loop.create_mesh()
+  mesh = programs.create_mesh()
   return (NamedSharding(mesh, PartitionSpec()),
-          NamedSharding(mesh, PartitionSpec(loop.DATA_AXIS)))
+          NamedSharding(mesh, PartitionSpec(programs.DATA_AXIS)))
 
 
 def _compiled_eval_step(config: ml_collections.ConfigDict) -> Callable:

@@ -19,19 +19,16 @@ import numpy as np
 from absl import logging
 from clu import metric_writers
 from clu import periodic_actions
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding
 from mlperf_logging.mllog import constants as mlc
 
-import models
-import optim
 from input_pipeline import datasets
 from input_pipeline import info
 from input_pipeline import pipeline
 from train import budget
 from train import mlperf_log
+from train import programs
 from train import steps
-
-DATA_AXIS = 'data'
 
 
 @dataclasses.dataclass
@@ -41,11 +38,6 @@ class EvalRecord:
   accuracy: float
   loss: float
   seconds: float
-
-
-def create_mesh() -> Mesh:
-  """A 1-D mesh over every device: the batch is split along it, the state replicated."""
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,))
 
 
 def device_batches(batches: Iterable[dict[str, np.ndarray]], sharding: NamedSharding,
@@ -76,16 +68,6 @@ def evaluate(eval_fn: Callable, state: steps.TrainState,
   totals = jax.device_get(totals)
   count = int(round(float(totals['count'])))
   return float(totals['correct']) / count, float(totals['loss_sum']) / count, count
-
-
-def _abstract_batch(config: ml_collections.ConfigDict, batch_size: int,
-                    sharding: NamedSharding, with_mask: bool) -> dict:
-  shape = (batch_size, config.image_size, config.image_size, 3)
-  batch = {'image': jax.ShapeDtypeStruct(shape, jnp.uint8, sharding=sharding),
-           'label': jax.ShapeDtypeStruct((batch_size,), jnp.int32, sharding=sharding)}
-  if with_mask:
-    batch['mask'] = jax.ShapeDtypeStruct((batch_size,), jnp.bool_, sharding=sharding)
-  return batch
 
 
 def write_json(path: str, value: Any) -> None:
@@ -128,77 +110,6 @@ class _ProgressLine:
 
 
 @dataclasses.dataclass
-class CompiledSteps:
-  """The compiled programs of one config: they do not depend on the seed."""
-  init: Callable  # rng key -> TrainState, replicated.
-  train_step: Callable
-  eval_step: Callable
-  batch_sharding: NamedSharding
-  learning_rate_fn: Callable
-  compile_seconds: float
-
-
-def _seedless_key(config: ml_collections.ConfigDict) -> str:
-  """The config as JSON without its seed: equal keys compile to the same programs."""
-  values = json.loads(config.to_json())
-  values.pop('seed')
-  return json.dumps(values, sort_keys=True)
-
-
-class StepCache:
-  """Compiled steps by config, so that the seeds of a study compile once.
-
-  The seed only changes the initial parameters (an argument of the compiled init)
-  and the data order, so every seed of a config reuses the same executables.
-  """
-
-  def __init__(self):
-    self._compiled: dict[str, CompiledSteps] = {}
-    self.num_compilations = 0
-
-  def get(self, config: ml_collections.ConfigDict, num_classes: int,
-          num_train_examples: int) -> CompiledSteps:
-    key = _seedless_key(config)
-    if key not in self._compiled:
-      self._compiled[key] = compile_steps(config, num_classes, num_train_examples)
-      self.num_compilations += 1
-    return self._compiled[key]
-
-
-def compile_steps(config: ml_collections.ConfigDict, num_classes: int,
-                  num_train_examples: int) -> CompiledSteps:
-  """Builds the model and optimizer and compiles init, train and eval steps (AOT)."""
-  mesh = create_mesh()
-  replicated = NamedSharding(mesh, PartitionSpec())
-  batch_sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
-  model = models.create_model(config, num_classes=num_classes)
-  learning_rate_fn = optim.create_learning_rate_fn(config, num_train_examples)
-  tx = optim.create_optimizer(config, learning_rate_fn)
-  compile_start = time.perf_counter()
-  init_fn = jax.jit(lambda rng: steps.create_train_state(model, tx, rng, config.image_size),
-                    out_shardings=replicated)
-  init = init_fn.lower(jax.random.key(0)).compile()
-  abstract_state = jax.eval_shape(init_fn, jax.random.key(0))
-  abstract_state = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), abstract_state)
-  train_fn, eval_fn = steps.bind_step_constants(config, learning_rate_fn)
-  train_step = jax.jit(
-      train_fn, in_shardings=(replicated, batch_sharding),
-      out_shardings=(replicated, replicated), donate_argnums=(0,)).lower(
-          abstract_state,
-          _abstract_batch(config, config.global_batch_size, batch_sharding, False)
-      ).compile()
-  eval_step = jax.jit(
-      eval_fn, in_shardings=(replicated, batch_sharding), out_shardings=replicated).lower(
-          abstract_state,
-          _abstract_batch(config, config.eval_batch_size, batch_sharding, True)
-      ).compile()
-  return CompiledSteps(init=init, train_step=train_step, eval_step=eval_step,
-                       batch_sharding=batch_sharding, learning_rate_fn=learning_rate_fn,
-                       compile_seconds=time.perf_counter() - compile_start)
-
-
-@dataclasses.dataclass
 class _Setup:
   """What the untimed initialisation produces for the timed run."""
   state: steps.TrainState
@@ -226,13 +137,13 @@ class _Outcome:
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       step_cache: StepCache | None = None) -> dict:
+                       step_cache: programs.StepCache | None = None) -> dict:
   """Trains and evaluates as `config` says; writes the run's files; returns result.json.
 
   `step_cache` lets the runs of a study share compiled programs; a run that found
   its programs compiled reports `compile_seconds` 0.
   """
-  step_cache = step_cache or StepCache()
+  step_cache = step_cache or programs.StepCache()
   os.makedirs(workdir, exist_ok=True)
   write_config(config, workdir)
   is_main = jax.process_index() == 0
@@ -261,7 +172,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
 
 
 def _set_up(config: ml_collections.ConfigDict, mllogger: mlperf_log.MlperfLogger,
-            step_cache: StepCache) -> _Setup:
+            step_cache: programs.StepCache) -> _Setup:
   """Data, model, optimizer state and compiled steps: everything before run_start."""
   builder = datasets.ensure_prepared(config.dataset, config.data_dir)
   splits = builder.info.splits

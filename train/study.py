@@ -14,7 +14,7 @@ again. A directory that holds another study is refused, never overwritten.
 
 The seeds of all configs run interleaved (seed s of every config before seed s+1),
 so an interrupted comparison stays balanced, and in one process that compiles each
-config's programs once (`loop.StepCache`).
+config's programs once (`programs.StepCache`).
 """
 
 import dataclasses
@@ -33,6 +33,7 @@ from input_pipeline import info
 from train import budget
 from train import config_specs
 from train import loop
+from train import programs
 from train import mlperf_log
 from train import report
 from train import search
@@ -96,7 +97,7 @@ def _set_aside(run_dir: str) -> str:
   return f'{run_dir}.interrupted.{n}'
 
 
-def run_or_resume(entry: Entry, seed: int, step_cache: loop.StepCache) -> tuple[dict, bool]:
+def run_or_resume(entry: Entry, seed: int, step_cache: programs.StepCache) -> tuple[dict, bool]:
   """The result of `seed` of `entry`: read back if finished, else run. (result, ran)."""
   run_dir = os.path.join(entry.directory, f'seed_{seed}')
   result_path = os.path.join(run_dir, 'result.json')
@@ -179,7 +180,7 @@ def _finish_study(entry: Entry, results: list[dict], seeds: list[int],
 def run_entries(entries: Sequence[Entry], num_seeds: int) -> list[dict]:
   """Runs `num_seeds` seeds of every entry, interleaved; returns each entry's study."""
   start = time.perf_counter()
-  step_cache = loop.StepCache()
+  step_cache = programs.StepCache()
   results: dict[str, list[dict]] = {e.name: [] for e in entries}
   num_ran = dict.fromkeys(results, 0)
   for entry in entries:
