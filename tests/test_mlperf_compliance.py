@@ -8,6 +8,7 @@ from configs without training, the closed-division validation, the eval
 cadence and the reference convergence points (RCPs).
 """
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -329,6 +330,14 @@ def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
   verdict = mlperf_log.rcp_verdict(128, [r['epochs_to_target'] for r in summary['runs']])
   assert (verdict.passed, verdict.source) == (passed, message) == (
       False, 'Missing RCP, please submit RCP with BS = 128')
+  # study.json and the report carry the same verdict and the checker commands.
+  assert summary['mlperf']['rcp'] == dataclasses.asdict(verdict)
+  assert summary['mlperf']['results_folder'] == os.path.join('mlperf', 'large-batch-harness')
+  with open(os.path.join(directory, 'report.md')) as f:
+    report_text = f.read()
+  assert 'RCP check at batch 128: fails (Missing RCP' in report_text
+  assert (f'python -m mlperf_logging.package_checker mlperf/large-batch-harness training '
+          f'{RULESET}') in report_text
 
 
 # Logs written from configs, without training.

@@ -451,9 +451,40 @@ def _time_table(wall_seconds: float, runs: Sequence[dict], what: str = 'Study') 
                          [[_seconds(wall_seconds), _seconds(_sum_run_seconds(runs))]])
 
 
+def _mlperf_section(mlperf: dict, summary: dict) -> str:
+  """The study as an MLPerf submission: score, RCP verdict, and how to check it."""
+  rcp = mlperf['rcp']
+  if rcp['rcp_mean_epochs'] is None:
+    reference = 'no reference convergence point applies'
+  else:
+    reference = (f"reference mean {rcp['rcp_mean_epochs']:.2f} epochs, at least "
+                 f"{rcp['min_epochs']:.2f} to pass")
+  mean = 'none' if rcp['mean_epochs'] is None else f"{rcp['mean_epochs']:.2f}"
+  folder = mlperf['results_folder']
+  return '\n'.join([
+      f"Division: {mlperf['division']}, ruleset {mlperf['ruleset']}; the first "
+      f"{mlperf['num_scored_runs']} runs make the score (the olympic mean of their times "
+      f"to target): {_seconds(summary['mlperf_score_seconds'], 'none (too few reached it)')}.",
+      '',
+      f"RCP check at batch {rcp['batch_size']}: {'passes' if rcp['passed'] else 'fails'} "
+      f"({rcp['source']}; olympic mean epochs to target {mean}; {reference}).",
+      '',
+      f'The results folder `{folder}` holds their logs in the layout of an MLPerf '
+      'submission; check it, from this directory, with:',
+      '',
+      '```',
+      f'python -m mlperf_logging.package_checker {folder} training {mlperf["ruleset"]}',
+      f'python -m mlperf_logging.result_summarizer {folder} training {mlperf["ruleset"]}',
+      f'python -m mlperf_logging.rcp_checker {folder}/results/*/resnet '
+      f'--rcp_usage training --rcp_version {mlperf["ruleset"]}',
+      '```',
+  ])
+
+
 def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
                        learning_rate: tuple[list[int], list[float]] | None,
-                       wall_seconds: float, config_summary: dict[str, object]) -> str:
+                       wall_seconds: float, config_summary: dict[str, object],
+                       mlperf: dict | None = None) -> str:
   """Writes `out_dir/report.md` and its plots for one study.
 
   Args:
@@ -465,6 +496,8 @@ def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
       plot out.
     wall_seconds: wall time of the whole study.
     config_summary: the settings to show, e.g. optimizer, batch size, steps.
+    mlperf: study.json's 'mlperf' entry (train/study.mlperf_summary), or None
+      to leave the MLPerf section out.
 
   Returns:
     The path of report.md; final_accuracy.png, eval_curves.png and (with a
@@ -488,6 +521,7 @@ def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
       '## Configuration', config_table,
       '## Results', _results_tables(summary),
       '## Time', _time_table(wall_seconds, runs),
+      *([] if mlperf is None else ['## MLPerf', _mlperf_section(mlperf, summary)]),
       '## Plots', *plots,
       '## Per seed', _per_seed_table(runs),
   ])

@@ -33,8 +33,8 @@ from input_pipeline import info
 from train import budget
 from train import config_specs
 from train import loop
-from train import programs
 from train import mlperf_log
+from train import programs
 from train import report
 from train import search
 from train import statistics
@@ -165,16 +165,38 @@ def _finish_study(entry: Entry, results: list[dict], seeds: list[int],
       'sum_init_seconds': sum(r['init_seconds'] for r in results),
       'runs': results,
   }
-  loop.write_json(os.path.join(entry.directory, 'study.json'), study)
   # The runs that make the MLPerf score, as an MLPerf submission tree.
-  mlperf_log.write_results_folder(
+  scored = results[:statistics.MLPERF_RESNET_RUNS]
+  org_folder = mlperf_log.write_results_folder(
       entry.directory, entry.config,
       [os.path.join(entry.directory, f'seed_{s}', 'mlperf.log')
        for s in seeds[:statistics.MLPERF_RESNET_RUNS]])
+  study['mlperf'] = mlperf_summary(entry.config, scored, org_folder, entry.directory)
+  loop.write_json(os.path.join(entry.directory, 'study.json'), study)
   report.write_study_report(entry.directory, entry.name, summary, results,
                             learning_rate_curve(entry.config), wall_seconds,
-                            config_summary(entry.config))
+                            config_summary(entry.config), mlperf=study['mlperf'])
   return study
+
+
+def mlperf_summary(config: ml_collections.ConfigDict, scored: Sequence[dict],
+                   org_folder: str, study_dir: str) -> dict[str, Any]:
+  """The study as an MLPerf submission: division, results folder and RCP verdict.
+
+  The RCP verdict is the 4.0.0 ResNet RCP of the config's batch size against
+  the scored runs' epochs to target; MLPerf's RCPs were measured with the
+  closed LARS and SGD recipes on ImageNet, so on other data it says only how
+  the epoch counts compare.
+  """
+  verdict = mlperf_log.rcp_verdict(config.global_batch_size,
+                                   [run.get('epochs_to_target') for run in scored])
+  return {
+      'division': config.mlperf.submission_division,
+      'ruleset': mlperf_log.RULESET,
+      'num_scored_runs': len(scored),
+      'results_folder': os.path.relpath(org_folder, study_dir),
+      'rcp': dataclasses.asdict(verdict),
+  }
 
 
 def run_entries(entries: Sequence[Entry], num_seeds: int) -> list[dict]:
