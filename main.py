@@ -6,6 +6,8 @@
   python main.py --compare=configs/embedded_lars.py,configs/embedded_nesterov.py \
       --num_seeds=5                                                    # a comparison
   python main.py --config=configs/embedded_search.py --num_trials=16   # a search
+  python main.py bench --config=configs/embedded_lars.py --modes=synthetic,input,train
+                                                # throughput (train/bench.py)
 
 Bad input (an unknown key, a value out of range, a missing dataset) ends with one
 line on stderr and exit status 2.
@@ -28,6 +30,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from train import config_specs
+from train import distributed
 from train import validation
 
 _REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -36,6 +39,7 @@ _DEFAULT_CONFIG = os.path.join(_REPO_ROOT, 'configs', 'embedded_lars.py')
 MAIN_JOB_ARGS = ['--compare=configs/embedded_lars.py,configs/embedded_nesterov.py',
                  '--num_seeds=5']
 USAGE_ERROR = 2
+PREEMPTED_EXIT = 128 + 15  # SIGTERM's number.
 
 FLAGS = flags.FLAGS
 
@@ -49,24 +53,42 @@ def _one_line(text: str) -> str:
   return ' '.join(str(text).split())
 
 
+def _config_arg(argv: list[str]) -> str:
+  """The value of --config on the command line (the last one), or the default."""
+  value = _DEFAULT_CONFIG
+  for arg, following in zip(argv, argv[1:] + ['']):
+    if arg in ('--config', '-config'):
+      value = following
+    elif arg.startswith(('--config=', '-config=')):
+      value = arg.partition('=')[2]
+  return value
+
+
 def _flag_error_message(error: Exception, argv: list[str]) -> str:
   """One line for a flag that cannot be parsed, a config that cannot be loaded."""
+  # First the config file itself: ml_collections buries its errors (missing,
+  # unreadable, a syntax error, get_config() failing) in messages of its own.
+  spec = config_specs.parse_spec(_config_arg(argv))
+  problem = config_specs.config_file_problem(spec)
+  if problem:
+    return problem
   if isinstance(error, (KeyError, AttributeError)):
-    # ml_collections reports an unknown override key as a bare (quoted) key.
-    key = _one_line(error).strip('"\'')
-    overrides = [a for a in argv if a.startswith('--config.') and key in a]
-    where = f' in {overrides[0]}' if overrides else ''
-    return (f'unknown config key {key!r}{where}; the keys are those of the config '
-            'file (all defined in configs/default.py)')
-  text = str(error)
-  if 'Traceback (most recent call last)' in text:
-    # A config file whose get_config() raised: its last line names the error.
-    last = [line for line in text.splitlines() if line.strip()][-1].strip()
-    return f'cannot load the config file: {last}'
+    message = config_specs.unknown_key_message(config_specs.load_config(spec), argv)
+    return message or f'unknown config key {_one_line(error)}'
+  if isinstance(error, flags.IllegalFlagValueError):
+    # absl: 'flag --NAME=VALUE: why'; a config key's why is a failed conversion.
+    name, _, value = _one_line(error).partition(': ')[0].removeprefix('flag --').partition('=')
+    if name.startswith('config.') and name in FLAGS:
+      message = config_specs.bad_override_message(
+          name.removeprefix('config.'), value, FLAGS[name].parser.flag_type())
+      if message:
+        return message
+  if isinstance(error, flags.UnrecognizedFlagError):
+    return f'{_one_line(error)}; python main.py --help lists the flags'
+  if type(error).__name__ == 'FlagOrderError':  # Not exported by ml_collections.
+    return f'{_one_line(error)}; give --config=FILE before its --config.KEY=VALUE overrides'
   if isinstance(error, flags.Error):
     return _one_line(error)
-  # Loading the config file runs it: a missing file, a syntax error or a failing
-  # get_config() surfaces as the error of that code.
   return f'cannot load the config file: {type(error).__name__}: {_one_line(error)}'
 
 
@@ -79,6 +101,7 @@ def parse_flags(argv: list[str]) -> list[str]:
   if len(argv) == 1:
     argv = argv + MAIN_JOB_ARGS
   try:
+    config_specs.allow_none_overrides()
     config_flags.DEFINE_config_file(
         'config', _DEFAULT_CONFIG, 'Experiment config file (configs/*.py[:variant]).',
         lock_config=True)
@@ -93,6 +116,7 @@ def parse_flags(argv: list[str]) -> list[str]:
     flags.DEFINE_integer('num_trials', 0, 'Quasi-random search over the search space of '
                          'the --config file (its get_search_space()), num_seeds seeds '
                          'per trial.', lower_bound=0)
+    distributed.define_flags()
     remaining = FLAGS(argv)
     # ml_collections defers a config file's load error until the config is read.
     list(FLAGS.config.keys())
@@ -107,24 +131,36 @@ def default_workdir(name: str) -> str:
   return os.path.join(_REPO_ROOT, 'runs', f'{name}-{stamp}')
 
 
+def check_workdir_location(workdir: str) -> None:
+  """Refuses a workdir that is a file, or that cannot be created or written to."""
+  nearest = workdir  # The workdir, or the folder it would be created in.
+  while not os.path.exists(nearest):
+    nearest = os.path.dirname(nearest)
+  where = (f'--workdir={workdir}' if nearest == workdir
+           else f'--workdir={workdir} cannot be created: {nearest}')
+  if not os.path.isdir(nearest):
+    _fail(f'{where} is a file; give a directory')
+  if not os.access(nearest, os.W_OK | os.X_OK):
+    _fail(f'{where} is not writable; choose a --workdir you can write to')
+
+
 def check_workdir(workdir: str, config_json: str) -> None:
   """Refuses a workdir that holds a finished run or another config's run."""
-  if os.path.exists(workdir) and not os.path.isdir(workdir):
-    _fail(f'--workdir={workdir} is a file; give a directory')
   if os.path.exists(os.path.join(workdir, 'result.json')):
     _fail(f'--workdir={workdir} already holds a finished run (result.json); '
           'choose a new --workdir')
   existing = os.path.join(workdir, 'config.json')
   if os.path.exists(existing):
-    with open(existing) as f:
-      if json.load(f) != json.loads(config_json):
-        _fail(f'--workdir={workdir} holds a run of another config ({existing}); '
-              'choose a new --workdir')
-  parent = os.path.dirname(os.path.abspath(workdir))
-  while not os.path.exists(parent):
-    parent = os.path.dirname(parent)
-  if not os.access(parent, os.W_OK):
-    _fail(f'--workdir={workdir} cannot be created: {parent} is not writable')
+    try:
+      with open(existing) as f:
+        there = json.load(f)
+    except (OSError, ValueError) as e:
+      _fail(f'--workdir={workdir} holds a config.json that cannot be read '
+            f'({type(e).__name__}); choose a new --workdir')
+    here = json.loads(config_json)
+    if there != here:
+      _fail(f'--workdir={workdir} holds a run of another config ({existing}): '
+            f'{config_specs.differences(there, here)}; choose a new --workdir')
 
 
 def _validate(config, name: str = '') -> None:
@@ -192,6 +228,10 @@ def main(argv: list[str]) -> None:
     _fail(f'unexpected arguments {argv[1:]}; pass settings as --config.KEY=VALUE')
   # jax logs at INFO that it found no TPU library; keep stderr for what matters.
   std_logging.getLogger('jax._src.xla_bridge').setLevel(std_logging.WARNING)
+  try:  # Before anything asks JAX for its devices.
+    distributed.initialize_from_flags(FLAGS)
+  except distributed.DistributedError as e:
+    _fail(str(e))
   if FLAGS.compare and FLAGS.num_trials:
     _fail('--compare and --num_trials do not combine; search one config at a time')
   spec = _config_spec()
@@ -206,19 +246,23 @@ def main(argv: list[str]) -> None:
     name = spec.name
   workdir = os.path.abspath(FLAGS.workdir or default_workdir(name))
   is_study = FLAGS.compare or FLAGS.num_trials or FLAGS['num_seeds'].present
+  check_workdir_location(workdir)
   if not is_study:
     check_workdir(workdir, config.to_json())
 
   # Imported after validation: the loop pulls in TensorFlow, tfds and clu.
+  from train import checkpoint  # pylint: disable=g-import-not-at-top
   from train import loop  # pylint: disable=g-import-not-at-top
   from train import report  # pylint: disable=g-import-not-at-top
   from train import study  # pylint: disable=g-import-not-at-top
   logging.info('JAX %s on %d %s device(s); results in %s', jax.__version__,
                jax.device_count(), jax.devices()[0].platform, workdir)
-  if not is_study:
-    _print_result(loop.train_and_evaluate(config, workdir), config.target_accuracy, workdir)
-    return
   try:
+    if not is_study:
+      result = loop.train_and_evaluate(config, workdir)
+      if jax.process_index() == 0:
+        _print_result(result, config.target_accuracy, workdir)
+      return
     if FLAGS.compare:
       studies = study.run_comparison(configs, workdir, FLAGS.num_seeds)
     elif FLAGS.num_trials:
@@ -231,11 +275,22 @@ def main(argv: list[str]) -> None:
       return
     else:
       studies = [study.run_study(config, name, workdir, FLAGS.num_seeds)]
-  except (study.StudyDirError, validation.ConfigError) as e:
+  except (study.StudyDirError, validation.ConfigError, checkpoint.CheckpointError) as e:
     _fail(str(e))
+  except loop.Preempted as e:
+    # What schedulers expect of a job they stopped: 128 + SIGTERM.
+    print(f'preempted: {e}; run the same command again to resume', file=sys.stderr)
+    sys.exit(PREEMPTED_EXIT)
+  if jax.process_index() != 0:
+    return
   print(report.comparison_table([(s['name'], s, s['runs']) for s in studies]))
   print(f'report: {os.path.join(workdir, "report.md")}')
 
 
 if __name__ == '__main__':
+  if sys.argv[1:2] == ['bench']:
+    # The throughput benchmark (train/bench.py) has flags of its own, and its
+    # synthetic mode must run without TensorFlow: it never reaches the trainer.
+    from train import bench  # pylint: disable=g-import-not-at-top
+    sys.exit(bench.main(sys.argv[2:]))
   app.run(main, flags_parser=parse_flags)

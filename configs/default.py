@@ -139,6 +139,15 @@ def get_config() -> ml_collections.ConfigDict:
   config.eval_offset_epochs = 3
   config.log_every_steps = 50
 
+  # Checkpoints (Orbax, asynchronous) in WORKDIR/checkpoints: every so many
+  # steps and/or seconds (0 turns either off; seconds are checked at log
+  # steps), keeping the newest max_to_keep. SIGTERM always saves one. A run
+  # started again in the same workdir resumes from the newest readable one.
+  config.checkpoint = ml_collections.ConfigDict()
+  config.checkpoint.every_steps = 0
+  config.checkpoint.every_seconds = 600.0
+  config.checkpoint.max_to_keep = 2
+
   # MLPerf log metadata.
   config.mlperf = ml_collections.ConfigDict()
   config.mlperf.submission_org = 'large-batch-harness'

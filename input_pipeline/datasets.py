@@ -16,6 +16,7 @@ from tensorflow_datasets.core.utils import tqdm_utils
 
 from input_pipeline import embedded_shapes
 from input_pipeline import info
+from input_pipeline import prepare_imagenet
 
 
 class DatasetNotPreparedError(RuntimeError):
@@ -82,11 +83,7 @@ def is_prepared(dataset: str, data_dir: str) -> bool:
   return _is_prepared(get_builder(dataset, data_dir))
 
 
-def prepare_command(dataset: str, data_dir: str) -> str:
-  """The command that prepares `dataset` in `data_dir`."""
-  del dataset  # ImageNet is the only dataset that needs preparing by hand.
-  return (f'python -m input_pipeline.prepare_imagenet --data_dir={data_dir} '
-          '--manual_dir=DIR_WITH_ILSVRC2012_TARS')
+prepare_command = info.prepare_command
 
 
 def _not_prepared_message(dataset: str, data_dir: str) -> str:
@@ -94,6 +91,15 @@ def _not_prepared_message(dataset: str, data_dir: str) -> str:
       f'{dataset} is not prepared in data_dir={data_dir!r}. ImageNet cannot '
       'be downloaded automatically; prepare it once from the ILSVRC2012 tars '
       f'with\n  {prepare_command(dataset, data_dir)}')
+
+
+def _warn_if_unchecked(builder: tfds.core.DatasetBuilder) -> None:
+  # prepare_imagenet decodes every image once and leaves out those that fail;
+  # a build by anything else may hold one that stops training mid-run.
+  if not (builder.data_path / prepare_imagenet.SKIPPED_FILE).exists():
+    logging.warning('%s was not prepared by input_pipeline.prepare_imagenet, so '
+                    'its images were not checked: one that does not decode will '
+                    'stop training with a tf.data error.', builder.data_path)
 
 
 def ensure_prepared(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
@@ -104,6 +110,8 @@ def ensure_prepared(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
   """
   builder = get_builder(dataset, data_dir)
   if _is_prepared(builder):
+    if dataset not in _SELF_BUILDING:
+      _warn_if_unchecked(builder)
     return builder
   data_dir = os.path.expanduser(data_dir)
   if dataset not in _SELF_BUILDING:

@@ -172,11 +172,21 @@ def _synset_tar(files: dict[str, bytes]) -> bytes:
   return buffer.getvalue()
 
 
+def damaged(data: bytes, how: str) -> bytes:
+  """`data` as a damaged copy would hold it: 'truncated' (cut in half) or 'garbage'."""
+  if how == 'truncated':
+    return data[:len(data) // 2]
+  if how == 'garbage':
+    return np.random.default_rng(len(data)).bytes(len(data))
+  raise ValueError(f'unknown damage {how!r}; valid: truncated, garbage')
+
+
 def make_fake_imagenet_archives(manual_dir: str, *,
                                 synsets: list[str] | None = None,
                                 images_per_class: int = 2, num_val: int = 6,
                                 seed: int = 0,
                                 image_size: tuple[int, int] | None = None,
+                                damage: dict[str, str] | None = None,
                                 ) -> dict:
   """Writes the two fake tars into `manual_dir`.
 
@@ -184,12 +194,14 @@ def make_fake_imagenet_archives(manual_dir: str, *,
   synsets are added to it in any case. `image_size` (height, width) makes
   every image photo-like at that size (IMAGENET_LIKE_SIZE for ImageNet's
   average), JPEG quality PHOTO_QUALITY; None keeps tiny noise images of 24-96 px.
+  `damage` maps file names (train or val) to how each is damaged (`damaged`).
 
   Returns a dict: 'train' and 'validation' map each file name to its synset,
   'cmyk_file' and 'png_file' name the odd train files, 'synsets' lists the
   train classes, 'image_bytes' is the total size of all the image files.
   """
   rng = np.random.default_rng(seed)
+  damage = damage or {}
   odd_files = {CMYK_FILE: _image_bytes(rng, image_size, mode='CMYK'),
                PNG_FILE: _image_bytes(rng, image_size, fmt='PNG')}
   synsets = sorted(set(synsets or default_synsets(num_val))
@@ -204,6 +216,8 @@ def make_fake_imagenet_archives(manual_dir: str, *,
                for n in range(1, images_per_class + 1)}
       files.update({name: data for name, data in odd_files.items()
                     if name.startswith(synset + '_')})
+      files = {name: damaged(data, damage[name]) if name in damage else data
+               for name, data in files.items()}
       train.update(dict.fromkeys(files, synset))
       image_bytes += sum(map(len, files.values()))
       _add(outer, f'{synset}.tar', _synset_tar(files))
@@ -215,6 +229,8 @@ def make_fake_imagenet_archives(manual_dir: str, *,
       name = f'ILSVRC2012_val_{number:08d}.JPEG'
       validation[name] = synset
       data = _image_bytes(rng, image_size)
+      if name in damage:
+        data = damaged(data, damage[name])
       image_bytes += len(data)
       _add(tar, name, data)
 

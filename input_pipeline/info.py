@@ -6,6 +6,7 @@ than in the tfds builders.
 """
 
 import dataclasses
+import os
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,3 +44,24 @@ def get_dataset_info(name: str) -> DatasetInfo:
     raise ValueError(
         f'unknown dataset {name!r}; known datasets: {", ".join(dataset_names())}')
   return _DATASETS[name]
+
+
+def looks_prepared(dataset: str, data_dir: str) -> bool:
+  """Whether some version of `dataset` was built in `data_dir`, seen without TensorFlow.
+
+  tfds builds into an `incomplete.*` folder and renames it to the version when
+  done, so a version folder with its dataset_info.json is a finished build. A
+  cheap first look for errors that must come before TensorFlow's import chatter;
+  datasets.is_prepared is the exact check.
+  """
+  root = os.path.join(os.path.expanduser(data_dir), dataset)
+  return os.path.isdir(root) and any(
+      os.path.isfile(os.path.join(root, version, 'dataset_info.json'))
+      for version in os.listdir(root))
+
+
+def prepare_command(dataset: str, data_dir: str) -> str:
+  """The command that prepares `dataset` in `data_dir`."""
+  del dataset  # ImageNet is the only dataset that needs preparing by hand.
+  return (f'python -m input_pipeline.prepare_imagenet --data_dir={data_dir} '
+          '--manual_dir=DIR_WITH_ILSVRC2012_TARS')

@@ -104,7 +104,7 @@ def _train_preprocess(config: ml_collections.ConfigDict, example: Example,
 def create_train_dataset(
     config: ml_collections.ConfigDict, *, batch_size: int,
     process_index: int = 0, process_count: int = 1,
-    num_threads: int | None = None, deterministic: bool = True,
+    num_threads: int | None = None, deterministic: bool = True, start_batch: int = 0,
 ) -> tf.data.Dataset:
   """The infinite training stream of this process, as a tf.data.Dataset.
 
@@ -115,6 +115,8 @@ def create_train_dataset(
   passes `config.input.deterministic`) lets the decoding finish out of order:
   the stream holds the same augmented images as with True, each moved by no
   more places than there are decodes in flight, differently in every run.
+  `start_batch` > 0 starts the stream at that batch, as a resumed run needs:
+  its records are still read (through the shuffle), but not decoded.
   """
   datasets.hide_gpus_from_tensorflow()
   builder = datasets.ensure_prepared(config.dataset, config.data_dir)
@@ -131,6 +133,9 @@ def create_train_dataset(
   # The position in the stream names each example's augmentation, which keeps
   # it fixed whatever the threading, and different in every epoch.
   ds = ds.enumerate()
+  # A resumed run skips the batches it trained on before it stopped: the same
+  # records in the same order, read but neither decoded nor augmented.
+  ds = ds.skip(start_batch * batch_size)
   preprocess = functools.partial(_train_preprocess, config)
   # The one op that may finish out of order (deterministic=False): a slow
   # decode no longer holds up the batch, and each position keeps its example
@@ -146,13 +151,13 @@ def create_train_dataset(
 def create_train_iterator(
     config: ml_collections.ConfigDict, *, batch_size: int,
     process_index: int = 0, process_count: int = 1,
-    num_threads: int | None = None, deterministic: bool = True,
+    num_threads: int | None = None, deterministic: bool = True, start_batch: int = 0,
 ) -> Iterator[Batch]:
   """Infinite iterator of numpy training batches; see create_train_dataset."""
   return create_train_dataset(
       config, batch_size=batch_size, process_index=process_index,
       process_count=process_count, num_threads=num_threads,
-      deterministic=deterministic).as_numpy_iterator()
+      deterministic=deterministic, start_batch=start_batch).as_numpy_iterator()
 
 
 def _eval_preprocess(config: ml_collections.ConfigDict,

@@ -5,7 +5,11 @@
 
 `manual_dir` must hold ILSVRC2012_img_train.tar (138 GB) and
 ILSVRC2012_img_val.tar (6.3 GB) from image-net.org. tfds's own imagenet2012
-builder does the work (it also fixes the 22 CMYK JPEGs and the one PNG). The
+builder does the work (it also fixes the 22 CMYK JPEGs and the one PNG), with
+one addition: every image is decoded once, and one that does not decode (a
+damaged copy) is left out, named on the console and listed with its error in
+`<data_dir>/imagenet2012/<version>/skipped_images.json` (input_pipeline/
+imagenet_builder.py), rather than stopping a training run later. The
 output is about the tars' size (~143 GiB); the README's "Disk space and time"
 estimates the time (about an hour on a fast SSD), extrapolated from fake archives.
 
@@ -17,12 +21,19 @@ folders a killed build left behind (do not run two builds into one data_dir).
 """
 
 import argparse
+import json
 import os
 import shutil
 import sys
 import time
 
+from input_pipeline import info
+
 USAGE_ERROR = 2
+# Written next to the prepared data: the images left out because they do not
+# decode (input_pipeline/imagenet_builder.py), {'count': n, 'images': [...]}.
+SKIPPED_FILE = 'skipped_images.json'
+_NAMES_SHOWN = 5
 TARS = ('ILSVRC2012_img_train.tar', 'ILSVRC2012_img_val.tar')
 _WHERE_TO_GET = ('get it from https://image-net.org/download-images (log in, '
                  'ILSVRC2012 downloads: "Training images (Task 1 & 2)" and '
@@ -65,9 +76,9 @@ def prepare(data_dir: str, manual_dir: str) -> str:
   # Imported here so that a missing tar is reported without loading TF.
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
-  from input_pipeline import info  # pylint: disable=g-import-not-at-top
+  from input_pipeline import imagenet_builder  # pylint: disable=g-import-not-at-top
 
-  builder = datasets.get_builder(info.IMAGENET2012, data_dir)
+  builder = imagenet_builder.CheckedImagenet2012(data_dir=data_dir)
   if datasets.is_prepared(info.IMAGENET2012, data_dir):
     print(f'imagenet2012 is already prepared in {builder.data_path}; '
           'nothing to do.', flush=True)
@@ -80,9 +91,22 @@ def prepare(data_dir: str, manual_dir: str) -> str:
   builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
   seconds = time.perf_counter() - start
+  _report_skipped(builder.skipped, os.fspath(builder.data_path))
   print(f'Prepared imagenet2012 in {seconds / 60:.1f} min ({seconds:.0f} s); '
         f'the data is in {builder.data_path}', flush=True)
   return os.fspath(builder.data_path)
+
+
+def _report_skipped(skipped: list[dict[str, str]], data_path: str) -> None:
+  """Records the images left out (none, normally) next to the data, and names them."""
+  path = os.path.join(data_path, SKIPPED_FILE)
+  with open(path, 'w') as f:
+    json.dump({'count': len(skipped), 'images': skipped}, f, indent=1)
+  if skipped:
+    names = ', '.join(f'{s["file_name"]} ({s["split"]})' for s in skipped[:_NAMES_SHOWN])
+    more = f' and {len(skipped) - _NAMES_SHOWN} more' if len(skipped) > _NAMES_SHOWN else ''
+    print(f'Skipped {len(skipped)} image(s) that do not decode as JPEG: {names}{more}; '
+          f'each is listed with its error in {path}.', flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,22 +119,13 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   # Fail fast, before TensorFlow loads, unless there is nothing to build.
   try:
-    if not _looks_prepared(args.data_dir):
+    if not info.looks_prepared(info.IMAGENET2012, args.data_dir):
       check_archives(os.path.expanduser(args.manual_dir))
     prepare(args.data_dir, args.manual_dir)
   except MissingArchiveError as e:
     print(f'error: {e}', file=sys.stderr)
     return USAGE_ERROR
   return 0
-
-
-def _looks_prepared(data_dir: str) -> bool:
-  # A cheap stand-in for datasets.is_prepared, which needs TensorFlow: any
-  # finished version folder has a dataset_info.json.
-  root = os.path.join(os.path.expanduser(data_dir), 'imagenet2012')
-  return os.path.isdir(root) and any(
-      os.path.isfile(os.path.join(root, version, 'dataset_info.json'))
-      for version in os.listdir(root))
 
 
 if __name__ == '__main__':

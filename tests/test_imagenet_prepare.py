@@ -2,6 +2,8 @@
 
 import contextlib
 import io
+import json
+import logging
 import math
 import os
 import subprocess
@@ -17,6 +19,7 @@ import tensorflow_datasets as tfds
 from configs import default
 from configs import embedded_lars
 from input_pipeline import datasets
+from input_pipeline import imagenet_builder
 from input_pipeline import pipeline
 from input_pipeline import prepare_imagenet
 from input_pipeline import preprocessing
@@ -71,6 +74,13 @@ def test_prepare_reports_where_the_data_is(prepared):
   last = printed.strip().splitlines()[-1]
   assert last.startswith('Prepared imagenet2012 in ')
   assert os.path.join(data_dir, IMAGENET) in last
+  assert 'Skipped' not in printed
+  assert _skipped_record(data_dir) == {'count': 0, 'images': []}
+
+
+def _skipped_record(data_dir: str) -> dict:
+  path = tfds.builder(IMAGENET, data_dir=data_dir).data_path / prepare_imagenet.SKIPPED_FILE
+  return json.loads(path.read_text())
 
 
 def test_train_labels_are_the_synset_of_each_file(prepared):
@@ -230,6 +240,69 @@ def test_rerun_after_an_interruption_builds_from_scratch(tmp_path, monkeypatch):
   assert 'interrupted build' in printed
   assert datasets.is_prepared(IMAGENET, data_dir)
   assert set(_examples(data_dir, 'train')) == set(fakes['train'])
+
+
+def _encoded(fmt: str = 'JPEG') -> bytes:
+  pixels = np.random.default_rng(0).integers(0, 256, size=(40, 30, 3), dtype=np.uint8)
+  buffer = io.BytesIO()
+  Image.fromarray(pixels).save(buffer, format=fmt)
+  return buffer.getvalue()
+
+
+@pytest.mark.parametrize('data,readable', [
+    (_encoded(), True),
+    (fake_imagenet.damaged(_encoded(), 'truncated'), False),
+    (fake_imagenet.damaged(_encoded(), 'garbage'), False),
+    (_encoded('PNG'), False),  # The pipeline's decoder reads JPEG only.
+    (b'', False),
+])
+def test_decode_error_is_none_only_for_what_the_pipeline_decodes(data, readable):
+  error = imagenet_builder.decode_error(data)
+  assert (error is None) == readable
+  if error is not None:
+    assert '\n' not in error and '{{' not in error
+  if readable:  # The pipeline's own fused decode and crop reads it.
+    assert tf.image.decode_and_crop_jpeg(data, [0, 0, 8, 8], channels=3).shape == (8, 8, 3)
+
+
+def test_images_that_do_not_decode_are_skipped_named_and_counted(tmp_path):
+  manual_dir, data_dir = str(tmp_path / 'manual'), str(tmp_path / 'tfds')
+  synsets = fake_imagenet.default_synsets(2)
+  damage = {f'{synsets[0]}_1.JPEG': 'truncated', f'{synsets[1]}_1.JPEG': 'garbage',
+            'ILSVRC2012_val_00000002.JPEG': 'truncated'}
+  fakes = fake_imagenet.make_fake_imagenet_archives(
+      manual_dir, images_per_class=1, num_val=2, seed=2, damage=damage)
+  printed = _prepare(data_dir, manual_dir)
+  skipped_line = next(l for l in printed.splitlines() if l.startswith('Skipped'))
+  assert skipped_line.startswith('Skipped 3 image(s) that do not decode as JPEG: ')
+  assert all(name in skipped_line for name in damage)
+  record = _skipped_record(data_dir)
+  assert record['count'] == 3
+  assert {(i['file_name'], i['split']) for i in record['images']} == {
+      (f'{synsets[0]}_1.JPEG', 'train'), (f'{synsets[1]}_1.JPEG', 'train'),
+      ('ILSVRC2012_val_00000002.JPEG', 'validation')}
+  assert all(i['error'] for i in record['images'])
+  # The rest is there, and each of those images decodes.
+  for split in ('train', 'validation'):
+    examples = _examples(data_dir, split)
+    assert set(examples) == set(fakes[split]) - set(damage)
+    assert all(imagenet_builder.decode_error(e['image']) is None for e in examples.values())
+
+
+def test_reading_a_build_whose_images_were_not_checked_warns(prepared, caplog):
+  data_dir = prepared[0]
+  with caplog.at_level(logging.WARNING):
+    datasets.ensure_prepared(IMAGENET, data_dir)
+  assert 'not checked' not in caplog.text
+  skipped = tfds.builder(IMAGENET, data_dir=data_dir).data_path / prepare_imagenet.SKIPPED_FILE
+  hidden = skipped.parent / 'hidden.json'
+  skipped.rename(hidden)  # As a build by plain tfds leaves it.
+  try:
+    with caplog.at_level(logging.WARNING):
+      datasets.ensure_prepared(IMAGENET, data_dir)
+  finally:
+    hidden.rename(skipped)
+  assert 'its images were not checked' in caplog.text
 
 
 def test_harness_trains_on_the_prepared_archives(prepared, tmp_path):

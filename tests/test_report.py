@@ -89,7 +89,7 @@ def test_study_report_without_schedule_and_with_a_diverged_run(tmp_path):
   assert not (tmp_path / 'learning_rate.png').exists()
   text = open(path).read()
   assert '| 7 | — | no | not reached | not reached | diverged |' in text
-  assert '| Diverged runs | 1 |' in text
+  assert '| Diverged runs (NaN or infinite loss) | 1 |' in text
 
 
 def _studies() -> list[tuple[str, dict, list[dict]]]:

@@ -3,15 +3,23 @@
 A study can compare several config files; `--config.KEY=VALUE` overrides, which
 ml_collections applies to the `--config` flag only, are carried over to each of
 them as the difference between the flag's config and its file's own.
+
+Each problem with a config file or an override is one line that names the file
+or key and what to do, for main.py to print.
 """
 
+import ast
 import dataclasses
+import difflib
 import importlib.util
+import inspect
 import os
 from types import ModuleType
 from typing import Any
 
 import ml_collections
+from absl import flags
+from ml_collections import config_flags
 
 ALL_VARIANTS = '*'
 
@@ -39,15 +47,24 @@ def parse_spec(text: str) -> ConfigSpec:
 def load_module(path: str) -> ModuleType:
   """Imports a config file by path; raises ValueError when it cannot."""
   if not os.path.isfile(path):
-    raise ValueError(f'config file {path} does not exist')
+    raise ValueError(f'config file {path} does not exist; give the path of a .py '
+                     'config file, e.g. configs/embedded_lars.py')
+  if not os.access(path, os.R_OK):
+    raise ValueError(f'config file {path} cannot be read (permission denied); '
+                     'make it readable')
   name = 'config_file_' + os.path.splitext(os.path.basename(path))[0]
   module_spec = importlib.util.spec_from_file_location(name, path)
   module = importlib.util.module_from_spec(module_spec)
   try:
     module_spec.loader.exec_module(module)
   except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f'cannot load config file {path}: {type(e).__name__}: {e}') from None
+    raise ValueError(f'cannot load config file {path}: {type(e).__name__}: '
+                     f'{_one_line(e)}') from None
   return module
+
+
+def _one_line(error: Exception) -> str:
+  return ' '.join(str(error).split())
 
 
 def expand(spec: ConfigSpec) -> list[ConfigSpec]:
@@ -59,14 +76,39 @@ def expand(spec: ConfigSpec) -> list[ConfigSpec]:
 
 
 def load_config(spec: ConfigSpec) -> ml_collections.ConfigDict:
-  """The config of `spec`, locked like the --config flag's."""
+  """The config of `spec`, locked like the --config flag's; ValueError when it cannot."""
   module = load_module(spec.path)
+  get_config = getattr(module, 'get_config', None)
+  if not callable(get_config):
+    raise ValueError(f'config file {spec.path} has no get_config(); a config file '
+                     'defines get_config() returning its ConfigDict (see configs/default.py)')
+  if spec.variant and not inspect.signature(get_config).parameters:
+    raise ValueError(f'config file {spec.path} has no variants; drop ":{spec.variant}"')
   try:
-    config = module.get_config(spec.variant) if spec.variant else module.get_config()
-  except (ValueError, TypeError) as e:
-    raise ValueError(f'{spec}: {e}') from None
+    config = get_config(spec.variant) if spec.variant else get_config()
+  except ValueError as e:  # The variants' own messages (configs/variants.py).
+    raise ValueError(f'{spec}: {_one_line(e)}') from None
+  except Exception as e:  # pylint: disable=broad-except
+    raise ValueError(f'{spec}: get_config() failed: {type(e).__name__}: '
+                     f'{_one_line(e)}') from None
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ValueError(f'{spec}: get_config() returned {type(config).__name__}, '
+                     'not a ConfigDict')
   config.lock()
   return config
+
+
+def config_file_problem(spec: ConfigSpec) -> str | None:
+  """What stops `spec` from giving a config, in one line; None when nothing does.
+
+  ml_collections reports a config file's own errors inside its own messages,
+  several lines long; loading the file again names them plainly.
+  """
+  try:
+    load_config(spec)
+  except ValueError as e:
+    return str(e)
+  return None
 
 
 def flatten(config: ml_collections.ConfigDict) -> dict[str, Any]:
@@ -106,3 +148,120 @@ def with_overrides(config: ml_collections.ConfigDict,
     node[leaf] = value
   config.lock()
   return config
+
+
+def differences(there: dict[str, Any], here: dict[str, Any], limit: int = 3) -> str:
+  """'key: A there, B here' for the first `limit` keys on which two configs differ.
+
+  Both are config.json contents (nested dicts); a key only one has counts too.
+  """
+  flat_there, flat_here = _flatten_json(there), _flatten_json(here)
+  missing = '(no such key)'
+  keys = [k for k in sorted(set(flat_there) | set(flat_here))
+          if flat_there.get(k, missing) != flat_here.get(k, missing)]
+  shown = '; '.join(f'{k}: {flat_there.get(k, missing)!r} there, '
+                    f'{flat_here.get(k, missing)!r} here' for k in keys[:limit])
+  more = f' (and {len(keys) - limit} more keys)' if len(keys) > limit else ''
+  return shown + more
+
+
+def _flatten_json(values: dict[str, Any], prefix: str = '') -> dict[str, Any]:
+  flat = {}
+  for key, value in values.items():
+    if isinstance(value, dict):
+      flat.update(_flatten_json(value, f'{prefix}{key}.'))
+    else:
+      flat[f'{prefix}{key}'] = value
+  return flat
+
+
+# --- --config.KEY=VALUE overrides ---------------------------------------------
+
+
+class _NoneOr(flags.ArgumentParser):
+  """Reads 'None' as None, anything else as `parser` does.
+
+  ml_collections parses an override by the type of the key's value, so a number
+  key could not be set to None ("could not convert string to float: 'None'"),
+  though None is what several keys use for "not in epochs" (eval_every_epochs,
+  num_epochs, lr.warmup_epochs, lr.decay_steps). Validation then says which keys
+  allow it.
+  """
+
+  def __init__(self, parser: flags.ArgumentParser, type_name: str):
+    super().__init__()
+    self._parser = parser
+    self._type_name = type_name
+
+  def parse(self, argument: Any) -> Any:
+    if isinstance(argument, str) and argument.strip() in ('None', 'none'):
+      return None
+    return self._parser.parse(argument)
+
+  def flag_type(self) -> str:
+    return self._type_name
+
+
+class _Literal(flags.ArgumentParser):
+  """For a key that is None in its config file, which has no type left to parse by.
+
+  A Python literal (None, a number, True, a tuple), else the string itself.
+  """
+
+  def parse(self, argument: Any) -> Any:
+    if not isinstance(argument, str):
+      return argument
+    try:
+      return ast.literal_eval(argument)
+    except (ValueError, SyntaxError):
+      return argument
+
+  def flag_type(self) -> str:
+    return 'None or a literal'
+
+
+# What each override parser's flag_type() takes, in words. None is left unsaid:
+# few keys allow it, and validation names them.
+_EXPECTED = {'int': 'an integer', 'float': 'a number', 'bool': 'True or False',
+             'int or None': 'an integer', 'float or None': 'a number'}
+
+
+def allow_none_overrides() -> None:
+  """Lets --config.KEY=None set a number key, or a key that is None in its file.
+
+  Call before the config flag is parsed. It replaces ml_collections' parsers
+  for int and float (and adds one for None) through its public registry.
+  """
+  config_flags.register_flag_parser_for_type(
+      int, _NoneOr(flags.IntegerParser(), 'int or None'))
+  config_flags.register_flag_parser_for_type(
+      float, _NoneOr(flags.FloatParser(), 'float or None'))
+  config_flags.register_flag_parser_for_type(type(None), _Literal())
+
+
+def bad_override_message(key: str, value: str, flag_type: str) -> str | None:
+  """One line for --config.KEY=VALUE whose value does not parse; None if unknown type."""
+  expected = _EXPECTED.get(flag_type)
+  if expected is None:
+    return None
+  return f'--config.{key}={value}: {key} takes {expected}, not {value!r}'
+
+
+def unknown_key_message(config: ml_collections.ConfigDict, argv: list[str]) -> str | None:
+  """One line for the first --config.KEY override whose key `config` lacks."""
+  keys = list(flatten(config))
+  for arg in argv:
+    if not arg.startswith(('--config.', '--noconfig.')):
+      continue
+    key = arg.partition('=')[0].partition('.')[2]
+    try:
+      parent, leaf = parent_and_leaf(config, key)
+      known = leaf in parent
+    except (KeyError, AttributeError, TypeError):
+      known = False
+    if not known:
+      close = difflib.get_close_matches(key, keys, n=1)
+      hint = f"did you mean '{close[0]}'? " if close else ''
+      return (f'unknown config key {key!r} in {arg}; {hint}every key is defined in '
+              'configs/default.py, and a config file cannot add one')
+  return None

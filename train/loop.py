@@ -9,7 +9,10 @@ read, and every eval counts.
 import collections
 import dataclasses
 import json
+import math
 import os
+import signal
+import threading
 import time
 from typing import Any, Callable, Iterable, Iterator
 
@@ -27,6 +30,7 @@ from input_pipeline import datasets
 from input_pipeline import info
 from input_pipeline import pipeline
 from train import budget
+from train import checkpoint
 from train import mlperf_log
 from train import programs
 from train import steps
@@ -50,8 +54,11 @@ def device_batches(batches: Iterable[dict[str, np.ndarray]], sharding: NamedShar
   """
   queue = collections.deque()
   for batch in batches:
-    queue.append(jax.tree.map(
-        lambda x: jax.make_array_from_process_local_data(sharding, x), batch))
+    # An explicit transfer, allowed inside the loop's transfer guard (with
+    # several processes it would otherwise count as an implicit one).
+    with jax.transfer_guard_host_to_device('allow'):
+      queue.append(jax.tree.map(
+          lambda x: jax.make_array_from_process_local_data(sharding, x), batch))
     if len(queue) > prefetch:
       yield queue.popleft()
   while queue:
@@ -59,13 +66,15 @@ def device_batches(batches: Iterable[dict[str, np.ndarray]], sharding: NamedShar
 
 
 def evaluate(eval_fn: Callable, state: steps.TrainState,
-             eval_batches: Iterable[dict[str, np.ndarray]],
-             sharding: NamedSharding) -> tuple[float, float, int]:
+             eval_batches: Iterable[dict[str, np.ndarray]], sharding: NamedSharding,
+             on_batch: Callable[[], None] | None = None) -> tuple[float, float, int]:
   """Accuracy, mean loss and example count over one pass of the eval split."""
   totals = None
   for batch in device_batches(eval_batches, sharding, prefetch=1):
     sums = eval_fn(state, batch)
     totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    if on_batch is not None:
+      on_batch()
   totals = jax.device_get(totals)
   count = int(round(float(totals['count'])))
   return float(totals['correct']) / count, float(totals['loss_sum']) / count, count
@@ -87,16 +96,16 @@ def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
 class _ProgressLine:
   """Console progress at log steps: loss, accuracy, learning rate, images/s, time left."""
 
-  def __init__(self, num_steps: int, batch_size: int, writer: metric_writers.MetricWriter):
+  def __init__(self, num_steps: int, batch_size: int, writer: metric_writers.MetricWriter,
+               start_step: int):
     self._num_steps = num_steps
     self._batch_size = batch_size
     self._writer = writer
-    self._last = (0, time.perf_counter())
+    self._last = (start_step, time.perf_counter())
     self.last_metrics: dict[str, float] = {}
 
-  def __call__(self, step: int, t: float, metrics: dict[str, jax.Array]) -> None:
+  def __call__(self, step: int, metrics: dict[str, jax.Array]) -> None:
     """Fetches the step's metrics (a host sync, so only at log steps) and logs them."""
-    del t  # clu's wall time; images/s uses the monotonic perf counter instead.
     host = {k: float(v) for k, v in jax.device_get(metrics).items()}
     now = time.perf_counter()
     last_step, last_time = self._last
@@ -111,6 +120,91 @@ class _ProgressLine:
 
 
 @dataclasses.dataclass
+class Progress:
+  """The loop's position and history: what a checkpoint holds besides the state.
+
+  Times are on the wall clock (`time.time()`), which a resumed process shares
+  with the one that was stopped.
+  """
+  run_start_wall: float
+  step: int = 0
+  evals: list[EvalRecord] = dataclasses.field(default_factory=list)
+  eval_seconds: float = 0.0
+  reached_index: int | None = None  # In `evals`: the first eval at the target.
+  in_block: bool = False  # The next eval's block_start is logged.
+  block_start_epoch: float = 0.0
+  mlperf_log_bytes: int = 0  # The log's length when the checkpoint was saved.
+  num_resumes: int = 0
+  resumed_from_steps: list[int] = dataclasses.field(default_factory=list)
+  seconds_lost: float = 0.0  # From each checkpoint used to the end of its restore.
+  last_train_metrics: dict[str, float] = dataclasses.field(default_factory=dict)
+  saved_wall: float = 0.0
+  run_seconds: float = 0.0  # Set at the end: run_start to the last eval, wall clock.
+  diverged: bool = False
+
+  def to_json(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, value: dict[str, Any]) -> 'Progress':
+    value = dict(value, evals=[EvalRecord(**e) for e in value['evals']])
+    return cls(**value)
+
+  @property
+  def reached(self) -> EvalRecord | None:
+    return None if self.reached_index is None else self.evals[self.reached_index]
+
+
+class Preempted(Exception):
+  """SIGTERM arrived: the run saved a checkpoint and stopped; the same command resumes it."""
+
+
+class _SigtermFlag:
+  """Turns SIGTERM (what schedulers send before they kill) into a flag the loop polls.
+
+  Installed only in the main thread, where Python delivers signals; the
+  previous handler comes back on exit.
+  """
+
+  def __init__(self):
+    self.raised = False
+    self._previous = None
+
+  def __enter__(self) -> '_SigtermFlag':
+    if threading.current_thread() is threading.main_thread():
+      self._previous = signal.signal(signal.SIGTERM, self._handle)
+    return self
+
+  def _handle(self, signum, frame) -> None:
+    del signum, frame
+    logging.warning('SIGTERM: saving a checkpoint at the end of this step, then stopping')
+    self.raised = True
+
+  def __exit__(self, *exc) -> None:
+    if self._previous is not None:
+      signal.signal(signal.SIGTERM, self._previous)
+
+  def agreed(self, at_sync_point: bool) -> bool:
+    """Whether to stop now. Alone, at the signal; with several processes, which
+    must all save at the same step, at the next sync point (a log step or an
+    eval) where any of them has had it."""
+    if jax.process_count() == 1:
+      return self.raised
+    if not at_sync_point:
+      return False
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    with jax.transfer_guard('allow'):
+      return bool(np.any(multihost_utils.process_allgather(np.asarray(self.raised))))
+
+
+# Points of a run where a test may kill it or read its state: hook(event, step,
+# state) is called after every train step ('train_step'), after every eval batch
+# ('eval_batch'), right after a checkpoint save starts ('checkpoint') and once
+# the run is over ('end').
+Hook = Callable[[str, int, steps.TrainState], None]
+
+
+@dataclasses.dataclass
 class _Setup:
   """What the untimed initialisation produces for the timed run."""
   state: steps.TrainState
@@ -122,85 +216,142 @@ class _Setup:
   budget: budget.Budget
   num_eval: int
   compile_seconds: float
-
-
-@dataclasses.dataclass
-class _Outcome:
-  """What the timed run produces."""
-  evals: list[EvalRecord]
-  steps_completed: int
-  reached_step: int | None
-  reached_epoch: float | None
-  reached_seconds: float | None
-  run_seconds: float
-  eval_seconds: float
-  last_train_metrics: dict[str, float]
+  progress: Progress | None  # From a checkpoint, or None for a fresh run.
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       step_cache: programs.StepCache | None = None) -> dict:
+                       step_cache: programs.StepCache | None = None,
+                       hook: Hook | None = None) -> dict:
   """Trains and evaluates as `config` says; writes the run's files; returns result.json.
 
-  `step_cache` lets the runs of a study share compiled programs; a run that found
-  its programs compiled reports `compile_seconds` 0.
+  A run resumes from the newest readable checkpoint in WORKDIR/checkpoints and
+  ends exactly where it would have ended without the interruption (the same
+  parameters and evals). `step_cache` lets the runs of a study share compiled
+  programs; a run that found its programs compiled reports `compile_seconds` 0.
+
+  Raises:
+    Preempted: SIGTERM arrived; a checkpoint of the last step is on disk.
+    checkpoint.CheckpointError: a checkpoint cannot be written, or none read.
   """
   step_cache = step_cache or programs.StepCache()
   os.makedirs(workdir, exist_ok=True)
   write_config(config, workdir)
   is_main = jax.process_index() == 0
-  # TensorBoard files from the main process only; the console gets _ProgressLine.
-  writer = (metric_writers.AsyncWriter(metric_writers.SummaryWriter(workdir))
-            if is_main else metric_writers.MultiWriter([]))
-  mllogger = mlperf_log.MlperfLogger(os.path.join(workdir, 'mlperf.log'))
+  checkpointer = checkpoint.RunCheckpointer(workdir, config.checkpoint.max_to_keep)
+  log_path = os.path.join(workdir, 'mlperf.log') if is_main else os.devnull
+  resuming = checkpointer.has_checkpoints()
+  # A fresh run logs its initialisation; a resumed one appends to the log it
+  # continues, once its checkpoint has said where that log stood.
+  mllogger = None if resuming else mlperf_log.MlperfLogger(log_path)
+  writer = None
   try:
-    mllogger.event(mlc.CACHE_CLEAR, True)
-    mllogger.start(mlc.INIT_START)
+    if mllogger is not None:
+      mllogger.event(mlc.CACHE_CLEAR, True)
+      mllogger.start(mlc.INIT_START)
     init_start = time.perf_counter()
     compilations = step_cache.num_compilations
-    setup = _set_up(config, mllogger, step_cache)
+    setup = _set_up(config, step_cache, checkpointer, mllogger)
     if step_cache.num_compilations == compilations:
       setup.compile_seconds = 0.0
     init_seconds = time.perf_counter() - init_start
-    mllogger.end(mlc.INIT_STOP)
-    outcome = _train(config, setup, mllogger, writer)
+    if setup.progress is None:
+      mllogger.end(mlc.INIT_STOP)
+    else:
+      mllogger = _reopen_log(log_path, setup.progress, is_main)
+    # TensorBoard files from the main process only; the console gets _ProgressLine.
+    writer = (metric_writers.AsyncWriter(metric_writers.SummaryWriter(workdir))
+              if is_main else metric_writers.MultiWriter([]))
+    with _SigtermFlag() as sigterm:
+      progress = _train(config, setup, mllogger, writer, checkpointer, sigterm, hook)
   finally:
-    writer.close()
-    mllogger.close()
-  result = _result(config, setup, outcome, init_seconds)
+    if writer is not None:
+      writer.close()
+    if mllogger is not None:
+      mllogger.close()
+    checkpointer.close()
+  result = _result(config, setup, progress, init_seconds)
   if is_main:
     write_json(os.path.join(workdir, 'result.json'), result)
   return result
 
 
-def _set_up(config: ml_collections.ConfigDict, mllogger: mlperf_log.MlperfLogger,
-            step_cache: programs.StepCache) -> _Setup:
-  """Data, model, optimizer state and compiled steps: everything before run_start."""
-  builder = datasets.ensure_prepared(config.dataset, config.data_dir)
+def _reopen_log(log_path: str, progress: Progress,
+                is_main: bool) -> mlperf_log.MlperfLogger:
+  """The MLPerf log of a resumed run: cut back to the checkpoint, then appended to.
+
+  What the stopped process logged after its checkpoint (work that is redone)
+  is cut, and a `harness_resume` event marks the interruption. The wall clock
+  runs on through it, so the log's run_start to run_stop includes the lost
+  time, as MLPerf would count it; such a log is no valid MLPerf result.
+  """
+  if is_main and os.path.exists(log_path):
+    with open(log_path, 'r+b') as f:
+      f.truncate(min(progress.mlperf_log_bytes, os.path.getsize(log_path)))
+  mllogger = mlperf_log.MlperfLogger(log_path, mode='a')
+  mllogger.event(mlperf_log.RESUME, metadata={
+      'step': progress.step, 'num_resumes': progress.num_resumes,
+      'seconds_lost': round(progress.seconds_lost, 3)})
+  return mllogger
+
+
+def _set_up(config: ml_collections.ConfigDict, step_cache: programs.StepCache,
+            checkpointer: checkpoint.RunCheckpointer,
+            mllogger: mlperf_log.MlperfLogger | None) -> _Setup:
+  """Data, model, optimizer state and compiled steps: everything before run_start.
+
+  A run with a checkpoint starts from it, its data stream positioned after the
+  last batch trained on; a fresh run logs its hyperparameters to `mllogger`.
+  """
+  builder = _prepared_dataset(config)
   splits = builder.info.splits
   num_eval = splits[info.get_dataset_info(config.dataset).eval_split].num_examples
   run_budget = budget.resolve_budget(config, splits['train'].num_examples)
-  for key, value in mlperf_log.hyperparameters(
-      config, run_budget, num_eval_examples=num_eval).items():
-    mllogger.event(key, value)
-
   compiled = step_cache.get(config, builder.info.features['label'].num_classes,
                             run_budget.num_train_examples)
-  state = compiled.init(jax.random.key(config.seed))
+  progress = None
+  if checkpointer.has_checkpoints():
+    # The shapes, dtypes and shardings to restore into: init's outputs.
+    abstract_state = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+        compiled.init.out_info)
+    restored = checkpointer.restore_latest(abstract_state)
+    state, progress = restored[0], Progress.from_json(restored[1])
+    progress.num_resumes += 1
+    progress.resumed_from_steps.append(progress.step)
+    progress.seconds_lost += time.time() - progress.saved_wall
+    logging.info('resuming from the checkpoint of step %d (resume %d)', progress.step,
+                 progress.num_resumes)
+  else:
+    for key, value in mlperf_log.hyperparameters(
+        config, run_budget, num_eval_examples=num_eval).items():
+      mllogger.event(key, value)
+    state = compiled.init(jax.random.key(config.seed))
   _warm_up(config, compiled, state)
   batch_sharding = compiled.batch_sharding
-
   shard = dict(process_index=jax.process_index(), process_count=jax.process_count())
+  per_process_batch = config.global_batch_size // jax.process_count()
   train_batches = device_batches(
       pipeline.create_train_iterator(
-          config, batch_size=config.global_batch_size // jax.process_count(),
-          deterministic=config.input.deterministic, **shard),
+          config, batch_size=per_process_batch, deterministic=config.input.deterministic,
+          start_batch=0 if progress is None else progress.step, **shard),
       batch_sharding, config.input.prefetch_batches)
   eval_dataset = pipeline.create_eval_dataset(
       config, batch_size=config.eval_batch_size // jax.process_count(), **shard)
   return _Setup(state=state, train_step=compiled.train_step, eval_step=compiled.eval_step,
                 train_batches=train_batches, eval_dataset=eval_dataset,
                 batch_sharding=batch_sharding, budget=run_budget, num_eval=num_eval,
-                compile_seconds=compiled.compile_seconds)
+                compile_seconds=compiled.compile_seconds, progress=progress)
+
+
+def _prepared_dataset(config: ml_collections.ConfigDict):
+  """The dataset's tfds builder, prepared by process 0 while the others wait:
+  processes that share a disk must not build the same files at once."""
+  is_main = jax.process_index() == 0
+  builder = datasets.ensure_prepared(config.dataset, config.data_dir) if is_main else None
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices('dataset prepared')
+  return builder or datasets.ensure_prepared(config.dataset, config.data_dir)
 
 
 def _warm_up(config: ml_collections.ConfigDict, compiled: programs.CompiledSteps,
@@ -224,78 +375,117 @@ def _warm_up(config: ml_collections.ConfigDict, compiled: programs.CompiledSteps
 
 
 def _train(config: ml_collections.ConfigDict, setup: _Setup,
-           mllogger: mlperf_log.MlperfLogger,
-           writer: metric_writers.MetricWriter) -> _Outcome:
-  """The timed run: from run_start to run_stop.
+           mllogger: mlperf_log.MlperfLogger, writer: metric_writers.MetricWriter,
+           checkpointer: checkpoint.RunCheckpointer, sigterm: _SigtermFlag,
+           hook: Hook | None) -> Progress:
+  """The timed run: from run_start (or the checkpoint) to run_stop.
 
   Blocks of training end at the evals of `budget.eval_points`. The MLPerf log
   ends at run_stop: at the first eval that reaches the target (success) or at
   the end of the budget (aborted). With stop_at_target=False training goes on
   to the end of the budget for result.json and TensorBoard only, so the log
   holds the evals of an MLPerf run and no eval after its clock stopped.
+
+  The loss is checked at log steps, where the metrics come to the host anyway:
+  a NaN or infinite loss ends the run as diverged (run_stop aborted).
   """
-  mllogger.start(mlc.RUN_START)
-  run_start = time.perf_counter()
+  hook = hook or (lambda event, step, state: None)
+  if setup.progress is None:
+    mllogger.start(mlc.RUN_START)
+    p = Progress(run_start_wall=time.time())
+  else:
+    p = setup.progress
+  # The run's clock on this process's perf counter, across interruptions.
+  run_start = time.perf_counter() - (time.time() - p.run_start_wall)
   num_steps = setup.budget.num_train_steps
   report_progress = periodic_actions.ReportProgress(
       num_train_steps=num_steps, writer=writer, every_secs=30.0)
-  progress_line = _ProgressLine(num_steps, config.global_batch_size, writer)
-  log_train_metrics = periodic_actions.PeriodicCallback(
-      every_steps=config.log_every_steps, on_steps=[num_steps], callback_fn=progress_line)
+  progress_line = _ProgressLine(num_steps, config.global_batch_size, writer, p.step)
+  cadence = checkpoint.Cadence(config, time.perf_counter())
   state = setup.state
-  evals: list[EvalRecord] = []
-  eval_seconds = 0.0
-  reached = None
-  step = 0
-  block_start_epoch = 0.0
+  diverged = False
+
+  def save() -> None:
+    p.mlperf_log_bytes = mllogger.tell()
+    p.saved_wall = time.time()
+    checkpointer.save(p.step, state, p.to_json())
+    cadence.saved(time.perf_counter())
+    hook('checkpoint', p.step, state)
+
   # Any implicit host-device transfer in the loop is a hidden sync: fail loudly.
   with jax.transfer_guard('disallow'):
-    for point in budget.eval_points(config, setup.budget):
-      mlperf = mllogger if reached is None else None  # Nothing after run_stop.
+    for point in budget.eval_points(config, setup.budget)[len(p.evals):]:
+      mlperf = mllogger if p.reached is None else None  # Nothing after run_stop.
       # MLPerf numbers epochs from 1: a block starting after epoch 4 starts at 5.
-      block = {'first_epoch_num': mlperf_log.number(block_start_epoch + 1)}
-      if mlperf is not None:
+      block = {'first_epoch_num': mlperf_log.number(p.block_start_epoch + 1)}
+      if mlperf is not None and not p.in_block:
         mlperf.start(mlc.BLOCK_START, metadata={
-            **block, 'epoch_count': mlperf_log.number(point.epoch - block_start_epoch)})
-      while step < point.step:
-        with jax.profiler.StepTraceAnnotation('train', step_num=step):
+            **block, 'epoch_count': mlperf_log.number(point.epoch - p.block_start_epoch)})
+      p.in_block = True
+      while p.step < point.step:
+        with jax.profiler.StepTraceAnnotation('train', step_num=p.step):
           state, metrics = setup.train_step(state, next(setup.train_batches))
-        step += 1
-        report_progress(step, time.time())
-        log_train_metrics(step, time.time(), metrics=metrics)
+        p.step += 1
+        report_progress(p.step, time.time())
+        at_log_step = p.step % config.log_every_steps == 0 or p.step == num_steps
+        if at_log_step:
+          progress_line(p.step, metrics)
+          p.last_train_metrics = progress_line.last_metrics
+          if not math.isfinite(p.last_train_metrics['loss']):
+            diverged = True
+            logging.warning('the loss is %s at step %d: the run diverged',
+                            p.last_train_metrics['loss'], p.step)
+            break
+        hook('train_step', p.step, state)
+        stop = sigterm.agreed(at_log_step)
+        if stop or cadence.due(p.step, time.perf_counter(), at_log_step):
+          save()
+        if stop:
+          checkpointer.wait()
+          raise Preempted(f'stopped by SIGTERM at step {p.step}; its checkpoint is in '
+                          f'{checkpointer.directory}')
+      if diverged:
+        break
       if mlperf is not None:
         mlperf.end(mlc.BLOCK_STOP, metadata=block)
+      p.in_block = False
       eval_start = time.perf_counter()
-      evals.append(_evaluate_and_log(setup, state, point, run_start=run_start,
-                                     mllogger=mlperf, writer=writer))
-      eval_seconds += time.perf_counter() - eval_start
-      block_start_epoch = point.epoch
-      if reached is None and evals[-1].accuracy >= config.target_accuracy:
-        reached = evals[-1]
+      p.evals.append(_evaluate_and_log(setup, state, point, run_start=run_start,
+                                       mllogger=mlperf, writer=writer,
+                                       on_batch=lambda: hook('eval_batch', p.step, state)))
+      p.eval_seconds += time.perf_counter() - eval_start
+      p.block_start_epoch = point.epoch
+      if p.reached is None and p.evals[-1].accuracy >= config.target_accuracy:
+        p.reached_index = len(p.evals) - 1
         mllogger.end(mlc.RUN_STOP, metadata={'status': 'success'})
         if config.stop_at_target:
           break
-  run_seconds = time.perf_counter() - run_start
-  if reached is None:
+      if sigterm.agreed(at_sync_point=True):
+        save()
+        checkpointer.wait()
+        raise Preempted(f'stopped by SIGTERM after the eval at step {p.step}; its '
+                        f'checkpoint is in {checkpointer.directory}')
+  if p.reached is None:
     mllogger.end(mlc.RUN_STOP, metadata={'status': 'aborted'})
-  return _Outcome(evals=evals, steps_completed=step,
-                  reached_step=reached.step if reached else None,
-                  reached_epoch=reached.epoch if reached else None,
-                  reached_seconds=reached.seconds if reached else None,
-                  run_seconds=run_seconds, eval_seconds=eval_seconds,
-                  last_train_metrics=progress_line.last_metrics)
+  # The last save must be whole before result.json says the run is done.
+  checkpointer.wait()
+  p.run_seconds = time.perf_counter() - run_start
+  p.diverged = diverged
+  hook('end', p.step, state)
+  return p
 
 
 def _evaluate_and_log(setup: _Setup, state: steps.TrainState, point: budget.EvalPoint, *,
                       run_start: float, mllogger: mlperf_log.MlperfLogger | None,
-                      writer: metric_writers.MetricWriter) -> EvalRecord:
+                      writer: metric_writers.MetricWriter,
+                      on_batch: Callable[[], None] | None = None) -> EvalRecord:
   """One full pass over the eval split, logged to TensorBoard, the console and,
   unless `mllogger` is None, MLPerf."""
   epoch_num = {'epoch_num': mlperf_log.number(point.epoch)}
   if mllogger is not None:
     mllogger.start(mlc.EVAL_START, metadata=epoch_num)
   accuracy, loss, count = evaluate(setup.eval_step, state, setup.eval_dataset,
-                                   setup.batch_sharding)
+                                   setup.batch_sharding, on_batch)
   if count != setup.num_eval:
     raise RuntimeError(f'evaluated {count} examples, the split has {setup.num_eval}')
   if mllogger is not None:
@@ -309,35 +499,51 @@ def _evaluate_and_log(setup: _Setup, state: steps.TrainState, point: budget.Eval
   return record
 
 
-def _result(config: ml_collections.ConfigDict, setup: _Setup, outcome: _Outcome,
+def _status(p: Progress) -> str:
+  """success (the target reached), diverged (NaN or infinite loss first) or aborted."""
+  if p.reached is not None:
+    return 'success'
+  return 'diverged' if p.diverged else 'aborted'
+
+
+def _result(config: ml_collections.ConfigDict, setup: _Setup, p: Progress,
             init_seconds: float) -> dict:
   """The content of result.json."""
-  reached = outcome.reached_step is not None
-  train_seconds = outcome.run_seconds - outcome.eval_seconds
+  reached = p.reached
+  # Time lost to interruptions is neither training nor eval time.
+  train_seconds = p.run_seconds - p.eval_seconds - p.seconds_lost
   return {
-      'status': 'success' if reached else 'aborted',
+      'status': _status(p),
       'seed': config.seed,
       'dataset': config.dataset,
       'target_accuracy': config.target_accuracy,
-      'reached_target': reached,
-      'steps_to_target': outcome.reached_step,
-      'seconds_to_target': outcome.reached_seconds,
+      'reached_target': reached is not None,
+      'steps_to_target': None if reached is None else reached.step,
+      # From run_start to the end of the reaching eval, on the wall clock: a
+      # resumed run's includes the time lost to its interruptions, as MLPerf's
+      # log interval would.
+      'seconds_to_target': None if reached is None else reached.seconds,
       # The reaching eval's epoch: whole MLPerf epochs with the cadence in epochs.
-      'epochs_to_target': outcome.reached_epoch,
-      'final_eval_accuracy': outcome.evals[-1].accuracy,
+      'epochs_to_target': None if reached is None else reached.epoch,
+      'final_eval_accuracy': p.evals[-1].accuracy if p.evals and not p.diverged else None,
       # The accuracy on the (augmented) training batch of the last logged step.
-      'final_train_accuracy': outcome.last_train_metrics.get('accuracy'),
-      'steps_completed': outcome.steps_completed,
+      'final_train_accuracy': p.last_train_metrics.get('accuracy'),
+      'diverged': p.diverged,
+      'resumed': p.num_resumes > 0,
+      'num_resumes': p.num_resumes,
+      'resumed_from_steps': p.resumed_from_steps,
+      'seconds_lost_to_interruptions': p.seconds_lost,
+      'steps_completed': p.step,
       'num_train_steps': setup.budget.num_train_steps,
       'global_batch_size': config.global_batch_size,
       # Training throughput: the run's images over its time outside evals.
-      'images_per_second': outcome.steps_completed * config.global_batch_size / train_seconds,
-      'run_seconds': outcome.run_seconds,
+      'images_per_second': p.step * config.global_batch_size / train_seconds,
+      'run_seconds': p.run_seconds,
       'train_seconds': train_seconds,
-      'eval_seconds': outcome.eval_seconds,
+      'eval_seconds': p.eval_seconds,
       'init_seconds': init_seconds,
       'compile_seconds': setup.compile_seconds,
       'num_devices': jax.device_count(),
       'platform': jax.devices()[0].platform,
-      'evals': [dataclasses.asdict(e) for e in outcome.evals],
+      'evals': [dataclasses.asdict(e) for e in p.evals],
   }

@@ -35,6 +35,9 @@ _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _logger_ids = itertools.count()
 
 RULESET = '4.0.0'
+# The harness's own event, logged where a run resumed from a checkpoint; MLPerf
+# has no key for it, since an interrupted run is no valid MLPerf result.
+RESUME = 'harness_resume'
 # The harness's optimizers that are MLPerf's 'sgd': heavy-ball SGD with
 # momentum, the learning rate outside (momentum) or inside (mlperf_momentum)
 # the accumulator, as TensorFlow's and MXNet's reference optimizers have it.
@@ -81,13 +84,14 @@ _ADAM_KEYS: dict[str, tuple[str, str, str]] = {
 
 
 class MlperfLogger:
-  """Writes MLLOG lines to `path`."""
+  """Writes MLLOG lines to `path`, a new file (mode 'w') or the end of one ('a')."""
 
-  def __init__(self, path: str):
+  def __init__(self, path: str, mode: str = 'w'):
     logger = logging.getLogger(f'mlperf_log.{next(_logger_ids)}')
     logger.propagate = False
     logger.setLevel(logging.INFO)
-    self._handler = logging.FileHandler(path, mode='w')
+    self._path = path
+    self._handler = logging.FileHandler(path, mode=mode)
     logger.addHandler(self._handler)
     self._logger = logger
     self._mllog = mllog.MLLogger(logger=logger, default_stack_offset=2,
@@ -101,6 +105,11 @@ class MlperfLogger:
 
   def end(self, key: str, value=None, metadata: dict | None = None) -> None:
     self._mllog.end(key=key, value=value, metadata=metadata)
+
+  def tell(self) -> int:
+    """The log's length in bytes: where a resumed run cuts it (0 for os.devnull)."""
+    self._handler.flush()
+    return os.path.getsize(self._path) if self._path != os.devnull else 0
 
   def close(self) -> None:
     self._handler.close()
@@ -290,19 +299,23 @@ def write_results_folder(study_dir: str, config: ml_collections.ConfigDict,
   end of a study never fails over it.
   """
   org = results_folder(study_dir, config)
-  shutil.rmtree(org, ignore_errors=True)
-  results = benchmark_folder(study_dir, config)
+  # Built aside and moved into place: the folder is never seen half-written.
+  staging = org + '.tmp'
+  shutil.rmtree(staging, ignore_errors=True)
+  results = os.path.join(staging, os.path.relpath(benchmark_folder(study_dir, config), org))
   os.makedirs(results)
   for i, log in enumerate(run_logs):
     if os.path.exists(log):
       shutil.copyfile(log, os.path.join(results, f'result_{i}.txt'))
     else:
       logging.warning('%s does not exist: result_%d.txt left out of %s', log, i, results)
-  systems = os.path.join(org, 'systems')
+  systems = os.path.join(staging, 'systems')
   os.makedirs(systems)
   with open(os.path.join(systems, f'{system_name(config)}.json'), 'w') as f:
     json.dump(system_description(config), f, indent=2)
     f.write('\n')
+  shutil.rmtree(org, ignore_errors=True)
+  os.replace(staging, org)
   return org
 
 

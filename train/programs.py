@@ -7,9 +7,10 @@ mode runs where only JAX, Flax and Optax are installed. The loop
 """
 
 import dataclasses
+import functools
 import json
 import time
-from typing import Callable
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -23,9 +24,16 @@ from train import steps
 DATA_AXIS = 'data'
 
 
-def create_mesh() -> Mesh:
-  """A 1-D mesh over every device: the batch is split along it, the state replicated."""
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,))
+def create_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
+  """A 1-D mesh over `devices` (default: every device of every process).
+
+  The batch is split along it and the state replicated. Its axis is JAX's default
+  `Explicit` type: a sharding that the program cannot keep (a virtual-BN group
+  split across devices, say) fails at trace time instead of silently becoming
+  communication.
+  """
+  devices = jax.devices() if devices is None else list(devices)
+  return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices)
 
 
 def abstract_batch(config: ml_collections.ConfigDict, batch_size: int,
@@ -41,12 +49,45 @@ def abstract_batch(config: ml_collections.ConfigDict, batch_size: int,
 @dataclasses.dataclass
 class CompiledSteps:
   """The compiled programs of one config: they do not depend on the seed."""
-  init: Callable  # rng key -> TrainState, replicated.
+  init: Callable  # rng key -> TrainState, laid out as `state_shardings` says.
   train_step: Callable
-  eval_step: Callable
+  eval_step: Callable | None  # None when compiled with `with_eval=False`.
   batch_sharding: NamedSharding
   learning_rate_fn: Callable
   compile_seconds: float
+
+
+def state_shardings(state: steps.TrainState, mesh: Mesh,
+                    shard_optimizer_state: bool = False) -> steps.TrainState:
+  """The sharding of each leaf of a (possibly abstract) train state.
+
+  Parameters and BN statistics are replicated: every device needs all of them
+  for its share of the batch. The optimizer state is read only by the update, so
+  with `shard_optimizer_state` each of its arrays is split along its largest axis
+  that the device count divides (ZeRO stage 1): a device then keeps and updates
+  1/N of the momenta, and XLA all-gathers the updated parameters. That saves
+  memory (LAMB keeps two float32 copies of the parameters) for one all-gather of
+  the parameters per step; arrays that no axis divides stay replicated.
+  """
+  replicated = NamedSharding(mesh, PartitionSpec())
+  everything_replicated = jax.tree.map(lambda _: replicated, state)
+  if not shard_optimizer_state:
+    return everything_replicated
+
+  def optimizer_leaf(x) -> NamedSharding:
+    for axis in sorted(range(x.ndim), key=lambda a: -x.shape[a]):
+      if x.shape[axis] % mesh.size == 0:
+        return NamedSharding(mesh, PartitionSpec(
+            *(DATA_AXIS if a == axis else None for a in range(x.ndim))))
+    return replicated
+
+  return everything_replicated.replace(
+      opt_state=jax.tree.map(optimizer_leaf, state.opt_state))
+
+
+def _with_shardings(shapes, shardings):
+  return jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                      shapes, shardings)
 
 
 def _seedless_key(config: ml_collections.ConfigDict) -> str:
@@ -77,33 +118,43 @@ class StepCache:
 
 
 def compile_steps(config: ml_collections.ConfigDict, num_classes: int,
-                  num_train_examples: int) -> CompiledSteps:
-  """Builds the model and optimizer and compiles init, train and eval steps (AOT)."""
-  mesh = create_mesh()
+                  num_train_examples: int, *, mesh: Mesh | None = None,
+                  shard_optimizer_state: bool = False,
+                  with_eval: bool = True) -> CompiledSteps:
+  """Builds the model and optimizer and compiles init, train and eval steps (AOT).
+
+  `mesh` defaults to every device; a smaller one (the tests run 1, 2, 4 and 8
+  devices in one process) compiles the same programs for fewer devices. The
+  throughput benchmark leaves out the eval step (`with_eval=False`), which would
+  only add compile time.
+  """
+  mesh = mesh or create_mesh()
   replicated = NamedSharding(mesh, PartitionSpec())
   batch_sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
   model = models.create_model(config, num_classes=num_classes)
   learning_rate_fn = optim.create_learning_rate_fn(config, num_train_examples)
   tx = optim.create_optimizer(config, learning_rate_fn)
   compile_start = time.perf_counter()
-  init_fn = jax.jit(lambda rng: steps.create_train_state(model, tx, rng, config.image_size),
-                    out_shardings=replicated)
-  init = init_fn.lower(jax.random.key(0)).compile()
-  abstract_state = jax.eval_shape(init_fn, jax.random.key(0))
-  abstract_state = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated), abstract_state)
+  init_fn = functools.partial(steps.create_train_state, model, tx,
+                              image_size=config.image_size)
+  shapes = jax.eval_shape(init_fn, jax.random.key(0))
+  shardings = state_shardings(shapes, mesh, shard_optimizer_state)
+  init = jax.jit(init_fn, out_shardings=shardings).lower(jax.random.key(0)).compile()
+  abstract_state = _with_shardings(shapes, shardings)
   train_fn, eval_fn = steps.bind_step_constants(config, learning_rate_fn)
   train_step = jax.jit(
-      train_fn, in_shardings=(replicated, batch_sharding),
-      out_shardings=(replicated, replicated), donate_argnums=(0,)).lower(
+      train_fn, in_shardings=(shardings, batch_sharding),
+      out_shardings=(shardings, replicated), donate_argnums=(0,)).lower(
           abstract_state,
           abstract_batch(config, config.global_batch_size, batch_sharding, False)
       ).compile()
-  eval_step = jax.jit(
-      eval_fn, in_shardings=(replicated, batch_sharding), out_shardings=replicated).lower(
-          abstract_state,
-          abstract_batch(config, config.eval_batch_size, batch_sharding, True)
-      ).compile()
+  eval_step = None
+  if with_eval:
+    eval_step = jax.jit(
+        eval_fn, in_shardings=(shardings, batch_sharding), out_shardings=replicated).lower(
+            abstract_state,
+            abstract_batch(config, config.eval_batch_size, batch_sharding, True)
+        ).compile()
   return CompiledSteps(init=init, train_step=train_step, eval_step=eval_step,
                        batch_sharding=batch_sharding, learning_rate_fn=learning_rate_fn,
                        compile_seconds=time.perf_counter() - compile_start)

@@ -124,8 +124,11 @@ def _sum_run_seconds(runs: Sequence[dict]) -> float:
 
 
 def _write(path: str, text: str) -> str:
-  with open(path, 'w') as f:
+  """Writes atomically: a reader (or a kill) never leaves half a report."""
+  tmp = path + '.tmp'
+  with open(tmp, 'w') as f:
     f.write(text.rstrip() + '\n')
+  os.replace(tmp, path)
   return path
 
 
@@ -134,7 +137,9 @@ def _write(path: str, text: str) -> str:
 
 
 def _save(fig: Figure, path: str) -> None:
-  fig.savefig(path, dpi=_DPI)
+  tmp = path + '.tmp.png'  # The suffix tells matplotlib the format.
+  fig.savefig(tmp, dpi=_DPI)
+  os.replace(tmp, path)
 
 
 def _target_line(ax: Axes, target: float | None) -> None:
@@ -405,7 +410,9 @@ def _results_tables(summary: dict) -> str:
   target = summary.get('target_accuracy')
   counts = _markdown_table(['Result', 'Value'], [
       [f'Runs that reached the target ({_percent(target)})', _reached(summary)],
-      ['Diverged runs', str(summary.get('num_diverged', 0))],
+      ['Diverged runs (NaN or infinite loss)', str(summary.get('num_diverged', 0))],
+      ['Resumed runs (their times include the interruptions)',
+       str(summary.get('num_resumed', 0))],
       ["MLPerf score (olympic mean of the first 5 runs' seconds to target)",
        _seconds(summary.get('mlperf_score_seconds'))],
   ])
@@ -436,12 +443,21 @@ def _results_tables(summary: dict) -> str:
   return f'{counts}\n\n{medians}\n\n{note}'
 
 
+def _status(run: dict) -> str:
+  """The run's status, marked when the run was resumed from a checkpoint."""
+  status = str(run.get('status'))
+  if run.get('resumed'):
+    lost = run.get('seconds_lost_to_interruptions')
+    status += f" (resumed {run.get('num_resumes')}x, {_seconds(lost)} lost)"
+  return status
+
+
 def _per_seed_table(runs: Sequence[dict]) -> str:
   rows = [[str(run.get('seed')), _percent(run.get('final_eval_accuracy')),
            'yes' if run.get('reached_target') else 'no',
            _number(run.get('steps_to_target'), _NOT_REACHED),
            _seconds(run.get('seconds_to_target'), _NOT_REACHED),
-           str(run.get('status'))] for run in runs]
+           _status(run)] for run in runs]
   return _markdown_table(['Seed', 'Final eval accuracy', 'Reached target', 'Steps to target',
                           'Seconds to target', 'Status'], rows)
 

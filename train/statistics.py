@@ -208,7 +208,7 @@ def summarize(runs: Sequence[dict]) -> dict:
 
   Returns:
     A JSON-serialisable dict (None for anything infinite or undefined) with
-    'num_runs', 'num_reached_target', 'num_diverged', 'target_accuracy',
+    'num_runs', 'num_reached_target', 'num_diverged', 'num_resumed', 'target_accuracy',
     'mlperf_score_seconds' and, for each of final_accuracy, steps_to_target,
     seconds_to_target, epochs_to_target and final_train_accuracy:
     'median_<name>', '<name>_quartiles' ([q1, q3]) and '<name>_ci95' ([low, high]).
@@ -220,6 +220,7 @@ def summarize(runs: Sequence[dict]) -> dict:
       'num_runs': len(runs),
       'num_reached_target': sum(bool(run['reached_target']) for run in runs),
       'num_diverged': sum(run['status'] == 'diverged' for run in runs),
+      'num_resumed': sum(bool(run.get('resumed')) for run in runs),
       'target_accuracy': _target_accuracy(runs),
   }
   for name, (key, missing) in _METRICS.items():

@@ -31,6 +31,7 @@ from absl import logging
 import optim
 from input_pipeline import info
 from train import budget
+from train import checkpoint
 from train import config_specs
 from train import loop
 from train import mlperf_log
@@ -75,10 +76,11 @@ def check_study_dir(directory: str, spec: dict) -> None:
   if os.path.exists(path):
     existing = _read_json(path)
     if existing != spec:
-      differ = sorted(k for k in set(existing) | set(spec) if existing.get(k) != spec.get(k))
+      # The spec is {'kind': ..., 'configs': {name: config}}: name what differs.
       raise StudyDirError(
-          f'--workdir={directory} holds another study ({path} differs in '
-          f'{", ".join(differ)}); choose a new --workdir or re-run its own command')
+          f'--workdir={directory} holds another study ({path}): '
+          f'{config_specs.differences(existing, spec)}; choose a new --workdir or re-run '
+          'its own command')
   elif os.path.isdir(directory) and os.listdir(directory):
     raise StudyDirError(f'--workdir={directory} is not empty and holds no study; '
                         'choose a new --workdir')
@@ -110,11 +112,24 @@ def run_or_resume(entry: Entry, seed: int, step_cache: programs.StepCache) -> tu
     logging.info('%s seed %d: finished earlier, read from %s', entry.name, seed, result_path)
     return _read_json(result_path), False
   if os.path.exists(run_dir):
-    moved = _set_aside(run_dir)
-    logging.warning('%s seed %d was interrupted; its files are kept in %s and the seed '
-                    'runs again from the start', entry.name, seed, moved)
+    same_config = (os.path.exists(os.path.join(run_dir, 'config.json')) and
+                   _read_json(os.path.join(run_dir, 'config.json')) == _config_values(config))
+    if same_config and _has_checkpoint(run_dir):
+      logging.warning('%s seed %d was interrupted; it resumes from its checkpoint in %s',
+                      entry.name, seed, run_dir)
+    else:
+      moved = _set_aside(run_dir)
+      logging.warning('%s seed %d was interrupted before its first checkpoint; its files '
+                      'are kept in %s and the seed runs again from the start',
+                      entry.name, seed, moved)
   logging.info('%s seed %d: training in %s', entry.name, seed, run_dir)
   return loop.train_and_evaluate(config, run_dir, step_cache), True
+
+
+def _has_checkpoint(run_dir: str) -> bool:
+  """Whether the run left a finished checkpoint (Orbax names each by its step)."""
+  directory = checkpoint.directory(run_dir)
+  return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
 
 
 def learning_rate_curve(config: ml_collections.ConfigDict,

@@ -150,6 +150,11 @@ def _check_scalars(config: ml_collections.ConfigDict) -> None:
       ('eval_offset_epochs', lambda v: _is_int(v) and v >= 0,
        'allowed: an integer >= 0 (MLPerf: 0, 1, 2 or 3)'),
       ('log_every_steps', _positive_int, 'allowed: an integer > 0'),
+      ('checkpoint.every_steps', lambda v: _is_int(v) and v >= 0,
+       'allowed: an integer >= 0 (0: no checkpoints by step count)'),
+      ('checkpoint.every_seconds', lambda v: _is_number(v) and v >= 0,
+       'allowed: a number of seconds >= 0 (0: no checkpoints by time)'),
+      ('checkpoint.max_to_keep', _positive_int, 'allowed: an integer > 0'),
       ('input.crop_area_range', _range_pair(0.0, 1.0),
        'allowed: (low, high) with 0 < low <= high <= 1'),
       ('input.crop_aspect_ratio_range', _range_pair(0.0, math.inf),
@@ -266,13 +271,17 @@ def _check_data(config: ml_collections.ConfigDict) -> None:
     return
   _require(config, 'data_dir', lambda v: os.path.isdir(data_dir),
            'allowed: an existing tfds data directory')
-  # Imported here: checking a prepared dataset needs TensorFlow, the rest does not.
-  from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
-  if not datasets.is_prepared(config.dataset, data_dir):
-    raise ConfigError(
-        'dataset', config.dataset,
-        f'it is not prepared in {data_dir}; prepare it with: '
-        f'{datasets.prepare_command(config.dataset, data_dir)}')
+  # The cheap look first: a data_dir without the dataset is the common case, and
+  # its message must not follow a screenful of TensorFlow's import chatter.
+  if info.looks_prepared(config.dataset, data_dir):
+    # Imported here: the exact check needs TensorFlow, the rest does not.
+    from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
+    if datasets.is_prepared(config.dataset, data_dir):
+      return
+  raise ConfigError(
+      'dataset', config.dataset,
+      f'it is not prepared in {data_dir}; prepare it with: '
+      f'{info.prepare_command(config.dataset, data_dir)}')
 
 
 def _closed_rule(rule: str) -> str:

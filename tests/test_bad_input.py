@@ -1,0 +1,470 @@
+"""Bad input on main.py's command line, tried systematically.
+
+Each row of CASES is one mistake: the arguments (and the files it needs), the
+text its one line on stderr must contain, and the exit status (2). Every case
+must end with exactly one line on stderr, starting 'error: ', nothing on stdout,
+no traceback, and its directory exactly as it was: nothing written, nothing
+overwritten. The README's Troubleshooting section is built from this table, and
+a test checks that it quotes every row's `expected`.
+
+Speed: `python main.py` costs 2-3 s a case in imports alone (10 with
+TensorFlow), too slow for a table this long. One driver process (this file, run
+as a script) imports main.py's dependencies once and runs each case in a forked
+child through main.py's own `__main__` entry (runpy), so flag parsing,
+validation and the workdir checks are main.py's exactly; a case takes about
+0.05 s. Forking is safe there: the driver never starts a JAX backend (JAX warns
+of forks only after one has started, as its threads would be copied
+mid-flight), and each child starts its own.
+
+Adding a row: append a Case, and quote its `expected` in the README's
+Troubleshooting. `{dir}` in its arguments is the case's own directory, which
+`setup` fills (in the test process); `in_child` runs in the case's process just
+before main.py, for failures that must be simulated. `--workdir={dir}/run` is
+added when the arguments name no workdir, so a check that fails to fire cannot
+write into runs/; such a case would start training, and is killed after
+CASE_TIMEOUT_SECONDS.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import runpy
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from typing import Callable
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAIN = os.path.join(REPO, 'main.py')
+USAGE_ERROR = 2
+# A case that gets past the checks would start training: stop it well before.
+CASE_TIMEOUT_SECONDS = 60
+# Cases marked `unprivileged` run as this user when the tests run as root, for
+# whom permission bits mean nothing (uid 65534 is `nobody` on most systems).
+UNPRIVILEGED_UID = 65534
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+  """One bad input and what the user must see."""
+  name: str
+  argv: tuple[str, ...]
+  expected: str  # Part of the one stderr line, quoted in the README.
+  also: tuple[str, ...] = ()  # More parts of that line; '{dir}' as in argv.
+  setup: Callable[[str], None] | None = None  # Fills the case's directory.
+  status: int = USAGE_ERROR
+  unprivileged: bool = False  # Needs permission bits to bite (see above).
+  # Runs in the case's process just before main.py, e.g. to set a resource
+  # limit or patch a function that simulates a failure (a full disk).
+  in_child: Callable[[], None] | None = None
+  # The mistake surfaces once training has started, after TensorFlow's and the
+  # loop's own log lines: the error must then be the last line, not the only one.
+  mid_run: bool = False
+
+
+# --- setups: each gets the case's directory ------------------------------------
+
+
+def _write(name: str, text: str, mode: int | None = None) -> Callable[[str], None]:
+  def setup(directory: str) -> None:
+    path = os.path.join(directory, name)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, 'w') as f:
+      f.write(text)
+    if mode is not None:
+      os.chmod(path, mode)
+  return setup
+
+
+def _read_only_dir(name: str) -> Callable[[str], None]:
+  def setup(directory: str) -> None:
+    os.makedirs(os.path.join(directory, name), mode=0o555)
+    os.chmod(os.path.join(directory, name), 0o555)
+  return setup
+
+
+def _run_of_embedded_lars(seed: int) -> Callable[[str], None]:
+  """A workdir holding an unfinished run of embedded_lars.py with `seed`."""
+  def setup(directory: str) -> None:
+    from configs import embedded_lars  # pylint: disable=g-import-not-at-top
+    config = embedded_lars.get_config()
+    config.seed = seed
+    _write('run/config.json', config.to_json())(directory)
+  return setup
+
+
+# A short run on the tiny embedded data (built in the case's directory) that
+# saves a checkpoint every 2 steps: for the failures that come once it trains.
+_TINY_RUN = {'dataset': 'embedded_shapes/tiny', 'model.width': 4, 'global_batch_size': 64,
+             'eval_batch_size': 100, 'num_train_steps': 4, 'eval_every_steps': 4,
+             'lr.warmup_steps': 1.0, 'checkpoint.every_steps': 2}
+
+
+def _tiny_run_argv(*more: str) -> tuple[str, ...]:
+  return (*(f'--config.{k}={v}' for k, v in _TINY_RUN.items()),
+          '--config.data_dir={dir}/data', *more)
+
+
+def _full_disk() -> None:
+  """In the case's process: every checkpoint save fails as on a full disk."""
+  import errno  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+
+  def save(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+  ocp.CheckpointManager.save = save
+
+
+def _corrupt_checkpoint(directory: str) -> None:
+  """An unfinished tiny run whose only checkpoint (step 2) is garbage."""
+  from configs import embedded_lars  # pylint: disable=g-import-not-at-top
+  from train import config_specs  # pylint: disable=g-import-not-at-top
+  config = config_specs.with_overrides(
+      embedded_lars.get_config(), {**_TINY_RUN, 'data_dir': f'{directory}/data'})
+  # As train/loop.write_config writes it, which the resumed run does again.
+  _write('run/config.json', json.dumps(json.loads(config.to_json()), indent=2) + '\n')(directory)
+  _write('run/checkpoints/2/state/garbage', 'not a checkpoint\n')(directory)
+  _write('run/checkpoints/2/progress/garbage', 'not a checkpoint\n')(directory)
+
+
+# --- the table -----------------------------------------------------------------
+
+_MLPERF = '--config=configs/mlperf_lars_32k.py'
+_COMPARE = '--compare=configs/embedded_lars.py,configs/embedded_nesterov.py'
+
+CASES = [
+    # Overrides that do not parse.
+    Case('unknown_key', ('--config.no_such_key=1',), "unknown config key 'no_such_key'"),
+    Case('misspelt_nested_key', ('--config.optimizer.nam=lars',),
+         "did you mean 'optimizer.name'?", also=("unknown config key 'optimizer.nam'",)),
+    Case('int_given_a_word', ('--config.global_batch_size=many',),
+         "global_batch_size takes an integer, not 'many'"),
+    Case('int_given_a_fraction', ('--config.num_train_steps=2.5',),
+         "num_train_steps takes an integer, not '2.5'"),
+    Case('float_given_a_word', ('--config.lr.peak=fast',), "lr.peak takes a number, not 'fast'"),
+    Case('bool_given_a_word', ('--config.stop_at_target=maybe',),
+         "stop_at_target takes True or False, not 'maybe'"),
+    Case('override_before_config', ('--config.seed=1', '--config=configs/embedded_lars.py'),
+         'give --config=FILE before its --config.KEY=VALUE overrides'),
+    # Values that validation refuses.
+    Case('zero_batch', ('--config.global_batch_size=0',),
+         'global_batch_size=0 is not allowed; allowed: an integer > 0'),
+    Case('negative_batch', ('--config.global_batch_size=-64',),
+         'global_batch_size=-64 is not allowed'),
+    Case('batch_not_divisible_by_virtual_batch', ('--config.model.virtual_batch_size=48',),
+         'model.virtual_batch_size=48 is not allowed; allowed: a divisor of the per-device batch'),
+    Case('warmup_longer_than_budget', ('--config.lr.warmup_steps=1000',),
+         'lr.warmup_steps=1000.0 is not allowed; allowed: the warmup'),
+    Case('budget_in_steps_and_epochs', ('--config.num_epochs=5',),
+         'num_train_steps=400 is not allowed; allowed: 0 when num_epochs=5.0 gives it in epochs'),
+    Case('unknown_optimizer', ('--config.optimizer.name=adagrad',),
+         "optimizer.name='adagrad' is not allowed; allowed: adam, adamw, lamb, lars"),
+    Case('unknown_schedule', ('--config.lr.schedule=step',),
+         "lr.schedule='step' is not allowed; allowed: cosine, linear, piecewise_polynomial"),
+    Case('unknown_depth', ('--config.model.depth=42',),
+         'model.depth=42 is not allowed; allowed: 10, 14, 18, 34, 50'),
+    Case('image_size_too_small', ('--config.image_size=4',),
+         "image_size=4 is not allowed; allowed: >= 8 for model.stem='small'"),
+    Case('image_size_too_small_for_imagenet_stem', (_MLPERF, '--config.image_size=16'),
+         "image_size=16 is not allowed; allowed: >= 32 for model.stem='imagenet'"),
+    Case('target_as_a_percentage', ('--config.target_accuracy=75.9',),
+         'target_accuracy=75.9 is not allowed; allowed: a fraction in (0, 1)'),
+    Case('target_zero', ('--config.target_accuracy=0',), 'target_accuracy=0.0 is not allowed'),
+    Case('eval_offset_out_of_range', (_MLPERF, '--config.eval_offset_epochs=4'),
+         'eval_offset_epochs=4 is not allowed; allowed: an integer in [0, eval_every_epochs=4.0)'),
+    # None on the command line: set (so the steps cadence must be given), or refused by name.
+    Case('eval_every_epochs_none_without_steps', (_MLPERF, '--config.eval_every_epochs=None'),
+         'eval_every_steps=0 is not allowed; allowed: an integer > 0 (or 0 with '
+         'eval_every_epochs set)'),
+    Case('eval_every_epochs_given_a_word', ('--config.eval_every_epochs=often',),
+         "eval_every_epochs='often' is not allowed; allowed: None (cadence in steps) or a number"),
+    Case('none_for_a_key_that_needs_a_number', ('--config.lr.peak=None',),
+         'lr.peak=None is not allowed; allowed: a number > 0'),
+    # MLPerf closed division.
+    Case('closed_division_label_smoothing', (_MLPERF, '--config.label_smoothing=0.2'),
+         "in the MLPerf closed division; set mlperf.submission_division='open' to run it",
+         also=('label_smoothing=0.2 is not allowed; allowed: 0 or 0.1',)),
+    Case('closed_division_schedule', (_MLPERF, '--config.lr.schedule=cosine'),
+         "lr.schedule='cosine' is not allowed; allowed: 'piecewise_polynomial'",
+         also=('in the MLPerf closed division',)),
+    # Data.
+    Case('unknown_dataset', ('--config.dataset=mnist',),
+         "dataset='mnist' is not allowed; allowed: embedded_shapes"),
+    Case('dataset_not_prepared', ('--config.dataset=imagenet2012', '--config.data_dir={dir}'),
+         "it is not prepared in", also=(
+             'prepare it with: python -m input_pipeline.prepare_imagenet --data_dir={dir}',)),
+    Case('data_dir_missing', ('--config.dataset=imagenet2012', '--config.data_dir={dir}/nowhere'),
+         'allowed: an existing tfds data directory', also=("data_dir='{dir}/nowhere'",)),
+    Case('data_dir_not_writable', ('--config.data_dir={dir}/locked/tfds',),
+         'allowed: a writable directory to build embedded_shapes in',
+         setup=_read_only_dir('locked'), unprivileged=True),
+    # Config files.
+    Case('config_file_missing', ('--config=configs/no_such_file.py',),
+         'config file configs/no_such_file.py does not exist'),
+    Case('config_file_unreadable', ('--config={dir}/private.py',),
+         'cannot be read (permission denied); make it readable',
+         also=('config file {dir}/private.py',),
+         setup=_write('private.py', 'from configs.embedded_lars import get_config\n', 0o000),
+         unprivileged=True),
+    Case('config_file_syntax_error', ('--config={dir}/broken.py',), 'SyntaxError: invalid syntax',
+         also=('cannot load config file {dir}/broken.py',),
+         setup=_write('broken.py', 'def get_config(:\n')),
+    Case('config_file_get_config_fails', ('--config={dir}/fails.py',),
+         'get_config() failed: RuntimeError: no such recipe',
+         setup=_write('fails.py', 'def get_config():\n  raise RuntimeError("no such recipe")\n')),
+    Case('config_file_without_get_config', ('--config={dir}/empty.py',), 'has no get_config()',
+         setup=_write('empty.py', 'X = 1\n')),
+    Case('unknown_variant', ('--config=configs/nesterov_a.py:no_such_variant',),
+         "unknown variant 'no_such_variant' of nesterov_a.py; valid: bn_init"),
+    # The workdir: never written into when it holds something else.
+    Case('workdir_is_a_file', ('--workdir={dir}/taken',), 'is a file; give a directory',
+         also=('--workdir={dir}/taken is a file',), setup=_write('taken', 'mine\n')),
+    Case('workdir_inside_a_file', ('--workdir={dir}/taken/run',), 'is a file; give a directory',
+         also=('cannot be created: {dir}/taken is a file',), setup=_write('taken', 'mine\n')),
+    Case('study_workdir_is_a_file', ('--num_seeds=2', '--workdir={dir}/taken'),
+         'is a file; give a directory', setup=_write('taken', 'mine\n')),
+    Case('workdir_not_writable', ('--workdir={dir}/locked/run', '--config.data_dir={dir}'),
+         'is not writable; choose a --workdir you can write to',
+         also=('cannot be created: {dir}/locked',),
+         setup=_read_only_dir('locked'), unprivileged=True),
+    Case('workdir_holds_a_finished_run', ('--workdir={dir}',),
+         'already holds a finished run (result.json); choose a new --workdir',
+         setup=_write('result.json', '{}')),
+    Case('workdir_holds_another_config', ('--config.seed=3', '--workdir={dir}/run'),
+         'holds a run of another config', also=('seed: 0 there, 3 here; choose a new --workdir',),
+         setup=_run_of_embedded_lars(seed=0)),
+    Case('workdir_holds_a_broken_config_json', ('--workdir={dir}/run',),
+         'holds a config.json that cannot be read', setup=_write('run/config.json', '{"seed": ')),
+    # Checkpoints: once training has started.
+    Case('disk_full_while_checkpointing', _tiny_run_argv(),
+         'cannot write the checkpoint of step 2', also=(
+             'No space left on device', 'free disk space or set checkpoint.every_steps=0'),
+         in_child=_full_disk, mid_run=True),
+    Case('corrupt_checkpoint', _tiny_run_argv(),
+         'can be read (step 2', also=('no checkpoint in {dir}/run/checkpoints can be read',
+                                      'move that directory aside to start the run afresh'),
+         setup=_corrupt_checkpoint, mid_run=True),
+    # Other flags.
+    Case('unknown_flag', ('--no_such_flag=1',),
+         "Unknown command line flag 'no_such_flag'; python main.py --help lists the flags"),
+    Case('positional_argument', ('train',),
+         "unexpected arguments ['train']; pass settings as --config.KEY=VALUE"),
+    Case('num_seeds_zero', ('--num_seeds=0',), '--num_seeds=0: 0 is not a positive integer'),
+    Case('num_seeds_given_a_word', ('--num_seeds=two',),
+         '--num_seeds=two: invalid literal for int()'),
+    Case('num_trials_negative', ('--num_trials=-1',),
+         '--num_trials=-1: -1 is not a non-negative integer'),
+    Case('num_trials_without_search_space', ('--num_trials=2',),
+         '--num_trials needs a search space'),
+    Case('compare_unknown_variant',
+         ('--compare=configs/embedded_lars.py:nope,configs/embedded_nesterov.py',),
+         'has no variants; drop ":nope"',
+         also=('--compare: config file configs/embedded_lars.py',)),
+    Case('compare_missing_file', ('--compare=configs/embedded_lars.py,configs/no_such_file.py',),
+         '--compare: config file', also=('no_such_file.py does not exist',)),
+    Case('compare_override_breaks_a_config', (_COMPARE, '--config.lr.warmup_steps=500.0'),
+         'embedded_lars: config error: lr.warmup_steps=500.0 is not allowed'),
+    Case('compare_one_config', ('--compare=configs/embedded_lars.py',),
+         'a comparison needs at least 2'),
+    Case('compare_with_config', ('--config=configs/embedded_lars.py', _COMPARE),
+         'give either --config or --compare'),
+    Case('compare_with_num_trials', (_COMPARE, '--num_trials=2'),
+         '--compare and --num_trials do not combine'),
+]
+
+
+# --- the driver: runs in its own process ---------------------------------------
+
+
+def _run_case_in_child(case: Case, argv: list[str], out_path: str, err_path: str) -> None:
+  """In a forked child: main.py's __main__ with `argv`; never returns."""
+  status = 1
+  try:
+    for fd, path in ((1, out_path), (2, err_path)):
+      os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), fd)
+    if case.unprivileged and os.geteuid() == 0:
+      os.setgroups([])
+      os.setgid(UNPRIVILEGED_UID)
+      os.setuid(UNPRIVILEGED_UID)
+    if case.in_child:
+      case.in_child()
+    os.chdir(REPO)
+    sys.argv = [MAIN, *argv]
+    try:
+      runpy.run_path(MAIN, run_name='__main__')
+      status = 0
+    except SystemExit as e:
+      # What the interpreter does with sys.exit's argument.
+      if isinstance(e.code, int) or e.code is None:
+        status = e.code or 0
+      else:
+        print(e.code, file=sys.stderr)
+    except BaseException:  # pylint: disable=broad-except
+      traceback.print_exc()
+  finally:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)  # pylint: disable=protected-access
+
+
+def _wait(pid: int, timeout: float) -> int:
+  """The child's exit status, or -SIGKILL after killing it at the timeout."""
+  deadline = time.monotonic() + timeout
+  while True:
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done:
+      return os.waitstatus_to_exitcode(status)
+    if time.monotonic() > deadline:
+      os.kill(pid, signal.SIGKILL)
+      os.waitpid(pid, 0)
+      return -signal.SIGKILL
+    time.sleep(0.01)
+
+
+def _drive(spec_path: str, results_path: str) -> None:
+  """Runs the cases of the spec file ({'index', 'argv'} each); writes what each did."""
+  with open(spec_path) as f:
+    spec = json.load(f)
+  sys.path.insert(0, REPO)  # As `python main.py` puts main.py's folder first.
+  # main.py's top level (its imports and definitions, not its __main__ block),
+  # loaded once for every child to inherit. Nothing there starts a JAX backend,
+  # which would make the forks unsafe.
+  runpy.run_path(MAIN, run_name='bad_input_preload')
+  results = []
+  scratch = tempfile.mkdtemp(prefix='bad_input_out_')
+  for entry in spec:
+    out_path = os.path.join(scratch, f'{entry["index"]}.out')
+    err_path = os.path.join(scratch, f'{entry["index"]}.err')
+    start = time.perf_counter()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+      _run_case_in_child(CASES[entry['index']], entry['argv'], out_path, err_path)
+    status = _wait(pid, CASE_TIMEOUT_SECONDS)
+    with open(out_path) as out, open(err_path) as err:
+      results.append({'status': status, 'stdout': out.read(), 'stderr': err.read(),
+                      'seconds': time.perf_counter() - start})
+  shutil.rmtree(scratch)
+  with open(results_path, 'w') as f:
+    json.dump(results, f)
+
+
+# --- the tests -----------------------------------------------------------------
+
+
+def _argv(case: Case, directory: str) -> list[str]:
+  argv = [a.replace('{dir}', directory) for a in case.argv]
+  if not any(a.startswith('--workdir') for a in argv):
+    argv.append(f'--workdir={directory}/run')
+  return argv
+
+
+def _snapshot(directory: str) -> dict[str, str]:
+  """Every path under `directory` with its mode and, for a file, its content hash."""
+  seen = {}
+  for root, dirs, files in os.walk(directory):
+    for name in dirs + files:
+      path = os.path.join(root, name)
+      digest = ''
+      if name in files and os.access(path, os.R_OK):
+        with open(path, 'rb') as f:
+          digest = hashlib.sha256(f.read()).hexdigest()
+      seen[os.path.relpath(path, directory)] = f'{oct(os.lstat(path).st_mode)} {digest}'
+  return seen
+
+
+def _others_can_read_the_repo() -> bool:
+  """Whether the unprivileged user can reach main.py and the config files."""
+  path, ok = REPO, bool(os.stat(MAIN).st_mode & 0o004)
+  while ok and path != os.path.dirname(path):
+    ok, path = bool(os.stat(path).st_mode & 0o001), os.path.dirname(path)
+  return ok
+
+
+def _runnable(case: Case) -> bool:
+  return not (case.unprivileged and os.geteuid() == 0 and not _others_can_read_the_repo())
+
+
+@pytest.fixture(scope='module')
+def outcomes():
+  """{case name: {'result': what the driver saw, 'before'/'after': snapshots, 'dir'}}."""
+  # Not pytest's tmp_path: its folders are private to their owner, and the
+  # unprivileged cases must reach theirs.
+  root = tempfile.mkdtemp(prefix='bad_input_')
+  os.chmod(root, 0o755)
+  try:
+    runs = {}
+    for index, case in enumerate(CASES):
+      if not _runnable(case):
+        continue
+      directory = os.path.join(root, f'{index:02d}_{case.name}')
+      os.mkdir(directory)
+      os.chmod(directory, 0o777)  # Writable for the unprivileged user too.
+      if case.setup:
+        case.setup(directory)
+      runs[case.name] = {'index': index, 'dir': directory, 'before': _snapshot(directory)}
+    spec = [{'index': run['index'], 'argv': _argv(CASES[run['index']], run['dir'])}
+            for run in runs.values()]
+    spec_path = os.path.join(root, 'spec.json')
+    results_path = os.path.join(root, 'results.json')
+    with open(spec_path, 'w') as f:
+      json.dump(spec, f)
+    env = dict(os.environ, JAX_PLATFORMS='cpu')
+    subprocess.run([sys.executable, os.path.abspath(__file__), spec_path, results_path],
+                   cwd=REPO, env=env, check=True, timeout=CASE_TIMEOUT_SECONDS * len(spec))
+    with open(results_path) as f:
+      for run, result in zip(runs.values(), json.load(f)):
+        run.update(result=result, after=_snapshot(run['dir']))
+    yield runs
+  finally:
+    for path, dirs, _ in os.walk(root):
+      for name in dirs:
+        os.chmod(os.path.join(path, name), 0o755)
+    shutil.rmtree(root)
+
+
+@pytest.mark.parametrize('case', CASES, ids=[c.name for c in CASES])
+def test_bad_input_is_one_line_and_exit_status_2(case, outcomes):
+  if case.name not in outcomes:
+    pytest.skip('the unprivileged user cannot read the repository')
+  run = outcomes[case.name]
+  result = run['result']
+  stderr = result['stderr']
+  assert 'Traceback' not in stderr + result['stdout'], stderr
+  assert result['status'] == case.status, stderr
+  assert case.mid_run or result['stdout'] == ''
+  lines = [line for line in stderr.splitlines() if line.strip()]
+  assert lines and (case.mid_run or len(lines) == 1), stderr
+  assert lines[-1].startswith('error: '), stderr
+  for part in (case.expected, *case.also):
+    assert part.replace('{dir}', run['dir']) in lines[-1]
+  if case.mid_run:  # A run that started writes its own files, and only those.
+    changed = [p for p, v in run['before'].items() if run['after'].get(p) != v]
+    assert not changed or changed == ['run'], changed  # 'run': its mtime, as files came.
+  else:
+    assert run['after'] == run['before'], 'the case changed its directory'
+
+
+def test_case_names_are_unique():
+  assert len({c.name for c in CASES}) == len(CASES)
+
+
+def test_readme_troubleshooting_quotes_every_case():
+  with open(os.path.join(REPO, 'README.md')) as f:
+    readme = f.read()
+  section = readme.partition('\n## Troubleshooting\n')[2].partition('\n## ')[0]
+  assert section, 'README.md has no Troubleshooting section'
+  missing = [c.name for c in CASES if c.expected not in section]
+  assert not missing, f'README Troubleshooting does not quote: {missing}'
+
+
+if __name__ == '__main__':
+  _drive(*sys.argv[1:])

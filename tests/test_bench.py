@@ -1,0 +1,140 @@
+"""The throughput benchmark: its table, its modes, its errors, and no TensorFlow.
+
+Tiny models and few steps: the tests check what is measured and printed, not the
+speed.
+"""
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+
+import ml_collections
+import pytest
+
+from input_pipeline import datasets
+from train import bench
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_ARGS = ['--config=configs/embedded_lars.py', '--config.image_size=8',
+             '--config.model.width=4', '--config.model.virtual_batch_size=8',
+             '--per_device_batch_size=16', '--warmup_steps=1', '--steps=2',
+             '--repetitions=2']
+# Run as `python main.py bench ...` by a Python in which importing TensorFlow,
+# tfds or clu fails, as it would where they are not installed.
+WITHOUT_TENSORFLOW = """
+import runpy, sys
+for name in ('tensorflow', 'tensorflow_datasets', 'clu'):
+  sys.modules[name] = None
+sys.argv = ['main.py', 'bench', *sys.argv[1:]]
+runpy.run_path('main.py', run_name='__main__')
+"""
+
+
+def _bench_without_tensorflow(*args: str) -> subprocess.CompletedProcess:
+  return subprocess.run([sys.executable, '-c', WITHOUT_TENSORFLOW, *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=300, check=False)
+
+
+def test_synthetic_mode_runs_without_tensorflow_and_prints_a_table():
+  # A known peak: measuring the CPU's matmul rate would only add time here.
+  result = _bench_without_tensorflow(*TINY_ARGS, '--peak_tflops=0.5')
+  assert result.returncode == 0, result.stderr[-3000:]
+  lines = result.stdout.splitlines()
+  assert lines[0].startswith('ResNet-10 v1.5 width 4, small stem')
+  assert '8 px, float32; batch 16 (16 per device) on 1 x' in lines[0]
+  assert any(line.startswith('model FLOPs per image: ') for line in lines)
+  assert 'peak: 0.5 TFLOP/s (--peak_tflops=0.5 per device)' in lines
+  rows = [line.split(' | ') for line in lines if line.startswith('| train step')
+          or line.startswith('| model forward+backward')]
+  assert len(rows) == 2
+  for row in rows:
+    images_per_second = float(row[1].replace(',', ''))
+    low, high = (float(x.replace(',', '')) for x in row[2].split('-'))
+    assert 0 < low <= images_per_second <= high
+    assert row[-1].rstrip(' |').endswith('%')  # MFU.
+  assert '2 windows of 2 steps each' in lines
+
+
+def test_bad_input_is_one_line_and_exit_status_2():
+  result = _bench_without_tensorflow('--modes=synthetic,speed')
+  assert result.returncode == 2
+  assert result.stdout == ''
+  assert result.stderr.count('\n') == 1
+  assert result.stderr.startswith('error: --modes=synthetic,speed: want one or more of '
+                                  'synthetic, input, train')
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--steps=0'], 'flag --steps=0'),
+    (['--per_device_batch_size=48', '--config=configs/embedded_lars.py'],
+     'model.virtual_batch_size=64 is not allowed'),
+    (['--config.model.depth=11'], 'model.depth=11 is not allowed'),
+    (['--config.no_such_key=1'], 'no_such_key'),
+    (['--speed=1'], 'Unknown command line flag'),
+    (['--config=configs/no_such_file.py'], 'no_such_file.py'),
+    (['extra'], "unexpected arguments ['extra']"),
+    (['--coordinator_address=localhost:1234'], 'give all three or none'),
+])
+def test_bad_input_in_process(capsys, args, message):
+  assert bench.main(args) == 2
+  captured = capsys.readouterr()
+  assert captured.out == ''
+  assert captured.err.startswith('error: ') and captured.err.count('\n') == 1
+  assert message in captured.err
+
+
+def _measurement(kind, images_per_second, flops=None):
+  seconds = 10 * 64 / images_per_second
+  return bench.Measurement(kind, kind, 64, 10, (seconds, seconds), (1.0, 1.0), flops)
+
+
+def test_verdict_says_which_side_bounds_a_run():
+  step = _measurement(bench.STEP, 1000.0, 1e9)
+  assert bench.verdict([step]) is None
+  slow_input = bench.verdict([step, _measurement(bench.INPUT_ONLY, 500.0)])
+  assert slow_input.startswith('verdict: INPUT-BOUND: the input pipeline alone delivers '
+                               '0.50x what the step consumes')
+  fast_input = bench.verdict([step, _measurement(bench.INPUT_ONLY, 3000.0),
+                              _measurement(bench.LOOP, 900.0, 1e9)])
+  assert fast_input == ('verdict: compute-bound: the input pipeline alone delivers 3.00x '
+                        'what the step consumes; the loop with real input runs at 90% of '
+                        'the synthetic step rate')
+
+
+def test_mfu_is_achieved_model_flops_over_peak():
+  step = _measurement(bench.STEP, 1000.0, 2e9)
+  assert step.flops_per_second == pytest.approx(2e12)
+  assert step.step_milliseconds == pytest.approx(64.0)
+  assert step.cpu_milliseconds == pytest.approx(100.0)
+  config = bench.bench_config(ml_collections.ConfigDict(
+      {'global_batch_size': 1, 'image_size': 8, 'mlperf': {'submission_division': 'closed'},
+       'model': {'depth': 10, 'version': 'v1.5', 'width': 4, 'stem': 'small',
+                 'dtype': 'float32'}}), 64, 1)
+  assert config.global_batch_size == 64 and config.mlperf.submission_division == 'open'
+  table = bench.format_table(config, [step], bench.Peak(8e12, 'test'), {'train': 1.0}, 10)
+  row = [line for line in table.splitlines() if line.startswith(f'| {bench.STEP} |')]
+  assert row == ['| step | 1,000.0 | 1,000.0-1,000.0 | 64.0 | 100.0 | 2 | 25.0% |']
+
+
+@pytest.fixture(scope='module')
+def tiny_data_dir(tmp_path_factory):
+  data_dir = str(tmp_path_factory.mktemp('tfds'))
+  with contextlib.redirect_stdout(io.StringIO()):
+    datasets.ensure_prepared('embedded_shapes/tiny', data_dir)
+  return data_dir
+
+
+def test_input_and_train_modes_on_real_data(tiny_data_dir, capsys):
+  args = [*TINY_ARGS, '--config.dataset=embedded_shapes/tiny',
+          f'--config.data_dir={tiny_data_dir}', '--config.input.shuffle_buffer_size=64',
+          '--modes=input,train', '--input_threads=1', '--peak_tflops=0.5']
+  assert bench.main(args) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert any(line.startswith('| input pipeline alone | ') for line in lines)
+  loop_row = next(line for line in lines if line.startswith('| train loop, real input | '))
+  assert loop_row.endswith('% |')
+  # No synthetic step: the input is compared with what the loop consumes.
+  assert lines[-1].startswith('verdict: ')
+  assert lines[-1].endswith('x what the loop with real input consumes')
