@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from configs import embedded_lars
+from train import config_specs
 from train import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -27,15 +28,8 @@ TINY_OVERRIDES = {
 
 
 def _tiny_config(data_dir, **overrides):
-  config = embedded_lars.get_config()
-  config.data_dir = str(data_dir)
-  for key, value in {**TINY_OVERRIDES, **overrides}.items():
-    *parents, leaf = key.split('.')
-    node = config
-    for part in parents:
-      node = node[part]
-    node[leaf] = value
-  return config
+  return config_specs.with_overrides(
+      embedded_lars.get_config(), {**TINY_OVERRIDES, **overrides, 'data_dir': str(data_dir)})
 
 
 def _mllog_events(path):

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from configs import embedded_lars
+from train import config_specs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -55,14 +56,8 @@ PREEMPTED_EXIT = 3
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
   root = tmp_path_factory.mktemp('resume')
-  config = embedded_lars.get_config()
-  config.data_dir = str(root / 'data')
-  for key, value in OVERRIDES.items():
-    *parents, leaf = key.split('.')
-    node = config
-    for part in parents:
-      node = node[part]
-    node[leaf] = value
+  config = config_specs.with_overrides(embedded_lars.get_config(),
+                                      {**OVERRIDES, 'data_dir': str(root / 'data')})
   names = ['uninterrupted', *SCENARIOS]
   attempts = [[{}], *SCENARIOS.values()]
   spec = {'config': json.loads(config.to_json()),

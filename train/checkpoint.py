@@ -35,6 +35,14 @@ def directory(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), DIRECTORY)
 
 
+def has_checkpoints(workdir: str) -> bool:
+  """Whether a run left a finished checkpoint, without opening a manager (which
+  would create the directory). Orbax names a finished one by its step alone; a
+  save cut short keeps its temporary name."""
+  path = directory(workdir)
+  return os.path.isdir(path) and any(name.isdigit() for name in os.listdir(path))
+
+
 class Cadence:
   """When to save: every `every_steps` steps and/or every `every_seconds` seconds.
 

@@ -250,7 +250,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       mllogger.start(mlc.INIT_START)
     init_start = time.perf_counter()
     compilations = step_cache.num_compilations
-    setup = _set_up(config, step_cache, checkpointer, mllogger)
+    setup = _set_up(config, step_cache, checkpointer, mllogger, resuming)
     if step_cache.num_compilations == compilations:
       setup.compile_seconds = 0.0
     init_seconds = time.perf_counter() - init_start
@@ -296,7 +296,7 @@ def _reopen_log(log_path: str, progress: Progress,
 
 def _set_up(config: ml_collections.ConfigDict, step_cache: programs.StepCache,
             checkpointer: checkpoint.RunCheckpointer,
-            mllogger: mlperf_log.MlperfLogger | None) -> _Setup:
+            mllogger: mlperf_log.MlperfLogger | None, resuming: bool) -> _Setup:
   """Data, model, optimizer state and compiled steps: everything before run_start.
 
   A run with a checkpoint starts from it, its data stream positioned after the
@@ -309,7 +309,7 @@ def _set_up(config: ml_collections.ConfigDict, step_cache: programs.StepCache,
   compiled = step_cache.get(config, builder.info.features['label'].num_classes,
                             run_budget.num_train_examples)
   progress = None
-  if checkpointer.has_checkpoints():
+  if resuming:
     # The shapes, dtypes and shardings to restore into: init's outputs.
     abstract_state = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),

@@ -360,15 +360,16 @@ def _rcp_checker():
                                            verbose=False)
 
 
-def rcp_record(batch_size: int) -> tuple[dict | None, str]:
+def rcp_record(batch_size: int, checker=None) -> tuple[dict | None, str]:
   """The pruned 4.0.0 ResNet RCP for `batch_size` and how it was found.
 
   Mirrors `rcp_checker.check_directory` with rcp_pass='pruned_rcps' (what the
   package checker and the summarizer run): an RCP of that batch size, else a
   linear interpolation of the mean (and stdev) between the nearest pruned RCPs
-  below and above, else, below the smallest RCP, the smallest one.
+  below and above, else, below the smallest RCP, the smallest one. `checker`:
+  an RCP_Checker to reuse (it reads the RCP files when made).
   """
-  checker = _rcp_checker()
+  checker = checker or _rcp_checker()
   record = checker._find_rcp(batch_size, 'pruned_rcps')  # pylint: disable=protected-access
   if record is not None:
     return record, 'RCP found'
@@ -391,7 +392,7 @@ def rcp_verdict(batch_size: int, epochs_to_target: Sequence[float | None]) -> Rc
       target, None for a run that did not; MLPerf submits 5 runs.
   """
   checker = _rcp_checker()
-  record, source = rcp_record(batch_size)
+  record, source = rcp_record(batch_size, checker)
   rcp_mean = None if record is None else float(record['RCP Mean'])
   min_epochs = None if record is None else float(record['Min Epochs'])
   failed = sum(e is None for e in epochs_to_target)

@@ -114,7 +114,7 @@ def run_or_resume(entry: Entry, seed: int, step_cache: programs.StepCache) -> tu
   if os.path.exists(run_dir):
     same_config = (os.path.exists(os.path.join(run_dir, 'config.json')) and
                    _read_json(os.path.join(run_dir, 'config.json')) == _config_values(config))
-    if same_config and _has_checkpoint(run_dir):
+    if same_config and checkpoint.has_checkpoints(run_dir):
       logging.warning('%s seed %d was interrupted; it resumes from its checkpoint in %s',
                       entry.name, seed, run_dir)
     else:
@@ -124,12 +124,6 @@ def run_or_resume(entry: Entry, seed: int, step_cache: programs.StepCache) -> tu
                       entry.name, seed, moved)
   logging.info('%s seed %d: training in %s', entry.name, seed, run_dir)
   return loop.train_and_evaluate(config, run_dir, step_cache), True
-
-
-def _has_checkpoint(run_dir: str) -> bool:
-  """Whether the run left a finished checkpoint (Orbax names each by its step)."""
-  directory = checkpoint.directory(run_dir)
-  return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
 
 
 def learning_rate_curve(config: ml_collections.ConfigDict,
