@@ -18,7 +18,9 @@ Budget in epochs: 90, each 4-epoch block rounded up to whole steps as MLPerf doe
 
 Variants (`--config=configs/lamb_resnet.py:VARIANT`):
   batch_512, batch_1k, batch_2k, batch_4k, batch_8k, batch_16k, batch_32k (or none).
-Paper's top-1 after 90 epochs: 76.96, 77.06, 77.11, 76.92, 76.89, 76.66, 76.42 %.
+
+Expected (You et al., Table 5): top-1 after 90 epochs of 76.96, 77.06, 77.11, 76.92,
+76.89, 76.66 and 76.42 % for those batch sizes, in that order.
 
 Command (needs ImageNet prepared in data_dir):
   python main.py --config=configs/lamb_resnet.py:batch_8k --workdir=runs/lamb_8k

@@ -6,8 +6,9 @@ therefore a no-op, as in the MLPerf reference.
 
 Every schedule is a warmup from `init` to `peak` over t_warmup steps,
   eta_t = init + (peak - init) * (t / t_warmup)^p_warmup,      t <= t_warmup,
-then a decay from `peak` to `final` that ends at step T = `decay_steps`, after
-which the rate holds at `final`. The two pieces meet at peak when t = t_warmup;
+then a decay from `peak` to `final` that ends at step T = `decay_steps` (T + 1
+for 'piecewise_polynomial', as in the reference code: see there), after which
+the rate holds at `final`. The two pieces meet at peak when t = t_warmup;
 with t_warmup = 0 there is no warmup and eta_0 = peak. Rates are computed in the
 default float type (float32, or float64 under jax.enable_x64).
 
@@ -15,6 +16,8 @@ The LAMB paper's ResNet-50 schedule (You et al., Table 5: eta_t = eta_0 (1 - t/T
 after a warmup) needs no schedule of its own: it is 'piecewise_polynomial' with
 init 0, final 0, warmup_power 1, decay_power 1, the warmup in epochs
 (lr.warmup_epochs), lr.batch_scaling='sqrt' and lr.warmup_batch_scaling='linear'.
+Like every 'piecewise_polynomial' schedule, its decay lasts one step longer
+than the printed formula's.
 """
 
 import math
@@ -47,14 +50,15 @@ def _warmup(t: jnp.ndarray, *, init: float, peak: float, warmup_steps: float,
   return init + (peak - init) * jnp.power(fraction, warmup_power)
 
 
-def _remaining(t: jnp.ndarray, warmup_steps: float, decay_steps: float
+def _remaining(t: jnp.ndarray, warmup_steps: float, decay_end: float
                ) -> jnp.ndarray:
-  """(T - t) / (T - t_warmup), clipped to [0, 1]: 0 holds `final` after T.
+  """(T_end - t) / (T_end - t_warmup), clipped to [0, 1]: 0 holds `final` after T_end.
 
-  Formulas use this rather than 1 - (t - t_warmup) / (T - t_warmup): near T the
-  difference would cancel and, in float32, lose most digits of the last rates.
+  Formulas use this rather than 1 - (t - t_warmup) / (T_end - t_warmup): near the
+  end the difference would cancel and, in float32, lose most digits of the last
+  rates.
   """
-  return jnp.clip((decay_steps - t) / (decay_steps - warmup_steps), 0.0, 1.0)
+  return jnp.clip((decay_end - t) / (decay_end - warmup_steps), 0.0, 1.0)
 
 
 def _warmup_then(decay: Callable[[jnp.ndarray], jnp.ndarray], *, init: float,
@@ -72,25 +76,55 @@ def _warmup_then(decay: Callable[[jnp.ndarray], jnp.ndarray], *, init: float,
   return schedule
 
 
-def piecewise_polynomial(*, init: float, peak: float, final: float,
-                         warmup_steps: float, warmup_power: float,
-                         decay_power: float, decay_steps: float) -> Schedule:
-  """Polynomial warmup to `peak`, then polynomial decay to `final` at `decay_steps`.
-
-  Reality Check paper, section 2.1.4:
-    eta_t = init + (peak - init) * (t / t_warmup)^p_warmup          t <= t_warmup
-    eta_t = final + (peak - final) * ((T - t) / (T - t_warmup))^p_decay   t > t_warmup
-  with T = `decay_steps`; after T the rate stays at `final`. `warmup_steps` may
-  be fractional (the MLPerf recipe warms up for 706.5 steps) and is kept exact.
-  """
-  _check_steps(warmup_steps, decay_steps)
+def _polynomial_decay(*, init: float, peak: float, final: float, warmup_steps: float,
+                      warmup_power: float, decay_power: float, decay_end: float
+                      ) -> Schedule:
+  """Warmup, then final + (peak - final) * ((T_end - t) / (T_end - t_warmup))^p."""
 
   def decay(t):
-    remaining = _remaining(t, warmup_steps, decay_steps)
+    remaining = _remaining(t, warmup_steps, decay_end)
     return final + (peak - final) * jnp.power(remaining, decay_power)
 
   return _warmup_then(decay, init=init, peak=peak, warmup_steps=warmup_steps,
                       warmup_power=warmup_power)
+
+
+def piecewise_polynomial(*, init: float, peak: float, final: float,
+                         warmup_steps: float, warmup_power: float,
+                         decay_power: float, decay_steps: float) -> Schedule:
+  """Polynomial warmup to `peak`, then polynomial decay to `final` after `decay_steps`.
+
+  With T = `decay_steps` and D = T - t_warmup + 1 (the decay's length):
+    eta_t = init + (peak - init) * (t / t_warmup)^p_warmup              t <= t_warmup
+    eta_t = final + (peak - final) * (1 - (t - t_warmup) / D)^p_decay   t > t_warmup
+  and `final` from t = T + 1 on. `warmup_steps` may be fractional (the MLPerf
+  recipe warms up for 706.5 steps) and is kept exact.
+
+  The Reality Check paper (section 2.1.4) prints the decay as
+  ((T - t) / (T - t_warmup))^p_decay, a decay over T - t_warmup steps. The code
+  that produced its numbers decays over one step more: the MLPerf v0.7 Google
+  JAX submission (`decay_steps = train_steps - warmup_steps + 1`), the MLPerf
+  TF2 reference's lars_util.py and init2winit's mlperf_polynomial_schedule (used
+  for the paper's Nesterov runs). This follows the code: the rate at the last
+  step of the 32K recipe is eta_final + (peak - eta_final) * (2 / 1806.5)^2 here,
+  against (1 / 1805.5)^2 by the printed formula.
+  """
+  _check_steps(warmup_steps, decay_steps)
+  return _polynomial_decay(
+      init=init, peak=peak, final=final, warmup_steps=warmup_steps,
+      warmup_power=warmup_power, decay_power=decay_power,
+      decay_end=decay_steps + 1.0)
+
+
+def decay_length(schedule_name: str, warmup_steps: float, decay_steps: float) -> float:
+  """The number of steps the decay of `schedule_name` lasts, as MLPerf logs it.
+
+  The reference implementations log `*_opt_learning_rate_decay_steps` as the
+  length of the decay: T - t_warmup + 1 for the polynomial decay (1,806.5 for
+  the 32K recipe), T - t_warmup for 'cosine' and 'linear'.
+  """
+  extra = 1.0 if schedule_name == 'piecewise_polynomial' else 0.0
+  return decay_steps - warmup_steps + extra
 
 
 def cosine(*, init: float, peak: float, final: float, warmup_steps: float,
@@ -120,14 +154,16 @@ def linear(*, init: float, peak: float, decay_factor: float, warmup_steps: float
   Reality Check paper, Appendix D, Tables 9-11: "starting from eta_0 and ending
   at eta_0 * eta_decay_factor" at step t_decay = `decay_steps` (the whole budget
   in Tables 9-10), constant after it; those tables use no warmup
-  (warmup_steps=0). This is `piecewise_polynomial` with decay_power 1 and
-  final = peak * decay_factor.
+  (warmup_steps=0). A polynomial decay of power 1 to final = peak * decay_factor
+  that ends at t_decay itself (the printed formula; unlike
+  `piecewise_polynomial`, no extra step).
   """
   if not decay_factor >= 0:
     raise ValueError(f'decay_factor={decay_factor} must be >= 0')
-  return piecewise_polynomial(
+  _check_steps(warmup_steps, decay_steps)
+  return _polynomial_decay(
       init=init, peak=peak, final=peak * decay_factor, warmup_steps=warmup_steps,
-      warmup_power=warmup_power, decay_power=1.0, decay_steps=decay_steps)
+      warmup_power=warmup_power, decay_power=1.0, decay_end=decay_steps)
 
 
 ScheduleBuilder = Callable[[ml_collections.ConfigDict, budget_lib.Budget], Schedule]

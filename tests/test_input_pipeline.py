@@ -57,8 +57,26 @@ def test_importing_the_package_does_not_import_tensorflow():
   subprocess.run([sys.executable, '-c', code], cwd=REPO_ROOT, check=True)
 
 
-def test_tensorflow_sees_no_gpu():
-  assert tf.config.get_visible_devices('GPU') == []
+def test_gpus_are_hidden_from_tensorflow(monkeypatch):
+  """The call that keeps TensorFlow off the GPUs, and its warning when too late.
+
+  tensorflow-cpu sees no GPU in any case, so this checks the call itself.
+  """
+  calls, warnings = [], []
+  monkeypatch.setattr(tf.config, 'set_visible_devices', lambda *a: calls.append(a))
+  datasets.hide_gpus_from_tensorflow()
+  assert calls == [([], 'GPU')]
+
+  def already_initialised(*unused_args):
+    raise RuntimeError('Visible devices cannot be modified after being initialized')
+  monkeypatch.setattr(tf.config, 'set_visible_devices', already_initialised)
+  monkeypatch.setattr(datasets.logging, 'warning', lambda msg, *a: warnings.append(msg))
+  monkeypatch.setattr(tf.config, 'get_visible_devices', lambda kind: [])
+  datasets.hide_gpus_from_tensorflow()  # An earlier call hid them: nothing to say.
+  assert warnings == []
+  monkeypatch.setattr(tf.config, 'get_visible_devices', lambda kind: ['/GPU:0'])
+  datasets.hide_gpus_from_tensorflow()
+  assert len(warnings) == 1 and 'GPU memory' in warnings[0]
 
 
 def test_get_builder():

@@ -383,7 +383,7 @@ def test_mlperf_lars_32k_logs_the_closed_recipe(tmp_path):
       mlc.LARS_OPT_BASE_LEARNING_RATE: 29.0,
       mlc.LARS_OPT_END_LR: 1e-4,
       mlc.LARS_OPT_LR_DECAY_POLY_POWER: 2,
-      mlc.LARS_OPT_LR_DECAY_STEPS: 2512,
+      mlc.LARS_OPT_LR_DECAY_STEPS: 2512 - 706 + 1,  # The decay's length, as v0.7 logs it.
       mlc.LARS_OPT_LEARNING_RATE_WARMUP_EPOCHS: 706 / 39.25,
       mlc.LARS_OPT_MOMENTUM: 0.929,
       mlc.LARS_OPT_WEIGHT_DECAY: 1e-4,
@@ -408,7 +408,7 @@ def test_sgd_recipe_logs_the_sgd_keys(tmp_path):
   assert {k: v for k, v in values.items() if k.startswith('sgd')} == {
       'sgd_opt_base_learning_rate': 29.0, 'sgd_opt_end_learning_rate': 1e-4,
       'sgd_opt_learning_rate_decay_poly_power': 2,
-      'sgd_opt_learning_rate_decay_steps': 2512, 'sgd_opt_momentum': 0.9,
+      'sgd_opt_learning_rate_decay_steps': 1806.5, 'sgd_opt_momentum': 0.9,
       'sgd_opt_weight_decay': 1e-4}
   assert values[mlc.OPT_LR_WARMUP_EPOCHS] == 18.0
   assert not any(k.startswith('lars') for k in values)
@@ -423,6 +423,7 @@ def test_nesterov_is_logged_as_itself_in_the_open_division(tmp_path):
   assert (values[mlc.OPT_NAME], values[mlc.SUBMISSION_DIVISION]) == ('nesterov', 'open')
   assert values[mlc.OPT_BASE_LR] == 7.05 and values[mlc.OPT_END_LR] == 6e-6
   assert values['opt_momentum'] == pytest.approx(1 - 0.02397)
+  assert values[mlc.OPT_LR_DECAY_STEPS] == 2512 - 706 + 1  # Configuration B's decay.
   assert _check(path) == (True, '')  # The open rules.
   # Claimed as closed, the checker refuses it, and so does the harness.
   _write_events(path, _edit(mlc.SUBMISSION_DIVISION, _set_value('closed'))(_events(path)))

@@ -28,7 +28,8 @@ def _lr(t):
   if t <= s['warmup_steps']:
     fraction = t / s['warmup_steps']
     return s['init'] + (s['peak'] - s['init']) * fraction ** s['warmup_power']
-  remaining = (s['decay_steps'] - t) / (s['decay_steps'] - s['warmup_steps'])
+  # The decay lasts T - t_warmup + 1 steps, as in the reference code.
+  remaining = (s['decay_steps'] + 1 - t) / (s['decay_steps'] + 1 - s['warmup_steps'])
   return s['final'] + (s['peak'] - s['final']) * remaining ** s['decay_power']
 
 
@@ -80,9 +81,10 @@ def _config(name, bn_bias_name, **optimizer):
   return config
 
 
-def test_mlperf_lars_pipeline_matches_numpy():
-  """LARS on kernels, MLPerf momentum (rate inside the accumulator) on BN and biases."""
-  config = _config('lars', 'mlperf_momentum')
+@pytest.mark.parametrize('bn_bias_name', ['momentum', 'mlperf_momentum'])
+def test_mlperf_lars_pipeline_matches_numpy(bn_bias_name):
+  """LARS on kernels; heavy ball on BN and biases, the rate outside or inside."""
+  config = _config('lars', bn_bias_name)
   opt = config.optimizer
   rng = np.random.default_rng(0)
   params = _numpy_params(rng)
@@ -93,16 +95,59 @@ def test_mlperf_lars_pipeline_matches_numpy():
   v = jax.tree.map(np.zeros_like, params)
   for t, g in enumerate(grads):
     lr = _lr(t)
-    for path in _PATHS:
-      wi, gi = w[path[0]][path[1]], g[path[0]][path[1]]
-      if path[1] == 'kernel':
-        u = lr * _trust(wi, gi, opt.trust_coefficient, opt.l2, opt.lars_epsilon) * (
-            gi + opt.l2 * wi)
-      else:  # No trust ratio and no L2 on BN parameters and biases.
-        u = lr * gi
-      v[path[0]][path[1]] = opt.momentum * v[path[0]][path[1]] + u
-      w[path[0]][path[1]] = wi - v[path[0]][path[1]]
+    for mod, name in _PATHS:
+      wi, gi, vi = w[mod][name], g[mod][name], v[mod][name]
+      if name == 'kernel':
+        vi = opt.momentum * vi + lr * _trust(
+            wi, gi, opt.trust_coefficient, opt.l2, opt.lars_epsilon) * (gi + opt.l2 * wi)
+        wi = wi - vi
+      elif bn_bias_name == 'momentum':  # No trust ratio and no L2; rate outside.
+        vi = opt.momentum * vi + gi
+        wi = wi - lr * vi
+      else:  # The MLPerf TF2 reference's form: the rate inside.
+        vi = opt.momentum * vi + lr * gi
+        wi = wi - vi
+      w[mod][name], v[mod][name] = wi, vi
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), got, w)
+
+
+def test_mlperf_lars_32k_bn_bias_update_is_heavy_ball_of_the_v07_jax_pipeline():
+  """configs/mlperf_lars_32k.py on biases and BN: flax.optim.Momentum's update.
+
+  The recipe's own optimizer and schedule, 12 updates through the warmup
+  (a rate that changes every step, from 0) and 12 across the end of the decay,
+  against numpy heavy ball: v = mu*v + g; w -= lr_t*v with lr_t of the v0.7 JAX
+  train.py (linear warmup over 706.5 steps, decay over 1,806.5 steps).
+  """
+  from configs import mlperf_lars_32k  # pylint: disable=g-import-not-at-top
+  config = mlperf_lars_32k.get_config('epochs')  # t_warmup = 706.5, as v0.7 had it.
+  mu = config.optimizer.momentum
+  assert (config.optimizer.name, config.optimizer.bn_bias_name, mu) == ('lars', 'momentum', 0.929)
+
+  def v07_lr(t):
+    warmup, decay = 706.5, 2512 - 706.5 + 1
+    if t <= warmup:
+      return 29.0 * t / warmup
+    return 1e-4 + (29.0 - 1e-4) * (1 - min(t - warmup, decay) / decay) ** 2
+
+  rng = np.random.default_rng(7)
+  bias = rng.normal(size=(16,)).astype(np.float32)
+  for first_step in (0, 2500):
+    grads = [rng.normal(size=(16,)).astype(np.float32) for _ in range(12)]
+    params = {'bn': {'bias': jnp.asarray(bias)}}
+    tx = optim.create_optimizer(config, schedules.create_learning_rate_fn(config, 1_281_167))
+    state = tx.init(params)
+    # Start the schedule's counts at `first_step`, as a run that got there would.
+    state = jax.tree.map(
+        lambda x: jnp.asarray(first_step, x.dtype) if x.ndim == 0 and
+        jnp.issubdtype(x.dtype, jnp.integer) else x, state)
+    w, v = bias.astype(np.float64), np.zeros(16)
+    for i, g in enumerate(grads):
+      updates, state = tx.update({'bn': {'bias': jnp.asarray(g)}}, state, params)
+      params = optax.apply_updates(params, updates)
+      v = mu * v + g
+      w = w - v07_lr(first_step + i) * v
+    np.testing.assert_allclose(np.asarray(params['bn']['bias']), w, rtol=2e-6, atol=1e-6)
 
 
 def test_nesterov_matches_numpy():
@@ -193,6 +238,7 @@ def _numpy_reference(config, params, grads):
 
 
 @pytest.mark.parametrize('name,bn_bias_name,l2_on_bn_bias', [
+    ('lars', 'momentum', False),
     ('lars', 'mlperf_momentum', False),
     ('lars', 'same', False),  # Trust ratio on BN and biases too, without L2.
     ('momentum', 'same', False),
@@ -220,8 +266,8 @@ def test_mlperf_pipeline_has_no_trust_ratio_on_bn_bias():
   rng = np.random.default_rng(4)
   params = _numpy_params(rng)
   grads = _numpy_grads(rng, params)
-  small = _run_optimizer(_config('lars', 'mlperf_momentum'), params, grads)
-  huge = _run_optimizer(_config('lars', 'mlperf_momentum', trust_coefficient=1e6),
+  small = _run_optimizer(_config('lars', 'momentum'), params, grads)
+  huge = _run_optimizer(_config('lars', 'momentum', trust_coefficient=1e6),
                         params, grads)
   np.testing.assert_array_equal(small['bn']['scale'], huge['bn']['scale'])
   np.testing.assert_array_equal(small['bn']['bias'], huge['bn']['bias'])

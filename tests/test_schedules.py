@@ -19,7 +19,22 @@ def _warmup_reference(t, *, init, peak, warmup, p_warmup):
 
 
 def _piecewise_reference(t, *, init, peak, final, warmup, p_warmup, p_decay, total):
-  """Reality Check, section 2.1.4, holding `final` after T."""
+  """The polynomial schedule of the MLPerf v0.7 Google JAX submission's train.py.
+
+  There: decay_steps = train_steps - warmup_steps + 1, decay_step =
+  min(step - warmup_steps, decay_steps) and eta = final + (peak - final) *
+  (1 - decay_step / decay_steps)^p, so `final` is reached at T + 1, one step
+  later than the Reality Check paper's printed formula (`_printed_reference`).
+  """
+  if t <= warmup and warmup > 0:
+    return _warmup_reference(t, init=init, peak=peak, warmup=warmup, p_warmup=p_warmup)
+  decay_length = total - warmup + 1
+  decay_step = min(t - warmup, decay_length)
+  return final + (peak - final) * (1 - decay_step / decay_length) ** p_decay
+
+
+def _printed_reference(t, *, init, peak, final, warmup, p_warmup, p_decay, total):
+  """Reality Check, section 2.1.4, as printed, holding `final` after T."""
   if t <= warmup and warmup > 0:
     return _warmup_reference(t, init=init, peak=peak, warmup=warmup, p_warmup=p_warmup)
   if t >= total:
@@ -100,6 +115,18 @@ def test_piecewise_polynomial_recipes(name):
     assert float(schedule(MLPERF_T + 1000)) == pytest.approx(recipe['final'], rel=1e-12)
 
 
+def test_piecewise_polynomial_decays_one_step_longer_than_printed():
+  """The reference code's decay, not the paper's printed formula (26-48% apart)."""
+  recipe = PIECEWISE_RECIPES['mlperf_lars_706.5']
+  with jax.enable_x64(True):
+    schedule = _piecewise(recipe, MLPERF_T)
+    last = float(schedule(MLPERF_T - 1))  # The rate of the budget's last update.
+  code = 1e-4 + (29.0 - 1e-4) * (2 / 1806.5) ** 2
+  printed = _printed_reference(MLPERF_T - 1, total=MLPERF_T, **recipe)
+  assert last == pytest.approx(code, rel=1e-12)
+  assert last / printed - 1 > 0.2  # 24% at the last update of the 32K recipe.
+
+
 def test_piecewise_polynomial_decay_ends_early_and_holds_final():
   """Tables 12-13: the decay ends at t_decay < budget, constant after it."""
   recipe = dict(init=0.0, peak=10.0, final=1e-3, warmup=500, p_warmup=1.0, p_decay=2.0)
@@ -108,7 +135,7 @@ def test_piecewise_polynomial_decay_ends_early_and_holds_final():
   _check(schedule, lambda t: _piecewise_reference(t, total=t_decay, **recipe),
          recipe['warmup'], t_decay)
   with jax.enable_x64(True):
-    tail = np.asarray(schedule(jnp.arange(t_decay, 2658)))
+    tail = np.asarray(schedule(jnp.arange(t_decay + 1, 2658)))
   np.testing.assert_array_equal(tail, 1e-3)
 
 
@@ -120,16 +147,18 @@ def test_piecewise_polynomial_nonzero_init():
 
 def test_no_warmup_starts_at_peak():
   with jax.enable_x64(True):
-    for schedule in [
-        schedules.piecewise_polynomial(init=0.0, peak=2.0, final=0.0, warmup_steps=0,
-                                       warmup_power=1.0, decay_power=2.0, decay_steps=100),
-        schedules.cosine(init=0.0, peak=2.0, final=0.0, warmup_steps=0,
-                         warmup_power=1.0, decay_steps=100),
-        schedules.linear(init=0.0, peak=2.0, decay_factor=0.0, warmup_steps=0,
-                         warmup_power=1.0, decay_steps=100),
+    for schedule, end in [  # `end`: the first step at the final rate.
+        (schedules.piecewise_polynomial(init=0.0, peak=2.0, final=0.0, warmup_steps=0,
+                                        warmup_power=1.0, decay_power=2.0,
+                                        decay_steps=100), 101),
+        (schedules.cosine(init=0.0, peak=2.0, final=0.0, warmup_steps=0,
+                          warmup_power=1.0, decay_steps=100), 100),
+        (schedules.linear(init=0.0, peak=2.0, decay_factor=0.0, warmup_steps=0,
+                          warmup_power=1.0, decay_steps=100), 100),
     ]:
       assert float(schedule(0)) == 2.0
-      assert float(schedule(100)) == 0.0
+      assert float(schedule(end - 1)) > 0.0
+      assert float(schedule(end)) == 0.0
 
 
 @pytest.mark.parametrize('warmup,p_warmup,init,final,total', [
@@ -278,20 +307,27 @@ def test_create_from_config_explicit_num_train_examples():
   schedule = schedules.create_learning_rate_fn(config, num_train_examples=1000)
   # 10 steps per epoch: warmup 10 steps, budget 20 steps.
   assert float(schedule(5)) == pytest.approx(0.5)
-  assert float(schedule(15)) == pytest.approx(0.5)
-  assert float(schedule(20)) == 0.0
+  # The decay lasts 20 - 10 + 1 = 11 steps: 6/11 of the peak remains at step 15.
+  assert float(schedule(15)) == pytest.approx(6 / 11)
+  assert float(schedule(20)) == pytest.approx(1 / 11)
+  assert float(schedule(21)) == 0.0
 
 
 @pytest.mark.parametrize('config_name,recipe_name', [
     ('mlperf_lars_32k', 'mlperf_lars_706'), ('nesterov_a', 'nesterov_a'),
     ('nesterov_b', 'nesterov_b')])
-def test_config_files_schedules_match_the_paper(config_name, recipe_name):
-  """The schedule built from the config file itself, at the points Table 5 fixes."""
+def test_config_files_schedules_match_the_reference_code(config_name, recipe_name):
+  """The schedule built from the config file itself at every step 0..2,512."""
   config = importlib.import_module(f'configs.{config_name}').get_config()
   recipe = PIECEWISE_RECIPES[recipe_name]
+  steps = np.arange(MLPERF_T + 1)
+  want = np.array([_piecewise_reference(float(t), total=MLPERF_T, **recipe) for t in steps])
   with jax.enable_x64(True):
     schedule = schedules.create_learning_rate_fn(config, 1_281_167)
-    warmup = recipe['warmup']
-    for t in [0, warmup / 2, warmup, warmup + 1, MLPERF_T / 2, MLPERF_T]:
-      expected = _piecewise_reference(t, total=MLPERF_T, **recipe)
-      np.testing.assert_allclose(float(schedule(t)), expected, rtol=1e-6, atol=1e-12)
+    got64 = np.asarray(jax.jit(schedule)(jnp.asarray(steps, jnp.int32)))
+  np.testing.assert_allclose(got64, want, rtol=1e-6, atol=0)
+  # As the run computes it, in float32: to float32 round-off.
+  got32 = np.asarray(jax.jit(schedules.create_learning_rate_fn(config, 1_281_167))(
+      jnp.asarray(steps, jnp.int32)))
+  assert got32.dtype == np.float32
+  np.testing.assert_allclose(got32, want, rtol=1e-5, atol=0)

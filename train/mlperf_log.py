@@ -29,6 +29,7 @@ from mlperf_logging.mllog import constants
 from mlperf_logging.mllog import mllog
 
 from optim import optimizers
+from optim import schedules
 from train import budget
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,7 +145,10 @@ def _optimizer_values(config: ml_collections.ConfigDict,
   values = {
       keys['base']: run_budget.peak_learning_rate,
       keys['end']: lr.final,
-      keys['decay_steps']: number(run_budget.decay_steps),
+      # The decay's length, as the reference implementations log it
+      # (T - t_warmup + 1 = 1,806.5 for the 32K recipe), not the budget.
+      keys['decay_steps']: number(schedules.decay_length(
+          lr.schedule, run_budget.warmup_steps, run_budget.decay_steps)),
       keys['warmup_epochs']: run_budget.warmup_epochs,
       keys['weight_decay']: opt[optimizers.regularization_key(opt.name)],
   }
