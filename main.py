@@ -176,13 +176,21 @@ def _config_spec() -> config_specs.ConfigSpec:
   return config_specs.parse_spec(value or _DEFAULT_CONFIG)
 
 
+def command_line_overrides() -> dict:
+  """The --config.KEY=VALUE flags as given, in ml_collections' own record of them.
+
+  Taken from what the command line said, never from a diff against a config
+  file, so an override equal to some file's value still reaches every config.
+  """
+  return dict(FLAGS['config'].override_values)
+
+
 def _compared_configs() -> dict:
   """The configs of --compare, each with the command line's overrides applied."""
   if FLAGS['config'].present:
     _fail('give either --config or --compare: --compare names every config it runs')
   try:
-    base = config_specs.load_config(_config_spec())
-    changed = config_specs.overrides(base, FLAGS.config)
+    changed = command_line_overrides()
     specs = [s for text in FLAGS.compare for s in config_specs.expand(
         config_specs.parse_spec(os.path.join(_REPO_ROOT, text)
                                 if not os.path.exists(text.partition(':')[0]) else text))]
@@ -264,7 +272,8 @@ def main(argv: list[str]) -> None:
         _print_result(result, config.target_accuracy, workdir)
       return
     if FLAGS.compare:
-      studies = study.run_comparison(configs, workdir, FLAGS.num_seeds)
+      studies = study.run_comparison(configs, workdir, FLAGS.num_seeds,
+                                     overrides=command_line_overrides())
     elif FLAGS.num_trials:
       trials = study.run_search(config, name, space, workdir, FLAGS.num_trials,
                                 FLAGS.num_seeds)

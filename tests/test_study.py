@@ -94,12 +94,8 @@ def test_config_specs_expand_variants_and_carry_overrides():
   specs = config_specs.expand(config_specs.parse_spec(
       os.path.join(REPO, 'configs', 'nesterov_b.py:*')))
   assert [s.name for s in specs] == ['nesterov_b', 'nesterov_b.warmup_power_1']
-  base = config_specs.load_config(config_specs.ConfigSpec(
-      os.path.join(REPO, 'configs', 'embedded_lars.py')))
-  changed = config_specs.with_overrides(base, {'seed': 7, 'lr.peak': 2.0})
-  assert config_specs.overrides(base, changed) == {'seed': 7, 'lr.peak': 2.0}
   nesterov = config_specs.with_overrides(embedded_nesterov.get_config(),
-                                         config_specs.overrides(base, changed))
+                                         {'seed': 7, 'lr.peak': 2.0})
   assert (nesterov.seed, nesterov.lr.peak, nesterov.optimizer.name) == (7, 2.0, 'nesterov')
 
 
@@ -261,6 +257,13 @@ def test_comparison_killed_between_seeds_resumes_from_the_command_line(data_dir,
   assert os.path.exists(os.path.join(workdir, 'comparison.png'))
   with open(os.path.join(workdir, 'report.md')) as f:
     text = f.read()
-  # The report names what differs between the configs, and not the shared overrides.
-  assert '| `optimizer.name` | lars | nesterov |' in text
-  assert '`num_train_steps`' not in text
+  # The report names what differs between the configs, and not the shared overrides
+  # (those have a section of their own, as in the spec and comparison.json).
+  differs = text.partition('## What differs')[2].partition('## ')[0]
+  assert '| `optimizer.name` | lars | nesterov |' in differs
+  assert '`num_train_steps`' not in differs
+  assert '`--config.num_train_steps=8`' in text.partition('## Command-line overrides')[2]
+  with open(os.path.join(workdir, 'study_spec.json')) as f:
+    spec_overrides = json.load(f)['overrides']
+  assert spec_overrides == comparison['overrides']
+  assert spec_overrides['num_train_steps'] == 8 and spec_overrides['lr.warmup_steps'] == 2.0

@@ -122,13 +122,6 @@ def flatten(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return flat
 
 
-def overrides(base: ml_collections.ConfigDict,
-              changed: ml_collections.ConfigDict) -> dict[str, Any]:
-  """The keys whose values differ between `base` and `changed`, with changed's values."""
-  base_flat, changed_flat = flatten(base), flatten(changed)
-  return {k: v for k, v in changed_flat.items() if base_flat.get(k) != v}
-
-
 def parent_and_leaf(config: ml_collections.ConfigDict,
                     key: str) -> tuple[ml_collections.ConfigDict, str]:
   """For a dotted key 'a.b.c': the ConfigDict holding it (config.a.b) and 'c'."""

@@ -586,8 +586,17 @@ def _differences_table(differences: dict[str, dict[str, Any]]) -> str:
   return _markdown_table(['Key'] + names, rows)
 
 
+def _overrides_section(overrides: dict[str, Any]) -> str:
+  """The command line's --config.KEY=VALUE settings, applied to every config."""
+  if not overrides:
+    return 'No `--config.KEY=VALUE` overrides: each configuration is its file\'s.'
+  flags = ' '.join(f'`--config.{key}={_value(value)}`' for key, value in overrides.items())
+  return f'Applied to every configuration from the command line: {flags}.'
+
+
 def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: float,
-                            differences: dict[str, dict[str, Any]] | None = None) -> str:
+                            differences: dict[str, dict[str, Any]] | None = None,
+                            overrides: dict[str, Any] | None = None) -> str:
   """Writes `out_dir/report.md` with comparison.png and comparison_curves.png.
 
   Args:
@@ -596,6 +605,8 @@ def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: fl
     wall_seconds: wall time of all the studies together.
     differences: for each configuration, the config keys on which the
       configurations differ and its values (seeds excluded); shown as a table.
+    overrides: the command line's --config.KEY=VALUE settings, applied to
+      every configuration.
 
   Returns:
     The path of report.md.
@@ -613,6 +624,7 @@ def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: fl
       "is the olympic mean of the first 5 runs' seconds to target.",
       _markdown_table(*_comparison_rows(studies, out_dir)),
       *(['## What differs', _differences_table(differences)] if differences else []),
+      '## Command-line overrides', _overrides_section(overrides or {}),
       '## Time', _time_table(wall_seconds, all_runs, 'Comparison'),
       '## Plots',
       '![Final eval accuracy of each configuration, box plots](comparison.png)',

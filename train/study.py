@@ -251,10 +251,17 @@ def config_differences(configs: dict[str, ml_collections.ConfigDict]
 
 
 def run_comparison(configs: dict[str, ml_collections.ConfigDict], directory: str,
-                   num_seeds: int) -> list[dict]:
-  """Several configs side by side, each in DIR/<name>/; returns their studies."""
+                   num_seeds: int, overrides: dict[str, Any] | None = None) -> list[dict]:
+  """Several configs side by side, each in DIR/<name>/; returns their studies.
+
+  `overrides` are the command line's --config.KEY=VALUE settings, already
+  applied to every config; they are recorded in study_spec.json,
+  comparison.json and report.md so that a reader sees what the command changed.
+  """
+  overrides = json.loads(json.dumps(overrides or {}, default=list))
   spec = {'kind': 'comparison',
-          'configs': {name: _config_values(c) for name, c in configs.items()}}
+          'configs': {name: _config_values(c) for name, c in configs.items()},
+          'overrides': overrides}
   check_study_dir(directory, spec)
   write_spec(directory, spec)
   start = time.perf_counter()
@@ -264,12 +271,13 @@ def run_comparison(configs: dict[str, ml_collections.ConfigDict], directory: str
   loop.write_json(os.path.join(directory, 'comparison.json'), {
       'names': list(configs),
       'num_seeds': num_seeds,
+      'overrides': overrides,
       'wall_seconds': wall_seconds,
       'studies': [{k: v for k, v in s.items() if k != 'runs'} for s in studies],
   })
   report.write_comparison_report(
       directory, [(s['name'], s, s['runs']) for s in studies], wall_seconds,
-      differences=config_differences(configs))
+      differences=config_differences(configs), overrides=overrides)
   return studies
 
 
