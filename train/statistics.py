@@ -401,7 +401,8 @@ def _median_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarr
 
 
 def median_difference_ci(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE,
-                         seed: int = 0) -> list[float | None]:
+                         seed: int = 0,
+                         num_resamples: int = _BOOTSTRAP_RESAMPLES) -> list[float | None]:
   """Two-sample percentile bootstrap interval of median(a) - median(b).
 
   Each resample draws len(a) runs from `a` and len(b) from `b`
@@ -415,7 +416,7 @@ def median_difference_ci(a: np.ndarray, b: np.ndarray, confidence: float = CONFI
   with warnings.catch_warnings():
     warnings.simplefilter('ignore')  # "degenerate": a zero-width interval is right.
     ci = stats.bootstrap((a, b), _median_difference, vectorized=True,
-                         n_resamples=_BOOTSTRAP_RESAMPLES, method='percentile',
+                         n_resamples=num_resamples, method='percentile',
                          confidence_level=confidence, rng=seed).confidence_interval
   return [_none_if_nan(ci.low), _none_if_nan(ci.high)]
 
