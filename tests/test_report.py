@@ -126,6 +126,8 @@ def test_comparison_report(tmp_path):
   assert '| [lars](lars/report.md) | 3 / 5 | 76.10% | 78.10% |' in text
   # Offset -1%: only seed 2 (.76) reaches .759.
   assert '| nesterov_config_b | 1 / 5 | 75.10% | 77.10% | — | — | — |' in text
+  # The Kaplan-Meier median in the last column: 3 of 5 reach the target at step 2,400.
+  assert '| [lars](lars/report.md) | 3 / 5 | 76.10% | 78.10% | 2,400 | 720 | — | 2,400 |' in text
 
 
 def test_comparison_table_is_fixed_width():
