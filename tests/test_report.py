@@ -66,7 +66,8 @@ def test_study_report(tmp_path):
 
   assert path == str(tmp_path / 'report.md')
   text = open(path).read()
-  _assert_links_exist(path, {'final_accuracy.png', 'eval_curves.png', 'learning_rate.png'})
+  _assert_links_exist(path, {'final_accuracy.png', 'eval_curves.png', 'learning_rate.png',
+                             'time_to_target.png'})
   assert text.startswith('# Study: nesterov_b')
   assert '| optimizer | nesterov |' in text and '| lr.peak | 7.5 |' in text
   assert '| Runs that reached the target (75.90%) | 3 / 5 |' in text
@@ -79,13 +80,18 @@ def test_study_report(tmp_path):
   assert '| 4 | 76.50% | yes | 2,400 | 720 s (12.0 min) | success |' in text
   # The first 5 runs, seeds 1 and 3 unreached: no MLPerf score.
   assert re.search(r"\| MLPerf score [^|]*\| — \|", text)
+  # 3 of 5: the exact binomial interval is 14.7% to 94.7%.
+  assert '| Fraction that reached it, 95% interval (exact binomial) | 60% (15% – 95%) |' in text
+  # Kaplan-Meier: all 5 at risk at step 2,400, 3 reach the target there, 2 are censored.
+  assert 'Median time to target, Kaplan-Meier: **2,400 steps (61.15 epochs)**' in text
+  assert re.search(r'\| 2,400 \| 61\.1 \| 5 \| 3 \| 2 \| 60% \| \d+% – \d+% \|', text)
 
 
 def test_study_report_without_schedule_and_with_a_diverged_run(tmp_path):
   runs = _runs()[:4] + [_run(7, None, status='diverged')]
   path = report.write_study_report(str(tmp_path), 'lars', statistics.summarize(runs), runs,
                                    None, 100.0, {})
-  _assert_links_exist(path, {'final_accuracy.png', 'eval_curves.png'})
+  _assert_links_exist(path, {'final_accuracy.png', 'eval_curves.png', 'time_to_target.png'})
   assert not (tmp_path / 'learning_rate.png').exists()
   text = open(path).read()
   assert '| 7 | — | no | not reached | not reached | diverged |' in text
@@ -103,12 +109,25 @@ def test_comparison_report(tmp_path):
   (tmp_path / 'cmp' / 'lars').mkdir(parents=True)
   (tmp_path / 'cmp' / 'lars' / 'report.md').write_text('# Study: lars\n')
   path = report.write_comparison_report(str(tmp_path / 'cmp'), studies, 9000.0)
-  _assert_links_exist(path, {'comparison.png', 'comparison_curves.png'})
+  _assert_links_exist(path, {'comparison.png', 'comparison_curves.png', 'time_to_target.png'})
   text = open(path).read()
+  pair = statistics.compare_studies([(name, runs) for name, _, runs in studies])[0]
+  # The verdict in words, with the numbers of the pairwise comparison.
+  assert report.pairwise_verdict(pair) in text
+  assert ('**No evidence that the final accuracies of lars and nesterov_config_b differ** '
+          f"(Mann-Whitney p = {pair['mann_whitney_p']:.2f})") in text
+  low, high = pair['difference_in_median_final_accuracy_ci95']
+  assert f'is {100 * low:+.1f} to {100 * high:+.1f} points' in text
+  assert (f"about {pair['seeds_per_config_for_80_percent_power']} seeds per config would "
+          'detect a difference of this size (+1.0 points)') in text
+  assert 'lars reached the target in 3 of 5 runs, nesterov_config_b in 1 of 5' in text
+  assert '| lars − nesterov_config_b | +1.0 |' in text
   # The study that has a report of its own links to it.
   assert '| [lars](lars/report.md) | 3 / 5 | 76.10% | 78.10% |' in text
   # Offset -1%: only seed 2 (.76) reaches .759.
   assert '| nesterov_config_b | 1 / 5 | 75.10% | 77.10% | — | — | — |' in text
+  # The Kaplan-Meier median in the last column: 3 of 5 reach the target at step 2,400.
+  assert '| [lars](lars/report.md) | 3 / 5 | 76.10% | 78.10% | 2,400 | 720 | — | 2,400 |' in text
 
 
 def test_comparison_table_is_fixed_width():
@@ -148,3 +167,62 @@ def test_search_report_ranks_trials(tmp_path):
     ((2000.0, 2200.5), '2,000 – 2,200.5')])
 def test_number_range(pair, expected):
   assert report._number_range(pair) == expected
+
+
+def _pair(**changes) -> dict:
+  pair = {
+      'a': 'lars', 'b': 'nesterov', 'num_runs': [5, 5],
+      'difference_in_median_final_accuracy': -0.026,
+      'difference_in_median_final_accuracy_ci95': [-0.081, 0.042],
+      'mann_whitney_p': 0.41, 'wilcoxon_p': None, 'paired_seeds': None,
+      'reached_target': [[3, 5], [5, 5]], 'fisher_exact_p': 0.44, 'logrank_p': 0.13,
+      'logrank_time_unit': 'epochs', 'seeds_per_config_for_80_percent_power': 60,
+      'power_by_seeds_per_config': {}, 'reasons': {'wilcoxon_p': 'the configs were not run '
+                                                   'with the same seeds'},
+  }
+  pair.update(changes)
+  for key in statistics.P_VALUE_KEYS:
+    pair.setdefault(f'{key}_holm', pair[key])
+  return pair
+
+
+def test_pairwise_verdict_in_words():
+  text = report.pairwise_verdict(_pair())
+  assert text.startswith('**No evidence that the final accuracies of lars and nesterov differ** '
+                         '(Mann-Whitney p = 0.41); the 95% interval of the difference in median '
+                         'final accuracy (lars − nesterov) is -8.1 to +4.2 points; about 60 seeds '
+                         'per config would detect a difference of this size (-2.6 points)')
+  assert 'No paired test (the configs were not run with the same seeds).' in text
+  assert 'no evidence that the hit rates differ (Fisher exact p = 0.44)' in text
+  assert 'no evidence that the times to target differ' in text and 'p = 0.13' in text
+
+  significant = report.pairwise_verdict(_pair(
+      mann_whitney_p=0.0004, wilcoxon_p=0.03, paired_seeds=[0, 1, 2, 3, 4], reasons={},
+      seeds_per_config_for_80_percent_power=None))
+  assert ('**The final accuracies of lars and nesterov differ** (Mann-Whitney p < 0.001): '
+          "nesterov's median is 2.6 points above lars's") in significant
+  assert 'Wilcoxon signed-rank p = 0.03' in significant and 'seeds 0–4' in significant
+
+  more = report.pairwise_verdict(_pair(
+      seeds_per_config_for_80_percent_power=None,
+      reasons={'seeds_per_config_for_80_percent_power': 'more than 200 (power 0.31 at 200)'}))
+  assert 'more than 200 seeds per config would be needed' in more
+
+  adjusted = report.pairwise_verdict(_pair(mann_whitney_p=0.02, mann_whitney_p_holm=0.06),
+                                     adjusted=True)
+  assert 'No evidence' in adjusted and 'p = 0.06' in adjusted and 'Holm' in adjusted
+
+  undefined = report.pairwise_verdict(_pair(
+      mann_whitney_p=None, difference_in_median_final_accuracy=None,
+      difference_in_median_final_accuracy_ci95=[None, None], logrank_p=None,
+      seeds_per_config_for_80_percent_power=None,
+      reasons={'mann_whitney_p': 'a config has no runs', 'logrank_p': 'no run reached it'}))
+  assert 'cannot be compared (a config has no runs)' in undefined
+  assert 'the times to target cannot be compared (no run reached it)' in undefined
+
+
+def test_comparison_report_of_three_configs_adjusts_p_values(tmp_path):
+  studies = _studies() + [('third', statistics.summarize(_runs(0.005)), _runs(0.005))]
+  text = open(report.write_comparison_report(str(tmp_path), studies, 1.0)).read()
+  assert text.count('(p-values adjusted for the comparisons of every pair, Holm.)') == 3
+  assert 'Mann-Whitney p (Holm-adjusted)' in text

@@ -202,6 +202,27 @@ def test_search_runs_trials_and_ranks_them(data_dir, tmp_path):
   assert 'trial_0' in (tmp_path / 'report.md').read_text()
 
 
+def test_comparison_statistics_of_fake_studies():
+  """comparison.json's pairwise entries, without training: plain JSON with a verdict."""
+  def runs(accuracies):
+    return [{'seed': i, 'status': 'success', 'reached_target': a >= 0.7,
+             'steps_to_target': 300 if a >= 0.7 else None, 'final_eval_accuracy': a,
+             'num_train_steps': 400,
+             'evals': [{'step': 400, 'epoch': 5.0, 'accuracy': a}]}
+            for i, a in enumerate(accuracies)]
+  studies = [{'name': 'lars', 'runs': runs([0.669, 0.684, 0.783, 0.705, 0.771])},
+             {'name': 'nesterov', 'runs': runs([0.751, 0.763, 0.750, 0.741, 0.709])},
+             {'name': 'sgd', 'runs': runs([0.60, 0.61, 0.62, 0.63, 0.64])}]
+  pairwise = study.comparison_statistics(studies)
+  json.dumps(pairwise, allow_nan=False)
+  assert [(p['a'], p['b']) for p in pairwise] == [('lars', 'nesterov'), ('lars', 'sgd'),
+                                                 ('nesterov', 'sgd')]
+  assert all('Holm' in p['verdict'] for p in pairwise)
+  assert pairwise[0]['verdict'].startswith('**No evidence that the final accuracies of lars '
+                                           'and nesterov differ**')
+  assert study.comparison_statistics(studies[:2])[0]['verdict'].count('Holm') == 0
+
+
 # The command line.
 
 def _main(args, **kwargs):
@@ -241,6 +262,14 @@ def test_comparison_killed_between_seeds_resumes_from_the_command_line(data_dir,
   with open(os.path.join(workdir, 'comparison.json')) as f:
     comparison = json.load(f)
   assert comparison['names'] == ['embedded_lars', 'embedded_nesterov']
+  # The pair compared: same seeds on both sides, so the Wilcoxon test is paired by seed.
+  [pair] = comparison['pairwise']
+  assert (pair['a'], pair['b'], pair['paired_seeds']) == ('embedded_lars', 'embedded_nesterov',
+                                                          [0, 1])
+  for key in ('difference_in_median_final_accuracy', 'difference_in_median_final_accuracy_ci95',
+              'mann_whitney_p', 'wilcoxon_p', 'fisher_exact_p', 'logrank_p',
+              'seeds_per_config_for_80_percent_power', 'mann_whitney_p_holm', 'verdict'):
+    assert key in pair, key
   studies = {s['name']: s for s in comparison['studies']}
   assert [s['num_runs'] for s in studies.values()] == [2, 2]
   ran_before_kill = 4 - sum(s['num_runs_this_invocation'] for s in studies.values())
@@ -255,8 +284,12 @@ def test_comparison_killed_between_seeds_resumes_from_the_command_line(data_dir,
       assert saved['seed'] == seed
     assert os.path.exists(os.path.join(workdir, name, 'study.json'))
   assert os.path.exists(os.path.join(workdir, 'comparison.png'))
+  assert os.path.exists(os.path.join(workdir, 'time_to_target.png'))
+  for s in studies.values():
+    assert len(s['reached_target_ci95']) == 2 and 'median_steps' in s['time_to_target']
   with open(os.path.join(workdir, 'report.md')) as f:
     text = f.read()
+  assert pair['verdict'] in text
   # The report names what differs between the configs, and not the shared overrides
   # (those have a section of their own, as in the spec and comparison.json).
   differs = text.partition('## What differs')[2].partition('## ')[0]

@@ -7,8 +7,13 @@ dashed target line (its Figure 4; boxes are quartiles, whiskers min and max) and
 the learning-rate schedule against the step (its Figure 1); the comparison table
 has the columns of its Table 2.
 
-matplotlib only, through `Figure` objects without pyplot's global state, so that
-the study runner can import this without JAX, TensorFlow or a display.
+A comparison also says, per pair of configs, whether they differ
+(`statistics.compare_studies`, in plain words by `pairwise_verdict`) and overlays
+their Kaplan-Meier curves of the time to target.
+
+matplotlib and train/statistics only, through `Figure` objects without pyplot's
+global state, so that the study runner can import this without JAX, TensorFlow
+or a display.
 """
 
 from collections.abc import Sequence
@@ -21,7 +26,10 @@ from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 import numpy as np
+
+from train import statistics
 
 _DPI = 120
 _RC = {
@@ -402,6 +410,56 @@ def _plot_search_axes(path: str, axes: Sequence[str], ranked: Sequence[dict]) ->
     _save(fig, path)
 
 
+def _survival_curve(time_to_target: dict,
+                    end: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """Steps, fraction reached and band of a Kaplan-Meier table, from (0, 0) to `end`.
+
+  The last level is drawn on to `end`, so that a curve whose last step is the
+  end of the budget shows its final level rather than a bare vertical jump.
+  """
+  steps = np.array([0.0, *time_to_target['steps'], end])
+  fraction = np.array([0.0, *time_to_target['fraction_reached']])
+  band = [(0.0, 0.0)] + [tuple(np.nan if v is None else v for v in pair)
+                         for pair in time_to_target['fraction_reached_ci95']]
+  fraction = np.append(fraction, fraction[-1])
+  band.append(band[-1])
+  low, high = (np.array(side, dtype=float) for side in zip(*band))
+  return steps, fraction, low, high
+
+
+def _plot_time_to_target(path: str, title: str,
+                         curves: Sequence[tuple[str, dict]]) -> None:
+  """Kaplan-Meier curves: the fraction of runs that reached the target by each step."""
+  colors = _config_colors(len(curves))
+  end = 1.04 * max((max(ttt['steps'], default=0.0) for _, ttt in curves), default=0.0) or 1.0
+  with matplotlib.rc_context(_RC):
+    fig = Figure(figsize=(8, 5), layout='constrained')
+    ax = fig.add_subplot()
+    for (name, ttt), color in zip(curves, colors):
+      steps, fraction, low, high = _survival_curve(ttt, end)
+      median = ttt.get('median_steps')
+      label = (f"{name}: {ttt['num_events']} of {ttt['num_runs']} reached it, median "
+               f"{_number(median) if _finite(median) else 'not reached'}")
+      ax.step(steps, fraction, where='post', color=color, linewidth=2, label=label)
+      ax.fill_between(steps, low, high, step='post', color=color, alpha=0.18, linewidth=0)
+      censored = [t for t, c in zip(ttt['steps'], ttt['num_censored']) if c]
+      censored_at = [f for t, f, c in zip(ttt['steps'], ttt['fraction_reached'],
+                                          ttt['num_censored']) if c]
+      ax.plot(censored, censored_at, '|', color=color, markersize=12, markeredgewidth=2)
+    ax.axhline(0.5, color='gray', linestyle=':', linewidth=1)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(0, end)
+    ax.set_xlabel('training step')
+    ax.set_ylabel('fraction of runs that reached the target')
+    ax.set_title(title)
+    handles = ax.get_legend_handles_labels()[0] + [
+        Line2D([], [], marker='|', linestyle='', color='gray', markersize=12,
+               markeredgewidth=2, label='censored (missed the target)'),
+        Patch(color='gray', alpha=0.25, label='95% band (log-log)')]
+    ax.legend(handles=handles, loc='upper left')
+    _save(fig, path)
+
+
 # ---------------------------------------------------------------------------
 # Reports.
 
@@ -410,6 +468,7 @@ def _results_tables(summary: dict) -> str:
   target = summary.get('target_accuracy')
   counts = _markdown_table(['Result', 'Value'], [
       [f'Runs that reached the target ({_percent(target)})', _reached(summary)],
+      ['Fraction that reached it, 95% interval (exact binomial)', _hit_rate(summary)],
       ['Diverged runs (NaN or infinite loss)', str(summary.get('num_diverged', 0))],
       ['Resumed runs (their times include the interruptions)',
        str(summary.get('num_resumed', 0))],
@@ -441,6 +500,54 @@ def _results_tables(summary: dict) -> str:
           f'{_INFINITE} the open end of a range. '
           'The interval is a percentile bootstrap of the median (10,000 resamples).')
   return f'{counts}\n\n{medians}\n\n{note}'
+
+
+def _hit_rate(summary: dict) -> str:
+  if not summary['num_runs']:
+    return _MISSING
+  low, high = summary.get('reached_target_ci95', (None, None))
+  rate = summary['num_reached_target'] / summary['num_runs']
+  return f'{100 * rate:.0f}% ({100 * low:.0f}% – {100 * high:.0f}%)'
+
+
+def _fraction_band(pair: Sequence[float | None]) -> str:
+  low, high = pair
+  if not (_finite(low) and _finite(high)):
+    return _MISSING
+  return f'{100 * low:.0f}% – {100 * high:.0f}%'
+
+
+def _time_to_target_section(summary: dict) -> str:
+  """The Kaplan-Meier table of the time to target and its median, with what they mean."""
+  ttt = summary['time_to_target']
+  if ttt['median_steps'] is not None:
+    epochs = ttt['median_epochs']
+    median = (f"{_number(ttt['median_steps'])} steps"
+              + (f' ({epochs:.2f} epochs)' if _finite(epochs) else ''))
+  else:
+    median = f"none ({ttt['median_reason']})"
+  epochs = ttt['epochs'] or [None] * len(ttt['steps'])
+  rows = [[_number(step), _number(None if epoch is None else round(epoch, 2)), str(at_risk),
+           str(reached), str(censored), f'{100 * fraction:.0f}%', _fraction_band(band)]
+          for step, epoch, at_risk, reached, censored, fraction, band in zip(
+              ttt['steps'], epochs, ttt['num_at_risk'], ttt['num_reached'],
+              ttt['num_censored'], ttt['fraction_reached'], ttt['fraction_reached_ci95'])]
+  table = _markdown_table(['Step', 'Epoch', 'At risk', 'Reached the target here',
+                           'Censored here', 'Fraction reached by this step',
+                           '95% band'], rows)
+  return '\n\n'.join([
+      f'Median time to target, Kaplan-Meier: **{median}**.',
+      table,
+      'Time to target as survival data: a run that missed the target is censored at its '
+      'last eval (a diverged run at the end of its budget, since it can no longer reach '
+      'it): it counts as "not reached by then", not as infinitely slow. The fraction is '
+      "the Kaplan-Meier estimate (`scipy.stats.ecdf`) with a pointwise log-log band "
+      f'({_MISSING} where the band is undefined, e.g. once every run still at risk has '
+      'reached the target). The "median steps to target" of the results table keeps the '
+      "paper's and MLPerf's convention (a missed run is infinitely slow); when every "
+      'missed run trained to the end of the budget, the two medians differ only in that '
+      'this one is always an eval step.',
+  ])
 
 
 def _status(run: dict) -> str:
@@ -516,13 +623,16 @@ def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
       to leave the MLPerf section out.
 
   Returns:
-    The path of report.md; final_accuracy.png, eval_curves.png and (with a
-    schedule) learning_rate.png lie next to it.
+    The path of report.md; final_accuracy.png, eval_curves.png,
+    time_to_target.png and (with a schedule) learning_rate.png lie next to it.
   """
   os.makedirs(out_dir, exist_ok=True)
   target = summary.get('target_accuracy')
   _plot_final_accuracy(os.path.join(out_dir, 'final_accuracy.png'), name, runs, target)
   _plot_eval_curves(os.path.join(out_dir, 'eval_curves.png'), name, runs, target)
+  _plot_time_to_target(os.path.join(out_dir, 'time_to_target.png'),
+                       f'{name}: fraction of runs that reached the target',
+                       [(name, summary['time_to_target'])])
   plots = ['![Final eval accuracy of each seed, box plot](final_accuracy.png)',
            '![Eval accuracy against training step, one line per seed](eval_curves.png)']
   if learning_rate is not None:
@@ -536,6 +646,9 @@ def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
       f'{_percent(target)}.',
       '## Configuration', config_table,
       '## Results', _results_tables(summary),
+      '## Time to target', _time_to_target_section(summary),
+      '![Fraction of runs that reached the target against step, Kaplan-Meier, with its '
+      '95% band](time_to_target.png)',
       '## Time', _time_table(wall_seconds, runs),
       *([] if mlperf is None else ['## MLPerf', _mlperf_section(mlperf, summary)]),
       '## Plots', *plots,
@@ -556,11 +669,12 @@ def _comparison_rows(studies: Sequence[Study],
   """Header and rows of the comparison table; names linked to studies in `out_dir`."""
   header = ['Config', 'Reached target / runs', 'Median final test accuracy',
             'Median train accuracy', 'Median steps to target', 'Median seconds to target',
-            'MLPerf score (s)']
+            'MLPerf score (s)', 'Kaplan-Meier median steps to target']
   rows = [[_link_to_report(out_dir, name, name) if out_dir else name, _reached(s),
            _percent(s['median_final_accuracy']), _percent(s['median_final_train_accuracy']),
            _number(s['median_steps_to_target']), _number(s['median_seconds_to_target']),
-           _number(s['mlperf_score_seconds'])]
+           _number(s['mlperf_score_seconds']),
+           _number((s.get('time_to_target') or {}).get('median_steps'))]
           for name, s, _ in studies]
   return header, rows
 
@@ -594,9 +708,156 @@ def _overrides_section(overrides: dict[str, Any]) -> str:
   return f'Applied to every configuration from the command line: {flags}.'
 
 
+def _p(value: float | None) -> str:
+  """A p-value as a reader wants it: two significant digits, small ones bounded."""
+  if value is None:
+    return _MISSING
+  if value < 0.001:
+    return '< 0.001'
+  return f'{value:.2g}' if value < 0.1 else f'{value:.2f}'
+
+
+def _p_text(value: float) -> str:
+  formatted = _p(value)
+  return f'p {formatted}' if formatted.startswith('<') else f'p = {formatted}'
+
+
+def _points(value: float) -> str:
+  """A difference of accuracies (fractions) in percentage points, signed."""
+  return f'{100 * value:+.1f}'
+
+
+def _seeds_needed(pair: dict) -> str:
+  needed = pair['seeds_per_config_for_80_percent_power']
+  if needed is not None:
+    return str(needed)
+  return pair['reasons'].get('seeds_per_config_for_80_percent_power', _MISSING)
+
+
+def _accuracy_verdict(pair: dict, p_key: str) -> str:
+  a, b, p = pair['a'], pair['b'], pair[p_key]
+  if p is None:
+    return f"The final accuracies cannot be compared ({pair['reasons'].get('mann_whitney_p')})."
+  difference = pair['difference_in_median_final_accuracy']
+  if p >= statistics.SIGNIFICANCE_LEVEL:
+    words = (f'**No evidence that the final accuracies of {a} and {b} differ** '
+             f'(Mann-Whitney {_p_text(p)})')
+  else:
+    higher, lower = (a, b) if difference >= 0 else (b, a)
+    words = (f'**The final accuracies of {a} and {b} differ** (Mann-Whitney {_p_text(p)}): '
+             f"{higher}'s median is {abs(100 * difference):.1f} points above {lower}'s")
+  low, high = pair['difference_in_median_final_accuracy_ci95']
+  if low is not None:
+    words += (f'; the 95% interval of the difference in median final accuracy ({a} − {b}) '
+              f'is {_points(low)} to {_points(high)} points')
+  needed = pair['seeds_per_config_for_80_percent_power']
+  if needed is not None:
+    words += (f'; about {needed} seeds per config would detect a difference of this size '
+              f'({_points(difference)} points) 80% of the time at the 5% level')
+  elif 'more than' in pair['reasons'].get('seeds_per_config_for_80_percent_power', ''):
+    words += (f'; more than {statistics.POWER_GRID[-1]} seeds per config would be needed to '
+              f'detect a difference of this size ({_points(difference)} points) 80% of the time')
+  return words + '.'
+
+
+def _paired_verdict(pair: dict, p_key: str) -> str:
+  if pair[p_key] is None:
+    reason = pair['reasons'].get('wilcoxon_p')
+    return f'No paired test ({reason}).' if reason else ''
+  seeds = pair['paired_seeds']
+  return (f'Paired by seed (seeds {seeds[0]}–{seeds[-1]}, same initialisation and data '
+          f'order on both sides): Wilcoxon signed-rank {_p_text(pair[p_key])}.')
+
+
+def _target_verdict(pair: dict, fisher_key: str, logrank_key: str) -> str:
+  (reached_a, runs_a), (reached_b, runs_b) = pair['reached_target']
+  hits = f"{pair['a']} reached the target in {reached_a} of {runs_a} runs, {pair['b']} in " \
+         f'{reached_b} of {runs_b}'
+  fisher = pair[fisher_key]
+  if fisher is None:
+    return f'{hits}.'
+  differ = ('the hit rates differ' if fisher < statistics.SIGNIFICANCE_LEVEL
+            else 'no evidence that the hit rates differ')
+  words = f'{hits}: {differ} (Fisher exact {_p_text(fisher)})'
+  logrank = pair[logrank_key]
+  if logrank is None:
+    words += f"; the times to target cannot be compared ({pair['reasons'].get('logrank_p')})"
+  else:
+    differ = ('the times to target differ' if logrank < statistics.SIGNIFICANCE_LEVEL
+              else 'no evidence that the times to target differ')
+    words += (f'; {differ}, counting a run that missed as censored (log-rank '
+              f'{_p_text(logrank)})')
+  return words + '.'
+
+
+def pairwise_verdict(pair: dict, adjusted: bool = False) -> str:
+  """The verdict on one pair of configs in plain words, with the numbers behind it.
+
+  Args:
+    pair: an entry of `statistics.compare_studies`.
+    adjusted: use the Holm-adjusted p-values (with more than two configs).
+
+  Returns:
+    A paragraph: do the final accuracies differ, how large is the difference,
+    how many seeds would settle it; do the hit rates and times to target differ.
+  """
+  suffix = '_holm' if adjusted else ''
+  parts = [_accuracy_verdict(pair, f'mann_whitney_p{suffix}'),
+           _paired_verdict(pair, f'wilcoxon_p{suffix}'),
+           _target_verdict(pair, f'fisher_exact_p{suffix}', f'logrank_p{suffix}')]
+  if adjusted:
+    parts.append('(p-values adjusted for the comparisons of every pair, Holm.)')
+  return ' '.join(part for part in parts if part)
+
+
+def _pairwise_table(pairs: Sequence[dict], adjusted: bool) -> str:
+  def p(pair: dict, key: str) -> str:
+    return f'{_p(pair[key])} ({_p(pair[key + "_holm"])})' if adjusted else _p(pair[key])
+
+  def interval(pair: dict) -> str:
+    low, high = pair['difference_in_median_final_accuracy_ci95']
+    return _MISSING if low is None else f'{_points(low)} to {_points(high)}'
+
+  rows = [[f"{pair['a']} − {pair['b']}",
+           _points(pair['difference_in_median_final_accuracy'])
+           if pair['difference_in_median_final_accuracy'] is not None else _MISSING,
+           interval(pair), p(pair, 'mann_whitney_p'), p(pair, 'wilcoxon_p'),
+           ' vs '.join(f'{r} / {n}' for r, n in pair['reached_target']),
+           p(pair, 'fisher_exact_p'), p(pair, 'logrank_p'), _seeds_needed(pair)]
+          for pair in pairs]
+  note = ' (Holm-adjusted)' if adjusted else ''
+  return _markdown_table(
+      ['Pair (a − b)', 'Difference in median final accuracy (points)', '95% CI (bootstrap)',
+       f'Mann-Whitney p{note}', f'Wilcoxon p, paired by seed{note}', 'Reached target',
+       f'Fisher exact p{note}', f'Log-rank p{note}', 'Seeds per config for 80% power'],
+      rows)
+
+
+def _pairwise_section(pairs: Sequence[dict]) -> str:
+  adjusted = len({name for pair in pairs for name in (pair['a'], pair['b'])}) > 2
+  verdicts = [pairwise_verdict(pair, adjusted) for pair in pairs]
+  how = ('Final accuracies: the difference of the medians with a two-sample percentile '
+         'bootstrap interval (9,999 resamples), the Mann-Whitney U test and, when both '
+         'configs ran the same seeds, the Wilcoxon signed-rank test on the per-seed '
+         'differences; a run without a final accuracy (diverged) counts as 0%. Reaching the '
+         "target: Fisher's exact test on reached / missed. Time to target: the log-rank "
+         'test, a missed run censored as in the studies. Seeds per config for 80% power: '
+         "the smallest number of seeds on the grid "
+         f"{', '.join(str(n) for n in statistics.POWER_GRID)} at which Mann-Whitney at the "
+         "5% level rejects in 80% of 1,000 resamples drawn from each config's observed "
+         'final accuracies; it is only as good as those runs are representative. All from '
+         '`scipy.stats`.')
+  if adjusted:
+    how += (' With more than two configs, each p-value is also given adjusted for the '
+            'comparisons of every pair (Holm), in parentheses; the verdicts use the '
+            'adjusted ones.')
+  return '\n\n'.join([*verdicts, _pairwise_table(pairs, adjusted), how])
+
+
 def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: float,
                             differences: dict[str, dict[str, Any]] | None = None,
-                            overrides: dict[str, Any] | None = None) -> str:
+                            overrides: dict[str, Any] | None = None,
+                            pairwise: list[dict] | None = None) -> str:
   """Writes `out_dir/report.md` with comparison.png and comparison_curves.png.
 
   Args:
@@ -607,11 +868,18 @@ def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: fl
       configurations differ and its values (seeds excluded); shown as a table.
     overrides: the command line's --config.KEY=VALUE settings, applied to
       every configuration.
+    pairwise: `statistics.compare_studies` of the studies, or None to compute it.
 
   Returns:
-    The path of report.md.
+    The path of report.md; comparison.png, comparison_curves.png and
+    time_to_target.png (every config's Kaplan-Meier curve) lie next to it.
   """
   os.makedirs(out_dir, exist_ok=True)
+  if pairwise is None:
+    pairwise = statistics.compare_studies([(name, runs) for name, _, runs in studies])
+  _plot_time_to_target(os.path.join(out_dir, 'time_to_target.png'),
+                       'Fraction of runs that reached the target',
+                       [(name, s['time_to_target']) for name, s, _ in studies])
   _plot_comparison(os.path.join(out_dir, 'comparison.png'), studies)
   _plot_comparison_curves(os.path.join(out_dir, 'comparison_curves.png'), studies)
   targets = ', '.join(_percent(t) for t in _distinct_targets(studies)) or _MISSING
@@ -620,9 +888,11 @@ def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: fl
       f'# Comparison of {len(studies)} configurations',
       f'Target eval accuracy {targets}. "Test" accuracy is the accuracy on the validation '
       'split, as the paper calls it; train accuracy is on the last logged training batch. '
-      'Medians count a run that never reached the target as infinitely slow; the MLPerf score '
-      "is the olympic mean of the first 5 runs' seconds to target.",
+      'Medians count a run that never reached the target as infinitely slow (the paper\'s and '
+      "MLPerf's convention); the Kaplan-Meier median censors it at its last eval instead. The "
+      "MLPerf score is the olympic mean of the first 5 runs' seconds to target.",
       _markdown_table(*_comparison_rows(studies, out_dir)),
+      *(['## Do they differ?', _pairwise_section(pairwise)] if pairwise else []),
       *(['## What differs', _differences_table(differences)] if differences else []),
       '## Command-line overrides', _overrides_section(overrides or {}),
       '## Time', _time_table(wall_seconds, all_runs, 'Comparison'),
@@ -630,6 +900,8 @@ def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: fl
       '![Final eval accuracy of each configuration, box plots](comparison.png)',
       '![Eval accuracy against training step, one colour per configuration]'
       '(comparison_curves.png)',
+      '![Fraction of runs that reached the target against step, Kaplan-Meier, one curve '
+      'and 95% band per configuration](time_to_target.png)',
   ])
   return _write(os.path.join(out_dir, 'report.md'), text)
 

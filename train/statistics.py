@@ -1,4 +1,4 @@
-"""Statistics of a study: many seeded runs of one configuration.
+"""Statistics of a study (many seeded runs of one configuration) and of comparisons.
 
 The paper (Nado et al., "A Large Batch Optimizer Reality Check") reports medians
 over 50 seeds; MLPerf scores a submission by an olympic mean of 5 runs. Times and
@@ -8,20 +8,45 @@ long as 3 of them reached the target. Accuracies are "higher is better": a run
 without a value (e.g. one that diverged before it was evaluated) counts as the
 worst, minus infinity.
 
-Every statistic that would be infinite is returned as None, so that a summary is
-plain JSON (no inf, no NaN). numpy only: the study runner and the report writer
-import this without JAX or TensorFlow.
+Time to target is also treated as survival data (`time_to_target`): a run that
+has not reached the target is censored, and the Kaplan-Meier estimate gives the
+fraction of runs that reached it by each step. Comparisons of two configs
+(`compare_pair`, `compare_studies`) test whether they differ, with scipy.stats
+for every test and interval.
+
+Every statistic that would be infinite or undefined is returned as None (with a
+reason where a reader needs one), so that a summary is plain JSON (no inf, no
+NaN). numpy and scipy only: the study runner and the report writer import this
+without JAX or TensorFlow.
 """
 
 from collections.abc import Sequence
+import itertools
 import math
+import warnings
 
 import numpy as np
+from scipy import stats
 
 # MLPerf Training (rules: "Benchmark Results") needs 5 runs for ResNet-50 and
 # drops at most one of them: `max_dropped_scores = 1` in the summarizer.
 MLPERF_RESNET_RUNS = 5
 _MLPERF_MAX_DROPPED_SCORES = 1
+
+# Confidence of every interval and level of every test.
+CONFIDENCE = 0.95
+SIGNIFICANCE_LEVEL = 0.05
+# Seeds per config at which the power of a comparison is estimated, and the
+# power it should reach; more seeds than the last is reported as "more than".
+POWER_GRID = (3, 5, 10, 15, 20, 30, 50, 75, 100, 150, 200)
+TARGET_POWER = 0.8
+# Resamples of the power estimate: its standard error at a power of 0.8 is
+# sqrt(0.8 * 0.2 / 1000) = 0.013, and a comparison of two configs takes ~0.2 s.
+_POWER_RESAMPLES = 1000
+_BOOTSTRAP_RESAMPLES = 9999
+# The Kaplan-Meier estimate is a product of floats: 1 - 0.5 may come out a hair
+# below one half.
+_HALF = 0.5 - 1e-9
 
 # summary name -> result.json key, and whether a missing value is the worst
 # possible "slowest" (+inf, times) or "least accurate" (-inf, accuracies).
@@ -183,6 +208,127 @@ def olympic_mean(seconds: Sequence[Value], num_runs: int = MLPERF_RESNET_RUNS) -
   return sum(countable) / len(countable)
 
 
+def _finite(value: Value) -> bool:
+  return value is not None and math.isfinite(value)
+
+
+def hit_rate_ci(num_reached: int, num_runs: int,
+                confidence: float = CONFIDENCE) -> list[float | None]:
+  """Clopper-Pearson ("exact") interval of the fraction of runs that reach the target.
+
+  Exact rather than Wilson: its coverage is at least `confidence` whatever the
+  true rate, where Wilson's can fall below it at a few seeds.
+
+  Returns:
+    [low, high] from `scipy.stats.binomtest(...).proportion_ci`; [None, None]
+    without runs.
+  """
+  if num_runs == 0:
+    return [None, None]
+  ci = stats.binomtest(num_reached, num_runs).proportion_ci(confidence, method='exact')
+  return [float(ci.low), float(ci.high)]
+
+
+def steps_per_epoch(runs: Sequence[dict]) -> float | None:
+  """Steps per epoch of a study's runs, read from an eval's step and epoch."""
+  for run in runs:
+    for record in run.get('evals') or []:
+      if record.get('step') and record.get('epoch'):
+        return record['step'] / record['epoch']
+  return None
+
+
+def survival_observation(run: dict) -> tuple[float, bool]:
+  """(step, reached): one run's time to target as right-censored survival data.
+
+  A run that reached the target is an event at the step of its first eval at
+  the target. A run that did not is censored: it had not reached the target by
+  that step, and nothing is known after it. For a run that trained to the end
+  that step is its last eval. A diverged run can never reach the target, so it
+  is censored at the end of its budget (`num_train_steps`) like a run that
+  trained to the end and missed; censoring it where it stopped would count it
+  as a run that might still have made it. A run with neither evals nor a budget
+  is censored at step 0 (it then tells the estimate nothing).
+  """
+  if run.get('reached_target') and _finite(run.get('steps_to_target')):
+    return float(run['steps_to_target']), True
+  evals = run.get('evals') or []
+  last_eval = float(evals[-1]['step']) if evals else 0.0
+  if run.get('status') == 'diverged' or run.get('diverged'):
+    return float(run.get('num_train_steps') or last_eval), False
+  return last_eval, False
+
+
+def _censored_data(observations: Sequence[tuple[float, bool]],
+                   scale: float = 1.0) -> stats.CensoredData:
+  times = np.array([t for t, _ in observations], dtype=float) / scale
+  reached = np.array([r for _, r in observations], dtype=bool)
+  return stats.CensoredData(uncensored=times[reached], right=times[~reached])
+
+
+def _none_if_nan(value: float) -> float | None:
+  return float(value) if math.isfinite(value) else None
+
+
+def time_to_target(runs: Sequence[dict], confidence: float = CONFIDENCE) -> dict:
+  """The Kaplan-Meier estimate of the fraction of runs that reached the target by each step.
+
+  Each run is an event or a censored observation (`survival_observation`); the
+  estimate and its pointwise band (log-log, which stays inside [0, 1]) are
+  `scipy.stats.ecdf` of the `CensoredData`. Unlike `median_steps_to_target`,
+  which counts a run that missed as infinitely slow (MLPerf's and the paper's
+  convention), a censored run here says only that the target was not reached by
+  the step where it was censored. When every unreached run trained to the end
+  the two medians agree, except that this one is always an eval step (no
+  average of the two middle runs).
+
+  Returns:
+    A plain-JSON dict: 'steps' (each step at which a run reached the target or
+    was censored), 'epochs' (the same in epochs, None without evals to convert
+    with), 'num_at_risk', 'num_reached', 'num_censored' (per step),
+    'fraction_reached' and 'fraction_reached_ci95' ([low, high] per step, None
+    where the band is undefined, e.g. once every run at risk has reached the
+    target), 'median_steps' and 'median_epochs' (the first step at which the
+    estimate reaches one half; None, with 'median_reason', when it never does),
+    'num_runs' and 'num_events'.
+  """
+  observations = [survival_observation(run) for run in runs]
+  result: dict = {
+      'num_runs': len(runs), 'num_events': sum(r for _, r in observations),
+      'steps': [], 'epochs': [], 'num_at_risk': [], 'num_reached': [], 'num_censored': [],
+      'fraction_reached': [], 'fraction_reached_ci95': [],
+      'median_steps': None, 'median_epochs': None, 'median_reason': None,
+  }
+  if not observations:
+    result['median_reason'] = 'no runs'
+    return result
+  cdf = stats.ecdf(_censored_data(observations)).cdf
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore')  # "undefined at some observations": None below.
+    band = cdf.confidence_interval(confidence, method='log-log')
+  times = np.array([t for t, _ in observations])
+  reached = np.array([r for _, r in observations])
+  steps = [float(t) for t in cdf.quantiles]
+  per_epoch = steps_per_epoch(runs)
+  result.update(
+      steps=steps,
+      epochs=None if per_epoch is None else [t / per_epoch for t in steps],
+      num_at_risk=[int(np.sum(times >= t)) for t in steps],
+      num_reached=[int(np.sum((times == t) & reached)) for t in steps],
+      num_censored=[int(np.sum((times == t) & ~reached)) for t in steps],
+      fraction_reached=[float(p) for p in cdf.probabilities],
+      fraction_reached_ci95=[[_none_if_nan(low), _none_if_nan(high)] for low, high in
+                             zip(band.low.probabilities, band.high.probabilities)])
+  half = np.flatnonzero(cdf.probabilities >= _HALF)
+  if len(half):
+    result['median_steps'] = steps[half[0]]
+    result['median_epochs'] = None if per_epoch is None else steps[half[0]] / per_epoch
+  else:
+    result['median_reason'] = (f'the estimate stays below one half (at most '
+                               f'{float(cdf.probabilities.max()):.2f})')
+  return result
+
+
 def _metric_statistics(name: str, values: Sequence[Value], missing: float) -> dict:
   """The median, quartiles and 95% bootstrap interval of one metric."""
   return {
@@ -208,8 +354,9 @@ def summarize(runs: Sequence[dict]) -> dict:
 
   Returns:
     A JSON-serialisable dict (None for anything infinite or undefined) with
-    'num_runs', 'num_reached_target', 'num_diverged', 'num_resumed', 'target_accuracy',
-    'mlperf_score_seconds' and, for each of final_accuracy, steps_to_target,
+    'num_runs', 'num_reached_target', 'reached_target_ci95' (`hit_rate_ci`),
+    'num_diverged', 'num_resumed', 'target_accuracy', 'mlperf_score_seconds',
+    'time_to_target' (the Kaplan-Meier estimate, `time_to_target`) and, for each of final_accuracy, steps_to_target,
     seconds_to_target, epochs_to_target and final_train_accuracy:
     'median_<name>', '<name>_quartiles' ([q1, q3]) and '<name>_ci95' ([low, high]).
 
@@ -223,8 +370,225 @@ def summarize(runs: Sequence[dict]) -> dict:
       'num_resumed': sum(bool(run.get('resumed')) for run in runs),
       'target_accuracy': _target_accuracy(runs),
   }
+  summary['reached_target_ci95'] = hit_rate_ci(summary['num_reached_target'], len(runs))
   for name, (key, missing) in _METRICS.items():
     summary.update(_metric_statistics(name, [run.get(key) for run in runs], missing))
   summary['mlperf_score_seconds'] = olympic_mean(
       [run.get('seconds_to_target') for run in runs[:MLPERF_RESNET_RUNS]])
+  summary['time_to_target'] = time_to_target(runs)
   return summary
+
+
+# ---------------------------------------------------------------------------
+# Comparisons of two or more configurations.
+
+# The p-values of a comparison that are adjusted for multiple comparisons.
+P_VALUE_KEYS = ('mann_whitney_p', 'wilcoxon_p', 'fisher_exact_p', 'logrank_p')
+
+
+def final_accuracies(runs: Sequence[dict]) -> np.ndarray:
+  """Final eval accuracies; a run without one (it diverged) counts as 0, the worst.
+
+  Comparisons need finite values (a bootstrap median of -inf and -inf is NaN);
+  a rank test gives the same p-value for 0 as for -inf.
+  """
+  return np.array([float(v) if _finite(v) else 0.0
+                   for v in (run.get('final_eval_accuracy') for run in runs)])
+
+
+def _median_difference(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+  return np.median(x, axis=axis) - np.median(y, axis=axis)
+
+
+def median_difference_ci(a: np.ndarray, b: np.ndarray, confidence: float = CONFIDENCE,
+                         seed: int = 0,
+                         num_resamples: int = _BOOTSTRAP_RESAMPLES) -> list[float | None]:
+  """Two-sample percentile bootstrap interval of median(a) - median(b).
+
+  Each resample draws len(a) runs from `a` and len(b) from `b`
+  (`scipy.stats.bootstrap`). Percentile rather than BCa: BCa is undefined
+  when the resampled medians barely vary (2 seeds, ties, equal accuracies),
+  which is common at the seed counts of a study. [None, None] with fewer than
+  2 runs on a side.
+  """
+  if min(len(a), len(b)) < 2:
+    return [None, None]
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore')  # "degenerate": a zero-width interval is right.
+    ci = stats.bootstrap((a, b), _median_difference, vectorized=True,
+                         n_resamples=num_resamples, method='percentile',
+                         confidence_level=confidence, rng=seed).confidence_interval
+  return [_none_if_nan(ci.low), _none_if_nan(ci.high)]
+
+
+def paired_seeds(runs_a: Sequence[dict], runs_b: Sequence[dict]) -> list[int] | None:
+  """The seeds of both sides, sorted, when they are the same set (else None).
+
+  In this harness a seed fixes the initialisation and the order of the data,
+  so runs with the same seed differ only by the configs' settings.
+  """
+  seeds_a = [run.get('seed') for run in runs_a]
+  seeds_b = [run.get('seed') for run in runs_b]
+  if (not seeds_a or None in seeds_a or len(set(seeds_a)) != len(seeds_a)
+      or sorted(seeds_a) != sorted(seeds_b)):
+    return None
+  return sorted(seeds_a)
+
+
+def seeds_for_power(a: np.ndarray, b: np.ndarray, seed: int = 0,
+                    grid: Sequence[int] = POWER_GRID,
+                    num_resamples: int = _POWER_RESAMPLES) -> tuple[int | None, dict[str, float]]:
+  """Seeds per config at which Mann-Whitney detects the difference 80% of the time.
+
+  The observed runs stand for each config's distribution of final accuracies:
+  for each n in `grid`, `num_resamples` pairs of samples of n runs are drawn
+  with replacement from `a` and from `b`, and the rate at which the two-sided
+  Mann-Whitney test (the verdict's test) rejects at the 5% level is the power
+  at n. The estimate is as good as the observed runs are representative: with
+  5 seeds a side it says "tens" or "hundreds", not 37.
+
+  Returns:
+    (the smallest n whose power is at least TARGET_POWER, or None when no n of
+    the grid reaches it; the power at each n tried, keyed by str(n)). The grid
+    stops at the first n that reaches the target power.
+  """
+  rng = np.random.default_rng(seed)
+  power: dict[str, float] = {}
+  for n in grid:
+    x = rng.choice(a, size=(num_resamples, n))
+    y = rng.choice(b, size=(num_resamples, n))
+    with warnings.catch_warnings(), np.errstate(all='ignore'):
+      warnings.simplefilter('ignore')
+      p = stats.mannwhitneyu(x, y, axis=1, alternative='two-sided').pvalue
+    power[str(n)] = float(np.mean(p < SIGNIFICANCE_LEVEL))  # NaN never rejects.
+    if power[str(n)] >= TARGET_POWER:
+      return n, power
+  return None, power
+
+
+def _p_value(value: float) -> float | None:
+  return _none_if_nan(float(value))
+
+
+def _logrank(runs_a: Sequence[dict], runs_b: Sequence[dict]) -> tuple[float | None, str]:
+  """Log-rank p-value of the times to target, and the unit of time it used.
+
+  In epochs when both sides have them, so that configs at different batch
+  sizes compare at equal amounts of data; at equal batch sizes epochs and
+  steps give the same p-value.
+  """
+  per_epoch_a, per_epoch_b = steps_per_epoch(runs_a), steps_per_epoch(runs_b)
+  if per_epoch_a and per_epoch_b:
+    scales, unit = (per_epoch_a, per_epoch_b), 'epochs'
+  else:
+    scales, unit = (1.0, 1.0), 'steps'
+  x, y = (_censored_data([survival_observation(run) for run in runs], scale)
+          for runs, scale in zip((runs_a, runs_b), scales))
+  with warnings.catch_warnings(), np.errstate(all='ignore'):
+    warnings.simplefilter('ignore')
+    return _p_value(stats.logrank(x, y).pvalue), unit
+
+
+def compare_pair(name_a: str, runs_a: Sequence[dict], name_b: str, runs_b: Sequence[dict],
+                 seed: int = 0) -> dict:
+  """Whether config a differs from config b: effect sizes, intervals, tests, power.
+
+  Args:
+    name_a, runs_a: one config's name and result.json dicts.
+    name_b, runs_b: the other's.
+    seed: seed of the bootstrap and the power resampling.
+
+  Returns:
+    A plain-JSON dict; differences are a minus b, in accuracy units (0.01 is
+    one point). Any statistic that is undefined is None and 'reasons' says why.
+  """
+  a, b = final_accuracies(runs_a), final_accuracies(runs_b)
+  reasons: dict[str, str] = {}
+  entry: dict = {'a': name_a, 'b': name_b, 'num_runs': [len(a), len(b)]}
+  if min(len(a), len(b)) == 0:
+    for key in ('difference_in_median_final_accuracy', 'mann_whitney_p', 'fisher_exact_p',
+                'logrank_p', 'seeds_per_config_for_80_percent_power'):
+      entry[key] = None
+      reasons[key] = 'a config has no runs'
+    entry.update(difference_in_median_final_accuracy_ci95=[None, None], wilcoxon_p=None,
+                 paired_seeds=None, reached_target=[[0, len(a)], [0, len(b)]],
+                 logrank_time_unit=None, power_by_seeds_per_config={}, reasons=reasons)
+    reasons['wilcoxon_p'] = 'a config has no runs'
+    return entry
+
+  entry['difference_in_median_final_accuracy'] = float(np.median(a) - np.median(b))
+  entry['difference_in_median_final_accuracy_ci95'] = median_difference_ci(a, b, seed=seed)
+  if entry['difference_in_median_final_accuracy_ci95'][0] is None:
+    reasons['difference_in_median_final_accuracy_ci95'] = 'needs 2 or more runs per config'
+
+  entry['mann_whitney_p'] = _p_value(stats.mannwhitneyu(a, b, alternative='two-sided').pvalue)
+
+  seeds = paired_seeds(runs_a, runs_b)
+  entry['paired_seeds'] = seeds
+  entry['wilcoxon_p'] = None
+  if seeds is None:
+    reasons['wilcoxon_p'] = 'the configs were not run with the same seeds'
+  else:
+    by_seed_a = dict(zip((run['seed'] for run in runs_a), a))
+    by_seed_b = dict(zip((run['seed'] for run in runs_b), b))
+    x = np.array([by_seed_a[s] for s in seeds])
+    y = np.array([by_seed_b[s] for s in seeds])
+    if np.all(x == y):
+      reasons['wilcoxon_p'] = 'every paired difference is zero'
+    else:
+      with warnings.catch_warnings():
+        warnings.simplefilter('ignore')  # Ties and zeros: the normal approximation.
+        entry['wilcoxon_p'] = _p_value(stats.wilcoxon(x, y).pvalue)
+
+  reached = [sum(bool(run.get('reached_target')) for run in runs) for runs in (runs_a, runs_b)]
+  entry['reached_target'] = [[reached[0], len(a)], [reached[1], len(b)]]
+  entry['fisher_exact_p'] = _p_value(stats.fisher_exact(
+      [[reached[0], len(a) - reached[0]], [reached[1], len(b) - reached[1]]]).pvalue)
+
+  entry['logrank_p'], entry['logrank_time_unit'] = _logrank(runs_a, runs_b)
+  if entry['logrank_p'] is None:
+    reasons['logrank_p'] = 'no run of either config reached the target'
+
+  if min(len(a), len(b)) < 2:
+    entry['seeds_per_config_for_80_percent_power'] = None
+    entry['power_by_seeds_per_config'] = {}
+    reasons['seeds_per_config_for_80_percent_power'] = 'needs 2 or more runs per config'
+  else:
+    needed, power = seeds_for_power(a, b, seed=seed)
+    entry['seeds_per_config_for_80_percent_power'] = needed
+    entry['power_by_seeds_per_config'] = power
+    if needed is None:
+      reasons['seeds_per_config_for_80_percent_power'] = (
+          f'more than {POWER_GRID[-1]} (power {power[str(POWER_GRID[-1])]:.2f} at '
+          f'{POWER_GRID[-1]} seeds per config)')
+  entry['reasons'] = reasons
+  return entry
+
+
+def holm(p_values: Sequence[float | None]) -> list[float | None]:
+  """Holm's step-down adjustment; None stays None and is not counted.
+
+  The i-th smallest of m p-values becomes max over j <= i of min(1, (m - j + 1) p_(j)),
+  which keeps the chance of any false rejection at most the level.
+  """
+  defined = sorted((p, i) for i, p in enumerate(p_values) if p is not None)
+  adjusted: list[float | None] = [None] * len(p_values)
+  running = 0.0
+  for rank, (p, i) in enumerate(defined):
+    running = max(running, min(1.0, (len(defined) - rank) * p))
+    adjusted[i] = running
+  return adjusted
+
+
+def compare_studies(studies: Sequence[tuple[str, Sequence[dict]]], seed: int = 0) -> list[dict]:
+  """`compare_pair` for every pair of configs, in order, with Holm-adjusted p-values.
+
+  Each p-value in P_VALUE_KEYS gets a '<key>_holm' next to it, adjusted over
+  all pairs (with one pair it is the p-value itself).
+  """
+  pairs = [compare_pair(name_a, runs_a, name_b, runs_b, seed=seed)
+           for (name_a, runs_a), (name_b, runs_b) in itertools.combinations(studies, 2)]
+  for key in P_VALUE_KEYS:
+    for pair, adjusted in zip(pairs, holm([pair[key] for pair in pairs])):
+      pair[f'{key}_holm'] = adjusted
+  return pairs

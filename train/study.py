@@ -268,17 +268,33 @@ def run_comparison(configs: dict[str, ml_collections.ConfigDict], directory: str
   entries = [Entry(name, c, os.path.join(directory, name)) for name, c in configs.items()]
   studies = run_entries(entries, num_seeds)
   wall_seconds = time.perf_counter() - start
+  pairwise = comparison_statistics(studies)
   loop.write_json(os.path.join(directory, 'comparison.json'), {
       'names': list(configs),
       'num_seeds': num_seeds,
       'overrides': overrides,
       'wall_seconds': wall_seconds,
       'studies': [{k: v for k, v in s.items() if k != 'runs'} for s in studies],
+      'pairwise': pairwise,
   })
   report.write_comparison_report(
       directory, [(s['name'], s, s['runs']) for s in studies], wall_seconds,
-      differences=config_differences(configs), overrides=overrides)
+      differences=config_differences(configs), overrides=overrides,
+      pairwise=pairwise)
   return studies
+
+
+def comparison_statistics(studies: Sequence[dict]) -> list[dict]:
+  """comparison.json's 'pairwise': every pair of configs compared, with its verdict.
+
+  Each entry is `statistics.compare_pair`'s, with Holm-adjusted p-values, plus
+  'verdict', the report's paragraph in plain words (on the adjusted p-values
+  when there are more than two configs).
+  """
+  pairwise = statistics.compare_studies([(s['name'], s['runs']) for s in studies])
+  for pair in pairwise:
+    pair['verdict'] = report.pairwise_verdict(pair, adjusted=len(studies) > 2)
+  return pairwise
 
 
 def run_search(config: ml_collections.ConfigDict, name: str,
