@@ -16,7 +16,7 @@ near the embedded Nesterov config's values; the report ranks them.
 import ml_collections
 
 from configs import embedded_nesterov
-from train import search
+from train.experiments import search
 
 
 def get_config() -> ml_collections.ConfigDict:

@@ -31,7 +31,7 @@ for it alone. Its refinements (Tables 10-13) led to Configuration B (75.92%).
 import ml_collections
 
 from configs import default
-from train import search
+from train.experiments import search
 
 
 def get_config() -> ml_collections.ConfigDict:

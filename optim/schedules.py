@@ -26,7 +26,7 @@ from typing import Callable
 import jax.numpy as jnp
 import ml_collections
 
-from train import budget as budget_lib
+from train.run import budget as budget_lib
 
 Schedule = Callable[[jnp.ndarray | int], jnp.ndarray]
 
@@ -209,7 +209,7 @@ def create_learning_rate_fn(config: ml_collections.ConfigDict,
   """Builds the schedule named by `config.lr.schedule`.
 
   Its steps (warmup, decay end) and its peak come from
-  `train.budget.resolve_budget(config, num_train_examples)`, so they follow the
+  `train.run.budget.resolve_budget(config, num_train_examples)`, so they follow the
   batch size and the dataset size; `num_train_examples` defaults to that of
   `config.dataset`.
   """

@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import ml_collections  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from train import loop  # pylint: disable=g-import-not-at-top,wrong-import-position
+from train.run import loop  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 PREEMPTED_EXIT = 3
 

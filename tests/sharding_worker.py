@@ -33,8 +33,8 @@ from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 import models
 from configs import embedded_lars
-from train import distributed
-from train import programs
+from train.run import distributed
+from train.run import programs
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 NUM_STEPS = 10

@@ -8,10 +8,10 @@ import pytest
 
 from configs import default
 from configs import embedded_lars
-from train import budget
-from train import loop
-from train import search
-from train import validation
+from train.run import budget
+from train.run import loop
+from train.experiments import search
+from train.run import validation
 
 EXPERIMENTS = ['mlperf_lars_32k', 'nesterov_a', 'nesterov_b', 'cosine_6000', 'lamb_resnet']
 IMAGENET_TRAIN = 1_281_167

@@ -39,9 +39,9 @@ from input_pipeline import pipeline
 from input_pipeline import prepare_imagenet
 from input_pipeline import preprocessing
 from tests import fake_imagenet
-from train import loop
-from train import programs
-from train import steps
+from train.run import loop
+from train.run import programs
+from train.run import steps
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGENET = 'imagenet2012'

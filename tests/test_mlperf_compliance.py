@@ -26,14 +26,14 @@ from mlperf_logging.system_desc_checker import system_desc_checker
 
 from configs import mlperf_lars_32k
 from configs import nesterov_b
-from train import budget
-from train import loop
-from train import mlperf_log
-from train import study
-from train import validation
+from train.run import budget
+from train.run import loop
+from train.run import mllog
+from train.experiments import study
+from train.run import validation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RULESET = mlperf_log.RULESET
+RULESET = mllog.RULESET
 TOKEN = ':::MLLOG '
 
 # The closed LARS recipe at embedded scale: embedded_lars.py's optimizer, with
@@ -303,8 +303,8 @@ def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
   summary = study.run_study(config, 'closed_lars', directory, num_seeds=5)
   assert summary['num_runs_this_invocation'] == 0  # All five read back, none trained.
 
-  org = mlperf_log.results_folder(directory, config)
-  results = mlperf_log.benchmark_folder(directory, config)
+  org = mllog.results_folder(directory, config)
+  results = mllog.benchmark_folder(directory, config)
   assert org == os.path.join(directory, 'mlperf', 'large-batch-harness')
   assert results == os.path.join(org, 'results', 'unknown', 'resnet')
   assert sorted(os.listdir(results)) == [f'result_{i}.txt' for i in range(5)]
@@ -326,8 +326,8 @@ def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
 
   # The package's RCP check of the folder and rcp_verdict agree (batch 128 is
   # below the smallest RCP, 1,632, and 6 epochs converge faster than it).
-  passed, message = mlperf_log.check_rcp_folder(results)
-  verdict = mlperf_log.rcp_verdict(128, [r['epochs_to_target'] for r in summary['runs']])
+  passed, message = mllog.check_rcp_folder(results)
+  verdict = mllog.rcp_verdict(128, [r['epochs_to_target'] for r in summary['runs']])
   assert (verdict.passed, verdict.source) == (passed, message) == (
       False, 'Missing RCP, please submit RCP with BS = 128')
   # study.json and the report carry the same verdict and the checker commands.
@@ -345,10 +345,10 @@ def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
 def _synthetic_log(path: str, config: ml_collections.ConfigDict, accuracy: float) -> None:
   """The log a run of `config` would write, with `accuracy` at its last eval."""
   run_budget = budget.resolve_budget(config)
-  logger = mlperf_log.MlperfLogger(path)
+  logger = mllog.MlperfLogger(path)
   logger.event(mlc.CACHE_CLEAR, True)
   logger.start(mlc.INIT_START)
-  for key, value in mlperf_log.hyperparameters(config, run_budget,
+  for key, value in mllog.hyperparameters(config, run_budget,
                                                 num_eval_examples=50_000).items():
     logger.event(key, value)
   logger.end(mlc.INIT_STOP)
@@ -356,11 +356,11 @@ def _synthetic_log(path: str, config: ml_collections.ConfigDict, accuracy: float
   points = budget.eval_points(config, run_budget)
   last = 0.0
   for i, point in enumerate(points):
-    block = {'first_epoch_num': mlperf_log.number(last + 1)}
+    block = {'first_epoch_num': mllog.number(last + 1)}
     logger.start(mlc.BLOCK_START, metadata={
-        **block, 'epoch_count': mlperf_log.number(point.epoch - last)})
+        **block, 'epoch_count': mllog.number(point.epoch - last)})
     logger.end(mlc.BLOCK_STOP, metadata=block)
-    epoch = {'epoch_num': mlperf_log.number(point.epoch)}
+    epoch = {'epoch_num': mllog.number(point.epoch)}
     logger.start(mlc.EVAL_START, metadata=epoch)
     logger.event(mlc.EVAL_ACCURACY, accuracy if i == len(points) - 1 else 0.5, metadata=epoch)
     logger.end(mlc.EVAL_STOP, metadata=epoch)
@@ -543,7 +543,7 @@ def test_rcp_interpolation_matches_hand_computed_values():
   anchors = {3264: Fraction(457, 13), 32768: Fraction(56), 49152: Fraction(68),
              67840: Fraction(1116, 13)}  # 35.15, 56.0, 68.0, 85.85.
   for batch_size, mean in anchors.items():
-    record, source = mlperf_log.rcp_record(batch_size)
+    record, source = mllog.rcp_record(batch_size)
     assert source == 'RCP found'
     assert record['RCP Mean'] == pytest.approx(float(mean), rel=1e-12)
 
@@ -553,14 +553,14 @@ def test_rcp_interpolation_matches_hand_computed_values():
 
   for batch_size, low, high in [(16_384, 3264, 32768), (40_960, 32768, 49152),
                                 (58_880, 49152, 67840), (65_536, 49152, 67840)]:
-    record, source = mlperf_log.rcp_record(batch_size)
+    record, source = mllog.rcp_record(batch_size)
     assert source == 'RCP Interpolation'
     assert record['RCP Mean'] == pytest.approx(interpolated(batch_size, low, high), rel=1e-12)
-  assert mlperf_log.rcp_record(40_960)[0]['RCP Mean'] == pytest.approx(62.0)
+  assert mllog.rcp_record(40_960)[0]['RCP Mean'] == pytest.approx(62.0)
   # The full RCP tables have 58,880 -> 80 and 65,536 -> 84.5 epochs, but the
   # checker prunes points that converge slower than their neighbours' line.
-  assert mlperf_log.rcp_record(58_880)[0]['RCP Mean'] == pytest.approx(77.2898, abs=1e-4)
-  assert mlperf_log.rcp_record(100_000) == (
+  assert mllog.rcp_record(58_880)[0]['RCP Mean'] == pytest.approx(77.2898, abs=1e-4)
+  assert mllog.rcp_record(100_000) == (
       None, 'Missing RCP, please submit RCP with BS = 100000')
 
 
@@ -572,13 +572,13 @@ def test_mlperf_lars_32k_against_its_rcp():
   64 epochs), so it passes; a recipe whose runs converged at 52 epochs would not.
   """
   config = mlperf_lars_32k.get_config()
-  verdict = mlperf_log.rcp_verdict(config.global_batch_size, [60, 64, 64, 64, None])
-  assert verdict == mlperf_log.RcpVerdict(
+  verdict = mllog.rcp_verdict(config.global_batch_size, [60, 64, 64, 64, None])
+  assert verdict == mllog.RcpVerdict(
       batch_size=32_768, source='RCP found', rcp_mean_epochs=56.0,
       min_epochs=pytest.approx(55.445, abs=1e-3), mean_epochs=64.0, passed=True,
       score_normalization=1.0)
-  faster = mlperf_log.rcp_verdict(32_768, [56, 56, 56, 56, 60])
+  faster = mllog.rcp_verdict(32_768, [56, 56, 56, 56, 60])
   assert faster.passed and faster.score_normalization == 1.0
-  too_fast = mlperf_log.rcp_verdict(32_768, [52, 52, 52, 56, 56])
+  too_fast = mllog.rcp_verdict(32_768, [52, 52, 52, 56, 56])
   assert not too_fast.passed and too_fast.mean_epochs == pytest.approx(160 / 3)
-  assert not mlperf_log.rcp_verdict(32_768, [56, 60, 64, None, None]).passed
+  assert not mllog.rcp_verdict(32_768, [56, 60, 64, None, None]).passed

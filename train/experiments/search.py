@@ -15,7 +15,7 @@ from typing import Any, Sequence
 import ml_collections
 from scipy.stats import qmc
 
-from train import config_specs
+from train.cli import config_files
 
 SCALES = ('log', 'linear')
 
@@ -97,7 +97,7 @@ def check_space(space: Sequence[Axis], config: ml_collections.ConfigDict) -> Non
     raise ValueError(f'search space names a key twice: {keys}')
   for axis in space:
     try:
-      node, leaf = config_specs.parent_and_leaf(config, axis.key)
+      node, leaf = config_files.parent_and_leaf(config, axis.key)
       current = node[leaf]
     except (KeyError, AttributeError):
       raise ValueError(f'search axis {axis.key!r} is not a config key') from None
@@ -111,7 +111,7 @@ def apply_params(config: ml_collections.ConfigDict,
   """A copy of `config` with the trial's values set (ints stay ints)."""
   values = {}
   for key, value in params.items():
-    node, leaf = config_specs.parent_and_leaf(config, key)
+    node, leaf = config_files.parent_and_leaf(config, key)
     is_int = isinstance(node[leaf], int) and not isinstance(node[leaf], bool)
     values[key] = int(round(value)) if is_int else value
-  return config_specs.with_overrides(config, values)
+  return config_files.with_overrides(config, values)

@@ -14,8 +14,8 @@ from input_pipeline import info
 from models import resnet
 from optim import optimizers
 from optim import schedules
-from train import budget
-from train import mlperf_log
+from train.run import budget
+from train.run import mllog
 
 RESIZE_METHODS = ('bicubic', 'bilinear')
 DTYPES = ('float32', 'bfloat16')
@@ -315,10 +315,10 @@ def _check_closed_schedule(config: ml_collections.ConfigDict) -> None:
 def _check_closed_optimizer(config: ml_collections.ConfigDict) -> None:
   """LARS (MLPerf's, heavy ball on BN and biases) or SGD with heavy-ball momentum."""
   opt = config.optimizer
-  _closed(config, 'optimizer.name', lambda v: v == 'lars' or v in mlperf_log.SGD_MOMENTUM,
-          f'lars or SGD with momentum ({", ".join(mlperf_log.SGD_MOMENTUM)})')
+  _closed(config, 'optimizer.name', lambda v: v == 'lars' or v in mllog.SGD_MOMENTUM,
+          f'lars or SGD with momentum ({", ".join(mllog.SGD_MOMENTUM)})')
   is_lars = opt.name == 'lars'
-  bn_bias = mlperf_log.SGD_MOMENTUM + (() if is_lars else (optimizers.SAME,))
+  bn_bias = mllog.SGD_MOMENTUM + (() if is_lars else (optimizers.SAME,))
   _closed(config, 'optimizer.bn_bias_name', lambda v: v in bn_bias,
           f'{", ".join(bn_bias)} with optimizer.name={opt.name!r}')
   _closed(config, 'optimizer.l2', _is_power_of_two_times(1e-4),

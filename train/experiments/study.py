@@ -3,7 +3,7 @@
 Layouts (every run directory holds the files of a single run):
   study       DIR/seed_<s>/, DIR/study.json, DIR/report.md and its plots, and
               DIR/mlperf/<org>/: the first 5 runs' mlperf.log as an MLPerf
-              submission tree (train/mlperf_log.write_results_folder)
+              submission tree (train/mllog.write_results_folder)
   comparison  DIR/<config name>/ (a study each), DIR/comparison.json, DIR/report.md
   search      DIR/trial_<k>/ (a study each), DIR/search.json, DIR/report.md
 
@@ -30,16 +30,16 @@ from absl import logging
 
 import optim
 from input_pipeline import info
-from train import budget
-from train import checkpoint
-from train import config_specs
-from train import loop
-from train import mlperf_log
-from train import programs
-from train import report
-from train import search
-from train import statistics
-from train import validation
+from train.run import budget
+from train.run import checkpoint
+from train.cli import config_files
+from train.run import loop
+from train.run import mllog
+from train.run import programs
+from train.experiments import report
+from train.experiments import search
+from train.experiments import statistics
+from train.run import validation
 
 
 class StudyDirError(ValueError):
@@ -79,7 +79,7 @@ def check_study_dir(directory: str, spec: dict) -> None:
       # The spec is {'kind': ..., 'configs': {name: config}}: name what differs.
       raise StudyDirError(
           f'--workdir={directory} holds another study ({path}): '
-          f'{config_specs.differences(existing, spec)}; choose a new --workdir or re-run '
+          f'{config_files.differences(existing, spec)}; choose a new --workdir or re-run '
           'its own command')
   elif os.path.isdir(directory) and os.listdir(directory):
     raise StudyDirError(f'--workdir={directory} is not empty and holds no study; '
@@ -176,7 +176,7 @@ def _finish_study(entry: Entry, results: list[dict], seeds: list[int],
   }
   # The runs that make the MLPerf score, as an MLPerf submission tree.
   scored = results[:statistics.MLPERF_RESNET_RUNS]
-  org_folder = mlperf_log.write_results_folder(
+  org_folder = mllog.write_results_folder(
       entry.directory, entry.config,
       [os.path.join(entry.directory, f'seed_{s}', 'mlperf.log')
        for s in seeds[:statistics.MLPERF_RESNET_RUNS]])
@@ -197,11 +197,11 @@ def mlperf_summary(config: ml_collections.ConfigDict, scored: Sequence[dict],
   closed LARS and SGD recipes on ImageNet, so on other data it says only how
   the epoch counts compare.
   """
-  verdict = mlperf_log.rcp_verdict(config.global_batch_size,
+  verdict = mllog.rcp_verdict(config.global_batch_size,
                                    [run.get('epochs_to_target') for run in scored])
   return {
       'division': config.mlperf.submission_division,
-      'ruleset': mlperf_log.RULESET,
+      'ruleset': mllog.RULESET,
       'num_scored_runs': len(scored),
       'results_folder': os.path.relpath(org_folder, study_dir),
       'rcp': dataclasses.asdict(verdict),
@@ -243,7 +243,7 @@ def run_study(config: ml_collections.ConfigDict, name: str, directory: str,
 def config_differences(configs: dict[str, ml_collections.ConfigDict]
                        ) -> dict[str, dict[str, Any]]:
   """For each config, its values of the keys on which the configs differ."""
-  flat = {name: config_specs.flatten(c) for name, c in configs.items()}
+  flat = {name: config_files.flatten(c) for name, c in configs.items()}
   keys = sorted({k for values in flat.values() for k in values} - {'seed'})
   differing = [k for k in keys if len({json.dumps(v.get(k), default=str)
                                        for v in flat.values()}) > 1]

@@ -11,7 +11,7 @@ Modes (`--modes`, any of them, in one table):
   moving averages, no metrics), timed in the same process. Imports no
   TensorFlow, tfds or clu: it runs where only JAX, Flax and Optax are installed.
 - `input`: the training input pipeline alone, numpy batches on the host
-  (input_pipeline/benchmark.py), per process.
+  (input_pipeline/input_throughput.py), per process.
 - `train`: what the training loop does each step with real input: the next
   pipeline batch, its copy to the devices, the step.
 With several modes the last line says whether input or compute bounds a run.
@@ -51,10 +51,10 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 import models
 from input_pipeline import info
-from train import distributed
-from train import programs
-from train import steps
-from train import validation
+from train.run import distributed
+from train.run import programs
+from train.run import steps
+from train.run import validation
 
 SYNTHETIC, INPUT, TRAIN = 'synthetic', 'input', 'train'
 MODES = (SYNTHETIC, INPUT, TRAIN)
@@ -307,9 +307,9 @@ def measure_synthetic(config: ml_collections.ConfigDict, num_classes: int,
 def measure_input(config: ml_collections.ConfigDict, windows: Windows,
                   num_threads: int | None) -> Measurement:
   """The training input pipeline alone, this process's share of the batch."""
-  from input_pipeline import benchmark  # pylint: disable=g-import-not-at-top
+  from train.bench.throughput import input_throughput  # pylint: disable=g-import-not-at-top
   batch_size = config.global_batch_size // jax.process_count()
-  report = benchmark.measure_pipeline(
+  report = input_throughput.measure_pipeline(
       config, batch_size=batch_size, num_threads=num_threads or os.cpu_count() or 1,
       warmup_batches=windows.warmup_steps, batches=windows.steps,
       repetitions=windows.repetitions)
@@ -327,7 +327,7 @@ def measure_train_loop(config: ml_collections.ConfigDict, windows: Windows,
   """Steps fed as the loop feeds them: pipeline batch, copy to the devices, step."""
   # pylint: disable=g-import-not-at-top
   from input_pipeline import pipeline
-  from train import loop
+  from train.run import loop
   # pylint: enable=g-import-not-at-top
   batches = loop.device_batches(
       pipeline.create_train_iterator(

@@ -22,7 +22,7 @@ import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
 
-from train import steps
+from train.run import steps
 
 DIRECTORY = 'checkpoints'
 

@@ -19,7 +19,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import models
 import optim
-from train import steps
+from train.run import steps
 
 DATA_AXIS = 'data'
 

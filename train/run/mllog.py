@@ -30,7 +30,7 @@ from mlperf_logging.mllog import mllog
 
 from optim import optimizers
 from optim import schedules
-from train import budget
+from train.run import budget
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _logger_ids = itertools.count()
