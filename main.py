@@ -30,7 +30,9 @@ from absl import logging
 from ml_collections import config_flags
 
 from train.cli import config_files
+from train.common import config_dicts
 from train.run import distributed
+from train.mlperf import rules
 from train.run import validation
 
 _REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -160,12 +162,12 @@ def check_workdir(workdir: str, config_json: str) -> None:
     here = json.loads(config_json)
     if there != here:
       _fail(f'--workdir={workdir} holds a run of another config ({existing}): '
-            f'{config_files.differences(there, here)}; choose a new --workdir')
+            f'{config_dicts.differences(there, here)}; choose a new --workdir')
 
 
 def _validate(config, name: str = '') -> None:
   try:
-    validation.validate_config(config, num_devices=jax.device_count())
+    rules.validate_run_config(config, num_devices=jax.device_count())
   except validation.ConfigError as e:
     _fail(f'{name}: {e}' if name else str(e))
 
@@ -194,7 +196,7 @@ def _compared_configs() -> dict:
     specs = [s for text in FLAGS.compare for s in config_files.expand(
         config_files.parse_spec(os.path.join(_REPO_ROOT, text)
                                 if not os.path.exists(text.partition(':')[0]) else text))]
-    configs = {spec.name: config_files.with_overrides(config_files.load_config(spec), changed)
+    configs = {spec.name: config_dicts.with_overrides(config_files.load_config(spec), changed)
                for spec in specs}
   except (ValueError, KeyError, AttributeError, TypeError) as e:
     _fail(f'--compare: {_one_line(e)}')

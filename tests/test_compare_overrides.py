@@ -17,11 +17,11 @@ _COMPARE = '--compare=configs/embedded_lars.py,configs/embedded_nesterov.py'
 _READ_BACK = '''
 import json, sys
 import main
-from train.cli import config_files
+from train.common import config_dicts
 main.parse_flags(['main.py', *sys.argv[1:]])
 configs = main._compared_configs()
 print(json.dumps({'overrides': main.command_line_overrides(),
-                  'configs': {n: config_files.flatten(c) for n, c in configs.items()}},
+                  'configs': {n: config_dicts.flatten(c) for n, c in configs.items()}},
                  default=list))
 '''
 

@@ -26,10 +26,12 @@ from mlperf_logging.system_desc_checker import system_desc_checker
 
 from configs import mlperf_lars_32k
 from configs import nesterov_b
+from train.common import files
 from train.run import budget
 from train.run import loop
 from train.run import mllog
 from train.experiments import study
+from train.mlperf import rules
 from train.run import validation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -295,7 +297,7 @@ def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
     seeded = config.copy_and_resolve_references()
     seeded.seed = seed
     loop.write_config(seeded, run_dir)
-    loop.write_json(os.path.join(run_dir, 'result.json'),
+    files.write_json(os.path.join(run_dir, 'result.json'),
                     _variant_result(lars_run['result'], seed, factor))
     _write_events(os.path.join(run_dir, 'mlperf.log'), _variant(events, seed, factor))
   study.write_spec(directory, {'kind': 'study',
@@ -372,7 +374,7 @@ def _synthetic_log(path: str, config: ml_collections.ConfigDict, accuracy: float
 def test_mlperf_lars_32k_logs_the_closed_recipe(tmp_path):
   """The recipe's preamble has exactly the rules' names and values."""
   config = mlperf_lars_32k.get_config()
-  validation.validate_config(config, num_devices=1, check_data=False)
+  rules.validate_run_config(config, num_devices=1, check_data=False)
   path = str(tmp_path / 'mlperf.log')
   _synthetic_log(path, config, accuracy=0.7597)
   assert _check(path) == (True, '')
@@ -400,7 +402,7 @@ def test_sgd_recipe_logs_the_sgd_keys(tmp_path):
   config = mlperf_lars_32k.get_config('epochs')  # Warmup of 18 whole epochs.
   config.optimizer.name = 'momentum'
   config.optimizer.momentum = 0.9
-  validation.validate_config(config, num_devices=1, check_data=False)
+  rules.validate_run_config(config, num_devices=1, check_data=False)
   path = str(tmp_path / 'mlperf.log')
   _synthetic_log(path, config, accuracy=0.76)
   values = _values(_events(path))
@@ -431,7 +433,7 @@ def test_nesterov_is_logged_as_itself_in_the_open_division(tmp_path):
   assert not valid and 'opt_name' in messages
   config.mlperf.submission_division = 'closed'
   with pytest.raises(validation.ConfigError, match=r'optimizer.name=.nesterov.*open'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
 
 
 # The closed division's rules in validation.
@@ -462,44 +464,44 @@ def test_closed_division_refuses_what_its_rules_forbid(key, value):
     config.optimizer.weight_decay, config.optimizer.l2 = 1e-4, 0.0
   node[leaf] = value
   with pytest.raises(validation.ConfigError) as info:
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   message = str(info.value)
   assert info.value.key == key, message
   assert 'closed division' in message and "submission_division='open'" in message
   assert '\n' not in message
   config.mlperf.submission_division = 'open'
-  validation.validate_config(config, num_devices=1, check_data=False)
+  rules.validate_run_config(config, num_devices=1, check_data=False)
 
 
 def test_closed_division_rules_in_detail():
   config = mlperf_lars_32k.get_config()
   for l2 in (5e-5, 2e-4, 1.6e-3):  # 1e-4 * 2^k.
     config.optimizer.l2 = l2
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   config.global_batch_size = 16_384  # LARS momentum is 0.9 below 32k.
   with pytest.raises(validation.ConfigError, match=r'optimizer.momentum=0.929.*below batch'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   config = mlperf_lars_32k.get_config()
   config.eval_offset_epochs = 1
   with pytest.raises(validation.ConfigError, match=r'eval_offset_epochs=1.*allowed: 3, so '
                      r'that the budget of 64 epochs ends on an eval'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   config.num_train_steps = 2500  # 63.7 epochs: no offset ends on it.
   with pytest.raises(validation.ConfigError, match=r'num_train_steps=2500.*63.69'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   # SGD: momentum 0.9, a base rate in multiples of 0.001, whole warmup epochs.
   config = mlperf_lars_32k.get_config()
   config.optimizer.name = 'momentum'
   with pytest.raises(validation.ConfigError, match=r'optimizer.momentum=0.929.*sgd_opt'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   config.optimizer.momentum = 0.9
   with pytest.raises(validation.ConfigError, match=r'lr.warmup_steps=706.0.*whole number'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   config.lr.warmup_steps = 706.5  # 18 epochs of 39.25 steps.
-  validation.validate_config(config, num_devices=1, check_data=False)
+  rules.validate_run_config(config, num_devices=1, check_data=False)
   config.lr.peak = 29.0005
   with pytest.raises(validation.ConfigError, match=r'lr.peak=29.0005.*multiple of 0.001'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
 
 
 # The eval cadence.
@@ -531,7 +533,7 @@ def test_eval_offset_must_be_below_the_period():
   config = mlperf_lars_32k.get_config()
   config.eval_offset_epochs = 4
   with pytest.raises(validation.ConfigError, match=r'eval_offset_epochs=4.*\[0, eval_every'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   with pytest.raises(ValueError, match='eval_offset_epochs'):
     budget.first_eval_epoch(4.0, 4)
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from configs import embedded_lars
-from train.cli import config_files
+from train.common import config_dicts
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,7 +56,7 @@ PREEMPTED_EXIT = 3
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
   root = tmp_path_factory.mktemp('resume')
-  config = config_files.with_overrides(embedded_lars.get_config(),
+  config = config_dicts.with_overrides(embedded_lars.get_config(),
                                       {**OVERRIDES, 'data_dir': str(root / 'data')})
   names = ['uninterrupted', *SCENARIOS]
   attempts = [[{}], *SCENARIOS.values()]

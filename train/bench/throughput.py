@@ -55,13 +55,13 @@ from train.run import distributed
 from train.run import programs
 from train.run import steps
 from train.run import validation
+from train.common import errors
+from train.common import files
 
 SYNTHETIC, INPUT, TRAIN = 'synthetic', 'input', 'train'
 MODES = (SYNTHETIC, INPUT, TRAIN)
 STEP, GRADIENT, INPUT_ONLY, LOOP = 'step', 'gradient', 'input', 'loop'
-USAGE_ERROR = 2
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_DEFAULT_CONFIG = os.path.join(_REPO_ROOT, 'configs', 'default.py')
+_DEFAULT_CONFIG = os.path.join(files.REPO_ROOT, 'configs', 'default.py')
 
 # Dense peak TFLOP/s per device (bfloat16, float32) from the vendors' datasheets,
 # by a substring of jax's device_kind; the first match counts. float32 on NVIDIA
@@ -528,16 +528,6 @@ def define_flags(flag_values: flags.FlagValues, argv: Sequence[str]) -> None:
   distributed.define_flags(flag_values)
 
 
-def _one_line(error: Exception) -> str:
-  text = ' '.join(str(error).split())
-  if isinstance(error, (KeyError, AttributeError)):
-    key = text.strip('"\'')
-    return f'unknown config key {key!r}; the keys are those of configs/default.py'
-  if isinstance(error, flags.Error):
-    return text
-  return f'{type(error).__name__}: {text}'
-
-
 def parse(argv: Sequence[str]) -> tuple[flags.FlagValues, ml_collections.ConfigDict,
                                         list[str], Windows]:
   """Flags, config, modes and windows; BenchError (one line) for bad input."""
@@ -549,7 +539,7 @@ def parse(argv: Sequence[str]) -> tuple[flags.FlagValues, ml_collections.ConfigD
     config = flag_values.config
     list(config.keys())  # A config file that fails to load fails here.
   except Exception as e:  # pylint: disable=broad-except
-    raise BenchError(_one_line(e)) from e
+    raise BenchError(errors.one_line(e)) from e
   if len(rest) > 1:
     raise BenchError(f'unexpected arguments {rest[1:]}')
   modes = list(flag_values.modes)
@@ -570,7 +560,7 @@ def main(argv: Sequence[str]) -> int:
                                check_data=INPUT in modes or TRAIN in modes)
   except (BenchError, validation.ConfigError, distributed.DistributedError) as e:
     print(f'error: {e}', file=sys.stderr)
-    return USAGE_ERROR
+    return errors.USAGE_ERROR
   table = run(config, modes, windows, peak_tflops=flag_values.peak_tflops,
               input_threads=flag_values.input_threads, profile_dir=flag_values.profile_dir)
   if distributed.is_main_process():

@@ -22,6 +22,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 import numpy as np
+from train.common import files
 
 _DPI = 120
 _RC = {
@@ -123,23 +124,13 @@ def _sum_run_seconds(runs: Sequence[dict]) -> float:
   return float(sum(run['run_seconds'] for run in runs if _finite(run.get('run_seconds'))))
 
 
-def _write(path: str, text: str) -> str:
-  """Writes atomically: a reader (or a kill) never leaves half a report."""
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    f.write(text.rstrip() + '\n')
-  os.replace(tmp, path)
-  return path
-
-
 # ---------------------------------------------------------------------------
 # Plots.
 
 
 def _save(fig: Figure, path: str) -> None:
-  tmp = path + '.tmp.png'  # The suffix tells matplotlib the format.
-  fig.savefig(tmp, dpi=_DPI)
-  os.replace(tmp, path)
+  with files.atomic_path(path, suffix='.tmp.png') as tmp:  # The suffix sets the format.
+    fig.savefig(tmp, dpi=_DPI)
 
 
 def _target_line(ax: Axes, target: float | None) -> None:
@@ -541,7 +532,7 @@ def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
       '## Plots', *plots,
       '## Per seed', _per_seed_table(runs),
   ])
-  return _write(os.path.join(out_dir, 'report.md'), text)
+  return files.write_text(os.path.join(out_dir, 'report.md'), text)
 
 
 def _link_to_report(out_dir: str, name: str, subdir: str) -> str:
@@ -631,7 +622,7 @@ def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: fl
       '![Eval accuracy against training step, one colour per configuration]'
       '(comparison_curves.png)',
   ])
-  return _write(os.path.join(out_dir, 'report.md'), text)
+  return files.write_text(os.path.join(out_dir, 'report.md'), text)
 
 
 def _rank(trials: Sequence[dict]) -> list[dict]:
@@ -684,4 +675,4 @@ def write_search_report(out_dir: str, search_space_axes: list[str], trials: list
       '## Plots',
       '![Median final accuracy against each search axis](search_axes.png)',
   ]))
-  return _write(os.path.join(out_dir, 'report.md'), text)
+  return files.write_text(os.path.join(out_dir, 'report.md'), text)

@@ -8,78 +8,17 @@ of a scrambled Halton sequence seeded by the config's seed, so a search is
 reproducible and asking for more trials keeps the earlier ones.
 """
 
-import dataclasses
-import math
 from typing import Any, Sequence
 
 import ml_collections
 from scipy.stats import qmc
 
-from train.cli import config_files
+from configs import search_space
+from train.common import config_dicts
 
-SCALES = ('log', 'linear')
-
-
-@dataclasses.dataclass(frozen=True)
-class Range:
-  """A continuous axis: `key` takes values in [low, high] on `scale`.
-
-  With `one_minus`, the range is that of 1 - value: Range('optimizer.momentum',
-  1e-3, 1.0, one_minus=True) searches 1 - mu log-uniformly in [1e-3, 1].
-  """
-  key: str
-  low: float
-  high: float
-  scale: str = 'log'
-  one_minus: bool = False
-
-  def __post_init__(self):
-    if self.scale not in SCALES:
-      raise ValueError(f'search axis {self.key}: scale {self.scale!r}; valid: {SCALES}')
-    if not self.low < self.high:
-      raise ValueError(f'search axis {self.key}: low {self.low} must be below high {self.high}')
-    if self.scale == 'log' and self.low <= 0:
-      raise ValueError(f'search axis {self.key}: a log scale needs low > 0, got {self.low}')
-
-  @property
-  def label(self) -> str:
-    return f'1 - {self.key}' if self.one_minus else self.key
-
-  def value(self, u: float) -> float:
-    """The axis value at the unit-interval coordinate u."""
-    if self.scale == 'log':
-      searched = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
-    else:
-      searched = self.low + u * (self.high - self.low)
-    return 1.0 - searched if self.one_minus else searched
-
-  def searched_value(self, value: float) -> float:
-    """The value on the searched axis (1 - value for `one_minus`), for plots."""
-    return 1.0 - value if self.one_minus else value
-
-
-@dataclasses.dataclass(frozen=True)
-class Choice:
-  """A discrete axis: `key` takes one of `values`, each equally likely."""
-  key: str
-  values: tuple[Any, ...]
-
-  def __post_init__(self):
-    if not self.values:
-      raise ValueError(f'search axis {self.key}: no values to choose from')
-
-  @property
-  def label(self) -> str:
-    return self.key
-
-  def value(self, u: float) -> Any:
-    return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
-
-  def searched_value(self, value: Any) -> Any:
-    return value
-
-
-Axis = Range | Choice
+Range = search_space.Range
+Choice = search_space.Choice
+Axis = search_space.Axis
 
 
 def draw_trials(space: Sequence[Axis], num_trials: int, seed: int) -> list[dict[str, Any]]:
@@ -97,7 +36,7 @@ def check_space(space: Sequence[Axis], config: ml_collections.ConfigDict) -> Non
     raise ValueError(f'search space names a key twice: {keys}')
   for axis in space:
     try:
-      node, leaf = config_files.parent_and_leaf(config, axis.key)
+      node, leaf = config_dicts.parent_and_leaf(config, axis.key)
       current = node[leaf]
     except (KeyError, AttributeError):
       raise ValueError(f'search axis {axis.key!r} is not a config key') from None
@@ -111,7 +50,7 @@ def apply_params(config: ml_collections.ConfigDict,
   """A copy of `config` with the trial's values set (ints stay ints)."""
   values = {}
   for key, value in params.items():
-    node, leaf = config_files.parent_and_leaf(config, key)
+    node, leaf = config_dicts.parent_and_leaf(config, key)
     is_int = isinstance(node[leaf], int) and not isinstance(node[leaf], bool)
     values[key] = int(round(value)) if is_int else value
-  return config_files.with_overrides(config, values)
+  return config_dicts.with_overrides(config, values)

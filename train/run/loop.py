@@ -34,6 +34,7 @@ from train.run import checkpoint
 from train.run import mllog
 from train.run import programs
 from train.run import steps
+from train.common import files
 
 
 @dataclasses.dataclass
@@ -80,17 +81,8 @@ def evaluate(eval_fn: Callable, state: steps.TrainState,
   return float(totals['correct']) / count, float(totals['loss_sum']) / count, count
 
 
-def write_json(path: str, value: Any) -> None:
-  """Writes atomically: a reader never sees half a file."""
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(value, f, indent=2)
-    f.write('\n')
-  os.replace(tmp, path)
-
-
 def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json()))
+  files.write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json()))
 
 
 class _ProgressLine:
@@ -271,7 +263,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     checkpointer.close()
   result = _result(config, setup, progress, init_seconds)
   if is_main:
-    write_json(os.path.join(workdir, 'result.json'), result)
+    files.write_json(os.path.join(workdir, 'result.json'), result)
   return result
 
 

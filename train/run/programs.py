@@ -19,6 +19,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 import models
 import optim
+from train.run import budget
 from train.run import steps
 
 DATA_AXIS = 'data'
@@ -132,7 +133,7 @@ def compile_steps(config: ml_collections.ConfigDict, num_classes: int,
   replicated = NamedSharding(mesh, PartitionSpec())
   batch_sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
   model = models.create_model(config, num_classes=num_classes)
-  learning_rate_fn = optim.create_learning_rate_fn(config, num_train_examples)
+  learning_rate_fn = budget.learning_rate_fn(config, num_train_examples)
   tx = optim.create_optimizer(config, learning_rate_fn)
   compile_start = time.perf_counter()
   init_fn = functools.partial(steps.create_train_state, model, tx,
