@@ -7,7 +7,7 @@
       --num_seeds=5                                                    # a comparison
   python main.py --config=configs/embedded_search.py --num_trials=16   # a search
   python main.py bench --config=configs/embedded_lars.py --modes=synthetic,input,train
-                                                # throughput (train/bench.py)
+                                                # throughput (train/throughput.py)
 
 Bad input (an unknown key, a value out of range, a missing dataset) ends with one
 line on stderr and exit status 2.
@@ -29,9 +29,11 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from train import config_specs
-from train import distributed
-from train import validation
+from train.cli import config_files
+from train.common import config_dicts
+from train.mlperf import rules
+from train.run import distributed
+from train.run import validation
 
 _REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
 _DEFAULT_CONFIG = os.path.join(_REPO_ROOT, 'configs', 'embedded_lars.py')
@@ -68,18 +70,18 @@ def _flag_error_message(error: Exception, argv: list[str]) -> str:
   """One line for a flag that cannot be parsed, a config that cannot be loaded."""
   # First the config file itself: ml_collections buries its errors (missing,
   # unreadable, a syntax error, get_config() failing) in messages of its own.
-  spec = config_specs.parse_spec(_config_arg(argv))
-  problem = config_specs.config_file_problem(spec)
+  spec = config_files.parse_spec(_config_arg(argv))
+  problem = config_files.config_file_problem(spec)
   if problem:
     return problem
   if isinstance(error, (KeyError, AttributeError)):
-    message = config_specs.unknown_key_message(config_specs.load_config(spec), argv)
+    message = config_files.unknown_key_message(config_files.load_config(spec), argv)
     return message or f'unknown config key {_one_line(error)}'
   if isinstance(error, flags.IllegalFlagValueError):
     # absl: 'flag --NAME=VALUE: why'; a config key's why is a failed conversion.
     name, _, value = _one_line(error).partition(': ')[0].removeprefix('flag --').partition('=')
     if name.startswith('config.') and name in FLAGS:
-      message = config_specs.bad_override_message(
+      message = config_files.bad_override_message(
           name.removeprefix('config.'), value, FLAGS[name].parser.flag_type())
       if message:
         return message
@@ -101,7 +103,7 @@ def parse_flags(argv: list[str]) -> list[str]:
   if len(argv) == 1:
     argv = argv + MAIN_JOB_ARGS
   try:
-    config_specs.allow_none_overrides()
+    config_files.allow_none_overrides()
     config_flags.DEFINE_config_file(
         'config', _DEFAULT_CONFIG, 'Experiment config file (configs/*.py[:variant]).',
         lock_config=True)
@@ -160,20 +162,20 @@ def check_workdir(workdir: str, config_json: str) -> None:
     here = json.loads(config_json)
     if there != here:
       _fail(f'--workdir={workdir} holds a run of another config ({existing}): '
-            f'{config_specs.differences(there, here)}; choose a new --workdir')
+            f'{config_dicts.differences(there, here)}; choose a new --workdir')
 
 
 def _validate(config, name: str = '') -> None:
   try:
-    validation.validate_config(config, num_devices=jax.device_count())
+    rules.validate_run_config(config, num_devices=jax.device_count())
   except validation.ConfigError as e:
     _fail(f'{name}: {e}' if name else str(e))
 
 
-def _config_spec() -> config_specs.ConfigSpec:
+def _config_spec() -> config_files.ConfigSpec:
   """The --config flag's file and variant, as given (or the default)."""
   value = FLAGS['config'].serialize().partition('=')[2] if FLAGS['config'].present else ''
-  return config_specs.parse_spec(value or _DEFAULT_CONFIG)
+  return config_files.parse_spec(value or _DEFAULT_CONFIG)
 
 
 def command_line_overrides() -> dict:
@@ -191,10 +193,10 @@ def _compared_configs() -> dict:
     _fail('give either --config or --compare: --compare names every config it runs')
   try:
     changed = command_line_overrides()
-    specs = [s for text in FLAGS.compare for s in config_specs.expand(
-        config_specs.parse_spec(os.path.join(_REPO_ROOT, text)
+    specs = [s for text in FLAGS.compare for s in config_files.expand(
+        config_files.parse_spec(os.path.join(_REPO_ROOT, text)
                                 if not os.path.exists(text.partition(':')[0]) else text))]
-    configs = {spec.name: config_specs.with_overrides(config_specs.load_config(spec), changed)
+    configs = {spec.name: config_dicts.with_overrides(config_files.load_config(spec), changed)
                for spec in specs}
   except (ValueError, KeyError, AttributeError, TypeError) as e:
     _fail(f'--compare: {_one_line(e)}')
@@ -206,15 +208,15 @@ def _compared_configs() -> dict:
   return configs
 
 
-def _search_space(spec: config_specs.ConfigSpec) -> list:
+def _search_space(spec: config_files.ConfigSpec) -> list:
   try:
-    module = config_specs.load_module(spec.path)
+    module = config_files.load_module(spec.path)
   except ValueError as e:
     _fail(str(e))
   if not hasattr(module, 'get_search_space'):
     _fail(f'--num_trials needs a search space: {spec.path} has no get_search_space(); '
           'see configs/nesterov_search_table9.py')
-  from train import search  # pylint: disable=g-import-not-at-top
+  from train.experiments import search  # pylint: disable=g-import-not-at-top
   space = module.get_search_space()
   try:
     search.check_space(space, FLAGS.config)
@@ -259,10 +261,10 @@ def main(argv: list[str]) -> None:
     check_workdir(workdir, config.to_json())
 
   # Imported after validation: the loop pulls in TensorFlow, tfds and clu.
-  from train import checkpoint  # pylint: disable=g-import-not-at-top
-  from train import loop  # pylint: disable=g-import-not-at-top
-  from train import report  # pylint: disable=g-import-not-at-top
-  from train import study  # pylint: disable=g-import-not-at-top
+  from train.experiments import report  # pylint: disable=g-import-not-at-top
+  from train.experiments import study  # pylint: disable=g-import-not-at-top
+  from train.run import checkpoint  # pylint: disable=g-import-not-at-top
+  from train.run import loop  # pylint: disable=g-import-not-at-top
   logging.info('JAX %s on %d %s device(s); results in %s', jax.__version__,
                jax.device_count(), jax.devices()[0].platform, workdir)
   try:
@@ -298,8 +300,8 @@ def main(argv: list[str]) -> None:
 
 if __name__ == '__main__':
   if sys.argv[1:2] == ['bench']:
-    # The throughput benchmark (train/bench.py) has flags of its own, and its
+    # The throughput benchmark (train/throughput.py) has flags of its own, and its
     # synthetic mode must run without TensorFlow: it never reaches the trainer.
-    from train import bench  # pylint: disable=g-import-not-at-top
-    sys.exit(bench.main(sys.argv[2:]))
+    from train.bench.throughput.throughput import throughput  # pylint: disable=g-import-not-at-top
+    sys.exit(throughput.main(sys.argv[2:]))
   app.run(main, flags_parser=parse_flags)

@@ -16,17 +16,17 @@ near the embedded Nesterov config's values; the report ranks them.
 import ml_collections
 
 from configs import embedded_nesterov
-from train import search
+from configs import search_space
 
 
 def get_config() -> ml_collections.ConfigDict:
   return embedded_nesterov.get_config()
 
 
-def get_search_space() -> list[search.Axis]:
+def get_search_space() -> list[search_space.Axis]:
   return [
-      search.Range('lr.peak', 1e-2, 10.0, scale='log'),
-      search.Range('optimizer.momentum', 1e-2, 0.5, scale='log', one_minus=True),
-      search.Range('optimizer.l2', 1e-5, 1e-2, scale='log'),
-      search.Range('label_smoothing', 0.0, 0.2, scale='linear'),
+      search_space.Range('lr.peak', 1e-2, 10.0, scale='log'),
+      search_space.Range('optimizer.momentum', 1e-2, 0.5, scale='log', one_minus=True),
+      search_space.Range('optimizer.l2', 1e-5, 1e-2, scale='log'),
+      search_space.Range('label_smoothing', 0.0, 0.2, scale='linear'),
   ]

@@ -31,7 +31,7 @@ for it alone. Its refinements (Tables 10-13) led to Configuration B (75.92%).
 import ml_collections
 
 from configs import default
-from train import search
+from configs import search_space
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -55,11 +55,11 @@ def get_config() -> ml_collections.ConfigDict:
   return config
 
 
-def get_search_space() -> list[search.Axis]:
+def get_search_space() -> list[search_space.Axis]:
   return [
-      search.Range('lr.peak', 1e-3, 50.0, scale='log'),
-      search.Choice('lr.decay_factor', (1e-4, 1e-3, 1e-2, 1e-1)),
-      search.Range('optimizer.momentum', 1e-3, 1.0, scale='log', one_minus=True),
-      search.Range('optimizer.l2', 1e-5, 1e-1, scale='log'),
-      search.Range('label_smoothing', 1e-2, 0.2, scale='linear'),
+      search_space.Range('lr.peak', 1e-3, 50.0, scale='log'),
+      search_space.Choice('lr.decay_factor', (1e-4, 1e-3, 1e-2, 1e-1)),
+      search_space.Range('optimizer.momentum', 1e-3, 1.0, scale='log', one_minus=True),
+      search_space.Range('optimizer.l2', 1e-5, 1e-1, scale='log'),
+      search_space.Range('label_smoothing', 1e-2, 0.2, scale='linear'),
   ]

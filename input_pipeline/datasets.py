@@ -16,7 +16,6 @@ from tensorflow_datasets.core.utils import tqdm_utils
 
 from input_pipeline import embedded_shapes
 from input_pipeline import info
-from input_pipeline import prepare_imagenet
 
 
 class DatasetNotPreparedError(RuntimeError):
@@ -96,7 +95,7 @@ def _not_prepared_message(dataset: str, data_dir: str) -> str:
 def _warn_if_unchecked(builder: tfds.core.DatasetBuilder) -> None:
   # prepare_imagenet decodes every image once and leaves out those that fail;
   # a build by anything else may hold one that stops training mid-run.
-  if not (builder.data_path / prepare_imagenet.SKIPPED_FILE).exists():
+  if not (builder.data_path / info.SKIPPED_IMAGES_FILE).exists():
     logging.warning('%s was not prepared by input_pipeline.prepare_imagenet, so '
                     'its images were not checked: one that does not decode will '
                     'stop training with a tf.data error.', builder.data_path)

@@ -36,6 +36,7 @@ import tensorflow_datasets as tfds
 from input_pipeline import info
 from input_pipeline import shapes
 
+
 @dataclasses.dataclass(eq=False)
 class EmbeddedShapesConfig(tfds.core.BuilderConfig):
   num_train_examples: int = 0

@@ -7,7 +7,7 @@
 writes the two tars with ImageNet-like JPEGs (350x400 px, about 110 KB each),
 prepares them with prepare_imagenet, and prints the time and the bytes on disk
 of each step. The input benchmark reads the result (`python -m
-input_pipeline.benchmark --dataset=imagenet2012 --data_dir=...`). To time the
+train.bench.input_throughput --dataset=imagenet2012 --data_dir=...`). To time the
 preparation as ImageNet's would run, make the train split larger than 1 GB
 (e.g. --num_classes=100 --images_per_class=100): tfds shuffles a smaller split
 in memory, a larger one (ImageNet's) through temporary files on disk. Without

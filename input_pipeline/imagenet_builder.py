@@ -7,7 +7,7 @@ only when tf.data decodes it, deep into a training run, as an error that names
 no file. This builder decodes every image once while preparing, with the
 pipeline's own op (tf.image.decode_and_crop_jpeg over the whole image), leaves
 out those that fail and lists them in `skipped`; prepare_imagenet prints them
-and writes them next to the data (its SKIPPED_FILE). The prepared dataset is the
+and writes them next to the data (info.SKIPPED_IMAGES_FILE). The prepared dataset is the
 one tfds's registered builder reads: same name, version and features.
 
 A decode costs about 1.5 ms of CPU for an ImageNet-sized image, as much as tfds

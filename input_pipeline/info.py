@@ -65,3 +65,7 @@ def prepare_command(dataset: str, data_dir: str) -> str:
   del dataset  # ImageNet is the only dataset that needs preparing by hand.
   return (f'python -m input_pipeline.prepare_imagenet --data_dir={data_dir} '
           '--manual_dir=DIR_WITH_ILSVRC2012_TARS')
+
+# Written next to prepared ImageNet: the images left out because they do not
+# decode (input_pipeline/imagenet_builder.py), {'count': n, 'images': [...]}.
+SKIPPED_IMAGES_FILE = 'skipped_images.json'

@@ -29,7 +29,7 @@ from input_pipeline import preprocessing
 Batch = dict[str, np.ndarray]
 Example = preprocessing.Example
 
-# Values of config.input.cache_eval; train/validation.py lists the same.
+# Values of config.input.cache_eval; train/run/validation.py lists the same.
 CACHE_EVAL_MODES = ('auto', 'always', 'never')
 
 

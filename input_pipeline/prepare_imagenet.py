@@ -30,9 +30,6 @@ import time
 from input_pipeline import info
 
 USAGE_ERROR = 2
-# Written next to the prepared data: the images left out because they do not
-# decode (input_pipeline/imagenet_builder.py), {'count': n, 'images': [...]}.
-SKIPPED_FILE = 'skipped_images.json'
 _NAMES_SHOWN = 5
 TARS = ('ILSVRC2012_img_train.tar', 'ILSVRC2012_img_val.tar')
 _WHERE_TO_GET = ('get it from https://image-net.org/download-images (log in, '
@@ -75,6 +72,7 @@ def prepare(data_dir: str, manual_dir: str) -> str:
   manual_dir = os.path.expanduser(manual_dir)
   # Imported here so that a missing tar is reported without loading TF.
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+
   from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
   from input_pipeline import imagenet_builder  # pylint: disable=g-import-not-at-top
 
@@ -99,7 +97,7 @@ def prepare(data_dir: str, manual_dir: str) -> str:
 
 def _report_skipped(skipped: list[dict[str, str]], data_path: str) -> None:
   """Records the images left out (none, normally) next to the data, and names them."""
-  path = os.path.join(data_path, SKIPPED_FILE)
+  path = os.path.join(data_path, info.SKIPPED_IMAGES_FILE)
   with open(path, 'w') as f:
     json.dump({'count': len(skipped), 'images': skipped}, f, indent=1)
   if skipped:

@@ -18,7 +18,8 @@ import sys
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
+from PIL import ImageDraw
 
 # Every shape is a list of (fill, polygon) with the polygon in unit coordinates
 # (y points down, the shape fits in [-1, 1]^2 and is symmetric about x = 0). A fill

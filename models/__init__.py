@@ -12,7 +12,6 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from input_pipeline import info
 from models.resnet import get_resnet
 
 _DTYPES = {
@@ -29,22 +28,18 @@ def get_dtype(name: str) -> Any:
   return _DTYPES[name]
 
 
-def create_model(config: ml_collections.ConfigDict,
-                 num_classes: int | None = None) -> nn.Module:
+def create_model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Module:
   """The ResNet that `config.model` describes.
 
   Args:
     config: the harness config; reads `config.model.{depth, width, version,
-      stem, virtual_batch_size, bn_momentum, bn_epsilon, last_bn_scale, dtype}`
-      and, without `num_classes`, `config.dataset`.
-    num_classes: outputs of the head; defaults to the dataset's class count.
+      stem, virtual_batch_size, bn_momentum, bn_epsilon, last_bn_scale, dtype}`.
+    num_classes: outputs of the head (the dataset's class count).
 
   Raises:
-    ValueError: for an unknown depth, version, stem, dtype or dataset.
+    ValueError: for an unknown depth, version, stem or dtype.
   """
   model_config = config.model
-  if num_classes is None:
-    num_classes = info.get_dataset_info(config.dataset).num_classes
   # ResNet checks version and stem itself, at construction.
   return get_resnet(model_config.depth)(
       num_classes=num_classes,

@@ -155,12 +155,9 @@ def _regularization(opt: ml_collections.ConfigDict, group: str) -> Regularizatio
 
 
 def create_optimizer(config: ml_collections.ConfigDict,
-                     learning_rate_fn: schedules.Schedule | None = None,
-                     ) -> optax.GradientTransformation:
+                     learning_rate_fn: schedules.Schedule) -> optax.GradientTransformation:
   """The optimizer of `config`; its updates include the learning rate and sign."""
   opt = config.optimizer
-  if learning_rate_fn is None:
-    learning_rate_fn = schedules.create_learning_rate_fn(config)
   names = group_optimizer_names(opt)
   keys = {WEIGHTS: 'optimizer.name', BN_BIAS: 'optimizer.bn_bias_name'}
   transforms = {

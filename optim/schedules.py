@@ -21,12 +21,10 @@ than the printed formula's.
 """
 
 import math
-from typing import Callable
+from typing import Callable, Protocol
 
 import jax.numpy as jnp
 import ml_collections
-
-from train import budget as budget_lib
 
 Schedule = Callable[[jnp.ndarray | int], jnp.ndarray]
 
@@ -166,11 +164,18 @@ def linear(*, init: float, peak: float, decay_factor: float, warmup_steps: float
       warmup_power=warmup_power, decay_power=1.0, decay_end=decay_steps)
 
 
-ScheduleBuilder = Callable[[ml_collections.ConfigDict, budget_lib.Budget], Schedule]
+class ScheduleSteps(Protocol):
+  """Where a schedule's pieces meet, as the run's budget resolves them."""
+  warmup_steps: float  # t_warmup, may be fractional.
+  decay_steps: float  # T, where the decay ends.
+  peak_learning_rate: float  # lr.peak after any batch-size scaling.
+
+
+ScheduleBuilder = Callable[[ml_collections.ConfigDict, ScheduleSteps], Schedule]
 
 
 def _piecewise_polynomial_from_config(lr: ml_collections.ConfigDict,
-                                      budget: budget_lib.Budget) -> Schedule:
+                                      budget: ScheduleSteps) -> Schedule:
   return piecewise_polynomial(
       init=lr.init, peak=budget.peak_learning_rate, final=lr.final,
       warmup_steps=budget.warmup_steps, warmup_power=lr.warmup_power,
@@ -178,7 +183,7 @@ def _piecewise_polynomial_from_config(lr: ml_collections.ConfigDict,
 
 
 def _cosine_from_config(lr: ml_collections.ConfigDict,
-                        budget: budget_lib.Budget) -> Schedule:
+                        budget: ScheduleSteps) -> Schedule:
   return cosine(
       init=lr.init, peak=budget.peak_learning_rate, final=lr.final,
       warmup_steps=budget.warmup_steps, warmup_power=lr.warmup_power,
@@ -186,7 +191,7 @@ def _cosine_from_config(lr: ml_collections.ConfigDict,
 
 
 def _linear_from_config(lr: ml_collections.ConfigDict,
-                        budget: budget_lib.Budget) -> Schedule:
+                        budget: ScheduleSteps) -> Schedule:
   return linear(
       init=lr.init, peak=budget.peak_learning_rate, decay_factor=lr.decay_factor,
       warmup_steps=budget.warmup_steps, warmup_power=lr.warmup_power,
@@ -204,17 +209,15 @@ def schedule_names() -> list[str]:
   return sorted(_SCHEDULES)
 
 
-def create_learning_rate_fn(config: ml_collections.ConfigDict,
-                            num_train_examples: int | None = None) -> Schedule:
-  """Builds the schedule named by `config.lr.schedule`.
+def create_learning_rate_fn(lr: ml_collections.ConfigDict,
+                            budget: ScheduleSteps) -> Schedule:
+  """Builds the schedule named by `lr.schedule` (the config's `lr` section).
 
-  Its steps (warmup, decay end) and its peak come from
-  `train.budget.resolve_budget(config, num_train_examples)`, so they follow the
-  batch size and the dataset size; `num_train_examples` defaults to that of
-  `config.dataset`.
+  Its steps (warmup, decay end) and its peak come from `budget`: the run
+  resolves them from the batch size and the dataset size (train/run/budget.py,
+  `learning_rate_fn`), so that a schedule never reads the config's raw numbers.
   """
-  if config.lr.schedule not in _SCHEDULES:
-    raise ValueError(f'unknown lr.schedule {config.lr.schedule!r}; '
+  if lr.schedule not in _SCHEDULES:
+    raise ValueError(f'unknown lr.schedule {lr.schedule!r}; '
                      f'valid: {", ".join(schedule_names())}')
-  budget = budget_lib.resolve_budget(config, num_train_examples)
-  return _SCHEDULES[config.lr.schedule](config.lr, budget)
+  return _SCHEDULES[lr.schedule](lr, budget)

@@ -7,7 +7,7 @@ SPEC holds {"config": <config JSON>, "scenarios": [...]}; each scenario is
 or "SIGTERM", "delay": seconds, "corrupt_newest_before": bool}, ...]}. Every attempt is a forked
 child of this process, so the modules are imported once while each attempt
 still starts JAX afresh, as a re-launched job would. EVENT is a hook event of
-train/loop.py ('train_step', 'eval_batch', 'checkpoint'); at the first call with
+train/run/loop.py ('train_step', 'eval_batch', 'checkpoint'); at the first call with
 that event and step the child sends itself the signal. A child that finishes
 writes WORKDIR/params.npz (the final parameters and BN statistics). Prints one
 JSON line: per scenario, per attempt, how the child ended.
@@ -25,7 +25,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import ml_collections  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-from train import loop  # pylint: disable=g-import-not-at-top,wrong-import-position
+from train.run import loop  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 PREEMPTED_EXIT = 3
 

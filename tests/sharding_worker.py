@@ -29,12 +29,15 @@ sys.path.insert(0, REPO)
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import AxisType, NamedSharding, PartitionSpec
+from jax.sharding import AxisType
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
 
 import models
 from configs import embedded_lars
-from train import distributed
-from train import programs
+from train.run import distributed
+from train.run import programs
+
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 NUM_STEPS = 10

@@ -115,6 +115,7 @@ def _tiny_run_argv(*more: str) -> tuple[str, ...]:
 def _full_disk() -> None:
   """In the case's process: every checkpoint save fails as on a full disk."""
   import errno  # pylint: disable=g-import-not-at-top
+
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
 
   def save(*args, **kwargs):
@@ -125,8 +126,8 @@ def _full_disk() -> None:
 def _corrupt_checkpoint(directory: str) -> None:
   """An unfinished tiny run whose only checkpoint (step 2) is garbage."""
   from configs import embedded_lars  # pylint: disable=g-import-not-at-top
-  from train import config_specs  # pylint: disable=g-import-not-at-top
-  config = config_specs.with_overrides(
+  from train.common import config_dicts  # pylint: disable=g-import-not-at-top
+  config = config_dicts.with_overrides(
       embedded_lars.get_config(), {**_TINY_RUN, 'data_dir': f'{directory}/data'})
   # As train/loop.write_config writes it, which the resumed run does again.
   _write('run/config.json', json.dumps(json.loads(config.to_json()), indent=2) + '\n')(directory)

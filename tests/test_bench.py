@@ -14,7 +14,7 @@ import ml_collections
 import pytest
 
 from input_pipeline import datasets
-from train import bench
+from train.bench.throughput import throughput
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY_ARGS = ['--config=configs/embedded_lars.py', '--config.image_size=8',
@@ -78,7 +78,7 @@ def test_bad_input_is_one_line_and_exit_status_2():
     (['--coordinator_address=localhost:1234'], 'give all three or none'),
 ])
 def test_bad_input_in_process(capsys, args, message):
-  assert bench.main(args) == 2
+  assert throughput.main(args) == 2
   captured = capsys.readouterr()
   assert captured.out == ''
   assert captured.err.startswith('error: ') and captured.err.count('\n') == 1
@@ -87,34 +87,34 @@ def test_bad_input_in_process(capsys, args, message):
 
 def _measurement(kind, images_per_second, flops=None):
   seconds = 10 * 64 / images_per_second
-  return bench.Measurement(kind, kind, 64, 10, (seconds, seconds), (1.0, 1.0), flops)
+  return throughput.Measurement(kind, kind, 64, 10, (seconds, seconds), (1.0, 1.0), flops)
 
 
 def test_verdict_says_which_side_bounds_a_run():
-  step = _measurement(bench.STEP, 1000.0, 1e9)
-  assert bench.verdict([step]) is None
-  slow_input = bench.verdict([step, _measurement(bench.INPUT_ONLY, 500.0)])
+  step = _measurement(throughput.STEP, 1000.0, 1e9)
+  assert throughput.verdict([step]) is None
+  slow_input = throughput.verdict([step, _measurement(throughput.INPUT_ONLY, 500.0)])
   assert slow_input.startswith('verdict: INPUT-BOUND: the input pipeline alone delivers '
                                '0.50x what the step consumes')
-  fast_input = bench.verdict([step, _measurement(bench.INPUT_ONLY, 3000.0),
-                              _measurement(bench.LOOP, 900.0, 1e9)])
+  fast_input = throughput.verdict([step, _measurement(throughput.INPUT_ONLY, 3000.0),
+                              _measurement(throughput.LOOP, 900.0, 1e9)])
   assert fast_input == ('verdict: compute-bound: the input pipeline alone delivers 3.00x '
                         'what the step consumes; the loop with real input runs at 90% of '
                         'the synthetic step rate')
 
 
 def test_mfu_is_achieved_model_flops_over_peak():
-  step = _measurement(bench.STEP, 1000.0, 2e9)
+  step = _measurement(throughput.STEP, 1000.0, 2e9)
   assert step.flops_per_second == pytest.approx(2e12)
   assert step.step_milliseconds == pytest.approx(64.0)
   assert step.cpu_milliseconds == pytest.approx(100.0)
-  config = bench.bench_config(ml_collections.ConfigDict(
+  config = throughput.bench_config(ml_collections.ConfigDict(
       {'global_batch_size': 1, 'image_size': 8, 'mlperf': {'submission_division': 'closed'},
        'model': {'depth': 10, 'version': 'v1.5', 'width': 4, 'stem': 'small',
                  'dtype': 'float32'}}), 64, 1)
   assert config.global_batch_size == 64 and config.mlperf.submission_division == 'open'
-  table = bench.format_table(config, [step], bench.Peak(8e12, 'test'), {'train': 1.0}, 10)
-  row = [line for line in table.splitlines() if line.startswith(f'| {bench.STEP} |')]
+  table = throughput.format_table(config, [step], throughput.Peak(8e12, 'test'), {'train': 1.0}, 10)
+  row = [line for line in table.splitlines() if line.startswith(f'| {throughput.STEP} |')]
   assert row == ['| step | 1,000.0 | 1,000.0-1,000.0 | 64.0 | 100.0 | 2 | 25.0% |']
 
 
@@ -130,7 +130,7 @@ def test_input_and_train_modes_on_real_data(tiny_data_dir, capsys):
   args = [*TINY_ARGS, '--config.dataset=embedded_shapes/tiny',
           f'--config.data_dir={tiny_data_dir}', '--config.input.shuffle_buffer_size=64',
           '--modes=input,train', '--input_threads=1', '--peak_tflops=0.5']
-  assert bench.main(args) == 0
+  assert throughput.main(args) == 0
   lines = capsys.readouterr().out.splitlines()
   assert any(line.startswith('| input pipeline alone | ') for line in lines)
   loop_row = next(line for line in lines if line.startswith('| train loop, real input | '))

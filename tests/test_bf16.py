@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from tests import sharding_worker
-from train import programs
-from train import steps
+from train.run import programs
+from train.run import steps
 
 NUM_STEPS = 3
 

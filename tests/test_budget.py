@@ -8,7 +8,7 @@ import ml_collections
 import pytest
 
 from configs import embedded_lars
-from train import budget
+from train.run import budget
 
 _REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 IMAGENET = 1_281_167
@@ -226,6 +226,6 @@ def test_unknown_dataset_raises():
 
 
 def test_imports_no_tensorflow():
-  code = ('import sys; import train.budget; '
+  code = ('import sys; import train.run.budget; '
           'assert "tensorflow" not in sys.modules, "tensorflow imported"')
   subprocess.run([sys.executable, '-c', code], check=True, cwd=_REPO_ROOT)

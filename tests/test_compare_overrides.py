@@ -17,11 +17,11 @@ _COMPARE = '--compare=configs/embedded_lars.py,configs/embedded_nesterov.py'
 _READ_BACK = '''
 import json, sys
 import main
-from train import config_specs
+from train.common import config_dicts
 main.parse_flags(['main.py', *sys.argv[1:]])
 configs = main._compared_configs()
 print(json.dumps({'overrides': main.command_line_overrides(),
-                  'configs': {n: config_specs.flatten(c) for n, c in configs.items()}},
+                  'configs': {n: config_dicts.flatten(c) for n, c in configs.items()}},
                  default=list))
 '''
 
@@ -62,8 +62,8 @@ def test_several_overrides_are_all_kept():
 
 
 def test_comparison_report_states_the_overrides(tmp_path):
-  from train import report  # pylint: disable=g-import-not-at-top
-  from train import statistics  # pylint: disable=g-import-not-at-top
+  from train.experiments import report  # pylint: disable=g-import-not-at-top
+  from train.experiments import statistics  # pylint: disable=g-import-not-at-top
   runs = [{'seed': 0, 'status': 'success', 'final_eval_accuracy': 0.7, 'reached_target': False,
            'target_accuracy': 0.75, 'evals': [], 'run_seconds': 1.0}]
   studies = [(name, statistics.summarize(runs), runs) for name in ('a', 'b')]

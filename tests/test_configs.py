@@ -7,11 +7,10 @@ import jax
 import pytest
 
 from configs import default
-from configs import embedded_lars
-from train import budget
-from train import loop
-from train import search
-from train import validation
+from train.experiments import search
+from train.mlperf import rules
+from train.run import budget
+from train.run import loop
 
 EXPERIMENTS = ['mlperf_lars_32k', 'nesterov_a', 'nesterov_b', 'cosine_6000', 'lamb_resnet']
 IMAGENET_TRAIN = 1_281_167
@@ -38,7 +37,7 @@ def _config(name, variant=''):
 @pytest.mark.parametrize('name,variant', ALL + [(name, '') for name in SINGLE])
 def test_config_validates_and_documents_itself(name, variant):
   config = _config(name, variant)
-  validation.validate_config(config, num_devices=1, check_data=False)
+  rules.validate_run_config(config, num_devices=1, check_data=False)
   doc = importlib.import_module(f'configs.{name}').__doc__
   assert 'python main.py --config=configs/' in doc
   assert 'Budget in steps' in doc or 'Budget in epochs' in doc
@@ -192,7 +191,7 @@ def _shrink_for_cpu(config, data_dir):
 def test_every_config_runs_on_the_embedded_data(name, variant, tmp_path_factory):
   data_dir = tmp_path_factory.getbasetemp() / 'data'
   config = _shrink_for_cpu(_config(name, variant), data_dir)
-  validation.validate_config(config, num_devices=jax.device_count())
+  rules.validate_run_config(config, num_devices=jax.device_count())
   result = loop.train_and_evaluate(config, str(tmp_path_factory.mktemp('run')))
   assert result['steps_completed'] == 2
   assert len(result['evals']) == 1

@@ -11,8 +11,8 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from input_pipeline import embedded_shapes
-from input_pipeline import shapes
 from input_pipeline import info
+from input_pipeline import shapes
 
 
 @pytest.fixture(scope='module')

@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from configs import embedded_lars
-from train import config_specs
-from train import loop
+from train.common import config_dicts
+from train.run import loop
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,7 +28,7 @@ TINY_OVERRIDES = {
 
 
 def _tiny_config(data_dir, **overrides):
-  return config_specs.with_overrides(
+  return config_dicts.with_overrides(
       embedded_lars.get_config(), {**TINY_OVERRIDES, **overrides, 'data_dir': str(data_dir)})
 
 

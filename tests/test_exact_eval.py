@@ -30,7 +30,8 @@ import numpy as np
 import optax
 import pytest
 import tensorflow_datasets as tfds
-from jax.sharding import NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
 
 import models
 from configs import embedded_lars
@@ -39,9 +40,9 @@ from input_pipeline import pipeline
 from input_pipeline import prepare_imagenet
 from input_pipeline import preprocessing
 from tests import fake_imagenet
-from train import loop
-from train import programs
-from train import steps
+from train.run import loop
+from train.run import programs
+from train.run import steps
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGENET = 'imagenet2012'

@@ -12,20 +12,21 @@ import sys
 import jax
 import numpy as np
 import pytest
-from PIL import Image
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from PIL import Image
 
 from configs import default
 from configs import embedded_lars
 from input_pipeline import datasets
 from input_pipeline import imagenet_builder
+from input_pipeline import info
 from input_pipeline import pipeline
 from input_pipeline import prepare_imagenet
 from input_pipeline import preprocessing
 from tests import fake_imagenet
-from train import loop
-from train import validation
+from train.run import loop
+from train.run import validation
 
 _REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGENET = 'imagenet2012'
@@ -79,7 +80,7 @@ def test_prepare_reports_where_the_data_is(prepared):
 
 
 def _skipped_record(data_dir: str) -> dict:
-  path = tfds.builder(IMAGENET, data_dir=data_dir).data_path / prepare_imagenet.SKIPPED_FILE
+  path = tfds.builder(IMAGENET, data_dir=data_dir).data_path / info.SKIPPED_IMAGES_FILE
   return json.loads(path.read_text())
 
 
@@ -294,7 +295,7 @@ def test_reading_a_build_whose_images_were_not_checked_warns(prepared, caplog):
   with caplog.at_level(logging.WARNING):
     datasets.ensure_prepared(IMAGENET, data_dir)
   assert 'not checked' not in caplog.text
-  skipped = tfds.builder(IMAGENET, data_dir=data_dir).data_path / prepare_imagenet.SKIPPED_FILE
+  skipped = tfds.builder(IMAGENET, data_dir=data_dir).data_path / info.SKIPPED_IMAGES_FILE
   hidden = skipped.parent / 'hidden.json'
   skipped.rename(hidden)  # As a build by plain tfds leaves it.
   try:

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from input_pipeline import benchmark
 from input_pipeline import datasets
 from input_pipeline import fake_imagenet
+from train.bench.throughput import input_throughput
 
 TINY = 'embedded_shapes/tiny'
 
@@ -24,12 +24,12 @@ def tiny_config(tmp_path_factory):
   data_dir = str(tmp_path_factory.mktemp('tfds'))
   with contextlib.redirect_stdout(io.StringIO()):
     datasets.ensure_prepared(TINY, data_dir)
-  config = benchmark.base_config(TINY, data_dir, image_size=24)
+  config = input_throughput.base_config(TINY, data_dir, image_size=24)
   config.input.shuffle_buffer_size = 64
   return config
 
 
-def _check_report(report: benchmark.Report, *, mode: str, batch_size: int,
+def _check_report(report: input_throughput.Report, *, mode: str, batch_size: int,
                   num_threads: int, batches: int, repetitions: int) -> None:
   assert (report.mode, report.dataset, report.image_size) == (mode, TINY, 24)
   assert (report.batch_size, report.num_threads) == (batch_size, num_threads)
@@ -40,28 +40,28 @@ def _check_report(report: benchmark.Report, *, mode: str, batch_size: int,
       report.images_per_second)
   assert report.per_thread == pytest.approx(report.median / num_threads)
   assert report.per_cpu_second > 0 and report.cores_busy > 0
-  line = benchmark.format_report(report)
+  line = input_throughput.format_report(report)
   assert mode in line and 'images/s' in line and f'threads {num_threads}' in line
 
 
 def test_pipeline_report(tiny_config):
-  report = benchmark.measure_pipeline(
+  report = input_throughput.measure_pipeline(
       tiny_config, batch_size=16, num_threads=1, warmup_batches=2, batches=3,
       repetitions=2)
-  _check_report(report, mode=benchmark.PIPELINE, batch_size=16, num_threads=1,
+  _check_report(report, mode=input_throughput.PIPELINE, batch_size=16, num_threads=1,
                 batches=3, repetitions=2)
 
 
 def test_decode_only_report(tiny_config):
-  report = benchmark.measure_decode_only(
+  report = input_throughput.measure_decode_only(
       tiny_config, batch_size=8, num_images=20, warmup_batches=1, batches=2,
       repetitions=3)
-  _check_report(report, mode=benchmark.DECODE_ONLY, batch_size=8,
+  _check_report(report, mode=input_throughput.DECODE_ONLY, batch_size=8,
                 num_threads=1, batches=2, repetitions=3)
 
 
 def test_command_line_prints_one_line_per_thread_count(tiny_config, capsys):
-  assert benchmark.main([
+  assert input_throughput.main([
       f'--dataset={TINY}', f'--data_dir={tiny_config.data_dir}',
       '--image_size=16', '--batch_size=8', '--num_threads=1,2',
       '--warmup_batches=1', '--batches=2', '--repetitions=1']) == 0
@@ -71,7 +71,7 @@ def test_command_line_prints_one_line_per_thread_count(tiny_config, capsys):
 
 def test_unknown_dataset_names_the_valid_ones():
   with pytest.raises(ValueError, match='embedded_shapes.*imagenet2012'):
-    benchmark.base_config('cifar10', '/tmp')
+    input_throughput.base_config('cifar10', '/tmp')
 
 
 def _jpegs(manual_dir: str) -> dict[str, bytes]:

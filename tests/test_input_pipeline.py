@@ -396,7 +396,7 @@ def test_should_cache_eval_names_the_valid_modes():
 
 
 def test_cache_eval_modes_agree_with_validation():
-  from train import validation  # pylint: disable=g-import-not-at-top
+  from train.run import validation  # pylint: disable=g-import-not-at-top
   assert pipeline.CACHE_EVAL_MODES == validation.CACHE_EVAL_MODES
 
 

@@ -26,14 +26,17 @@ from mlperf_logging.system_desc_checker import system_desc_checker
 
 from configs import mlperf_lars_32k
 from configs import nesterov_b
-from train import budget
-from train import loop
-from train import mlperf_log
-from train import study
-from train import validation
+from train.common import files
+from train.experiments import study
+from train.mlperf import results
+from train.mlperf import rules
+from train.run import budget
+from train.run import loop
+from train.run import mllog
+from train.run import validation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-RULESET = mlperf_log.RULESET
+RULESET = mllog.RULESET
 TOKEN = ':::MLLOG '
 
 # The closed LARS recipe at embedded scale: embedded_lars.py's optimizer, with
@@ -189,7 +192,7 @@ def test_log_records_the_run(lars_run):
       mlc.LARS_OPT_BASE_LEARNING_RATE: 10.0,
       mlc.LARS_OPT_END_LR: 1e-4,
       mlc.LARS_OPT_LR_DECAY_POLY_POWER: 2,
-      mlc.LARS_OPT_LR_DECAY_STEPS: 470,
+      mlc.LARS_OPT_LR_DECAY_STEPS: 470 - 100 + 1,  # T - t_warmup + 1.
       mlc.LARS_OPT_LEARNING_RATE_WARMUP_EPOCHS: 100 / 78.25,
       mlc.LARS_OPT_MOMENTUM: 0.9,
       mlc.LARS_OPT_WEIGHT_DECAY: 1e-4,
@@ -295,7 +298,7 @@ def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
     seeded = config.copy_and_resolve_references()
     seeded.seed = seed
     loop.write_config(seeded, run_dir)
-    loop.write_json(os.path.join(run_dir, 'result.json'),
+    files.write_json(os.path.join(run_dir, 'result.json'),
                     _variant_result(lars_run['result'], seed, factor))
     _write_events(os.path.join(run_dir, 'mlperf.log'), _variant(events, seed, factor))
   study.write_spec(directory, {'kind': 'study',
@@ -303,8 +306,8 @@ def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
   summary = study.run_study(config, 'closed_lars', directory, num_seeds=5)
   assert summary['num_runs_this_invocation'] == 0  # All five read back, none trained.
 
-  org = mlperf_log.results_folder(directory, config)
-  results = mlperf_log.benchmark_folder(directory, config)
+  org = results.results_folder(directory, config)
+  results = results.benchmark_folder(directory, config)
   assert org == os.path.join(directory, 'mlperf', 'large-batch-harness')
   assert results == os.path.join(org, 'results', 'unknown', 'resnet')
   assert sorted(os.listdir(results)) == [f'result_{i}.txt' for i in range(5)]
@@ -326,8 +329,8 @@ def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
 
   # The package's RCP check of the folder and rcp_verdict agree (batch 128 is
   # below the smallest RCP, 1,632, and 6 epochs converge faster than it).
-  passed, message = mlperf_log.check_rcp_folder(results)
-  verdict = mlperf_log.rcp_verdict(128, [r['epochs_to_target'] for r in summary['runs']])
+  passed, message = results.check_rcp_folder(results)
+  verdict = results.rcp_verdict(128, [r['epochs_to_target'] for r in summary['runs']])
   assert (verdict.passed, verdict.source) == (passed, message) == (
       False, 'Missing RCP, please submit RCP with BS = 128')
   # study.json and the report carry the same verdict and the checker commands.
@@ -345,10 +348,10 @@ def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
 def _synthetic_log(path: str, config: ml_collections.ConfigDict, accuracy: float) -> None:
   """The log a run of `config` would write, with `accuracy` at its last eval."""
   run_budget = budget.resolve_budget(config)
-  logger = mlperf_log.MlperfLogger(path)
+  logger = mllog.MlperfLogger(path)
   logger.event(mlc.CACHE_CLEAR, True)
   logger.start(mlc.INIT_START)
-  for key, value in mlperf_log.hyperparameters(config, run_budget,
+  for key, value in mllog.hyperparameters(config, run_budget,
                                                 num_eval_examples=50_000).items():
     logger.event(key, value)
   logger.end(mlc.INIT_STOP)
@@ -356,11 +359,11 @@ def _synthetic_log(path: str, config: ml_collections.ConfigDict, accuracy: float
   points = budget.eval_points(config, run_budget)
   last = 0.0
   for i, point in enumerate(points):
-    block = {'first_epoch_num': mlperf_log.number(last + 1)}
+    block = {'first_epoch_num': mllog.number(last + 1)}
     logger.start(mlc.BLOCK_START, metadata={
-        **block, 'epoch_count': mlperf_log.number(point.epoch - last)})
+        **block, 'epoch_count': mllog.number(point.epoch - last)})
     logger.end(mlc.BLOCK_STOP, metadata=block)
-    epoch = {'epoch_num': mlperf_log.number(point.epoch)}
+    epoch = {'epoch_num': mllog.number(point.epoch)}
     logger.start(mlc.EVAL_START, metadata=epoch)
     logger.event(mlc.EVAL_ACCURACY, accuracy if i == len(points) - 1 else 0.5, metadata=epoch)
     logger.end(mlc.EVAL_STOP, metadata=epoch)
@@ -372,7 +375,7 @@ def _synthetic_log(path: str, config: ml_collections.ConfigDict, accuracy: float
 def test_mlperf_lars_32k_logs_the_closed_recipe(tmp_path):
   """The recipe's preamble has exactly the rules' names and values."""
   config = mlperf_lars_32k.get_config()
-  validation.validate_config(config, num_devices=1, check_data=False)
+  rules.validate_run_config(config, num_devices=1, check_data=False)
   path = str(tmp_path / 'mlperf.log')
   _synthetic_log(path, config, accuracy=0.7597)
   assert _check(path) == (True, '')
@@ -400,7 +403,7 @@ def test_sgd_recipe_logs_the_sgd_keys(tmp_path):
   config = mlperf_lars_32k.get_config('epochs')  # Warmup of 18 whole epochs.
   config.optimizer.name = 'momentum'
   config.optimizer.momentum = 0.9
-  validation.validate_config(config, num_devices=1, check_data=False)
+  rules.validate_run_config(config, num_devices=1, check_data=False)
   path = str(tmp_path / 'mlperf.log')
   _synthetic_log(path, config, accuracy=0.76)
   values = _values(_events(path))
@@ -431,7 +434,7 @@ def test_nesterov_is_logged_as_itself_in_the_open_division(tmp_path):
   assert not valid and 'opt_name' in messages
   config.mlperf.submission_division = 'closed'
   with pytest.raises(validation.ConfigError, match=r'optimizer.name=.nesterov.*open'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
 
 
 # The closed division's rules in validation.
@@ -462,44 +465,44 @@ def test_closed_division_refuses_what_its_rules_forbid(key, value):
     config.optimizer.weight_decay, config.optimizer.l2 = 1e-4, 0.0
   node[leaf] = value
   with pytest.raises(validation.ConfigError) as info:
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   message = str(info.value)
   assert info.value.key == key, message
   assert 'closed division' in message and "submission_division='open'" in message
   assert '\n' not in message
   config.mlperf.submission_division = 'open'
-  validation.validate_config(config, num_devices=1, check_data=False)
+  rules.validate_run_config(config, num_devices=1, check_data=False)
 
 
 def test_closed_division_rules_in_detail():
   config = mlperf_lars_32k.get_config()
   for l2 in (5e-5, 2e-4, 1.6e-3):  # 1e-4 * 2^k.
     config.optimizer.l2 = l2
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   config.global_batch_size = 16_384  # LARS momentum is 0.9 below 32k.
   with pytest.raises(validation.ConfigError, match=r'optimizer.momentum=0.929.*below batch'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   config = mlperf_lars_32k.get_config()
   config.eval_offset_epochs = 1
   with pytest.raises(validation.ConfigError, match=r'eval_offset_epochs=1.*allowed: 3, so '
                      r'that the budget of 64 epochs ends on an eval'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   config.num_train_steps = 2500  # 63.7 epochs: no offset ends on it.
   with pytest.raises(validation.ConfigError, match=r'num_train_steps=2500.*63.69'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   # SGD: momentum 0.9, a base rate in multiples of 0.001, whole warmup epochs.
   config = mlperf_lars_32k.get_config()
   config.optimizer.name = 'momentum'
   with pytest.raises(validation.ConfigError, match=r'optimizer.momentum=0.929.*sgd_opt'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   config.optimizer.momentum = 0.9
   with pytest.raises(validation.ConfigError, match=r'lr.warmup_steps=706.0.*whole number'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   config.lr.warmup_steps = 706.5  # 18 epochs of 39.25 steps.
-  validation.validate_config(config, num_devices=1, check_data=False)
+  rules.validate_run_config(config, num_devices=1, check_data=False)
   config.lr.peak = 29.0005
   with pytest.raises(validation.ConfigError, match=r'lr.peak=29.0005.*multiple of 0.001'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
 
 
 # The eval cadence.
@@ -531,7 +534,7 @@ def test_eval_offset_must_be_below_the_period():
   config = mlperf_lars_32k.get_config()
   config.eval_offset_epochs = 4
   with pytest.raises(validation.ConfigError, match=r'eval_offset_epochs=4.*\[0, eval_every'):
-    validation.validate_config(config, num_devices=1, check_data=False)
+    rules.validate_run_config(config, num_devices=1, check_data=False)
   with pytest.raises(ValueError, match='eval_offset_epochs'):
     budget.first_eval_epoch(4.0, 4)
 
@@ -543,7 +546,7 @@ def test_rcp_interpolation_matches_hand_computed_values():
   anchors = {3264: Fraction(457, 13), 32768: Fraction(56), 49152: Fraction(68),
              67840: Fraction(1116, 13)}  # 35.15, 56.0, 68.0, 85.85.
   for batch_size, mean in anchors.items():
-    record, source = mlperf_log.rcp_record(batch_size)
+    record, source = results.rcp_record(batch_size)
     assert source == 'RCP found'
     assert record['RCP Mean'] == pytest.approx(float(mean), rel=1e-12)
 
@@ -553,14 +556,14 @@ def test_rcp_interpolation_matches_hand_computed_values():
 
   for batch_size, low, high in [(16_384, 3264, 32768), (40_960, 32768, 49152),
                                 (58_880, 49152, 67840), (65_536, 49152, 67840)]:
-    record, source = mlperf_log.rcp_record(batch_size)
+    record, source = results.rcp_record(batch_size)
     assert source == 'RCP Interpolation'
     assert record['RCP Mean'] == pytest.approx(interpolated(batch_size, low, high), rel=1e-12)
-  assert mlperf_log.rcp_record(40_960)[0]['RCP Mean'] == pytest.approx(62.0)
+  assert results.rcp_record(40_960)[0]['RCP Mean'] == pytest.approx(62.0)
   # The full RCP tables have 58,880 -> 80 and 65,536 -> 84.5 epochs, but the
   # checker prunes points that converge slower than their neighbours' line.
-  assert mlperf_log.rcp_record(58_880)[0]['RCP Mean'] == pytest.approx(77.2898, abs=1e-4)
-  assert mlperf_log.rcp_record(100_000) == (
+  assert results.rcp_record(58_880)[0]['RCP Mean'] == pytest.approx(77.2898, abs=1e-4)
+  assert results.rcp_record(100_000) == (
       None, 'Missing RCP, please submit RCP with BS = 100000')
 
 
@@ -572,13 +575,13 @@ def test_mlperf_lars_32k_against_its_rcp():
   64 epochs), so it passes; a recipe whose runs converged at 52 epochs would not.
   """
   config = mlperf_lars_32k.get_config()
-  verdict = mlperf_log.rcp_verdict(config.global_batch_size, [60, 64, 64, 64, None])
-  assert verdict == mlperf_log.RcpVerdict(
+  verdict = results.rcp_verdict(config.global_batch_size, [60, 64, 64, 64, None])
+  assert verdict == results.RcpVerdict(
       batch_size=32_768, source='RCP found', rcp_mean_epochs=56.0,
       min_epochs=pytest.approx(55.445, abs=1e-3), mean_epochs=64.0, passed=True,
       score_normalization=1.0)
-  faster = mlperf_log.rcp_verdict(32_768, [56, 56, 56, 56, 60])
+  faster = results.rcp_verdict(32_768, [56, 56, 56, 56, 60])
   assert faster.passed and faster.score_normalization == 1.0
-  too_fast = mlperf_log.rcp_verdict(32_768, [52, 52, 52, 56, 56])
+  too_fast = results.rcp_verdict(32_768, [52, 52, 52, 56, 56])
   assert not too_fast.passed and too_fast.mean_epochs == pytest.approx(160 / 3)
-  assert not mlperf_log.rcp_verdict(32_768, [56, 60, 64, None, None]).passed
+  assert not results.rcp_verdict(32_768, [56, 60, 64, None, None]).passed

@@ -410,9 +410,9 @@ def _config(**model_overrides):
 
 
 def test_create_model_from_the_default_config():
-  model = models.create_model(_config())
+  model = models.create_model(_config(), num_classes=10)
   assert isinstance(model, resnet.ResNet)
-  assert model.num_classes == 10  # embedded_shapes
+  assert model.num_classes == 10
   assert tuple(model.stage_sizes) == (1, 1, 1, 1)
   config = _config()
   assert (model.width, model.stem, model.dtype) == (config.model.width, 'small', jnp.float32)
@@ -421,7 +421,7 @@ def test_create_model_from_the_default_config():
   model = models.create_model(_config(depth=50, dtype='bfloat16',
                                       version='v1.0', stem='imagenet',
                                       virtual_batch_size=32, bn_momentum=0.8,
-                                      bn_epsilon=1e-3, last_bn_scale=0.5))
+                                      bn_epsilon=1e-3, last_bn_scale=0.5), num_classes=1000)
   assert model.block_cls is resnet.BottleneckBlock
   assert (model.dtype, model.version, model.stem) == (
       jnp.bfloat16, 'v1.0', 'imagenet')
@@ -437,7 +437,7 @@ def test_create_model_from_the_default_config():
 ])
 def test_create_model_rejects_unknown_values(key, value, valid):
   with pytest.raises(ValueError, match=f'unknown .*{key}.*{valid}'):
-    models.create_model(_config(**{key: value}))
+    models.create_model(_config(**{key: value}), num_classes=10)
 
 
 def test_models_package_imports_no_tensorflow():

@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-from train import distributed
+from train.run import distributed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(REPO, 'tests', 'sharding_worker.py')

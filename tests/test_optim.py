@@ -15,6 +15,7 @@ from configs import embedded_lars
 from optim import lamb
 from optim import lars
 from optim import schedules
+from train.run import budget
 
 # Warmup then quadratic decay, starting above 0 so that the first update counts.
 _SCHEDULE = dict(init=0.1, peak=2.0, final=0.01, warmup_steps=3, warmup_power=1.0,
@@ -135,7 +136,7 @@ def test_mlperf_lars_32k_bn_bias_update_is_heavy_ball_of_the_v07_jax_pipeline():
   for first_step in (0, 2500):
     grads = [rng.normal(size=(16,)).astype(np.float32) for _ in range(12)]
     params = {'bn': {'bias': jnp.asarray(bias)}}
-    tx = optim.create_optimizer(config, schedules.create_learning_rate_fn(config, 1_281_167))
+    tx = optim.create_optimizer(config, budget.learning_rate_fn(config, 1_281_167))
     state = tx.init(params)
     # Start the schedule's counts at `first_step`, as a run that got there would.
     state = jax.tree.map(

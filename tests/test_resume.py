@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from configs import embedded_lars
-from train import config_specs
+from train.common import config_dicts
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -56,7 +56,7 @@ PREEMPTED_EXIT = 3
 @pytest.fixture(scope='module')
 def runs(tmp_path_factory):
   root = tmp_path_factory.mktemp('resume')
-  config = config_specs.with_overrides(embedded_lars.get_config(),
+  config = config_dicts.with_overrides(embedded_lars.get_config(),
                                       {**OVERRIDES, 'data_dir': str(root / 'data')})
   names = ['uninterrupted', *SCENARIOS]
   attempts = [[{}], *SCENARIOS.values()]

@@ -10,6 +10,7 @@ import pytest
 
 from configs import embedded_lars
 from optim import schedules
+from train.run import budget
 
 MLPERF_T = 2512  # 64 MLPerf epochs at batch 32,768.
 
@@ -237,7 +238,7 @@ def test_unknown_schedule_lists_valid_names():
   config = embedded_lars.get_config()
   config.lr.schedule = 'step'
   with pytest.raises(ValueError, match='cosine, linear, piecewise_polynomial'):
-    schedules.create_learning_rate_fn(config)
+    budget.learning_rate_fn(config)
 
 
 def _mlperf_lars_config():
@@ -255,7 +256,7 @@ def _mlperf_lars_config():
 
 def test_create_from_config_mlperf_lars_in_epochs():
   """18 warmup epochs of 64 at 32K: t_warmup 706.5 and T 2,512, from the epochs."""
-  schedule = schedules.create_learning_rate_fn(_mlperf_lars_config())
+  schedule = budget.learning_rate_fn(_mlperf_lars_config())
   _check(schedule, lambda t: _piecewise_reference(
       t, total=MLPERF_T, **PIECEWISE_RECIPES['mlperf_lars_706.5']), 706.5, MLPERF_T)
 
@@ -275,7 +276,7 @@ def test_create_from_config_follows_budget(name):
       'cosine': lambda t: _cosine_reference(t, final=0.01, **kwargs),
       'linear': lambda t: _linear_reference(t, decay_factor=0.05, **kwargs),
   }[name]
-  _check(schedules.create_learning_rate_fn(config), reference, 50.0, 400.0)
+  _check(budget.learning_rate_fn(config), reference, 50.0, 400.0)
 
 
 def test_create_from_config_lamb_scales_peak_and_warmup():
@@ -290,7 +291,7 @@ def test_create_from_config_lamb_scales_peak_and_warmup():
   config.lr.batch_scaling, config.lr.warmup_batch_scaling = 'sqrt', 'linear'
   config.lr.reference_batch_size = 32_768
   total, warmup = 225_225, 0.3125 * 2502.5  # 10,010 steps per 4 epochs.
-  _check(schedules.create_learning_rate_fn(config),
+  _check(budget.learning_rate_fn(config),
          lambda t: _piecewise_reference(t, init=0.0, peak=0.005, final=0.0,
                                         warmup=warmup, p_warmup=1.0, p_decay=1.0,
                                         total=total),
@@ -304,7 +305,7 @@ def test_create_from_config_explicit_num_train_examples():
   config.lr.warmup_steps, config.lr.warmup_epochs = 0.0, 1.0
   config.lr.init, config.lr.peak, config.lr.final = 0.0, 1.0, 0.0
   config.lr.decay_power = 1.0
-  schedule = schedules.create_learning_rate_fn(config, num_train_examples=1000)
+  schedule = budget.learning_rate_fn(config, num_train_examples=1000)
   # 10 steps per epoch: warmup 10 steps, budget 20 steps.
   assert float(schedule(5)) == pytest.approx(0.5)
   # The decay lasts 20 - 10 + 1 = 11 steps: 6/11 of the peak remains at step 15.
@@ -323,11 +324,11 @@ def test_config_files_schedules_match_the_reference_code(config_name, recipe_nam
   steps = np.arange(MLPERF_T + 1)
   want = np.array([_piecewise_reference(float(t), total=MLPERF_T, **recipe) for t in steps])
   with jax.enable_x64(True):
-    schedule = schedules.create_learning_rate_fn(config, 1_281_167)
+    schedule = budget.learning_rate_fn(config, 1_281_167)
     got64 = np.asarray(jax.jit(schedule)(jnp.asarray(steps, jnp.int32)))
   np.testing.assert_allclose(got64, want, rtol=1e-6, atol=0)
   # As the run computes it, in float32: to float32 round-off.
-  got32 = np.asarray(jax.jit(schedules.create_learning_rate_fn(config, 1_281_167))(
+  got32 = np.asarray(jax.jit(budget.learning_rate_fn(config, 1_281_167))(
       jnp.asarray(steps, jnp.int32)))
   assert got32.dtype == np.float32
   np.testing.assert_allclose(got32, want, rtol=1e-5, atol=0)

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from train import statistics
+from train.experiments import statistics
 
 
 def test_median_odd_and_even():

@@ -13,9 +13,10 @@ import pytest
 from configs import embedded_lars
 from configs import embedded_nesterov
 from configs import nesterov_search_table9
-from train import config_specs
-from train import search
-from train import study
+from train.cli import config_files
+from train.common import config_dicts
+from train.experiments import search
+from train.experiments import study
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -35,7 +36,7 @@ TINY = {
 
 
 def _tiny(config: ml_collections.ConfigDict, data_dir) -> ml_collections.ConfigDict:
-  return config_specs.with_overrides(config, {**TINY, 'data_dir': str(data_dir)})
+  return config_dicts.with_overrides(config, {**TINY, 'data_dir': str(data_dir)})
 
 
 @pytest.fixture(scope='module')
@@ -91,10 +92,10 @@ def test_apply_params_keeps_int_keys_int():
 # Config specs.
 
 def test_config_specs_expand_variants_and_carry_overrides():
-  specs = config_specs.expand(config_specs.parse_spec(
+  specs = config_files.expand(config_files.parse_spec(
       os.path.join(REPO, 'configs', 'nesterov_b.py:*')))
   assert [s.name for s in specs] == ['nesterov_b', 'nesterov_b.warmup_power_1']
-  nesterov = config_specs.with_overrides(embedded_nesterov.get_config(),
+  nesterov = config_dicts.with_overrides(embedded_nesterov.get_config(),
                                          {'seed': 7, 'lr.peak': 2.0})
   assert (nesterov.seed, nesterov.lr.peak, nesterov.optimizer.name) == (7, 2.0, 'nesterov')
 
@@ -144,7 +145,7 @@ def test_study_with_a_diverging_seed_completes_and_reports_it(data_dir, tmp_path
 
   def diverge_seed_1(run_config, workdir, *args, **kwargs):
     if run_config.seed == 1:
-      run_config = config_specs.with_overrides(run_config, {'lr.peak': 1e30})
+      run_config = config_dicts.with_overrides(run_config, {'lr.peak': 1e30})
     return train_and_evaluate(run_config, workdir, *args, **kwargs)
 
   monkeypatch.setattr(study.loop, 'train_and_evaluate', diverge_seed_1)

@@ -7,7 +7,7 @@ import pytest
 
 from configs import default
 from configs import embedded_lars
-from train import validation
+from train.run import validation
 
 BAD_VALUES = [
     ('seed', -1),

@@ -20,10 +20,10 @@ NaN). numpy and scipy only: the study runner and the report writer import this
 without JAX or TensorFlow.
 """
 
-from collections.abc import Sequence
 import itertools
 import math
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats

@@ -22,7 +22,8 @@ import ml_collections
 import orbax.checkpoint as ocp
 from absl import logging
 
-from train import steps
+from train.common import errors
+from train.run import steps
 
 DIRECTORY = 'checkpoints'
 
@@ -76,10 +77,6 @@ class Cadence:
     self._last = now
 
 
-def _one_line(error: BaseException) -> str:
-  return ' '.join(f'{type(error).__name__}: {error}'.split())
-
-
 class RunCheckpointer:
   """Saves and restores one run's checkpoints in WORKDIR/checkpoints/<step>/."""
 
@@ -93,7 +90,7 @@ class RunCheckpointer:
           self.directory, options=options, item_names=('state', 'progress'))
     except OSError as e:
       raise CheckpointError(
-          f'cannot create the checkpoint directory {self.directory} ({_one_line(e)}); '
+          f'cannot create the checkpoint directory {self.directory} ({errors.one_line(e)}); '
           'give a writable --workdir') from None
 
   def has_checkpoints(self) -> bool:
@@ -125,7 +122,7 @@ class RunCheckpointer:
   def _write_error(self, step: int | None, error: BaseException) -> CheckpointError:
     return CheckpointError(
         f'cannot write the checkpoint of step {step} to {self.directory} '
-        f'({_one_line(error)}); free disk space or set checkpoint.every_steps=0 and '
+        f'({errors.one_line(error)}); free disk space or set checkpoint.every_steps=0 and '
         'checkpoint.every_seconds=0, then re-run the same command to resume')
 
   def restore_latest(self, abstract_state: steps.TrainState
@@ -149,9 +146,9 @@ class RunCheckpointer:
         state, progress = restored.state, restored.progress
         _check_restored(step, state, progress)
       except Exception as e:  # pylint: disable=broad-except
-        failures.append(f'step {step}: {_one_line(e)}')
+        failures.append(f'step {step}: {errors.one_line(e)}')
         logging.warning('checkpoint of step %d in %s cannot be read (%s); trying the one '
-                        'before it', step, self.directory, _one_line(e))
+                        'before it', step, self.directory, errors.one_line(e))
         continue
       if failures:
         logging.warning('resuming from the checkpoint of step %d: the newer ones could '

@@ -1,4 +1,7 @@
-"""Checks a config before anything heavy starts.
+"""Checks a config before anything heavy starts: what the run itself needs.
+
+The MLPerf closed division's rules are checked above the run
+(train/mlperf/rules.py); `rules.validate_run_config` runs both.
 
 Each problem raises `ConfigError` with one line that names the key, the value
 and what is allowed; `main.py` prints it and exits with status 2.
@@ -14,8 +17,7 @@ from input_pipeline import info
 from models import resnet
 from optim import optimizers
 from optim import schedules
-from train import budget
-from train import mlperf_log
+from train.run import budget
 
 RESIZE_METHODS = ('bicubic', 'bilinear')
 DTYPES = ('float32', 'bfloat16')
@@ -25,12 +27,6 @@ BATCH_SCALINGS = ('none', 'sqrt', 'linear')
 WARMUP_BATCH_SCALINGS = ('none', 'linear')
 # input_pipeline/pipeline.py's CACHE_EVAL_MODES; listed here to keep TensorFlow out.
 CACHE_EVAL_MODES = ('auto', 'always', 'never')
-# MLPerf 4.0.0 closed ResNet values (compliance_checker/training_3.1.0/
-# closed_resnet_{lars,sgd}.yaml, closed_resnet.yaml and the training rules).
-MLPERF_TARGET_ACCURACY = 0.759
-MLPERF_END_LEARNING_RATE = 1e-4
-MLPERF_DECAY_POWER = 2
-MLPERF_EVAL_EVERY_EPOCHS = 4
 
 
 class ConfigError(ValueError):
@@ -41,16 +37,16 @@ class ConfigError(ValueError):
     self.key = key
 
 
-def _get(config: ml_collections.ConfigDict, key: str) -> Any:
+def get(config: ml_collections.ConfigDict, key: str) -> Any:
   value = config
   for part in key.split('.'):
     value = value[part]
   return value
 
 
-def _require(config: ml_collections.ConfigDict, key: str,
+def require(config: ml_collections.ConfigDict, key: str,
              predicate: Callable[[Any], bool], allowed: str) -> None:
-  value = _get(config, key)
+  value = get(config, key)
   try:
     ok = predicate(value)
   except (TypeError, ValueError):
@@ -182,7 +178,7 @@ def _check_scalars(config: ml_collections.ConfigDict) -> None:
        f'allowed: {", ".join(SUBMISSION_STATUSES)}'),
   ]
   for key, predicate, allowed in checks:
-    _require(config, key, predicate, allowed)
+    require(config, key, predicate, allowed)
 
 
 def _min_image_size(stem: str) -> int:
@@ -200,7 +196,7 @@ def _check_regularization(config: ml_collections.ConfigDict) -> None:
   read = {optimizers.regularization_key(name) for name in names}
   for key in ('l2', 'weight_decay'):
     if key not in read:
-      _require(config, f'optimizer.{key}', lambda v: v == 0,
+      require(config, f'optimizer.{key}', lambda v: v == 0,
                f'allowed: 0, since {" and ".join(names)} read optimizer.'
                f'{"weight_decay" if key == "l2" else "l2"} instead')
 
@@ -208,11 +204,11 @@ def _check_regularization(config: ml_collections.ConfigDict) -> None:
 def _steps_or_epochs(config: ml_collections.ConfigDict, steps_key: str, epochs_key: str,
                      steps_predicate: Callable[[Any], bool], steps_allowed: str) -> None:
   """A length given in steps, or in epochs with the steps key at 0."""
-  epochs = _get(config, epochs_key)
+  epochs = get(config, epochs_key)
   if epochs is None:
-    _require(config, steps_key, steps_predicate, f'allowed: {steps_allowed}')
+    require(config, steps_key, steps_predicate, f'allowed: {steps_allowed}')
   else:
-    _require(config, steps_key, lambda v: v == 0,
+    require(config, steps_key, lambda v: v == 0,
              f'allowed: 0 when {epochs_key}={epochs} gives it in epochs')
 
 
@@ -229,14 +225,14 @@ def _check_budget(config: ml_collections.ConfigDict) -> None:
   try:
     budget.resolve_budget(config)
   except ValueError as e:
-    raise ConfigError(warmup_key, _get(config, warmup_key), f'allowed: {e}') from None
+    raise ConfigError(warmup_key, get(config, warmup_key), f'allowed: {e}') from None
 
 
 def _check_eval_offset(config: ml_collections.ConfigDict) -> None:
   """The offset shifts an epoch cadence by whole epochs, less than one period."""
   every = config.eval_every_epochs
   if every is not None:
-    _require(config, 'eval_offset_epochs', lambda v: v < every,
+    require(config, 'eval_offset_epochs', lambda v: v < every,
              f'allowed: an integer in [0, eval_every_epochs={every})')
 
 
@@ -245,31 +241,31 @@ def _check_relations(config: ml_collections.ConfigDict, num_devices: int) -> Non
   _check_budget(config)
   _check_eval_offset(config)
   _check_regularization(config)
-  _require(config, 'global_batch_size', lambda v: v % num_devices == 0,
+  require(config, 'global_batch_size', lambda v: v % num_devices == 0,
            f'allowed: a multiple of the device count ({num_devices})')
   per_device = config.global_batch_size // num_devices
-  _require(config, 'model.virtual_batch_size', lambda v: per_device % v == 0,
+  require(config, 'model.virtual_batch_size', lambda v: per_device % v == 0,
            f'allowed: a divisor of the per-device batch {per_device} '
            f'(global_batch_size {config.global_batch_size} / {num_devices} devices)')
-  _require(config, 'eval_batch_size', lambda v: v % num_devices == 0,
+  require(config, 'eval_batch_size', lambda v: v % num_devices == 0,
            f'allowed: a multiple of the device count ({num_devices})')
   min_size = _min_image_size(config.model.stem)
-  _require(config, 'image_size', lambda v: v >= min_size,
+  require(config, 'image_size', lambda v: v >= min_size,
            f'allowed: >= {min_size} for model.stem={config.model.stem!r}')
 
 
-def _check_data(config: ml_collections.ConfigDict) -> None:
+def check_data_prepared(config: ml_collections.ConfigDict) -> None:
   """The dataset is there (ImageNet) or can be built (the embedded one)."""
   data_dir = os.path.expanduser(config.data_dir)
   if config.dataset.startswith(info.EMBEDDED_SHAPES):
     parent = data_dir
     while not os.path.exists(parent):
       parent = os.path.dirname(parent)
-    _require(config, 'data_dir', lambda v: os.access(parent, os.W_OK),
+    require(config, 'data_dir', lambda v: os.access(parent, os.W_OK),
              f'allowed: a writable directory to build {config.dataset} in '
              f'({parent} is not writable)')
     return
-  _require(config, 'data_dir', lambda v: os.path.isdir(data_dir),
+  require(config, 'data_dir', lambda v: os.path.isdir(data_dir),
            'allowed: an existing tfds data directory')
   # The cheap look first: a data_dir without the dataset is the common case, and
   # its message must not follow a screenful of TensorFlow's import chatter.
@@ -284,113 +280,10 @@ def _check_data(config: ml_collections.ConfigDict) -> None:
       f'{info.prepare_command(config.dataset, data_dir)}')
 
 
-def _closed_rule(rule: str) -> str:
-  """What a closed-division rule allows, and the way out."""
-  return (f'allowed: {rule} in the MLPerf closed division; set '
-          "mlperf.submission_division='open' to run it")
-
-
-def _closed(config: ml_collections.ConfigDict, key: str, predicate: Callable[[Any], bool],
-            rule: str) -> None:
-  _require(config, key, predicate, _closed_rule(rule))
-
-
-def _is_power_of_two_times(base: float) -> Callable[[Any], bool]:
-  """base * 2^k for an integer k, as the compliance checker tests it."""
-  return lambda v: v > 0 and abs(round(math.log2(v / base)) - math.log2(v / base)) < 1e-5
-
-
-def _check_closed_schedule(config: ml_collections.ConfigDict) -> None:
-  """The reference's schedule: linear warmup from 0, polynomial decay (power 2) to 1e-4."""
-  _closed(config, 'lr.schedule', lambda v: v == 'piecewise_polynomial',
-          "'piecewise_polynomial' (the reference's polynomial decay)")
-  _closed(config, 'lr.init', lambda v: v == 0, '0 (warmup from 0)')
-  _closed(config, 'lr.warmup_power', lambda v: v == 1, '1 (linear warmup)')
-  _closed(config, 'lr.decay_power', lambda v: v == MLPERF_DECAY_POWER,
-          f'{MLPERF_DECAY_POWER} (the *_opt_learning_rate_decay_poly_power)')
-  _closed(config, 'lr.final', lambda v: v == MLPERF_END_LEARNING_RATE,
-          f'{MLPERF_END_LEARNING_RATE} (the *_opt_end_learning_rate)')
-
-
-def _check_closed_optimizer(config: ml_collections.ConfigDict) -> None:
-  """LARS (MLPerf's, heavy ball on BN and biases) or SGD with heavy-ball momentum."""
-  opt = config.optimizer
-  _closed(config, 'optimizer.name', lambda v: v == 'lars' or v in mlperf_log.SGD_MOMENTUM,
-          f'lars or SGD with momentum ({", ".join(mlperf_log.SGD_MOMENTUM)})')
-  is_lars = opt.name == 'lars'
-  bn_bias = mlperf_log.SGD_MOMENTUM + (() if is_lars else (optimizers.SAME,))
-  _closed(config, 'optimizer.bn_bias_name', lambda v: v in bn_bias,
-          f'{", ".join(bn_bias)} with optimizer.name={opt.name!r}')
-  _closed(config, 'optimizer.l2', _is_power_of_two_times(1e-4),
-          '1e-4 * 2^k for an integer k (the *_opt_weight_decay)')
-  _closed(config, 'optimizer.l2_on_bn_bias', lambda v: not v,
-          'False (the reference excludes biases and BN parameters from weight decay)')
-  if is_lars:
-    _closed(config, 'optimizer.lars_epsilon', lambda v: v == 0, '0 (lars_epsilon)')
-    _closed(config, 'optimizer.trust_coefficient', lambda v: v == 0.001,
-            "0.001 (the reference's LARS eta)")
-    if config.global_batch_size < 32_768:
-      _closed(config, 'optimizer.momentum', lambda v: v == 0.9,
-              f'0.9 below batch 32,768 (global_batch_size={config.global_batch_size})')
-    return
-  _closed(config, 'optimizer.momentum', lambda v: v == 0.9, '0.9 (sgd_opt_momentum)')
-  _closed(config, 'lr.peak', lambda v: _is_whole(budget.peak_learning_rate(config) / 0.001),
-          'a peak rate, after batch scaling, that is a multiple of 0.001 '
-          '(sgd_opt_base_learning_rate)')
-  warmup_key = 'lr.warmup_steps' if config.lr.warmup_epochs is None else 'lr.warmup_epochs'
-  _closed(config, warmup_key, lambda v: _is_whole(budget.resolve_budget(config).warmup_epochs),
-          'a warmup of a whole number of epochs (opt_learning_rate_warmup_epochs)')
-
-
-def _is_whole(x: float) -> bool:
-  return abs(round(x) - x) < 1e-5
-
-
-def _check_closed_evaluation(config: ml_collections.ConfigDict) -> None:
-  """Target 75.9%, evals every 4 epochs (offset 0-3), and the budget ends on one.
-
-  The harness evaluates the end of the budget too; in the closed division that
-  eval must be one of the cadence's, or a run could reach the target between
-  two evals of the rules. The epochs are MLPerf's (budget.steps_per_epoch).
-  """
-  _closed(config, 'target_accuracy', lambda v: v == MLPERF_TARGET_ACCURACY,
-          f'{MLPERF_TARGET_ACCURACY} (ImageNet top-1 75.9%)')
-  _closed(config, 'eval_every_epochs', lambda v: v == MLPERF_EVAL_EVERY_EPOCHS,
-          f'{MLPERF_EVAL_EVERY_EPOCHS} (evals every 4 epochs, with eval_every_steps=0)')
-  end = budget.eval_points(config, budget.resolve_budget(config))[-1].epoch
-  first = budget.first_eval_epoch(MLPERF_EVAL_EVERY_EPOCHS, config.eval_offset_epochs)
-  if _is_whole((end - first) / MLPERF_EVAL_EVERY_EPOCHS):
-    return
-  if _is_whole(end):
-    offset = (round(end) - 1) % MLPERF_EVAL_EVERY_EPOCHS
-    _closed(config, 'eval_offset_epochs', lambda v: v == offset,
-            f'{offset}, so that the budget of {end:g} epochs ends on an eval')
-  budget_key = 'num_train_steps' if config.num_epochs is None else 'num_epochs'
-  raise ConfigError(budget_key, _get(config, budget_key), _closed_rule(
-      f'a budget that ends on an eval of the cadence (it ends at epoch {end:.4g})'))
-
-
-def _check_closed_division(config: ml_collections.ConfigDict) -> None:
-  """The MLPerf 4.0.0 closed ResNet rules on what the log records about the recipe.
-
-  These are the checks of the compliance checker's closed_resnet_{lars,sgd}.yaml
-  and the hyperparameter table of the MLPerf training rules. The model and the
-  dataset are not checked: the compliance tests run the closed recipe on the
-  embedded data.
-  """
-  if config.mlperf.submission_division != 'closed':
-    return
-  _check_closed_optimizer(config)
-  _check_closed_schedule(config)
-  _closed(config, 'label_smoothing', lambda v: v in (0.0, 0.1), '0 or 0.1')
-  _check_closed_evaluation(config)
-
-
 def validate_config(config: ml_collections.ConfigDict, num_devices: int,
                     check_data: bool = True) -> None:
   """Raises ConfigError for the first problem found in `config`."""
   _check_scalars(config)
   _check_relations(config, num_devices)
-  _check_closed_division(config)
   if check_data:
-    _check_data(config)
+    check_data_prepared(config)

@@ -3,7 +3,7 @@
 Layouts (every run directory holds the files of a single run):
   study       DIR/seed_<s>/, DIR/study.json, DIR/report.md and its plots, and
               DIR/mlperf/<org>/: the first 5 runs' mlperf.log as an MLPerf
-              submission tree (train/mlperf_log.write_results_folder)
+              submission tree (train/results.write_results_folder)
   comparison  DIR/<config name>/ (a study each), DIR/comparison.json, DIR/report.md
   search      DIR/trial_<k>/ (a study each), DIR/search.json, DIR/report.md
 
@@ -28,18 +28,19 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-import optim
 from input_pipeline import info
-from train import budget
-from train import checkpoint
-from train import config_specs
-from train import loop
-from train import mlperf_log
-from train import programs
-from train import report
-from train import search
-from train import statistics
-from train import validation
+from train.common import config_dicts
+from train.common import files
+from train.experiments import report
+from train.experiments import search
+from train.experiments import statistics
+from train.mlperf import results
+from train.mlperf import rules
+from train.run import budget
+from train.run import checkpoint
+from train.run import loop
+from train.run import mllog
+from train.run import programs
 
 
 class StudyDirError(ValueError):
@@ -79,7 +80,7 @@ def check_study_dir(directory: str, spec: dict) -> None:
       # The spec is {'kind': ..., 'configs': {name: config}}: name what differs.
       raise StudyDirError(
           f'--workdir={directory} holds another study ({path}): '
-          f'{config_specs.differences(existing, spec)}; choose a new --workdir or re-run '
+          f'{config_dicts.differences(existing, spec)}; choose a new --workdir or re-run '
           'its own command')
   elif os.path.isdir(directory) and os.listdir(directory):
     raise StudyDirError(f'--workdir={directory} is not empty and holds no study; '
@@ -88,7 +89,7 @@ def check_study_dir(directory: str, spec: dict) -> None:
 
 def write_spec(directory: str, spec: dict) -> None:
   os.makedirs(directory, exist_ok=True)
-  loop.write_json(os.path.join(directory, 'study_spec.json'), spec)
+  files.write_json(os.path.join(directory, 'study_spec.json'), spec)
 
 
 def _set_aside(run_dir: str) -> str:
@@ -131,7 +132,7 @@ def learning_rate_curve(config: ml_collections.ConfigDict,
   """The schedule at up to `num_points` steps of the budget, for the report."""
   num_examples = info.get_dataset_info(config.dataset).num_train_examples
   num_steps = budget.resolve_budget(config, num_examples).num_train_steps
-  fn = optim.create_learning_rate_fn(config, num_examples)
+  fn = budget.learning_rate_fn(config, num_examples)
   steps = sorted(set(np.linspace(0, num_steps, num_points).astype(int).tolist()))
   return steps, [float(fn(s)) for s in steps]
 
@@ -176,12 +177,12 @@ def _finish_study(entry: Entry, results: list[dict], seeds: list[int],
   }
   # The runs that make the MLPerf score, as an MLPerf submission tree.
   scored = results[:statistics.MLPERF_RESNET_RUNS]
-  org_folder = mlperf_log.write_results_folder(
+  org_folder = results.write_results_folder(
       entry.directory, entry.config,
       [os.path.join(entry.directory, f'seed_{s}', 'mlperf.log')
        for s in seeds[:statistics.MLPERF_RESNET_RUNS]])
   study['mlperf'] = mlperf_summary(entry.config, scored, org_folder, entry.directory)
-  loop.write_json(os.path.join(entry.directory, 'study.json'), study)
+  files.write_json(os.path.join(entry.directory, 'study.json'), study)
   report.write_study_report(entry.directory, entry.name, summary, results,
                             learning_rate_curve(entry.config), wall_seconds,
                             config_summary(entry.config), mlperf=study['mlperf'])
@@ -197,11 +198,11 @@ def mlperf_summary(config: ml_collections.ConfigDict, scored: Sequence[dict],
   closed LARS and SGD recipes on ImageNet, so on other data it says only how
   the epoch counts compare.
   """
-  verdict = mlperf_log.rcp_verdict(config.global_batch_size,
+  verdict = results.rcp_verdict(config.global_batch_size,
                                    [run.get('epochs_to_target') for run in scored])
   return {
       'division': config.mlperf.submission_division,
-      'ruleset': mlperf_log.RULESET,
+      'ruleset': mllog.RULESET,
       'num_scored_runs': len(scored),
       'results_folder': os.path.relpath(org_folder, study_dir),
       'rcp': dataclasses.asdict(verdict),
@@ -243,7 +244,7 @@ def run_study(config: ml_collections.ConfigDict, name: str, directory: str,
 def config_differences(configs: dict[str, ml_collections.ConfigDict]
                        ) -> dict[str, dict[str, Any]]:
   """For each config, its values of the keys on which the configs differ."""
-  flat = {name: config_specs.flatten(c) for name, c in configs.items()}
+  flat = {name: config_dicts.flatten(c) for name, c in configs.items()}
   keys = sorted({k for values in flat.values() for k in values} - {'seed'})
   differing = [k for k in keys if len({json.dumps(v.get(k), default=str)
                                        for v in flat.values()}) > 1]
@@ -269,7 +270,7 @@ def run_comparison(configs: dict[str, ml_collections.ConfigDict], directory: str
   studies = run_entries(entries, num_seeds)
   wall_seconds = time.perf_counter() - start
   pairwise = comparison_statistics(studies)
-  loop.write_json(os.path.join(directory, 'comparison.json'), {
+  files.write_json(os.path.join(directory, 'comparison.json'), {
       'names': list(configs),
       'num_seeds': num_seeds,
       'overrides': overrides,
@@ -312,13 +313,13 @@ def run_search(config: ml_collections.ConfigDict, name: str,
   entries = [Entry(f'trial_{k}', search.apply_params(config, p),
                    os.path.join(directory, f'trial_{k}')) for k, p in enumerate(params)]
   for entry in entries:  # A trial outside what the harness accepts fails up front.
-    validation.validate_config(entry.config, num_devices=jax.device_count(),
+    rules.validate_run_config(entry.config, num_devices=jax.device_count(),
                                check_data=False)
   studies = run_entries(entries, num_seeds)
   wall_seconds = time.perf_counter() - start
   trials = [{'trial': k, 'params': p, 'summary': {x: v for x, v in s.items() if x != 'runs'}}
             for k, (p, s) in enumerate(zip(params, studies))]
-  loop.write_json(os.path.join(directory, 'search.json'), {
+  files.write_json(os.path.join(directory, 'search.json'), {
       'name': name, 'num_trials': num_trials, 'num_seeds': num_seeds,
       'axes': [a.key for a in space], 'wall_seconds': wall_seconds, 'trials': trials})
   report.write_search_report(directory, [a.key for a in space], trials, wall_seconds)

@@ -1,7 +1,7 @@
 """The pure functions of training: state, loss, train step and eval step.
 
 Nothing here touches the host: `train_step` and `eval_step` are jitted once by the
-loop (`train/loop.py`) and return device arrays that are fetched only at log and
+loop (`train/run/loop.py`) and return device arrays that are fetched only at log and
 eval steps.
 """
 

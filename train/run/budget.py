@@ -21,6 +21,7 @@ import math
 import ml_collections
 
 from input_pipeline import info
+from optim import schedules
 
 # Exponent of global_batch_size / reference_batch_size applied to lr.peak.
 _PEAK_EXPONENTS: dict[str, float] = {'none': 0.0, 'sqrt': 0.5, 'linear': 1.0}
@@ -261,3 +262,13 @@ def eval_points(config: ml_collections.ConfigDict, run_budget: Budget) -> list[E
     end = num_steps / per_epoch if config.num_epochs is None else config.num_epochs
     cadence.append(EvalPoint(num_steps, end))
   return cadence
+
+
+def learning_rate_fn(config: ml_collections.ConfigDict,
+                     num_train_examples: int | None = None) -> schedules.Schedule:
+  """The run's learning-rate schedule: `config.lr` over the resolved budget.
+
+  `num_train_examples` defaults to the size of `config.dataset`'s training split.
+  """
+  return schedules.create_learning_rate_fn(
+      config.lr, resolve_budget(config, num_train_examples))

@@ -11,7 +11,7 @@ Modes (`--modes`, any of them, in one table):
   moving averages, no metrics), timed in the same process. Imports no
   TensorFlow, tfds or clu: it runs where only JAX, Flax and Optax are installed.
 - `input`: the training input pipeline alone, numpy batches on the host
-  (input_pipeline/benchmark.py), per process.
+  (input_pipeline/input_throughput.py), per process.
 - `train`: what the training loop does each step with real input: the next
   pipeline batch, its copy to the devices, the step.
 With several modes the last line says whether input or compute bounds a run.
@@ -46,22 +46,23 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 from absl import flags
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
 from ml_collections import config_flags
-from jax.sharding import NamedSharding, PartitionSpec
 
 import models
 from input_pipeline import info
-from train import distributed
-from train import programs
-from train import steps
-from train import validation
+from train.common import errors
+from train.common import files
+from train.run import distributed
+from train.run import programs
+from train.run import steps
+from train.run import validation
 
 SYNTHETIC, INPUT, TRAIN = 'synthetic', 'input', 'train'
 MODES = (SYNTHETIC, INPUT, TRAIN)
 STEP, GRADIENT, INPUT_ONLY, LOOP = 'step', 'gradient', 'input', 'loop'
-USAGE_ERROR = 2
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_DEFAULT_CONFIG = os.path.join(_REPO_ROOT, 'configs', 'default.py')
+_DEFAULT_CONFIG = os.path.join(files.REPO_ROOT, 'configs', 'default.py')
 
 # Dense peak TFLOP/s per device (bfloat16, float32) from the vendors' datasheets,
 # by a substring of jax's device_kind; the first match counts. float32 on NVIDIA
@@ -307,9 +308,9 @@ def measure_synthetic(config: ml_collections.ConfigDict, num_classes: int,
 def measure_input(config: ml_collections.ConfigDict, windows: Windows,
                   num_threads: int | None) -> Measurement:
   """The training input pipeline alone, this process's share of the batch."""
-  from input_pipeline import benchmark  # pylint: disable=g-import-not-at-top
+  from train.bench.throughput import input_throughput  # pylint: disable=g-import-not-at-top
   batch_size = config.global_batch_size // jax.process_count()
-  report = benchmark.measure_pipeline(
+  report = input_throughput.measure_pipeline(
       config, batch_size=batch_size, num_threads=num_threads or os.cpu_count() or 1,
       warmup_batches=windows.warmup_steps, batches=windows.steps,
       repetitions=windows.repetitions)
@@ -327,7 +328,7 @@ def measure_train_loop(config: ml_collections.ConfigDict, windows: Windows,
   """Steps fed as the loop feeds them: pipeline batch, copy to the devices, step."""
   # pylint: disable=g-import-not-at-top
   from input_pipeline import pipeline
-  from train import loop
+  from train.run import loop
   # pylint: enable=g-import-not-at-top
   batches = loop.device_batches(
       pipeline.create_train_iterator(
@@ -528,16 +529,6 @@ def define_flags(flag_values: flags.FlagValues, argv: Sequence[str]) -> None:
   distributed.define_flags(flag_values)
 
 
-def _one_line(error: Exception) -> str:
-  text = ' '.join(str(error).split())
-  if isinstance(error, (KeyError, AttributeError)):
-    key = text.strip('"\'')
-    return f'unknown config key {key!r}; the keys are those of configs/default.py'
-  if isinstance(error, flags.Error):
-    return text
-  return f'{type(error).__name__}: {text}'
-
-
 def parse(argv: Sequence[str]) -> tuple[flags.FlagValues, ml_collections.ConfigDict,
                                         list[str], Windows]:
   """Flags, config, modes and windows; BenchError (one line) for bad input."""
@@ -549,7 +540,7 @@ def parse(argv: Sequence[str]) -> tuple[flags.FlagValues, ml_collections.ConfigD
     config = flag_values.config
     list(config.keys())  # A config file that fails to load fails here.
   except Exception as e:  # pylint: disable=broad-except
-    raise BenchError(_one_line(e)) from e
+    raise BenchError(errors.one_line(e)) from e
   if len(rest) > 1:
     raise BenchError(f'unexpected arguments {rest[1:]}')
   modes = list(flag_values.modes)
@@ -570,7 +561,7 @@ def main(argv: Sequence[str]) -> int:
                                check_data=INPUT in modes or TRAIN in modes)
   except (BenchError, validation.ConfigError, distributed.DistributedError) as e:
     print(f'error: {e}', file=sys.stderr)
-    return USAGE_ERROR
+    return errors.USAGE_ERROR
   table = run(config, modes, windows, peak_tflops=flag_values.peak_tflops,
               input_threads=flag_values.input_threads, profile_dir=flag_values.profile_dir)
   if distributed.is_main_process():

@@ -1,11 +1,11 @@
 """Throughput of the training input pipeline alone, in images per second.
 
-  python -m input_pipeline.benchmark --dataset=embedded_shapes --num_threads=1,2
+  python -m train.bench.input_throughput --dataset=embedded_shapes --num_threads=1,2
   # ImageNet-like JPEGs: write and prepare fake archives first (see
   # input_pipeline/fake_imagenet.py), then
-  python -m input_pipeline.benchmark --dataset=imagenet2012 \\
+  python -m train.bench.input_throughput --dataset=imagenet2012 \\
       --data_dir=/tmp/fake_imagenet/tfds --num_threads=1,2
-  python -m input_pipeline.benchmark --mode=decode_only --dataset=imagenet2012 \\
+  python -m train.bench.input_throughput --mode=decode_only --dataset=imagenet2012 \\
       --data_dir=/tmp/fake_imagenet/tfds
 
 `--mode=pipeline` iterates the numpy batches of create_train_dataset (read,
@@ -49,6 +49,7 @@ from input_pipeline import datasets
 from input_pipeline import info
 from input_pipeline import pipeline
 from input_pipeline import preprocessing
+
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 PIPELINE, DECODE_ONLY = 'pipeline', 'decode_only'

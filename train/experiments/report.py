@@ -11,25 +11,26 @@ A comparison also says, per pair of configs, whether they differ
 (`statistics.compare_studies`, in plain words by `pairwise_verdict`) and overlays
 their Kaplan-Meier curves of the time to target.
 
-matplotlib and train/statistics only, through `Figure` objects without pyplot's
+matplotlib and train/experiments/statistics only, through `Figure` objects without pyplot's
 global state, so that the study runner can import this without JAX, TensorFlow
 or a display.
 """
 
-from collections.abc import Sequence
 import math
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import matplotlib
+import numpy as np
 from matplotlib import ticker
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-import numpy as np
 
-from train import statistics
+from train.common import files
+from train.experiments import statistics
 
 _DPI = 120
 _RC = {
@@ -131,23 +132,13 @@ def _sum_run_seconds(runs: Sequence[dict]) -> float:
   return float(sum(run['run_seconds'] for run in runs if _finite(run.get('run_seconds'))))
 
 
-def _write(path: str, text: str) -> str:
-  """Writes atomically: a reader (or a kill) never leaves half a report."""
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    f.write(text.rstrip() + '\n')
-  os.replace(tmp, path)
-  return path
-
-
 # ---------------------------------------------------------------------------
 # Plots.
 
 
 def _save(fig: Figure, path: str) -> None:
-  tmp = path + '.tmp.png'  # The suffix tells matplotlib the format.
-  fig.savefig(tmp, dpi=_DPI)
-  os.replace(tmp, path)
+  with files.atomic_path(path, suffix='.tmp.png') as tmp:  # The suffix sets the format.
+    fig.savefig(tmp, dpi=_DPI)
 
 
 def _target_line(ax: Axes, target: float | None) -> None:
@@ -654,7 +645,7 @@ def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
       '## Plots', *plots,
       '## Per seed', _per_seed_table(runs),
   ])
-  return _write(os.path.join(out_dir, 'report.md'), text)
+  return files.write_text(os.path.join(out_dir, 'report.md'), text)
 
 
 def _link_to_report(out_dir: str, name: str, subdir: str) -> str:
@@ -903,7 +894,7 @@ def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: fl
       '![Fraction of runs that reached the target against step, Kaplan-Meier, one curve '
       'and 95% band per configuration](time_to_target.png)',
   ])
-  return _write(os.path.join(out_dir, 'report.md'), text)
+  return files.write_text(os.path.join(out_dir, 'report.md'), text)
 
 
 def _rank(trials: Sequence[dict]) -> list[dict]:
@@ -956,4 +947,4 @@ def write_search_report(out_dir: str, search_space_axes: list[str], trials: list
       '## Plots',
       '![Median final accuracy against each search axis](search_axes.png)',
   ]))
-  return _write(os.path.join(out_dir, 'report.md'), text)
+  return files.write_text(os.path.join(out_dir, 'report.md'), text)

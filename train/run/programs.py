@@ -2,7 +2,7 @@
 
 Free of TensorFlow, tfds and clu, so that the throughput benchmark's synthetic
 mode runs where only JAX, Flax and Optax are installed. The loop
-(`train/loop.py`) feeds these programs; the seeds of a study share them through
+(`train/run/loop.py`) feeds these programs; the seeds of a study share them through
 `StepCache`.
 """
 
@@ -15,11 +15,14 @@ from typing import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import ml_collections
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import Mesh
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec
 
 import models
 import optim
-from train import steps
+from train.run import budget
+from train.run import steps
 
 DATA_AXIS = 'data'
 
@@ -132,7 +135,7 @@ def compile_steps(config: ml_collections.ConfigDict, num_classes: int,
   replicated = NamedSharding(mesh, PartitionSpec())
   batch_sharding = NamedSharding(mesh, PartitionSpec(DATA_AXIS))
   model = models.create_model(config, num_classes=num_classes)
-  learning_rate_fn = optim.create_learning_rate_fn(config, num_train_examples)
+  learning_rate_fn = budget.learning_rate_fn(config, num_train_examples)
   tx = optim.create_optimizer(config, learning_rate_fn)
   compile_start = time.perf_counter()
   init_fn = functools.partial(steps.create_train_state, model, tx,

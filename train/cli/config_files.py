@@ -21,6 +21,9 @@ import ml_collections
 from absl import flags
 from ml_collections import config_flags
 
+from train.common import config_dicts
+from train.common import errors
+
 ALL_VARIANTS = '*'
 
 
@@ -59,12 +62,8 @@ def load_module(path: str) -> ModuleType:
     module_spec.loader.exec_module(module)
   except Exception as e:  # pylint: disable=broad-except
     raise ValueError(f'cannot load config file {path}: {type(e).__name__}: '
-                     f'{_one_line(e)}') from None
+                     f'{errors.one_line(e)}') from None
   return module
-
-
-def _one_line(error: Exception) -> str:
-  return ' '.join(str(error).split())
 
 
 def expand(spec: ConfigSpec) -> list[ConfigSpec]:
@@ -87,10 +86,10 @@ def load_config(spec: ConfigSpec) -> ml_collections.ConfigDict:
   try:
     config = get_config(spec.variant) if spec.variant else get_config()
   except ValueError as e:  # The variants' own messages (configs/variants.py).
-    raise ValueError(f'{spec}: {_one_line(e)}') from None
+    raise ValueError(f'{spec}: {errors.one_line(e)}') from None
   except Exception as e:  # pylint: disable=broad-except
     raise ValueError(f'{spec}: get_config() failed: {type(e).__name__}: '
-                     f'{_one_line(e)}') from None
+                     f'{errors.one_line(e)}') from None
   if not isinstance(config, ml_collections.ConfigDict):
     raise ValueError(f'{spec}: get_config() returned {type(config).__name__}, '
                      'not a ConfigDict')
@@ -109,63 +108,6 @@ def config_file_problem(spec: ConfigSpec) -> str | None:
   except ValueError as e:
     return str(e)
   return None
-
-
-def flatten(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  """{'a.b': value} for every leaf of `config`."""
-  flat = {}
-  for key, value in config.items():
-    if isinstance(value, ml_collections.ConfigDict):
-      flat.update({f'{key}.{k}': v for k, v in flatten(value).items()})
-    else:
-      flat[key] = value
-  return flat
-
-
-def parent_and_leaf(config: ml_collections.ConfigDict,
-                    key: str) -> tuple[ml_collections.ConfigDict, str]:
-  """For a dotted key 'a.b.c': the ConfigDict holding it (config.a.b) and 'c'."""
-  *parents, leaf = key.split('.')
-  node = config
-  for part in parents:
-    node = node[part]
-  return node, leaf
-
-
-def with_overrides(config: ml_collections.ConfigDict,
-                   values: dict[str, Any]) -> ml_collections.ConfigDict:
-  """A copy of `config` with the dotted keys of `values` set."""
-  config = config.copy_and_resolve_references()
-  for key, value in values.items():
-    node, leaf = parent_and_leaf(config, key)
-    node[leaf] = value
-  config.lock()
-  return config
-
-
-def differences(there: dict[str, Any], here: dict[str, Any], limit: int = 3) -> str:
-  """'key: A there, B here' for the first `limit` keys on which two configs differ.
-
-  Both are config.json contents (nested dicts); a key only one has counts too.
-  """
-  flat_there, flat_here = _flatten_json(there), _flatten_json(here)
-  missing = '(no such key)'
-  keys = [k for k in sorted(set(flat_there) | set(flat_here))
-          if flat_there.get(k, missing) != flat_here.get(k, missing)]
-  shown = '; '.join(f'{k}: {flat_there.get(k, missing)!r} there, '
-                    f'{flat_here.get(k, missing)!r} here' for k in keys[:limit])
-  more = f' (and {len(keys) - limit} more keys)' if len(keys) > limit else ''
-  return shown + more
-
-
-def _flatten_json(values: dict[str, Any], prefix: str = '') -> dict[str, Any]:
-  flat = {}
-  for key, value in values.items():
-    if isinstance(value, dict):
-      flat.update(_flatten_json(value, f'{prefix}{key}.'))
-    else:
-      flat[f'{prefix}{key}'] = value
-  return flat
 
 
 # --- --config.KEY=VALUE overrides ---------------------------------------------
@@ -242,13 +184,13 @@ def bad_override_message(key: str, value: str, flag_type: str) -> str | None:
 
 def unknown_key_message(config: ml_collections.ConfigDict, argv: list[str]) -> str | None:
   """One line for the first --config.KEY override whose key `config` lacks."""
-  keys = list(flatten(config))
+  keys = list(config_dicts.flatten(config))
   for arg in argv:
     if not arg.startswith(('--config.', '--noconfig.')):
       continue
     key = arg.partition('=')[0].partition('.')[2]
     try:
-      parent, leaf = parent_and_leaf(config, key)
+      parent, leaf = config_dicts.parent_and_leaf(config, key)
       known = leaf in parent
     except (KeyError, AttributeError, TypeError):
       known = False

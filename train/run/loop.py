@@ -29,11 +29,12 @@ from mlperf_logging.mllog import constants as mlc
 from input_pipeline import datasets
 from input_pipeline import info
 from input_pipeline import pipeline
-from train import budget
-from train import checkpoint
-from train import mlperf_log
-from train import programs
-from train import steps
+from train.common import files
+from train.run import budget
+from train.run import checkpoint
+from train.run import mllog
+from train.run import programs
+from train.run import steps
 
 
 @dataclasses.dataclass
@@ -80,17 +81,8 @@ def evaluate(eval_fn: Callable, state: steps.TrainState,
   return float(totals['correct']) / count, float(totals['loss_sum']) / count, count
 
 
-def write_json(path: str, value: Any) -> None:
-  """Writes atomically: a reader never sees half a file."""
-  tmp = path + '.tmp'
-  with open(tmp, 'w') as f:
-    json.dump(value, f, indent=2)
-    f.write('\n')
-  os.replace(tmp, path)
-
-
 def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
-  write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json()))
+  files.write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json()))
 
 
 class _ProgressLine:
@@ -242,7 +234,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   resuming = checkpointer.has_checkpoints()
   # A fresh run logs its initialisation; a resumed one appends to the log it
   # continues, once its checkpoint has said where that log stood.
-  mllogger = None if resuming else mlperf_log.MlperfLogger(log_path)
+  mllogger = None if resuming else mllog.MlperfLogger(log_path)
   writer = None
   try:
     if mllogger is not None:
@@ -271,12 +263,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     checkpointer.close()
   result = _result(config, setup, progress, init_seconds)
   if is_main:
-    write_json(os.path.join(workdir, 'result.json'), result)
+    files.write_json(os.path.join(workdir, 'result.json'), result)
   return result
 
 
 def _reopen_log(log_path: str, progress: Progress,
-                is_main: bool) -> mlperf_log.MlperfLogger:
+                is_main: bool) -> mllog.MlperfLogger:
   """The MLPerf log of a resumed run: cut back to the checkpoint, then appended to.
 
   What the stopped process logged after its checkpoint (work that is redone)
@@ -287,8 +279,8 @@ def _reopen_log(log_path: str, progress: Progress,
   if is_main and os.path.exists(log_path):
     with open(log_path, 'r+b') as f:
       f.truncate(min(progress.mlperf_log_bytes, os.path.getsize(log_path)))
-  mllogger = mlperf_log.MlperfLogger(log_path, mode='a')
-  mllogger.event(mlperf_log.RESUME, metadata={
+  mllogger = mllog.MlperfLogger(log_path, mode='a')
+  mllogger.event(mllog.RESUME, metadata={
       'step': progress.step, 'num_resumes': progress.num_resumes,
       'seconds_lost': round(progress.seconds_lost, 3)})
   return mllogger
@@ -296,7 +288,7 @@ def _reopen_log(log_path: str, progress: Progress,
 
 def _set_up(config: ml_collections.ConfigDict, step_cache: programs.StepCache,
             checkpointer: checkpoint.RunCheckpointer,
-            mllogger: mlperf_log.MlperfLogger | None, resuming: bool) -> _Setup:
+            mllogger: mllog.MlperfLogger | None, resuming: bool) -> _Setup:
   """Data, model, optimizer state and compiled steps: everything before run_start.
 
   A run with a checkpoint starts from it, its data stream positioned after the
@@ -322,7 +314,7 @@ def _set_up(config: ml_collections.ConfigDict, step_cache: programs.StepCache,
     logging.info('resuming from the checkpoint of step %d (resume %d)', progress.step,
                  progress.num_resumes)
   else:
-    for key, value in mlperf_log.hyperparameters(
+    for key, value in mllog.hyperparameters(
         config, run_budget, num_eval_examples=num_eval).items():
       mllogger.event(key, value)
     state = compiled.init(jax.random.key(config.seed))
@@ -375,7 +367,7 @@ def _warm_up(config: ml_collections.ConfigDict, compiled: programs.CompiledSteps
 
 
 def _train(config: ml_collections.ConfigDict, setup: _Setup,
-           mllogger: mlperf_log.MlperfLogger, writer: metric_writers.MetricWriter,
+           mllogger: mllog.MlperfLogger, writer: metric_writers.MetricWriter,
            checkpointer: checkpoint.RunCheckpointer, sigterm: _SigtermFlag,
            hook: Hook | None) -> Progress:
   """The timed run: from run_start (or the checkpoint) to run_stop.
@@ -417,10 +409,10 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
     for point in budget.eval_points(config, setup.budget)[len(p.evals):]:
       mlperf = mllogger if p.reached is None else None  # Nothing after run_stop.
       # MLPerf numbers epochs from 1: a block starting after epoch 4 starts at 5.
-      block = {'first_epoch_num': mlperf_log.number(p.block_start_epoch + 1)}
+      block = {'first_epoch_num': mllog.number(p.block_start_epoch + 1)}
       if mlperf is not None and not p.in_block:
         mlperf.start(mlc.BLOCK_START, metadata={
-            **block, 'epoch_count': mlperf_log.number(point.epoch - p.block_start_epoch)})
+            **block, 'epoch_count': mllog.number(point.epoch - p.block_start_epoch)})
       p.in_block = True
       while p.step < point.step:
         with jax.profiler.StepTraceAnnotation('train', step_num=p.step):
@@ -476,12 +468,12 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
 
 
 def _evaluate_and_log(setup: _Setup, state: steps.TrainState, point: budget.EvalPoint, *,
-                      run_start: float, mllogger: mlperf_log.MlperfLogger | None,
+                      run_start: float, mllogger: mllog.MlperfLogger | None,
                       writer: metric_writers.MetricWriter,
                       on_batch: Callable[[], None] | None = None) -> EvalRecord:
   """One full pass over the eval split, logged to TensorBoard, the console and,
   unless `mllogger` is None, MLPerf."""
-  epoch_num = {'epoch_num': mlperf_log.number(point.epoch)}
+  epoch_num = {'epoch_num': mllog.number(point.epoch)}
   if mllogger is not None:
     mllogger.start(mlc.EVAL_START, metadata=epoch_num)
   accuracy, loss, count = evaluate(setup.eval_step, state, setup.eval_dataset,

@@ -1,0 +1,74 @@
+"""The axes of a search space: what a config file's get_search_space() returns.
+
+A `Range` is searched on a log or linear scale (optionally over 1 - value, for
+momentum's 1 - mu); a `Choice` picks among discrete values. The search itself
+(train/experiments/search.py) draws the trials.
+"""
+
+import dataclasses
+import math
+from typing import Any
+
+SCALES = ('log', 'linear')
+
+
+@dataclasses.dataclass(frozen=True)
+class Range:
+  """A continuous axis: `key` takes values in [low, high] on `scale`.
+
+  With `one_minus`, the range is that of 1 - value: Range('optimizer.momentum',
+  1e-3, 1.0, one_minus=True) searches 1 - mu log-uniformly in [1e-3, 1].
+  """
+  key: str
+  low: float
+  high: float
+  scale: str = 'log'
+  one_minus: bool = False
+
+  def __post_init__(self):
+    if self.scale not in SCALES:
+      raise ValueError(f'search axis {self.key}: scale {self.scale!r}; valid: {SCALES}')
+    if not self.low < self.high:
+      raise ValueError(f'search axis {self.key}: low {self.low} must be below high {self.high}')
+    if self.scale == 'log' and self.low <= 0:
+      raise ValueError(f'search axis {self.key}: a log scale needs low > 0, got {self.low}')
+
+  @property
+  def label(self) -> str:
+    return f'1 - {self.key}' if self.one_minus else self.key
+
+  def value(self, u: float) -> float:
+    """The axis value at the unit-interval coordinate u."""
+    if self.scale == 'log':
+      searched = math.exp(math.log(self.low) + u * (math.log(self.high) - math.log(self.low)))
+    else:
+      searched = self.low + u * (self.high - self.low)
+    return 1.0 - searched if self.one_minus else searched
+
+  def searched_value(self, value: float) -> float:
+    """The value on the searched axis (1 - value for `one_minus`), for plots."""
+    return 1.0 - value if self.one_minus else value
+
+
+@dataclasses.dataclass(frozen=True)
+class Choice:
+  """A discrete axis: `key` takes one of `values`, each equally likely."""
+  key: str
+  values: tuple[Any, ...]
+
+  def __post_init__(self):
+    if not self.values:
+      raise ValueError(f'search axis {self.key}: no values to choose from')
+
+  @property
+  def label(self) -> str:
+    return self.key
+
+  def value(self, u: float) -> Any:
+    return self.values[min(int(u * len(self.values)), len(self.values) - 1)]
+
+  def searched_value(self, value: Any) -> Any:
+    return value
+
+
+Axis = Range | Choice

@@ -1,0 +1,3 @@
+"""Throughput benchmarks: synthetic steps, the input pipeline alone, and the
+whole training step.
+"""

@@ -1,0 +1,3 @@
+"""Experiments over many runs: studies over seeds, comparisons of configs,
+quasi-random searches, their statistics and reports.
+"""
