@@ -14,6 +14,7 @@ line on stderr and exit status 2.
 """
 
 import os
+import signal
 import sys
 
 # TensorFlow serves tf.data only: keep its C++ chatter and its hands off GPUs.
@@ -31,6 +32,7 @@ from ml_collections import config_flags
 
 from train import config_specs
 from train import distributed
+from train import memory
 from train import validation
 
 _REPO_ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -39,7 +41,9 @@ _DEFAULT_CONFIG = os.path.join(_REPO_ROOT, 'configs', 'embedded_lars.py')
 MAIN_JOB_ARGS = ['--compare=configs/embedded_lars.py,configs/embedded_nesterov.py',
                  '--num_seeds=5']
 USAGE_ERROR = 2
-PREEMPTED_EXIT = 128 + 15  # SIGTERM's number.
+# What schedulers and shells expect of a job a signal stopped: 128 + its number.
+PREEMPTED_EXIT = 128 + signal.SIGTERM
+INTERRUPTED_EXIT = 128 + signal.SIGINT
 
 FLAGS = flags.FLAGS
 
@@ -51,45 +55,6 @@ def _fail(message: str) -> None:
 
 def _one_line(text: str) -> str:
   return ' '.join(str(text).split())
-
-
-def _config_arg(argv: list[str]) -> str:
-  """The value of --config on the command line (the last one), or the default."""
-  value = _DEFAULT_CONFIG
-  for arg, following in zip(argv, argv[1:] + ['']):
-    if arg in ('--config', '-config'):
-      value = following
-    elif arg.startswith(('--config=', '-config=')):
-      value = arg.partition('=')[2]
-  return value
-
-
-def _flag_error_message(error: Exception, argv: list[str]) -> str:
-  """One line for a flag that cannot be parsed, a config that cannot be loaded."""
-  # First the config file itself: ml_collections buries its errors (missing,
-  # unreadable, a syntax error, get_config() failing) in messages of its own.
-  spec = config_specs.parse_spec(_config_arg(argv))
-  problem = config_specs.config_file_problem(spec)
-  if problem:
-    return problem
-  if isinstance(error, (KeyError, AttributeError)):
-    message = config_specs.unknown_key_message(config_specs.load_config(spec), argv)
-    return message or f'unknown config key {_one_line(error)}'
-  if isinstance(error, flags.IllegalFlagValueError):
-    # absl: 'flag --NAME=VALUE: why'; a config key's why is a failed conversion.
-    name, _, value = _one_line(error).partition(': ')[0].removeprefix('flag --').partition('=')
-    if name.startswith('config.') and name in FLAGS:
-      message = config_specs.bad_override_message(
-          name.removeprefix('config.'), value, FLAGS[name].parser.flag_type())
-      if message:
-        return message
-  if isinstance(error, flags.UnrecognizedFlagError):
-    return f'{_one_line(error)}; python main.py --help lists the flags'
-  if type(error).__name__ == 'FlagOrderError':  # Not exported by ml_collections.
-    return f'{_one_line(error)}; give --config=FILE before its --config.KEY=VALUE overrides'
-  if isinstance(error, flags.Error):
-    return _one_line(error)
-  return f'cannot load the config file: {type(error).__name__}: {_one_line(error)}'
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -120,9 +85,10 @@ def parse_flags(argv: list[str]) -> list[str]:
     remaining = FLAGS(argv)
     # ml_collections defers a config file's load error until the config is read.
     list(FLAGS.config.keys())
+    config_specs.check_keys(FLAGS.config, str(_config_spec()))
     return remaining
   except Exception as e:  # pylint: disable=broad-except
-    _fail(_flag_error_message(e, argv))
+    _fail(config_specs.flag_error_message(e, argv, FLAGS, _DEFAULT_CONFIG))
   raise AssertionError('unreachable')
 
 
@@ -165,7 +131,8 @@ def check_workdir(workdir: str, config_json: str) -> None:
 
 def _validate(config, name: str = '') -> None:
   try:
-    validation.validate_config(config, num_devices=jax.device_count())
+    validation.validate_config(config, num_devices=jax.device_count(),
+                               device_memory=memory.device_memory())
   except validation.ConfigError as e:
     _fail(f'{name}: {e}' if name else str(e))
 
@@ -223,7 +190,23 @@ def _print_result(result: dict, target: float, workdir: str) -> None:
         f'{result["final_eval_accuracy"]:.4f}; results in {workdir}')
 
 
+def _remove_if_left_empty(workdir: str, existed: bool) -> None:
+  """Takes back a workdir this command created when a failure left it empty."""
+  if not existed and os.path.isdir(workdir) and not os.listdir(workdir):
+    os.rmdir(workdir)
+
+
 def main(argv: list[str]) -> None:
+  """Ctrl-C outside the training steps (which save first: train/loop.py) ends here."""
+  try:
+    _main(argv)
+  except KeyboardInterrupt:
+    print('interrupted: stopped by SIGINT without saving (checkpoints written before '
+          'are kept); run the same command again to resume', file=sys.stderr)
+    sys.exit(INTERRUPTED_EXIT)
+
+
+def _main(argv: list[str]) -> None:
   if len(argv) > 1:
     _fail(f'unexpected arguments {argv[1:]}; pass settings as --config.KEY=VALUE')
   # jax logs at INFO that it found no TPU library; keep stderr for what matters.
@@ -249,8 +232,10 @@ def main(argv: list[str]) -> None:
   check_workdir_location(workdir)
   if not is_study:
     check_workdir(workdir, config.to_json())
+  workdir_existed = os.path.exists(workdir)
 
   # Imported after validation: the loop pulls in TensorFlow, tfds and clu.
+  from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
   from train import checkpoint  # pylint: disable=g-import-not-at-top
   from train import loop  # pylint: disable=g-import-not-at-top
   from train import report  # pylint: disable=g-import-not-at-top
@@ -275,12 +260,14 @@ def main(argv: list[str]) -> None:
       return
     else:
       studies = [study.run_study(config, name, workdir, FLAGS.num_seeds)]
-  except (study.StudyDirError, validation.ConfigError, checkpoint.CheckpointError) as e:
+  except (study.StudyDirError, validation.ConfigError, checkpoint.CheckpointError,
+          loop.RunFilesError, datasets.DataError) as e:
+    _remove_if_left_empty(workdir, workdir_existed)
     _fail(str(e))
   except loop.Preempted as e:
-    # What schedulers expect of a job they stopped: 128 + SIGTERM.
-    print(f'preempted: {e}; run the same command again to resume', file=sys.stderr)
-    sys.exit(PREEMPTED_EXIT)
+    how = 'interrupted' if e.signal_number == signal.SIGINT else 'preempted'
+    print(f'{how}: {e}; run the same command again to resume', file=sys.stderr)
+    sys.exit(128 + e.signal_number)
   if jax.process_index() != 0:
     return
   print(report.comparison_table([(s['name'], s, s['runs']) for s in studies]))

@@ -51,7 +51,9 @@ from jax.sharding import NamedSharding, PartitionSpec
 
 import models
 from input_pipeline import info
+from train import config_specs
 from train import distributed
+from train import memory
 from train import programs
 from train import steps
 from train import validation
@@ -528,16 +530,6 @@ def define_flags(flag_values: flags.FlagValues, argv: Sequence[str]) -> None:
   distributed.define_flags(flag_values)
 
 
-def _one_line(error: Exception) -> str:
-  text = ' '.join(str(error).split())
-  if isinstance(error, (KeyError, AttributeError)):
-    key = text.strip('"\'')
-    return f'unknown config key {key!r}; the keys are those of configs/default.py'
-  if isinstance(error, flags.Error):
-    return text
-  return f'{type(error).__name__}: {text}'
-
-
 def parse(argv: Sequence[str]) -> tuple[flags.FlagValues, ml_collections.ConfigDict,
                                         list[str], Windows]:
   """Flags, config, modes and windows; BenchError (one line) for bad input."""
@@ -548,10 +540,13 @@ def parse(argv: Sequence[str]) -> tuple[flags.FlagValues, ml_collections.ConfigD
     rest = flag_values(full_argv)
     config = flag_values.config
     list(config.keys())  # A config file that fails to load fails here.
+    config_specs.check_keys(config, config_specs.config_arg(full_argv, _DEFAULT_CONFIG))
   except Exception as e:  # pylint: disable=broad-except
-    raise BenchError(_one_line(e)) from e
+    raise BenchError(config_specs.flag_error_message(
+        e, full_argv, flag_values, _DEFAULT_CONFIG, program='main.py bench')) from None
   if len(rest) > 1:
-    raise BenchError(f'unexpected arguments {rest[1:]}')
+    raise BenchError(f'unexpected arguments {rest[1:]}; pass settings as --config.KEY=VALUE '
+                     'or as flags (python main.py bench --help)')
   modes = list(flag_values.modes)
   unknown = [m for m in modes if m not in MODES]
   if unknown or not modes:
@@ -567,7 +562,8 @@ def main(argv: Sequence[str]) -> int:
     distributed.initialize_from_flags(flag_values)
     config = bench_config(config, flag_values.per_device_batch_size, jax.device_count())
     validation.validate_config(config, num_devices=jax.device_count(),
-                               check_data=INPUT in modes or TRAIN in modes)
+                               check_data=INPUT in modes or TRAIN in modes,
+                               device_memory=memory.device_memory())
   except (BenchError, validation.ConfigError, distributed.DistributedError) as e:
     print(f'error: {e}', file=sys.stderr)
     return USAGE_ERROR
