@@ -7,6 +7,7 @@ unprepared ImageNet fails early with the command that prepares it.
 
 import logging
 import os
+import shutil
 import time
 from typing import Callable
 
@@ -33,7 +34,7 @@ def _one_line(error: BaseException) -> str:
   text = ' '.join(text.split())
   if text.startswith('{{'):
     text = text.partition('}}')[2].strip()
-  return f'{type(error).__name__}: {text}'
+  return f'{type(error).__name__}: {text.partition(" [Op:")[0]}'
 
 
 def _remedy(dataset: str, data_path: str) -> str:
@@ -144,10 +145,17 @@ def _warn_if_unchecked(builder: tfds.core.DatasetBuilder) -> None:
                     'stop training with a tf.data error.', builder.data_path)
 
 
-def _remove_empty_folders(path: str, stop: str) -> None:
-  """Removes `path` and its parents up to, not including, `stop`, while empty:
-  the folders a failed build created (tfds removes its own incomplete ones)."""
-  while path != stop and path.startswith(stop) and os.path.isdir(path) and not os.listdir(path):
+def _remove_created(data_dir: str, before: set[str] | None, data_path: str) -> None:
+  """Removes what a failed build created: new entries of `data_dir` (tfds'
+  downloads/ and the dataset's folder; all of it if it is new), and the empty
+  folders above `data_path` (tfds removes its own incomplete ones)."""
+  if before is None:
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return
+  for name in set(os.listdir(data_dir)) - before:
+    shutil.rmtree(os.path.join(data_dir, name), ignore_errors=True)
+  path = data_path
+  while path.startswith(data_dir + os.sep) and os.path.isdir(path) and not os.listdir(path):
     os.rmdir(path)
     path = os.path.dirname(path)
 
@@ -178,14 +186,12 @@ def ensure_prepared(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
   start = time.perf_counter()
   progress_bar_was_on = getattr(tqdm_utils, '_active', True)
   tfds.display_progress_bar(False)
-  existing = data_path
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
+  before = set(os.listdir(data_dir)) if os.path.isdir(data_dir) else None
   try:
     builder.download_and_prepare()
   except (OSError, tf.errors.OpError) as e:
     print(flush=True)  # Ends the 'Building ...' line.
-    _remove_empty_folders(data_path, existing)
+    _remove_created(data_dir, before, data_path)
     raise DataError(f'cannot build {dataset} in {data_dir} ({_one_line(e)}); free disk '
                     'space there or give another --config.data_dir') from None
   finally:
