@@ -7,6 +7,7 @@ unprepared ImageNet fails early with the command that prepares it.
 
 import logging
 import os
+import shutil
 import time
 from typing import Callable
 
@@ -18,8 +19,50 @@ from input_pipeline import embedded_shapes
 from input_pipeline import info
 
 
-class DatasetNotPreparedError(RuntimeError):
+class DataError(RuntimeError):
+  """The data cannot be built or read; the one-line message says what to do."""
+
+
+class DatasetNotPreparedError(DataError):
   """The dataset must be prepared by hand before the harness can read it."""
+
+
+def _one_line(error: BaseException) -> str:
+  # TensorFlow prefixes its op errors with the op's internal name in braces.
+  text = str(error.message if isinstance(error, tf.errors.OpError) else error)
+  text = ' '.join(text.split())
+  if text.startswith('{{'):
+    text = text.partition('}}')[2].strip()
+  return f'{type(error).__name__}: {text.partition(" [Op:")[0]}'
+
+
+def _remedy(dataset: str, data_path: str) -> str:
+  if dataset in _SELF_BUILDING:
+    return f'delete {data_path} and the next run builds it again'
+  return (f'prepare it again: move {data_path} aside, then run '
+          f'{prepare_command(dataset, os.path.dirname(os.path.dirname(data_path)))}')
+
+
+class _CheckedReads:
+  """Iterates `iterable` (a tf.data stream), turning TensorFlow's read errors
+  (a truncated or damaged file) into DataError; iterable again if it is."""
+
+  def __init__(self, iterable, dataset: str, data_path: str):
+    self._iterable, self._dataset, self._data_path = iterable, dataset, data_path
+
+  def __iter__(self):
+    try:
+      yield from self._iterable
+    except tf.errors.OpError as e:
+      raise DataError(f'the data of {self._dataset} in {self._data_path} cannot be read '
+                      f'({_one_line(e)}); a file there is damaged: '
+                      f'{_remedy(self._dataset, self._data_path)}') from None
+
+
+def checked_reads(iterable, dataset: str, data_dir: str):
+  """`iterable` whose read errors are DataError (see _CheckedReads)."""
+  data_path = os.fspath(get_builder(dataset, data_dir).data_path)
+  return _CheckedReads(iterable, dataset, data_path)
 
 
 def hide_gpus_from_tensorflow() -> None:
@@ -101,6 +144,21 @@ def _warn_if_unchecked(builder: tfds.core.DatasetBuilder) -> None:
                     'stop training with a tf.data error.', builder.data_path)
 
 
+def _remove_created(data_dir: str, before: set[str] | None, data_path: str) -> None:
+  """Removes what a failed build created: new entries of `data_dir` (tfds'
+  downloads/ and the dataset's folder; all of it if it is new), and the empty
+  folders above `data_path` (tfds removes its own incomplete ones)."""
+  if before is None:
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return
+  for name in set(os.listdir(data_dir)) - before:
+    shutil.rmtree(os.path.join(data_dir, name), ignore_errors=True)
+  path = data_path
+  while path.startswith(data_dir + os.sep) and os.path.isdir(path) and not os.listdir(path):
+    os.rmdir(path)
+    path = os.path.dirname(path)
+
+
 def ensure_prepared(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
   """Returns the builder of `dataset`, building the embedded datasets if needed.
 
@@ -113,6 +171,12 @@ def ensure_prepared(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
       _warn_if_unchecked(builder)
     return builder
   data_dir = os.path.expanduser(data_dir)
+  data_path = os.fspath(builder.data_path)
+  if os.path.isdir(data_path) and os.listdir(data_path):
+    # tfds would take a version folder without its dataset_info.json for an
+    # empty dataset, "build" nothing into it, and fail later on a missing split.
+    raise DataError(f'{data_path} holds a damaged copy of {dataset} (no '
+                    f'dataset_info.json); {_remedy(dataset, data_path)}')
   if dataset not in _SELF_BUILDING:
     raise DatasetNotPreparedError(_not_prepared_message(dataset, data_dir))
   # One line, finished when the build is; tqdm's bars would add dozens.
@@ -121,8 +185,14 @@ def ensure_prepared(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
   start = time.perf_counter()
   progress_bar_was_on = getattr(tqdm_utils, '_active', True)
   tfds.display_progress_bar(False)
+  before = set(os.listdir(data_dir)) if os.path.isdir(data_dir) else None
   try:
     builder.download_and_prepare()
+  except (OSError, tf.errors.OpError) as e:
+    print(flush=True)  # Ends the 'Building ...' line.
+    _remove_created(data_dir, before, data_path)
+    raise DataError(f'cannot build {dataset} in {data_dir} ({_one_line(e)}); free disk '
+                    'space there or give another --config.data_dir') from None
   finally:
     tfds.display_progress_bar(progress_bar_was_on)
   print(f' done in {time.perf_counter() - start:.1f} s.', flush=True)

@@ -25,6 +25,7 @@ import json
 import os
 import shutil
 import sys
+import tarfile
 import time
 
 from input_pipeline import info
@@ -39,6 +40,39 @@ _WHERE_TO_GET = ('get it from https://image-net.org/download-images (log in, '
 
 class MissingArchiveError(FileNotFoundError):
   """A tar tfds needs is not in manual_dir."""
+
+
+class BadArchiveError(ValueError):
+  """A tar is there but is not, or no longer, what image-net.org serves."""
+
+
+_DOWNLOAD_AGAIN = ('check its sha256 against image-net.org\'s and download it again')
+# What each tar holds first: the train tar holds a tar per class, the
+# validation tar the JPEGs themselves.
+_FIRST_MEMBERS = {TARS[0]: ('.tar', 'a tar per class (n01440764.tar, ...)'),
+                  TARS[1]: ('.JPEG', 'JPEGs (ILSVRC2012_val_00000001.JPEG, ...)')}
+
+
+def check_archive_contents(manual_dir: str) -> None:
+  """Raises BadArchiveError for a tar that is empty, not a tar, or another tar.
+
+  Reads each tar's first header only; a tar cut short further on is found by
+  the build itself (see main).
+  """
+  for name, (suffix, holds) in _FIRST_MEMBERS.items():
+    path = os.path.join(manual_dir, name)
+    if os.path.getsize(path) == 0:
+      raise BadArchiveError(f'{path} is empty (0 bytes); {_DOWNLOAD_AGAIN}')
+    try:
+      with tarfile.open(path, 'r:') as tar:
+        first = tar.next()
+    except (tarfile.TarError, OSError, EOFError) as e:
+      raise BadArchiveError(f'{path} is not a tar archive ({type(e).__name__}: {e}); '
+                            f'{_DOWNLOAD_AGAIN}') from None
+    if first is None or not first.name.endswith(suffix):
+      found = 'nothing' if first is None else first.name
+      raise BadArchiveError(f'{path} is not ILSVRC2012\'s {name}: that holds {holds}, this '
+                            f'one starts with {found}; {_DOWNLOAD_AGAIN}')
 
 
 def check_archives(manual_dir: str) -> None:
@@ -63,6 +97,16 @@ def _remove_stale_builds(builder) -> None:
       shutil.rmtree(path, ignore_errors=True)
 
 
+def _remove_created(data_dir: str, before: set[str] | None) -> None:
+  """Removes what a failed build created in `data_dir` (tfds' downloads/ and
+  imagenet2012/ folders, or `data_dir` itself when it did not exist)."""
+  if before is None:
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return
+  for name in set(os.listdir(data_dir)) - before:
+    shutil.rmtree(os.path.join(data_dir, name), ignore_errors=True)
+
+
 def prepare(data_dir: str, manual_dir: str) -> str:
   """Builds imagenet2012 in `data_dir` from the tars in `manual_dir`.
 
@@ -82,12 +126,18 @@ def prepare(data_dir: str, manual_dir: str) -> str:
           'nothing to do.', flush=True)
     return os.fspath(builder.data_path)
   check_archives(manual_dir)
+  check_archive_contents(manual_dir)
   _remove_stale_builds(builder)
   print(f'Preparing imagenet2012 in {data_dir} from {manual_dir} ...',
         flush=True)
   start = time.perf_counter()
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  before = set(os.listdir(data_dir)) if os.path.isdir(data_dir) else None
+  try:
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+  except BaseException:
+    _remove_created(data_dir, before)
+    raise
   seconds = time.perf_counter() - start
   _report_skipped(builder.skipped, os.fspath(builder.data_path))
   print(f'Prepared imagenet2012 in {seconds / 60:.1f} min ({seconds:.0f} s); '
@@ -116,12 +166,21 @@ def main(argv: list[str] | None = None) -> int:
                       help='folder holding the two ILSVRC2012 tars.')
   args = parser.parse_args(argv)
   # Fail fast, before TensorFlow loads, unless there is nothing to build.
+  manual_dir = os.path.expanduser(args.manual_dir)
   try:
     if not info.looks_prepared(info.IMAGENET2012, args.data_dir):
-      check_archives(os.path.expanduser(args.manual_dir))
+      check_archives(manual_dir)
+      check_archive_contents(manual_dir)
     prepare(args.data_dir, args.manual_dir)
-  except MissingArchiveError as e:
+  except (MissingArchiveError, BadArchiveError) as e:
     print(f'error: {e}', file=sys.stderr)
+    return USAGE_ERROR
+  except (tarfile.TarError, EOFError) as e:
+    # tfds reads both tars through; it does not say which one ended early. The
+    # newline ends the line its progress bar was drawing.
+    print(f'\nerror: a tar in {manual_dir} cannot be read to its end ({type(e).__name__}: '
+          f'{" ".join(str(e).split())}): one is damaged or was cut short; for each, '
+          f'{_DOWNLOAD_AGAIN}', file=sys.stderr)
     return USAGE_ERROR
   return 0
 

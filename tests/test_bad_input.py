@@ -21,8 +21,14 @@ Troubleshooting. `{dir}` in its arguments is the case's own directory, which
 `setup` fills (in the test process); `in_child` runs in the case's process just
 before main.py, for failures that must be simulated. `--workdir={dir}/run` is
 added when the arguments name no workdir, so a check that fails to fire cannot
-write into runs/; such a case would start training, and is killed after
-CASE_TIMEOUT_SECONDS.
+write into runs/. A few rows run another entry point: `main.py bench` (argv
+starting with 'bench') or `python -m input_pipeline.prepare_imagenet`.
+
+No verdict depends on how busy the machine is. A case's outcome is read from
+what it printed and its exit status, never from how long it took; every case
+ends by construction (a check that fails to fire would at worst run a 4-step
+tiny training). CASE_HANG_GUARD_SECONDS only ends a case that hangs, and is
+minutes long: a case that reaches it fails as hung.
 """
 
 import dataclasses
@@ -44,8 +50,12 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAIN = os.path.join(REPO, 'main.py')
 USAGE_ERROR = 2
-# A case that gets past the checks would start training: stop it well before.
-CASE_TIMEOUT_SECONDS = 60
+INTERRUPTED = 130  # 128 + SIGINT.
+# Hang guards, not time limits: a case normally ends in under a minute even on
+# a machine whose cores are busy with other work.
+CASE_HANG_GUARD_SECONDS = 300
+DRIVER_HANG_GUARD_SECONDS = 1800
+PREPARE_IMAGENET = 'input_pipeline.prepare_imagenet'
 # Cases marked `unprivileged` run as this user when the tests run as root, for
 # whom permission bits mean nothing (uid 65534 is `nobody` on most systems).
 UNPRIVILEGED_UID = 65534
@@ -61,12 +71,18 @@ class Case:
   setup: Callable[[str], None] | None = None  # Fills the case's directory.
   status: int = USAGE_ERROR
   unprivileged: bool = False  # Needs permission bits to bite (see above).
-  # Runs in the case's process just before main.py, e.g. to set a resource
-  # limit or patch a function that simulates a failure (a full disk).
-  in_child: Callable[[], None] | None = None
+  # Runs in the case's process just before main.py, with the case's directory,
+  # e.g. to patch a function that simulates a failure (a full disk).
+  in_child: Callable[[str], None] | None = None
   # The mistake surfaces once training has started, after TensorFlow's and the
   # loop's own log lines: the error must then be the last line, not the only one.
   mid_run: bool = False
+  prefix: str = 'error: '  # How that line starts.
+  module: str = ''  # Run this module's __main__ (python -m) instead of main.py.
+  # Paths (under the case's directory) that must exist afterwards, and that
+  # must not: what the case must keep, and what it must not leave behind.
+  keeps: tuple[str, ...] = ()
+  leaves_no: tuple[str, ...] = ()
 
 
 # --- setups: each gets the case's directory ------------------------------------
@@ -112,8 +128,9 @@ def _tiny_run_argv(*more: str) -> tuple[str, ...]:
           '--config.data_dir={dir}/data', *more)
 
 
-def _full_disk() -> None:
+def _full_disk(directory: str) -> None:
   """In the case's process: every checkpoint save fails as on a full disk."""
+  del directory
   import errno  # pylint: disable=g-import-not-at-top
 
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
@@ -133,6 +150,146 @@ def _corrupt_checkpoint(directory: str) -> None:
   _write('run/config.json', json.dumps(json.loads(config.to_json()), indent=2) + '\n')(directory)
   _write('run/checkpoints/2/state/garbage', 'not a checkpoint\n')(directory)
   _write('run/checkpoints/2/progress/garbage', 'not a checkpoint\n')(directory)
+
+
+def _disk_full_at_start(directory: str) -> None:
+  """In the case's process: a file opened for writing under `directory` is
+  created, but writing into it fails as on a full disk."""
+  import builtins  # pylint: disable=g-import-not-at-top
+  import errno  # pylint: disable=g-import-not-at-top
+  real_open = builtins.open
+
+  class FullFile:
+    def __init__(self, f):
+      self._f = f
+
+    def write(self, data):
+      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    def __enter__(self):
+      return self
+
+    def __exit__(self, *exc):
+      self._f.close()
+
+    def __getattr__(self, name):
+      return getattr(self._f, name)
+
+  def full_open(file, mode='r', *args, **kwargs):
+    f = real_open(file, mode, *args, **kwargs)
+    writing = any(c in mode for c in 'wax+')
+    if writing and isinstance(file, str) and os.path.abspath(file).startswith(directory):
+      return FullFile(f)
+    return f
+  builtins.open = full_open
+
+
+def _data_dir_full(directory: str) -> None:
+  """In the case's process: writing the embedded dataset's records fails (ENOSPC)."""
+  del directory
+  import errno  # pylint: disable=g-import-not-at-top
+  from tensorflow_datasets.core import file_adapters  # pylint: disable=g-import-not-at-top
+
+  def write_examples(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+  for adapter in file_adapters.ADAPTER_FOR_FORMAT.values():
+    adapter.write_examples = classmethod(write_examples)
+
+
+def _interrupt_after_step_1(directory: str) -> None:
+  """In the case's process: Ctrl-C (SIGINT) arrives during step 1."""
+  del directory
+  from train.run import checkpoint  # pylint: disable=g-import-not-at-top
+  due = checkpoint.Cadence.due
+
+  def due_then_interrupt(self, step, now, at_log_step):
+    if step == 1:
+      os.kill(os.getpid(), signal.SIGINT)
+    return due(self, step, now, at_log_step)
+  checkpoint.Cadence.due = due_then_interrupt
+
+
+_TINY_DATA = {}  # A built embedded_shapes/tiny, made once per test process.
+
+
+def _tiny_data(damage: Callable[[str], None]) -> Callable[[str], None]:
+  """{dir}/data holding embedded_shapes/tiny, then `damage`(its version folder)."""
+  def setup(directory: str) -> None:
+    if 'path' not in _TINY_DATA:
+      from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
+      _TINY_DATA['path'] = tempfile.mkdtemp(prefix='bad_input_tiny_data_')
+      datasets.ensure_prepared('embedded_shapes/tiny', _TINY_DATA['path'])
+    shutil.copytree(_TINY_DATA['path'], os.path.join(directory, 'data'))
+    damage(os.path.join(directory, 'data', 'embedded_shapes', 'tiny', '1.0.0'))
+  return setup
+
+
+def _truncate_train_records(version_dir: str) -> None:
+  for name in os.listdir(version_dir):
+    if '-train.tfrecord' in name:
+      path = os.path.join(version_dir, name)
+      os.truncate(path, os.path.getsize(path) // 2)
+
+
+def _delete_dataset_info(version_dir: str) -> None:
+  os.remove(os.path.join(version_dir, 'dataset_info.json'))
+
+
+def _study_of_embedded_lars(damage: dict[str, str]) -> Callable[[str], None]:
+  """{dir}/study: a study of embedded_lars.py, seed 0 finished, with the files of
+  `damage` ({relative path: text}) written over."""
+  def setup(directory: str) -> None:
+    from configs import embedded_lars  # pylint: disable=g-import-not-at-top
+    values = json.loads(embedded_lars.get_config().to_json())
+    as_written = lambda v: json.dumps(v, indent=2) + '\n'  # As train/loop.write_json.
+    files = {'study/study_spec.json': as_written(
+                 {'kind': 'study', 'configs': {'embedded_lars': values}}),
+             'study/config.json': as_written(values),
+             'study/seed_0/config.json': as_written(values),
+             'study/seed_0/result.json': '{}\n', **damage}
+    for name, text in files.items():
+      _write(name, text)(directory)
+  return setup
+
+
+def _fake_imagenet(train_tar: Callable[[bytes], bytes]) -> Callable[[str], None]:
+  """{dir}/manual holding fake ILSVRC2012 tars, the train tar replaced by
+  train_tar(its bytes)."""
+  def setup(directory: str) -> None:
+    from input_pipeline import fake_imagenet  # pylint: disable=g-import-not-at-top
+    manual = os.path.join(directory, 'manual')
+    fake_imagenet.make_fake_imagenet_archives(manual, images_per_class=1, num_val=2)
+    path = os.path.join(manual, 'ILSVRC2012_img_train.tar')
+    with open(path, 'rb') as f:
+      data = f.read()
+    with open(path, 'wb') as f:
+      f.write(train_tar(data))
+  return setup
+
+
+def _a_tar_of_text(data: bytes) -> bytes:
+  """Another tar than ImageNet's: one text file."""
+  del data
+  import io  # pylint: disable=g-import-not-at-top
+  import tarfile  # pylint: disable=g-import-not-at-top
+  buffer = io.BytesIO()
+  with tarfile.open(fileobj=buffer, mode='w') as tar:
+    text = b'not imagenet\n'
+    member = tarfile.TarInfo('README.txt')
+    member.size = len(text)
+    tar.addfile(member, io.BytesIO(text))
+  return buffer.getvalue()
+
+
+def _a_config_file(body: str) -> Callable[[str], None]:
+  """{dir}/mine.py: embedded_lars.py's config changed by `body` (uses `config`)."""
+  text = ('from configs import embedded_lars\n\n\ndef get_config():\n'
+          '  config = embedded_lars.get_config()\n'
+          + ''.join(f'  {line}\n' for line in body.splitlines()) + '  return config\n')
+  return _write('mine.py', text)
+
+
+_PREPARE = ('--data_dir={dir}/tfds', '--manual_dir={dir}/manual')
 
 
 # --- the table -----------------------------------------------------------------
@@ -195,6 +352,29 @@ CASES = [
     Case('closed_division_schedule', (_MLPERF, '--config.lr.schedule=cosine'),
          "lr.schedule='cosine' is not allowed; allowed: 'piecewise_polynomial'",
          also=('in the MLPerf closed division',)),
+    # Config files that set what default.py does not define, or too little.
+    Case('config_file_adds_a_key', ('--config={dir}/mine.py',),
+         "sets unknown config key 'lr.my_typo_peak'; did you mean 'lr.peak'?",
+         also=('{dir}/mine.py sets',), setup=_a_config_file('config.lr.my_typo_peak = 3.0')),
+    Case('config_file_lacks_a_key', ('--config={dir}/mine.py',),
+         "lacks the config key 'lr.peak'; start from configs/default.py's get_config()",
+         setup=_a_config_file("del config.lr['peak']")),
+    Case('config_file_section_none', ('--config={dir}/mine.py',),
+         "sets the section 'lr' to None; keep it a ConfigDict",
+         setup=_a_config_file('config.lr = None')),
+    Case('config_file_returns_a_dict', ('--config={dir}/dict.py',),
+         'get_config() returned dict, not a ConfigDict',
+         setup=_write('dict.py', "def get_config():\n  return {'seed': 0}\n")),
+    # Values that pass one by one but cannot run.
+    Case('image_size_beyond_memory', ('--config.image_size=1000000',),
+         'image_size=1000000 is not allowed; one training step of ResNet-10',
+         also=('needs at least', 'allowed: at most image_size=')),
+    Case('budget_beyond_step_counter', ('--config.num_train_steps=1000000000000',),
+         'num_train_steps=1000000000000 is not allowed; allowed: a budget of at most '
+         '2,147,483,647 steps'),
+    Case('eval_cadence_too_fine', ('--config.num_train_steps=100000000',
+                                   '--config.eval_every_steps=1'),
+         'eval_every_steps=1 is not allowed; allowed: a cadence of at most 100,000 evals'),
     # Data.
     Case('unknown_dataset', ('--config.dataset=mnist',),
          "dataset='mnist' is not allowed; allowed: embedded_shapes"),
@@ -206,6 +386,31 @@ CASES = [
     Case('data_dir_not_writable', ('--config.data_dir={dir}/locked/tfds',),
          'allowed: a writable directory to build embedded_shapes in',
          setup=_read_only_dir('locked'), unprivileged=True),
+    Case('data_dir_full', _tiny_run_argv(),
+         'cannot build embedded_shapes/tiny in', also=(
+             '{dir}/data (OSError: ', 'No space left on device',
+             'free disk space there or give another'),
+         in_child=_data_dir_full, mid_run=True, leaves_no=('data',)),
+    Case('truncated_tfrecord', _tiny_run_argv(),
+         'cannot be read (DataLossError: truncated record', also=(
+             'the data of embedded_shapes/tiny in {dir}/data/embedded_shapes/tiny/1.0.0',
+             'delete {dir}/data/embedded_shapes/tiny/1.0.0 and the next run builds it again'),
+         setup=_tiny_data(_truncate_train_records), mid_run=True),
+    Case('deleted_dataset_info', _tiny_run_argv(),
+         'holds a damaged copy of embedded_shapes/tiny (no dataset_info.json)',
+         setup=_tiny_data(_delete_dataset_info), mid_run=True),
+    Case('prepare_imagenet_empty_train_tar', _PREPARE,
+         'ILSVRC2012_img_train.tar is empty (0 bytes); check its sha256',
+         setup=_fake_imagenet(lambda data: b''), module=PREPARE_IMAGENET),
+    Case('prepare_imagenet_wrong_train_tar', _PREPARE,
+         "is not ILSVRC2012's ILSVRC2012_img_train.tar: that holds a tar per class",
+         also=('this one starts with README.txt',),
+         setup=_fake_imagenet(_a_tar_of_text), module=PREPARE_IMAGENET),
+    Case('prepare_imagenet_truncated_train_tar', _PREPARE,
+         'cannot be read to its end (ReadError: unexpected end of data)',
+         also=('a tar in {dir}/manual',),
+         setup=_fake_imagenet(lambda data: data[:len(data) // 2]),
+         module=PREPARE_IMAGENET, mid_run=True, leaves_no=('tfds',)),
     # Config files.
     Case('config_file_missing', ('--config=configs/no_such_file.py',),
          'config file configs/no_such_file.py does not exist'),
@@ -243,6 +448,20 @@ CASES = [
          setup=_run_of_embedded_lars(seed=0)),
     Case('workdir_holds_a_broken_config_json', ('--workdir={dir}/run',),
          'holds a config.json that cannot be read', setup=_write('run/config.json', '{"seed": ')),
+    Case('disk_full_at_start', ('--workdir={dir}/run',),
+         '/run/config.json (OSError: No space left on device); free disk space there',
+         also=('cannot write {dir}/run/config.json', 'then re-run the same command'),
+         in_child=_disk_full_at_start, mid_run=True, leaves_no=('run',)),
+    Case('study_seed_result_corrupt', ('--num_seeds=1', '--workdir={dir}/study'),
+         'result.json cannot be read (JSONDecodeError', also=(
+             '{dir}/study/seed_0/result.json cannot be read',
+             'move {dir}/study/seed_0 aside (the seed then runs again)'),
+         setup=_study_of_embedded_lars({'study/seed_0/result.json': '{"status": '}),
+         mid_run=True),
+    Case('study_spec_corrupt', ('--num_seeds=1', '--workdir={dir}/study'),
+         'study_spec.json cannot be read (JSONDecodeError', also=(
+             'it records what the study holds: restore it, or choose a new --workdir',),
+         setup=_study_of_embedded_lars({'study/study_spec.json': '{"kind": '}), mid_run=True),
     # Checkpoints: once training has started.
     Case('disk_full_while_checkpointing', _tiny_run_argv(),
          'cannot write the checkpoint of step 2', also=(
@@ -252,6 +471,10 @@ CASES = [
          'can be read (step 2', also=('no checkpoint in {dir}/run/checkpoints can be read',
                                       'move that directory aside to start the run afresh'),
          setup=_corrupt_checkpoint, mid_run=True),
+    Case('ctrl_c_saves_the_step', _tiny_run_argv(),
+         'stopped by SIGINT at step 2; its checkpoint is in',
+         also=('{dir}/run/checkpoints; run the same command again to resume',), prefix='interrupted: ', status=INTERRUPTED,
+         in_child=_interrupt_after_step_1, mid_run=True, keeps=('run/checkpoints/2',)),
     # Other flags.
     Case('unknown_flag', ('--no_such_flag=1',),
          "Unknown command line flag 'no_such_flag'; python main.py --help lists the flags"),
@@ -278,13 +501,36 @@ CASES = [
          'give either --config or --compare'),
     Case('compare_with_num_trials', (_COMPARE, '--num_trials=2'),
          '--compare and --num_trials do not combine'),
+    # main.py bench: its mistakes read as main.py's.
+    Case('bench_unknown_key', ('bench', '--config.no_such_key=1'),
+         "unknown config key 'no_such_key' in --config.no_such_key=1; every key is defined"),
+    Case('bench_unknown_flag', ('bench', '--no_such_flag=1'),
+         "Unknown command line flag 'no_such_flag'; python main.py bench --help lists"),
+    Case('bench_config_file_adds_a_key', ('bench', '--config={dir}/mine.py'),
+         "sets unknown config key 'lr.my_typo_peak'", setup=_a_config_file(
+             'config.lr.my_typo_peak = 3.0')),
+    Case('bench_image_size_beyond_memory', ('bench', '--config.image_size=1000000'),
+         'image_size=1000000 is not allowed; one training step of ResNet-50'),
+    Case('bench_unknown_mode', ('bench', '--modes=synthetic,speed'),
+         '--modes=synthetic,speed: want one or more of synthetic, input, train'),
+    Case('bench_zero_steps', ('bench', '--steps=0'), 'flag --steps=0'),
+    Case('bench_batch_not_divisible_by_virtual_batch',
+         ('bench', '--per_device_batch_size=48', '--config=configs/embedded_lars.py'),
+         'model.virtual_batch_size=64 is not allowed'),
+    Case('bench_positional_argument', ('bench', 'extra'), "unexpected arguments ['extra']"),
+    Case('bench_partial_coordinator', ('bench', '--coordinator_address=localhost:1234'),
+         'give all three or none'),
+    Case('bench_flag_of_training', ('bench', '--num_seeds=2'),
+         '--num_seeds is a flag of training (main.py without bench)'),
+    Case('training_with_a_bench_flag', ('--modes=input',), '--modes is a flag of main.py bench'),
 ]
 
 
 # --- the driver: runs in its own process ---------------------------------------
 
 
-def _run_case_in_child(case: Case, argv: list[str], out_path: str, err_path: str) -> None:
+def _run_case_in_child(case: Case, argv: list[str], directory: str, out_path: str,
+                       err_path: str) -> None:
   """In a forked child: main.py's __main__ with `argv`; never returns."""
   status = 1
   try:
@@ -295,11 +541,15 @@ def _run_case_in_child(case: Case, argv: list[str], out_path: str, err_path: str
       os.setgid(UNPRIVILEGED_UID)
       os.setuid(UNPRIVILEGED_UID)
     if case.in_child:
-      case.in_child()
+      case.in_child(directory)
     os.chdir(REPO)
-    sys.argv = [MAIN, *argv]
     try:
-      runpy.run_path(MAIN, run_name='__main__')
+      if case.module:
+        sys.argv = [case.module, *argv]
+        runpy.run_module(case.module, run_name='__main__', alter_sys=True)
+      else:
+        sys.argv = [MAIN, *argv]
+        runpy.run_path(MAIN, run_name='__main__')
       status = 0
     except SystemExit as e:
       # What the interpreter does with sys.exit's argument.
@@ -315,17 +565,18 @@ def _run_case_in_child(case: Case, argv: list[str], out_path: str, err_path: str
     os._exit(status)  # pylint: disable=protected-access
 
 
-def _wait(pid: int, timeout: float) -> int:
-  """The child's exit status, or -SIGKILL after killing it at the timeout."""
-  deadline = time.monotonic() + timeout
+def _wait(pid: int, hang_guard: float) -> tuple[int, bool]:
+  """(The child's exit status, whether it hung): a child still running after
+  `hang_guard` seconds is killed."""
+  deadline = time.monotonic() + hang_guard
   while True:
     done, status = os.waitpid(pid, os.WNOHANG)
     if done:
-      return os.waitstatus_to_exitcode(status)
+      return os.waitstatus_to_exitcode(status), False
     if time.monotonic() > deadline:
       os.kill(pid, signal.SIGKILL)
       os.waitpid(pid, 0)
-      return -signal.SIGKILL
+      return -signal.SIGKILL, True
     time.sleep(0.01)
 
 
@@ -348,11 +599,12 @@ def _drive(spec_path: str, results_path: str) -> None:
     sys.stderr.flush()
     pid = os.fork()
     if pid == 0:
-      _run_case_in_child(CASES[entry['index']], entry['argv'], out_path, err_path)
-    status = _wait(pid, CASE_TIMEOUT_SECONDS)
+      _run_case_in_child(CASES[entry['index']], entry['argv'], entry['dir'], out_path,
+                         err_path)
+    status, hung = _wait(pid, CASE_HANG_GUARD_SECONDS)
     with open(out_path) as out, open(err_path) as err:
-      results.append({'status': status, 'stdout': out.read(), 'stderr': err.read(),
-                      'seconds': time.perf_counter() - start})
+      results.append({'status': status, 'hung': hung, 'stdout': out.read(),
+                      'stderr': err.read(), 'seconds': time.perf_counter() - start})
   shutil.rmtree(scratch)
   with open(results_path, 'w') as f:
     json.dump(results, f)
@@ -363,7 +615,8 @@ def _drive(spec_path: str, results_path: str) -> None:
 
 def _argv(case: Case, directory: str) -> list[str]:
   argv = [a.replace('{dir}', directory) for a in case.argv]
-  if not any(a.startswith('--workdir') for a in argv):
+  runs_training = not case.module and argv[:1] != ['bench']
+  if runs_training and not any(a.startswith('--workdir') for a in argv):
     argv.append(f'--workdir={directory}/run')
   return argv
 
@@ -412,15 +665,15 @@ def outcomes():
       if case.setup:
         case.setup(directory)
       runs[case.name] = {'index': index, 'dir': directory, 'before': _snapshot(directory)}
-    spec = [{'index': run['index'], 'argv': _argv(CASES[run['index']], run['dir'])}
-            for run in runs.values()]
+    spec = [{'index': run['index'], 'argv': _argv(CASES[run['index']], run['dir']),
+             'dir': run['dir']} for run in runs.values()]
     spec_path = os.path.join(root, 'spec.json')
     results_path = os.path.join(root, 'results.json')
     with open(spec_path, 'w') as f:
       json.dump(spec, f)
     env = dict(os.environ, JAX_PLATFORMS='cpu')
     subprocess.run([sys.executable, os.path.abspath(__file__), spec_path, results_path],
-                   cwd=REPO, env=env, check=True, timeout=CASE_TIMEOUT_SECONDS * len(spec))
+                   cwd=REPO, env=env, check=True, timeout=DRIVER_HANG_GUARD_SECONDS)
     with open(results_path) as f:
       for run, result in zip(runs.values(), json.load(f)):
         run.update(result=result, after=_snapshot(run['dir']))
@@ -439,19 +692,25 @@ def test_bad_input_is_one_line_and_exit_status_2(case, outcomes):
   run = outcomes[case.name]
   result = run['result']
   stderr = result['stderr']
+  assert not result['hung'], f'hung: still running after {CASE_HANG_GUARD_SECONDS} s'
   assert 'Traceback' not in stderr + result['stdout'], stderr
   assert result['status'] == case.status, stderr
   assert case.mid_run or result['stdout'] == ''
   lines = [line for line in stderr.splitlines() if line.strip()]
   assert lines and (case.mid_run or len(lines) == 1), stderr
-  assert lines[-1].startswith('error: '), stderr
+  assert lines[-1].startswith(case.prefix), stderr
   for part in (case.expected, *case.also):
     assert part.replace('{dir}', run['dir']) in lines[-1]
   if case.mid_run:  # A run that started writes its own files, and only those.
     changed = [p for p, v in run['before'].items() if run['after'].get(p) != v]
-    assert not changed or changed == ['run'], changed  # 'run': its mtime, as files came.
+    # A folder's entry changes with its mtime as files come and go.
+    assert all(os.path.isdir(os.path.join(run['dir'], p)) for p in changed), changed
   else:
     assert run['after'] == run['before'], 'the case changed its directory'
+  for path in case.keeps:
+    assert path in run['after'], f'{path} is gone'
+  for path in case.leaves_no:
+    assert path not in run['after'] or path in run['before'], f'{path} was left behind'
 
 
 def test_case_names_are_unique():

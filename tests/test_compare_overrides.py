@@ -1,6 +1,6 @@
 """`--compare` applies what the command line said to every compared config.
 
-Each case parses a real command line with main.py's own flag parsing, in a
+Each case parses a real command line with main.py's own flag parsing (train/cli), in a
 fresh process (absl's flags are defined once per process), and reads back the
 configs the comparison would run.
 """
@@ -16,12 +16,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _COMPARE = '--compare=configs/embedded_lars.py,configs/embedded_nesterov.py'
 _READ_BACK = '''
 import json, sys
-import main
+from train.cli import flags, jobs
 from train.common import config_dicts
-main.parse_flags(['main.py', *sys.argv[1:]])
-configs = main._compared_configs()
-print(json.dumps({'overrides': main.command_line_overrides(),
-                  'configs': {n: config_dicts.flatten(c) for n, c in configs.items()}},
+argv = flags.parse_flags(['main.py', *sys.argv[1:]])
+job = jobs.job_from_flags(argv)
+print(json.dumps({'kind': job.kind, 'overrides': job.overrides,
+                  'configs': {n: config_dicts.flatten(c) for n, c in job.configs.items()}},
                  default=list))
 '''
 
@@ -44,7 +44,7 @@ def _compared(*flags: str) -> dict:
 ])
 def test_override_reaches_every_compared_config(flag, key, value):
   got = _compared(flag)
-  assert got['overrides'] == {key: value}
+  assert got['kind'] == 'comparison' and got['overrides'] == {key: value}
   assert set(got['configs']) == {'embedded_lars', 'embedded_nesterov'}
   for name, config in got['configs'].items():
     assert config[key] == value, name

@@ -14,7 +14,7 @@ from PIL import Image
 
 from input_pipeline import datasets
 from input_pipeline import fake_imagenet
-from train.bench.throughput import input_throughput
+from train.bench import input_throughput
 
 TINY = 'embedded_shapes/tiny'
 

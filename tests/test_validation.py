@@ -3,10 +3,15 @@
 main.py's handling of bad input (one line, exit status 2) is tests/test_bad_input.py.
 """
 
+import glob
+import os
+
 import pytest
 
 from configs import default
 from configs import embedded_lars
+from train.cli import config_files
+from train.run import memory
 from train.run import validation
 
 BAD_VALUES = [
@@ -155,3 +160,50 @@ def test_missing_data_dir(tmp_path):
   config.data_dir = str(tmp_path / 'nowhere')
   with pytest.raises(validation.ConfigError, match='data_dir'):
     validation.validate_config(config, num_devices=1)
+
+
+# --- limits that single values do not show --------------------------------------
+
+
+def test_memory_estimate_counts_resnet50_conv_parameters():
+  # ResNet-50 has 25,557,032 parameters: 2,049,000 in the head and 53,120 in
+  # BN, the rest in its convolutions.
+  _, params = memory.conv_outputs_and_params(default.get_config())
+  assert params == 25_557_032 - 2_049_000 - 53_120
+
+
+def test_a_step_that_cannot_fit_names_the_largest_that_does():
+  device = memory.DeviceMemory(bytes=2**30, where='test memory')
+  config = embedded_lars.get_config()
+  validation.validate_config(config, num_devices=1, check_data=False, device_memory=device)
+  config.image_size = 100_000
+  with pytest.raises(validation.ConfigError, match='image_size=100000 is not allowed') as e:
+    validation.validate_config(config, num_devices=1, check_data=False, device_memory=device)
+  largest = int(str(e.value).rpartition('at most image_size=')[2].split()[0])
+  config.image_size = largest
+  validation.validate_config(config, num_devices=1, check_data=False, device_memory=device)
+  config.image_size, config.global_batch_size = 16, 2**30
+  with pytest.raises(validation.ConfigError, match='allowed: at most .* images per device'):
+    validation.validate_config(config, num_devices=1, check_data=False, device_memory=device)
+
+
+def test_budget_past_the_step_counter_is_refused():
+  config = embedded_lars.get_config()
+  config.num_train_steps = validation.MAX_TRAIN_STEPS + 1
+  with pytest.raises(validation.ConfigError, match='at most 2,147,483,647 steps'):
+    validation.validate_config(config, num_devices=1, check_data=False)
+
+
+# The modules of configs/ that are not config files: no get_config().
+_NOT_CONFIG_FILES = ('__init__.py', 'variants.py', 'search_space.py')
+
+
+@pytest.mark.parametrize('path', sorted(
+    path for path in glob.glob(os.path.join(
+        os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs', '*.py'))
+    if os.path.basename(path) not in _NOT_CONFIG_FILES))
+def test_every_shipped_config_has_the_keys_of_default(path):
+  """load_config checks a file's keys against configs/default.py (every variant too)."""
+  module = config_files.load_module(path)
+  for variant in ['', *sorted(getattr(module, 'VARIANTS', {}))]:
+    config_files.load_config(config_files.ConfigSpec(path, variant))

@@ -38,31 +38,23 @@ import json
 import os
 import re
 import statistics
-import sys
 import time
 from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import ml_collections
-from absl import flags
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec
-from ml_collections import config_flags
 
 import models
 from input_pipeline import info
-from train.common import errors
-from train.common import files
-from train.run import distributed
 from train.run import programs
 from train.run import steps
-from train.run import validation
 
 SYNTHETIC, INPUT, TRAIN = 'synthetic', 'input', 'train'
 MODES = (SYNTHETIC, INPUT, TRAIN)
 STEP, GRADIENT, INPUT_ONLY, LOOP = 'step', 'gradient', 'input', 'loop'
-_DEFAULT_CONFIG = os.path.join(files.REPO_ROOT, 'configs', 'default.py')
 
 # Dense peak TFLOP/s per device (bfloat16, float32) from the vendors' datasheets,
 # by a substring of jax's device_kind; the first match counts. float32 on NVIDIA
@@ -82,10 +74,6 @@ _PEAK_TFLOPS: tuple[tuple[str, float, float], ...] = (
     ('TPU v6 lite', 918.0, 918.0),
 )
 _MATMUL_SIZE = 2048  # The CPU's measured peak: a 2048^3 matmul (17 GFLOP).
-
-
-class BenchError(ValueError):
-  """Input that the benchmark cannot run with: one line, exit status 2."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -308,7 +296,7 @@ def measure_synthetic(config: ml_collections.ConfigDict, num_classes: int,
 def measure_input(config: ml_collections.ConfigDict, windows: Windows,
                   num_threads: int | None) -> Measurement:
   """The training input pipeline alone, this process's share of the batch."""
-  from train.bench.throughput import input_throughput  # pylint: disable=g-import-not-at-top
+  from train.bench import input_throughput  # pylint: disable=g-import-not-at-top
   batch_size = config.global_batch_size // jax.process_count()
   report = input_throughput.measure_pipeline(
       config, batch_size=batch_size, num_threads=num_threads or os.cpu_count() or 1,
@@ -498,72 +486,3 @@ def summarize_trace(path: str, num_steps: int, top: int = 8) -> str:
     ms = us / 1000 / num_steps
     lines.append(f'  {ms:7.2f} ms ({ms / total:4.0%}) {counts[name] / num_steps:5.0f} x {name}')
   return '\n'.join(lines)
-
-
-def define_flags(flag_values: flags.FlagValues, argv: Sequence[str]) -> None:
-  """The benchmark's flags; `argv` (with the program name) holds the config overrides."""
-  # ml_collections finds the --config.KEY=VALUE overrides in the argv it is
-  # given at definition time, not in the one parsed later.
-  config_flags.DEFINE_config_file(
-      'config', _DEFAULT_CONFIG, 'Config file (configs/*.py[:variant]); default: '
-      'configs/default.py, ResNet-50 at 224 px.', lock_config=True, flag_values=flag_values,
-      sys_argv=list(argv))
-  flags.DEFINE_list('modes', [SYNTHETIC], f'Any of {", ".join(MODES)}.',
-                    flag_values=flag_values)
-  flags.DEFINE_integer('per_device_batch_size', 128, 'Images per device and step.',
-                       lower_bound=1, flag_values=flag_values)
-  flags.DEFINE_integer('warmup_steps', 3, 'Untimed steps before the windows.',
-                       lower_bound=0, flag_values=flag_values)
-  flags.DEFINE_integer('steps', 10, 'Steps per timed window.', lower_bound=1,
-                       flag_values=flag_values)
-  flags.DEFINE_integer('repetitions', 5, 'Timed windows.', lower_bound=1,
-                       flag_values=flag_values)
-  flags.DEFINE_float('peak_tflops', None, 'Peak TFLOP/s per device for MFU; default: '
-                     'the datasheet of a known accelerator, a measured matmul on a CPU.',
-                     lower_bound=0.0, flag_values=flag_values)
-  flags.DEFINE_integer('input_threads', None, "tf.data's thread pool in the input and "
-                       'train modes; default: all cores.', lower_bound=1,
-                       flag_values=flag_values)
-  flags.DEFINE_string('profile_dir', None, 'Also write a profiler trace of one window '
-                      'of synthetic steps here.', flag_values=flag_values)
-  distributed.define_flags(flag_values)
-
-
-def parse(argv: Sequence[str]) -> tuple[flags.FlagValues, ml_collections.ConfigDict,
-                                        list[str], Windows]:
-  """Flags, config, modes and windows; BenchError (one line) for bad input."""
-  flag_values = flags.FlagValues()
-  try:
-    full_argv = ['main.py bench', *argv]
-    define_flags(flag_values, full_argv)
-    rest = flag_values(full_argv)
-    config = flag_values.config
-    list(config.keys())  # A config file that fails to load fails here.
-  except Exception as e:  # pylint: disable=broad-except
-    raise BenchError(errors.one_line(e)) from e
-  if len(rest) > 1:
-    raise BenchError(f'unexpected arguments {rest[1:]}')
-  modes = list(flag_values.modes)
-  unknown = [m for m in modes if m not in MODES]
-  if unknown or not modes:
-    raise BenchError(f'--modes={",".join(modes)}: want one or more of {", ".join(MODES)}')
-  windows = Windows(flag_values.warmup_steps, flag_values.steps, flag_values.repetitions)
-  return flag_values, config, modes, windows
-
-
-def main(argv: Sequence[str]) -> int:
-  """`python main.py bench ARGS`: prints the table; exit status 2 for bad input."""
-  try:
-    flag_values, config, modes, windows = parse(argv)
-    distributed.initialize_from_flags(flag_values)
-    config = bench_config(config, flag_values.per_device_batch_size, jax.device_count())
-    validation.validate_config(config, num_devices=jax.device_count(),
-                               check_data=INPUT in modes or TRAIN in modes)
-  except (BenchError, validation.ConfigError, distributed.DistributedError) as e:
-    print(f'error: {e}', file=sys.stderr)
-    return errors.USAGE_ERROR
-  table = run(config, modes, windows, peak_tflops=flag_values.peak_tflops,
-              input_threads=flag_values.input_threads, profile_dir=flag_values.profile_dir)
-  if distributed.is_main_process():
-    print(table, flush=True)
-  return 0

@@ -92,9 +92,57 @@ def load_config(spec: ConfigSpec) -> ml_collections.ConfigDict:
                      f'{errors.one_line(e)}') from None
   if not isinstance(config, ml_collections.ConfigDict):
     raise ValueError(f'{spec}: get_config() returned {type(config).__name__}, '
-                     'not a ConfigDict')
+                     'not a ConfigDict; start from configs/default.py\'s get_config()')
+  check_keys(config, str(spec))
   config.lock()
   return config
+
+
+class ConfigKeysError(ValueError):
+  """A config's keys are not those of configs/default.py; the message says which."""
+
+
+def _sections(config: ml_collections.ConfigDict, prefix: str = '') -> list[str]:
+  """The dotted names of every ConfigDict inside `config`, outermost first."""
+  names = []
+  for key, value in config.items():
+    if isinstance(value, ml_collections.ConfigDict):
+      names += [prefix + key, *_sections(value, f'{prefix}{key}.')]
+  return names
+
+
+def check_keys(config: ml_collections.ConfigDict, source: str) -> None:
+  """Raises ConfigKeysError unless `config` has exactly the keys of configs/default.py.
+
+  A config file that adds a key (a misspelt `config.lr.my_typo_peak`) would
+  otherwise train with the default of the key it meant; one that lacks a key or
+  sets a section to None would fail deep inside the run.
+  """
+  from configs import default  # pylint: disable=g-import-not-at-top
+  reference = default.get_config()
+  for section in _sections(reference):
+    try:
+      node, leaf = config_dicts.parent_and_leaf(config, section)
+      value = node[leaf]
+    except (KeyError, AttributeError, TypeError):
+      continue  # Named as a missing key below.
+    if not isinstance(value, ml_collections.ConfigDict):
+      raise ConfigKeysError(
+          f'{source} sets the section {section!r} to {value!r}; keep it a ConfigDict and '
+          f'set its keys (config.{section}.KEY = ...), as configs/default.py does')
+  known, given = config_dicts.flatten(reference), config_dicts.flatten(config)
+  unknown = [k for k in given if k not in known]
+  if unknown:
+    close = difflib.get_close_matches(unknown[0], list(known), n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ''
+    raise ConfigKeysError(
+        f'{source} sets unknown config key {unknown[0]!r}; {hint}every key is defined in '
+        'configs/default.py, and a config file cannot add one')
+  missing = [k for k in known if k not in given]
+  if missing:
+    raise ConfigKeysError(
+        f'{source} lacks the config key {missing[0]!r}; start from configs/default.py\'s '
+        'get_config(), which defines every key, and override what differs')
 
 
 def config_file_problem(spec: ConfigSpec) -> str | None:
@@ -200,3 +248,52 @@ def unknown_key_message(config: ml_collections.ConfigDict, argv: list[str]) -> s
       return (f'unknown config key {key!r} in {arg}; {hint}every key is defined in '
               'configs/default.py, and a config file cannot add one')
   return None
+
+
+# --- one line for a command line that does not parse ----------------------------
+
+
+def config_arg(argv: list[str], default: str) -> str:
+  """The value of --config on the command line (the last one), or `default`."""
+  value = default
+  for arg, following in zip(argv, argv[1:] + ['']):
+    if arg in ('--config', '-config'):
+      value = following
+    elif arg.startswith(('--config=', '-config=')):
+      value = arg.partition('=')[2]
+  return value
+
+
+def flag_error_message(error: Exception, argv: list[str], flag_values: flags.FlagValues,
+                       default_config: str, program: str = 'main.py') -> str:
+  """One line for a flag that cannot be parsed, a config that cannot be loaded.
+
+  Shared by `main.py` and `main.py bench`, so that a mistake reads the same in
+  both. `argv` is the command line with the program name first.
+  """
+  # First the config file itself: ml_collections buries its errors (missing,
+  # unreadable, a syntax error, get_config() failing) in messages of its own.
+  problem = config_file_problem(parse_spec(config_arg(argv, default_config)))
+  if problem:
+    return problem
+  if isinstance(error, ConfigKeysError):
+    return str(error)
+  if isinstance(error, (KeyError, AttributeError)):
+    spec = parse_spec(config_arg(argv, default_config))
+    message = unknown_key_message(load_config(spec), argv)
+    return message or f'unknown config key {errors.one_line(error)}'
+  if isinstance(error, flags.IllegalFlagValueError):
+    # absl: 'flag --NAME=VALUE: why'; a config key's why is a failed conversion.
+    name, _, value = errors.one_line(error).partition(': ')[0].removeprefix('flag --').partition('=')
+    if name.startswith('config.') and name in flag_values:
+      message = bad_override_message(
+          name.removeprefix('config.'), value, flag_values[name].parser.flag_type())
+      if message:
+        return message
+  if isinstance(error, flags.UnrecognizedFlagError):
+    return f'{errors.one_line(error)}; python {program} --help lists the flags'
+  if type(error).__name__ == 'FlagOrderError':  # Not exported by ml_collections.
+    return f'{errors.one_line(error)}; give --config=FILE before its --config.KEY=VALUE overrides'
+  if isinstance(error, flags.Error):
+    return errors.one_line(error)
+  return f'cannot load the config file: {type(error).__name__}: {errors.one_line(error)}'

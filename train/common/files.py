@@ -25,13 +25,25 @@ def atomic_path(path: str, suffix: str = '.tmp') -> Iterator[str]:
       os.remove(tmp)
 
 
+class FileWriteError(RuntimeError):
+  """A result file cannot be written (a full disk); the message says what to do."""
+
+
 def write_text(path: str, text: str) -> str:
-  """Writes `text` (ending in one newline) atomically; returns `path`."""
-  with atomic_path(path) as tmp, open(tmp, 'w') as f:
-    f.write(text.rstrip('\n') + '\n')
+  """Writes `text` (ending in one newline) atomically; returns `path`.
+
+  Raises:
+    FileWriteError: the file cannot be written; nothing of it is left behind.
+  """
+  try:
+    with atomic_path(path) as tmp, open(tmp, 'w') as f:
+      f.write(text.rstrip('\n') + '\n')
+  except OSError as e:
+    raise FileWriteError(f'cannot write {path} ({type(e).__name__}: {e.strerror or e}); '
+                         'free disk space there, then re-run the same command') from None
   return path
 
 
 def write_json(path: str, value: Any) -> str:
-  """Writes `value` as indented JSON atomically; returns `path`."""
+  """Writes `value` as indented JSON atomically; returns `path` (see `write_text`)."""
   return write_text(path, json.dumps(value, indent=2))

@@ -55,9 +55,18 @@ class Entry:
   directory: str
 
 
-def _read_json(path: str) -> Any:
-  with open(path) as f:
-    return json.load(f)
+def _read_json(path: str, remedy: str) -> Any:
+  """The JSON file at `path`; StudyDirError, with `remedy`, when it cannot be read."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise StudyDirError(f'{path} cannot be read ({type(e).__name__}: '
+                        f'{" ".join(str(e).split())}); {remedy}') from None
+
+
+def _seed_remedy(run_dir: str) -> str:
+  return f'move {run_dir} aside (the seed then runs again) and re-run the same command'
 
 
 def _config_values(config: ml_collections.ConfigDict) -> dict:
@@ -75,7 +84,8 @@ def check_study_dir(directory: str, spec: dict) -> None:
                         'not a study; choose a new --workdir')
   path = os.path.join(directory, 'study_spec.json')
   if os.path.exists(path):
-    existing = _read_json(path)
+    existing = _read_json(path, 'it records what the study holds: restore it, or '
+                          'choose a new --workdir')
     if existing != spec:
       # The spec is {'kind': ..., 'configs': {name: config}}: name what differs.
       raise StudyDirError(
@@ -107,14 +117,18 @@ def run_or_resume(entry: Entry, seed: int, step_cache: programs.StepCache) -> tu
   config = entry.config.copy_and_resolve_references()
   config.seed = seed
   if os.path.exists(result_path):
-    if _read_json(os.path.join(run_dir, 'config.json')) != _config_values(config):
+    if (_read_json(os.path.join(run_dir, 'config.json'), _seed_remedy(run_dir))
+        != _config_values(config)):
       raise StudyDirError(f'{run_dir} holds a run of another config; '
                           'choose a new --workdir')
     logging.info('%s seed %d: finished earlier, read from %s', entry.name, seed, result_path)
-    return _read_json(result_path), False
+    return _read_json(result_path, _seed_remedy(run_dir)), False
   if os.path.exists(run_dir):
-    same_config = (os.path.exists(os.path.join(run_dir, 'config.json')) and
-                   _read_json(os.path.join(run_dir, 'config.json')) == _config_values(config))
+    try:  # An unreadable config.json of an unfinished seed: moved aside below.
+      same_config = (_read_json(os.path.join(run_dir, 'config.json'), '')
+                     == _config_values(config))
+    except StudyDirError:
+      same_config = False
     if same_config and checkpoint.has_checkpoints(run_dir):
       logging.warning('%s seed %d was interrupted; it resumes from its checkpoint in %s',
                       entry.name, seed, run_dir)

@@ -14,6 +14,7 @@ import ml_collections
 
 from optim import optimizers
 from train.run import budget
+from train.run import memory
 from train.run import mllog
 from train.run import validation
 
@@ -128,13 +129,15 @@ def check_closed_division(config: ml_collections.ConfigDict) -> None:
 
 
 def validate_run_config(config: ml_collections.ConfigDict, num_devices: int,
-                        check_data: bool = True) -> None:
+                        check_data: bool = True,
+                        device_memory: memory.DeviceMemory | None = None) -> None:
   """Every check a config passes before it runs: the run's own, then MLPerf's.
 
   Raises:
     validation.ConfigError: for the first problem found.
   """
-  validation.validate_config(config, num_devices, check_data=False)
+  validation.validate_config(config, num_devices, check_data=False,
+                             device_memory=device_memory)
   check_closed_division(config)
   if check_data:
     validation.check_data_prepared(config)

@@ -77,6 +77,18 @@ class Cadence:
     self._last = now
 
 
+def _unreadable(error: BaseException) -> str:
+  """Why a checkpoint cannot be read, in words: Orbax and TensorStore put whole
+  specs and paths (over a thousand characters) into their messages."""
+  if isinstance(error, FileNotFoundError):
+    return 'files are missing'
+  if isinstance(error, ValueError) and 'the directory name says' in str(error):
+    return str(error)
+  if isinstance(error, (ValueError, KeyError)) and 'json' in str(error).lower():
+    return f'its progress file is damaged ({type(error).__name__})'
+  return f'its files are damaged or belong to another config ({type(error).__name__})'
+
+
 class RunCheckpointer:
   """Saves and restores one run's checkpoints in WORKDIR/checkpoints/<step>/."""
 
@@ -146,9 +158,10 @@ class RunCheckpointer:
         state, progress = restored.state, restored.progress
         _check_restored(step, state, progress)
       except Exception as e:  # pylint: disable=broad-except
-        failures.append(f'step {step}: {errors.one_line(e)}')
+        failures.append(f'step {step}: {_unreadable(e)}')
         logging.warning('checkpoint of step %d in %s cannot be read (%s); trying the one '
-                        'before it', step, self.directory, errors.one_line(e))
+                        'before it', step, self.directory, _unreadable(e))
+        logging.debug('the error reading step %d: %s', step, errors.one_line(f'{type(e).__name__}: {e}'))
         continue
       if failures:
         logging.warning('resuming from the checkpoint of step %d: the newer ones could '

@@ -148,33 +148,50 @@ class Progress:
 
 
 class Preempted(Exception):
-  """SIGTERM arrived: the run saved a checkpoint and stopped; the same command resumes it."""
+  """SIGTERM or SIGINT arrived: the run saved a checkpoint and stopped; the same
+  command resumes it. `signal_number` says which."""
+
+  def __init__(self, message: str, signal_number: int = signal.SIGTERM):
+    super().__init__(message)
+    self.signal_number = signal_number
 
 
-class _SigtermFlag:
-  """Turns SIGTERM (what schedulers send before they kill) into a flag the loop polls.
+class _StopSignals:
+  """Turns SIGTERM (what schedulers send before they kill) and SIGINT (Ctrl-C) into
+  a flag the loop polls, so that either ends the run with a checkpoint.
 
-  Installed only in the main thread, where Python delivers signals; the
-  previous handler comes back on exit.
+  A second SIGINT, for a user who will not wait for the save, stops at once
+  (KeyboardInterrupt). Installed only in the main thread, where Python delivers
+  signals; the previous handlers come back on exit.
   """
 
   def __init__(self):
     self.raised = False
-    self._previous = None
+    self.signal_number = signal.SIGTERM
+    self._previous = {}
 
-  def __enter__(self) -> '_SigtermFlag':
+  @property
+  def name(self) -> str:
+    return signal.Signals(self.signal_number).name
+
+  def __enter__(self) -> '_StopSignals':
     if threading.current_thread() is threading.main_thread():
-      self._previous = signal.signal(signal.SIGTERM, self._handle)
+      for signum in (signal.SIGTERM, signal.SIGINT):
+        self._previous[signum] = signal.signal(signum, self._handle)
     return self
 
   def _handle(self, signum, frame) -> None:
-    del signum, frame
-    logging.warning('SIGTERM: saving a checkpoint at the end of this step, then stopping')
-    self.raised = True
+    del frame
+    if self.raised and signum == signal.SIGINT:
+      raise KeyboardInterrupt
+    self.raised, self.signal_number = True, signum
+    logging.warning('%s: saving a checkpoint at the end of this step, then stopping%s',
+                    self.name, ' (Ctrl-C again stops without saving)'
+                    if signum == signal.SIGINT else '')
 
   def __exit__(self, *exc) -> None:
-    if self._previous is not None:
-      signal.signal(signal.SIGTERM, self._previous)
+    for signum, previous in self._previous.items():
+      signal.signal(signum, previous)
 
   def agreed(self, at_sync_point: bool) -> bool:
     """Whether to stop now. Alone, at the signal; with several processes, which
@@ -222,7 +239,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   programs; a run that found its programs compiled reports `compile_seconds` 0.
 
   Raises:
-    Preempted: SIGTERM arrived; a checkpoint of the last step is on disk.
+    Preempted: SIGTERM or SIGINT arrived; a checkpoint of the last step is on disk.
     checkpoint.CheckpointError: a checkpoint cannot be written, or none read.
   """
   step_cache = step_cache or programs.StepCache()
@@ -253,8 +270,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     # TensorBoard files from the main process only; the console gets _ProgressLine.
     writer = (metric_writers.AsyncWriter(metric_writers.SummaryWriter(workdir))
               if is_main else metric_writers.MultiWriter([]))
-    with _SigtermFlag() as sigterm:
-      progress = _train(config, setup, mllogger, writer, checkpointer, sigterm, hook)
+    with _StopSignals() as stop_signal:
+      progress = _train(config, setup, mllogger, writer, checkpointer, stop_signal, hook)
   finally:
     if writer is not None:
       writer.close()
@@ -322,13 +339,14 @@ def _set_up(config: ml_collections.ConfigDict, step_cache: programs.StepCache,
   batch_sharding = compiled.batch_sharding
   shard = dict(process_index=jax.process_index(), process_count=jax.process_count())
   per_process_batch = config.global_batch_size // jax.process_count()
-  train_batches = device_batches(
+  train_batches = device_batches(datasets.checked_reads(
       pipeline.create_train_iterator(
           config, batch_size=per_process_batch, deterministic=config.input.deterministic,
           start_batch=0 if progress is None else progress.step, **shard),
-      batch_sharding, config.input.prefetch_batches)
-  eval_dataset = pipeline.create_eval_dataset(
-      config, batch_size=config.eval_batch_size // jax.process_count(), **shard)
+      config.dataset, config.data_dir), batch_sharding, config.input.prefetch_batches)
+  eval_dataset = datasets.checked_reads(pipeline.create_eval_dataset(
+      config, batch_size=config.eval_batch_size // jax.process_count(), **shard),
+      config.dataset, config.data_dir)
   return _Setup(state=state, train_step=compiled.train_step, eval_step=compiled.eval_step,
                 train_batches=train_batches, eval_dataset=eval_dataset,
                 batch_sharding=batch_sharding, budget=run_budget, num_eval=num_eval,
@@ -368,7 +386,7 @@ def _warm_up(config: ml_collections.ConfigDict, compiled: programs.CompiledSteps
 
 def _train(config: ml_collections.ConfigDict, setup: _Setup,
            mllogger: mllog.MlperfLogger, writer: metric_writers.MetricWriter,
-           checkpointer: checkpoint.RunCheckpointer, sigterm: _SigtermFlag,
+           checkpointer: checkpoint.RunCheckpointer, stop_signal: _StopSignals,
            hook: Hook | None) -> Progress:
   """The timed run: from run_start (or the checkpoint) to run_stop.
 
@@ -429,13 +447,13 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
                             p.last_train_metrics['loss'], p.step)
             break
         hook('train_step', p.step, state)
-        stop = sigterm.agreed(at_log_step)
+        stop = stop_signal.agreed(at_log_step)
         if stop or cadence.due(p.step, time.perf_counter(), at_log_step):
           save()
         if stop:
           checkpointer.wait()
-          raise Preempted(f'stopped by SIGTERM at step {p.step}; its checkpoint is in '
-                          f'{checkpointer.directory}')
+          raise Preempted(f'stopped by {stop_signal.name} at step {p.step}; its checkpoint '
+                          f'is in {checkpointer.directory}', stop_signal.signal_number)
       if diverged:
         break
       if mlperf is not None:
@@ -452,11 +470,11 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
         mllogger.end(mlc.RUN_STOP, metadata={'status': 'success'})
         if config.stop_at_target:
           break
-      if sigterm.agreed(at_sync_point=True):
+      if stop_signal.agreed(at_sync_point=True):
         save()
         checkpointer.wait()
-        raise Preempted(f'stopped by SIGTERM after the eval at step {p.step}; its '
-                        f'checkpoint is in {checkpointer.directory}')
+        raise Preempted(f'stopped by {stop_signal.name} after the eval at step {p.step}; its '
+                        f'checkpoint is in {checkpointer.directory}', stop_signal.signal_number)
   if p.reached is None:
     mllogger.end(mlc.RUN_STOP, metadata={'status': 'aborted'})
   # The last save must be whole before result.json says the run is done.

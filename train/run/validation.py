@@ -18,6 +18,7 @@ from models import resnet
 from optim import optimizers
 from optim import schedules
 from train.run import budget
+from train.run import memory
 
 RESIZE_METHODS = ('bicubic', 'bilinear')
 DTYPES = ('float32', 'bfloat16')
@@ -27,6 +28,11 @@ BATCH_SCALINGS = ('none', 'sqrt', 'linear')
 WARMUP_BATCH_SCALINGS = ('none', 'linear')
 # input_pipeline/pipeline.py's CACHE_EVAL_MODES; listed here to keep TensorFlow out.
 CACHE_EVAL_MODES = ('auto', 'always', 'never')
+# The step counter (TrainState.step) is a 32-bit integer on the device.
+MAX_TRAIN_STEPS = 2**31 - 1
+# The loop lists a run's evals up front (budget.eval_points): a cadence that
+# gives more than this is a slip of a digit, and would fill the memory first.
+MAX_EVALS = 100_000
 
 
 class ConfigError(ValueError):
@@ -223,9 +229,19 @@ def _check_budget(config: ml_collections.ConfigDict) -> None:
                    'an integer > 0 (or 0 with eval_every_epochs set)')
   warmup_key = 'lr.warmup_steps' if config.lr.warmup_epochs is None else 'lr.warmup_epochs'
   try:
-    budget.resolve_budget(config)
+    run_budget = budget.resolve_budget(config)
   except ValueError as e:
     raise ConfigError(warmup_key, get(config, warmup_key), f'allowed: {e}') from None
+  num_steps = run_budget.num_train_steps
+  budget_key = 'num_train_steps' if config.num_epochs is None else 'num_epochs'
+  require(config, budget_key, lambda v: num_steps <= MAX_TRAIN_STEPS,
+           f'allowed: a budget of at most {MAX_TRAIN_STEPS:,} steps (the step counter '
+           f'is a 32-bit integer); this one is {num_steps:,} steps')
+  cadence_key = 'eval_every_steps' if config.eval_every_epochs is None else 'eval_every_epochs'
+  num_evals = num_steps // run_budget.eval_every_steps
+  require(config, cadence_key, lambda v: num_evals <= MAX_EVALS,
+           f'allowed: a cadence of at most {MAX_EVALS:,} evals in the budget; this one '
+           f'gives {num_evals:,} evals in {num_steps:,} steps')
 
 
 def _check_eval_offset(config: ml_collections.ConfigDict) -> None:
@@ -280,10 +296,51 @@ def check_data_prepared(config: ml_collections.ConfigDict) -> None:
       f'{info.prepare_command(config.dataset, data_dir)}')
 
 
+def _check_memory(config: ml_collections.ConfigDict, num_devices: int,
+                  device: memory.DeviceMemory) -> None:
+  """Refuses a step that cannot fit on the devices (train/memory.py's lower bound).
+
+  Names image_size when a single image per device is already too much, else
+  the batch, with the largest value that would pass.
+  """
+  per_device = config.global_batch_size // num_devices
+  sharers = device.num_local_devices if device.shared else 1
+
+  def need(image_size: int, batch: int) -> int:
+    sized = config.copy_and_resolve_references()
+    sized.image_size = image_size
+    return memory.step_bytes(sized, batch) * sharers
+
+  needed = need(config.image_size, per_device)
+  if needed <= device.bytes:
+    return
+  what = (f'one training step of ResNet-{config.model.depth} (width {config.model.width}) '
+          f'at {config.image_size} px, {per_device} images per device, needs at least '
+          f'{memory.gigabytes(needed)}, over the {memory.gigabytes(device.bytes)} of '
+          f'{device.where}')
+  if need(config.image_size, 1) > device.bytes:
+    largest = memory.largest_fitting(lambda s: need(s, per_device) <= device.bytes,
+                                     config.image_size)
+    raise ConfigError('image_size', config.image_size,
+                      f'{what}; allowed: at most image_size={largest} at this batch')
+  largest = memory.largest_fitting(lambda b: need(config.image_size, b) <= device.bytes,
+                                   per_device)
+  raise ConfigError('global_batch_size', config.global_batch_size,
+                    f'{what}; allowed: at most {largest} images per device '
+                    f'(global_batch_size {largest * num_devices})')
+
+
 def validate_config(config: ml_collections.ConfigDict, num_devices: int,
-                    check_data: bool = True) -> None:
-  """Raises ConfigError for the first problem found in `config`."""
+                    check_data: bool = True,
+                    device_memory: memory.DeviceMemory | None = None) -> None:
+  """Raises ConfigError for the first problem found in `config`.
+
+  With `device_memory` (memory.device_memory(), for the devices a run will
+  use), a step that cannot fit in it is refused too.
+  """
   _check_scalars(config)
   _check_relations(config, num_devices)
+  if device_memory is not None:
+    _check_memory(config, num_devices, device_memory)
   if check_data:
     check_data_prepared(config)

@@ -1,0 +1,128 @@
+"""The command line's flags: one parser for every kind of job.
+
+  python main.py [--config=FILE[:VARIANT]] [--config.KEY=VALUE ...] [--workdir=DIR]
+                 [--num_seeds=N | --compare=FILE,FILE,... | --num_trials=N]
+  python main.py bench [--config=FILE] [--modes=synthetic,input,train] ...
+
+A bare `python main.py` is the embedded comparison (`MAIN_JOB_ARGS`). Every
+mistake on the command line ends in one line on stderr and exit status 2.
+"""
+
+import os
+from typing import Sequence
+
+from absl import flags
+from ml_collections import config_flags
+
+from train.bench import throughput
+from train.cli import config_files
+from train.common import errors
+from train.common import files
+from train.run import distributed
+
+FLAGS = flags.FLAGS
+BENCH = 'bench'
+# The default --config: the embedded LARS run for training, ResNet-50 at 224 px
+# (the MLPerf recipe's model) for the benchmark.
+DEFAULT_CONFIG = os.path.join(files.REPO_ROOT, 'configs', 'embedded_lars.py')
+BENCH_DEFAULT_CONFIG = os.path.join(files.REPO_ROOT, 'configs', 'default.py')
+# What a bare `python main.py` runs: the embedded comparison of the README.
+MAIN_JOB_ARGS = ('--compare=configs/embedded_lars.py,configs/embedded_nesterov.py',
+                 '--num_seeds=5')
+# Flags that only one kind of command reads: given to the other, they are refused.
+TRAIN_ONLY = ('workdir', 'num_seeds', 'compare', 'num_trials')
+BENCH_ONLY = ('modes', 'per_device_batch_size', 'warmup_steps', 'steps', 'repetitions',
+              'peak_tflops', 'input_threads', 'profile_dir')
+
+
+def _define_train_flags() -> None:
+  flags.DEFINE_string('workdir', None,
+                      'Directory for the results; default: a new folder under runs/.')
+  flags.DEFINE_integer('num_seeds', 1, 'Run a study: seeds config.seed to '
+                       'config.seed + num_seeds - 1, each in WORKDIR/seed_<s>/.',
+                       lower_bound=1)
+  flags.DEFINE_list('compare', [], 'Compare these config files (FILE.py[:VARIANT], '
+                    'FILE.py:* for all its variants) side by side, each a study of '
+                    'num_seeds seeds; --config.KEY=VALUE overrides apply to each.')
+  flags.DEFINE_integer('num_trials', 0, 'Quasi-random search over the search space of '
+                       'the --config file (its get_search_space()), num_seeds seeds '
+                       'per trial.', lower_bound=0)
+
+
+def _define_bench_flags() -> None:
+  flags.DEFINE_list('modes', [throughput.SYNTHETIC],
+                    f'bench: any of {", ".join(throughput.MODES)}.')
+  flags.DEFINE_integer('per_device_batch_size', 128, 'bench: images per device and step.',
+                       lower_bound=1)
+  flags.DEFINE_integer('warmup_steps', 3, 'bench: untimed steps before the windows.',
+                       lower_bound=0)
+  flags.DEFINE_integer('steps', 10, 'bench: steps per timed window.', lower_bound=1)
+  flags.DEFINE_integer('repetitions', 5, 'bench: timed windows.', lower_bound=1)
+  flags.DEFINE_float('peak_tflops', None, 'bench: peak TFLOP/s per device for MFU; '
+                     'default: the datasheet of a known accelerator, a measured matmul '
+                     'on a CPU.', lower_bound=0.0)
+  flags.DEFINE_integer('input_threads', None, "bench: tf.data's thread pool in the input "
+                       'and train modes; default: all cores.', lower_bound=1)
+  flags.DEFINE_string('profile_dir', None, 'bench: also write a profiler trace of one '
+                      'window of synthetic steps here.')
+
+
+def command(argv: Sequence[str]) -> str | None:
+  """The subcommand (`bench`), or None for training: the first argument, if it is one."""
+  return BENCH if len(argv) > 1 and argv[1] == BENCH else None
+
+
+def _refuse_foreign_flags(subcommand: str | None) -> None:
+  foreign = BENCH_ONLY if subcommand is None else TRAIN_ONLY
+  given = [name for name in foreign if FLAGS[name].present]
+  if given:
+    where = 'main.py bench' if subcommand is None else 'training (main.py without bench)'
+    errors.fail(f'--{given[0]} is a flag of {where}; drop it, or see python main.py --help')
+
+
+def parse_flags(argv: Sequence[str]) -> list[str]:
+  """Defines and parses every flag; each error is one line and exit status 2.
+
+  ml_collections reads `--config.KEY=VALUE` overrides out of the argv it is
+  given at definition time, so the config flag is defined here, inside the same
+  guard, with the default config of the subcommand.
+
+  Returns:
+    The positional arguments, the program name first (absl's contract).
+  """
+  argv = list(argv) if len(argv) > 1 else [*argv, *MAIN_JOB_ARGS]
+  subcommand = command(argv)
+  default = BENCH_DEFAULT_CONFIG if subcommand else DEFAULT_CONFIG
+  program = f'main.py {subcommand}' if subcommand else 'main.py'
+  try:
+    config_files.allow_none_overrides()
+    config_flags.DEFINE_config_file(
+        'config', default, 'Experiment config file (configs/*.py[:variant]).',
+        lock_config=True, sys_argv=argv)
+    _define_train_flags()
+    _define_bench_flags()
+    distributed.define_flags()
+    remaining = FLAGS(argv)
+    # ml_collections defers a config file's load error until the config is read.
+    list(FLAGS.config.keys())
+    config_files.check_keys(FLAGS.config, str(config_spec(subcommand)))
+  except Exception as e:  # pylint: disable=broad-except
+    errors.fail(config_files.flag_error_message(e, argv, FLAGS, default, program=program))
+  _refuse_foreign_flags(subcommand)
+  return remaining
+
+
+def config_spec(subcommand: str | None = None) -> config_files.ConfigSpec:
+  """The --config flag's file and variant, as given (or the subcommand's default)."""
+  default = BENCH_DEFAULT_CONFIG if subcommand == BENCH else DEFAULT_CONFIG
+  value = FLAGS['config'].serialize().partition('=')[2] if FLAGS['config'].present else ''
+  return config_files.parse_spec(value or default)
+
+
+def command_line_overrides() -> dict:
+  """The --config.KEY=VALUE flags as given, in ml_collections' own record of them.
+
+  Taken from what the command line said, never from a diff against a config
+  file, so an override equal to some file's value still reaches every config.
+  """
+  return dict(FLAGS['config'].override_values)
