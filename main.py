@@ -3,8 +3,8 @@
   python main.py          # the embedded comparison: LARS against Nesterov, 5 seeds each
   python main.py --config=configs/embedded_lars.py --workdir=runs/x --config.seed=3
   python main.py --config=configs/embedded_lars.py --num_seeds=8       # a study
-  python main.py --compare=configs/embedded_lars.py,configs/embedded_nesterov.py \
-      --num_seeds=5                                                    # a comparison
+  python main.py --num_seeds=5 \\
+      --compare=configs/embedded_lars.py,configs/embedded_nesterov.py   # a comparison
   python main.py --config=configs/embedded_search.py --num_trials=16   # a search
   python main.py bench --config=configs/embedded_lars.py --modes=synthetic,input,train
 

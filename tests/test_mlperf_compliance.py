@@ -307,12 +307,12 @@ def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
   assert summary['num_runs_this_invocation'] == 0  # All five read back, none trained.
 
   org = results.results_folder(directory, config)
-  results = results.benchmark_folder(directory, config)
+  benchmark = results.benchmark_folder(directory, config)
   assert org == os.path.join(directory, 'mlperf', 'large-batch-harness')
-  assert results == os.path.join(org, 'results', 'unknown', 'resnet')
-  assert sorted(os.listdir(results)) == [f'result_{i}.txt' for i in range(5)]
+  assert benchmark == os.path.join(org, 'results', 'unknown', 'resnet')
+  assert sorted(os.listdir(benchmark)) == [f'result_{i}.txt' for i in range(5)]
   for i in range(5):
-    with open(os.path.join(results, f'result_{i}.txt')) as f, \
+    with open(os.path.join(benchmark, f'result_{i}.txt')) as f, \
         open(os.path.join(directory, f'seed_{i}', 'mlperf.log')) as g:
       assert f.read() == g.read()
   valid, _, _, _ = system_desc_checker.check_system_desc(
@@ -320,7 +320,7 @@ def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
   assert valid
 
   minutes, _, _ = result_summarizer._compute_strong_score_standalone(  # pylint: disable=protected-access
-      'resnet', 'unknown', False, results, 'training', RULESET)
+      'resnet', 'unknown', False, benchmark, 'training', RULESET)
   assert summary['mlperf_score_seconds'] is not None
   # ms timestamps against perf_counter seconds: a few ms apart.
   assert minutes * 60 == pytest.approx(summary['mlperf_score_seconds'], abs=0.05)
@@ -329,7 +329,7 @@ def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
 
   # The package's RCP check of the folder and rcp_verdict agree (batch 128 is
   # below the smallest RCP, 1,632, and 6 epochs converge faster than it).
-  passed, message = results.check_rcp_folder(results)
+  passed, message = results.check_rcp_folder(benchmark)
   verdict = results.rcp_verdict(128, [r['epochs_to_target'] for r in summary['runs']])
   assert (verdict.passed, verdict.source) == (passed, message) == (
       False, 'Missing RCP, please submit RCP with BS = 128')

@@ -9,6 +9,7 @@ mistake on the command line ends in one line on stderr and exit status 2.
 """
 
 import os
+import sys
 from typing import Sequence
 
 from absl import flags
@@ -67,6 +68,13 @@ def _define_bench_flags() -> None:
                       'window of synthetic steps here.')
 
 
+def _show_in_help() -> None:
+  """`python main.py --help` lists the key flags of the main module: make ours its."""
+  ours = ('config', *TRAIN_ONLY, *BENCH_ONLY, *distributed.FLAG_NAMES)
+  for name in ours:
+    FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
+
+
 def command(argv: Sequence[str]) -> str | None:
   """The subcommand (`bench`), or None for training: the first argument, if it is one."""
   return BENCH if len(argv) > 1 and argv[1] == BENCH else None
@@ -102,6 +110,7 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     _define_train_flags()
     _define_bench_flags()
     distributed.define_flags()
+    _show_in_help()
     remaining = FLAGS(argv)
     # ml_collections defers a config file's load error until the config is read.
     list(FLAGS.config.keys())

@@ -32,6 +32,10 @@ class DistributedError(ValueError):
   """Flags that cannot start a multi-process run."""
 
 
+# The flags `define_flags` defines.
+FLAG_NAMES = ('coordinator_address', 'num_processes', 'process_id')
+
+
 def define_flags(flag_values: flags.FlagValues = flags.FLAGS) -> None:
   """The three flags of an explicit multi-process run (all or none)."""
   flags.DEFINE_string(
