@@ -20,7 +20,7 @@ MLPerf log: the open division. The optimizer and its hyperparameters are the
 closed LARS recipe's, but the closed rules also fix the target (75.9%) and the
 eval cadence (every 4 epochs), which this calibration changes.
 
-Expected: see the README's embedded comparison (5 seeds, measured on 2 CPU cores).
+Expected: see docs/embedded.md's embedded comparison (5 seeds, measured on 2 CPU cores).
 """
 
 import ml_collections

@@ -10,7 +10,7 @@ Command (half of the bare `python main.py` comparison):
 
 Budget in steps: the same as embedded_lars.py.
 
-Expected: see the README's embedded comparison table (measured on 2 CPU cores).
+Expected: see docs/embedded.md's embedded comparison table (measured on 2 CPU cores).
 """
 
 import ml_collections

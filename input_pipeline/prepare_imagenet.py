@@ -10,7 +10,7 @@ one addition: every image is decoded once, and one that does not decode (a
 damaged copy) is left out, named on the console and listed with its error in
 `<data_dir>/imagenet2012/<version>/skipped_images.json` (input_pipeline/
 imagenet_builder.py), rather than stopping a training run later. The
-output is about the tars' size (~143 GiB); the README's "Disk space and time"
+output is about the tars' size (~143 GiB); docs/imagenet.md's "Disk space and time"
 estimates the time (about an hour on a fast SSD), extrapolated from fake archives.
 
 A missing tar ends with one line naming it and exit status 2, before TensorFlow

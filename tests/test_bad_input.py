@@ -4,8 +4,8 @@ Each row of CASES is one mistake: the arguments (and the files it needs), the
 text its one line on stderr must contain, and the exit status (2). Every case
 must end with exactly one line on stderr, starting 'error: ', nothing on stdout,
 no traceback, and its directory exactly as it was: nothing written, nothing
-overwritten. The README's Troubleshooting section is built from this table, and
-a test checks that it quotes every row's `expected`.
+overwritten. docs/troubleshooting.md is built from this table, and a test
+checks that it quotes every row's `expected`.
 
 Speed: `python main.py` costs 2-3 s a case in imports alone (10 with
 TensorFlow), too slow for a table this long. One driver process (this file, run
@@ -16,8 +16,8 @@ validation and the workdir checks are main.py's exactly; a case takes about
 of forks only after one has started, as its threads would be copied
 mid-flight), and each child starts its own.
 
-Adding a row: append a Case, and quote its `expected` in the README's
-Troubleshooting. `{dir}` in its arguments is the case's own directory, which
+Adding a row: append a Case, and quote its `expected` in
+docs/troubleshooting.md. `{dir}` in its arguments is the case's own directory, which
 `setup` fills (in the test process); `in_child` runs in the case's process just
 before main.py, for failures that must be simulated. `--workdir={dir}/run` is
 added when the arguments name no workdir, so a check that fails to fire cannot
@@ -66,7 +66,7 @@ class Case:
   """One bad input and what the user must see."""
   name: str
   argv: tuple[str, ...]
-  expected: str  # Part of the one stderr line, quoted in the README.
+  expected: str  # Part of the one stderr line, quoted in docs/troubleshooting.md.
   also: tuple[str, ...] = ()  # More parts of that line; '{dir}' as in argv.
   setup: Callable[[str], None] | None = None  # Fills the case's directory.
   status: int = USAGE_ERROR
@@ -146,7 +146,7 @@ def _corrupt_checkpoint(directory: str) -> None:
   from train.common import config_dicts  # pylint: disable=g-import-not-at-top
   config = config_dicts.with_overrides(
       embedded_lars.get_config(), {**_TINY_RUN, 'data_dir': f'{directory}/data'})
-  # As train/loop.write_config writes it, which the resumed run does again.
+  # As train/run/loop.write_config writes it, which the resumed run does again.
   _write('run/config.json', json.dumps(json.loads(config.to_json()), indent=2) + '\n')(directory)
   _write('run/checkpoints/2/state/garbage', 'not a checkpoint\n')(directory)
   _write('run/checkpoints/2/progress/garbage', 'not a checkpoint\n')(directory)
@@ -241,7 +241,7 @@ def _study_of_embedded_lars(damage: dict[str, str]) -> Callable[[str], None]:
   def setup(directory: str) -> None:
     from configs import embedded_lars  # pylint: disable=g-import-not-at-top
     values = json.loads(embedded_lars.get_config().to_json())
-    as_written = lambda v: json.dumps(v, indent=2) + '\n'  # As train/loop.write_json.
+    as_written = lambda v: json.dumps(v, indent=2) + '\n'  # As train/common/files.write_json.
     files = {'study/study_spec.json': as_written(
                  {'kind': 'study', 'configs': {'embedded_lars': values}}),
              'study/config.json': as_written(values),
@@ -718,12 +718,14 @@ def test_case_names_are_unique():
 
 
 def test_readme_troubleshooting_quotes_every_case():
+  # The troubleshooting table lives in docs/troubleshooting.md, which the README links.
   with open(os.path.join(REPO, 'README.md')) as f:
-    readme = f.read()
-  section = readme.partition('\n## Troubleshooting\n')[2].partition('\n## ')[0]
-  assert section, 'README.md has no Troubleshooting section'
-  missing = [c.name for c in CASES if c.expected not in section]
-  assert not missing, f'README Troubleshooting does not quote: {missing}'
+    assert '(docs/troubleshooting.md)' in f.read(), 'README.md does not link the table'
+  with open(os.path.join(REPO, 'docs', 'troubleshooting.md')) as f:
+    page = f.read()
+  assert page.startswith('# Troubleshooting\n'), 'docs/troubleshooting.md has no title'
+  missing = [c.name for c in CASES if c.expected not in page]
+  assert not missing, f'docs/troubleshooting.md does not quote: {missing}'
 
 
 if __name__ == '__main__':

@@ -610,7 +610,7 @@ def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
       plot out.
     wall_seconds: wall time of the whole study.
     config_summary: the settings to show, e.g. optimizer, batch size, steps.
-    mlperf: study.json's 'mlperf' entry (train/study.mlperf_summary), or None
+    mlperf: study.json's 'mlperf' entry (train/experiments/study.mlperf_summary), or None
       to leave the MLPerf section out.
 
   Returns:

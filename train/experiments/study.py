@@ -3,7 +3,7 @@
 Layouts (every run directory holds the files of a single run):
   study       DIR/seed_<s>/, DIR/study.json, DIR/report.md and its plots, and
               DIR/mlperf/<org>/: the first 5 runs' mlperf.log as an MLPerf
-              submission tree (train/results.write_results_folder)
+              submission tree (train/mlperf/results.write_results_folder)
   comparison  DIR/<config name>/ (a study each), DIR/comparison.json, DIR/report.md
   search      DIR/trial_<k>/ (a study each), DIR/search.json, DIR/report.md
 

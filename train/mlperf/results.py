@@ -3,7 +3,7 @@ the RCP verdict (reference convergence points) of its runs.
 
 The folder follows the submission layout of the MLPerf training rules, so the
 official package checker and the RCP checker read it as they would a real
-submission (see the README's section on MLPerf logs).
+submission (see docs/mlperf.md).
 """
 
 import dataclasses

@@ -298,7 +298,7 @@ def check_data_prepared(config: ml_collections.ConfigDict) -> None:
 
 def _check_memory(config: ml_collections.ConfigDict, num_devices: int,
                   device: memory.DeviceMemory) -> None:
-  """Refuses a step that cannot fit on the devices (train/memory.py's lower bound).
+  """Refuses a step that cannot fit on the devices (train/run/memory.py's lower bound).
 
   Names image_size when a single image per device is already too much, else
   the batch, with the largest value that would pass.
