@@ -10,6 +10,11 @@
 
 Bad input (an unknown key, a value out of range, a missing dataset) ends with one
 line on stderr and exit status 2 (train/cli/).
+
+The console shows warnings, one progress line and a line per finished run; every
+log record goes to WORKDIR/log.txt (`--verbosity=0` shows them on the console too).
+Compiled programs are kept in ~/.cache/large-batch-harness/jax for later commands
+(`--compilation_cache_dir`; empty turns the cache off).
 """
 
 import os
@@ -26,6 +31,7 @@ from train.cli import jobs  # pylint: disable=g-import-not-at-top,wrong-import-p
 def main(argv: list[str]) -> None:
   job = jobs.job_from_flags(argv)
   with jobs.reported_errors(job):
+    jobs.start(job)
     jobs.RUNNERS[job.kind](job)
 
 
