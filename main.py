@@ -25,10 +25,11 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from train.cli import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
-from train.cli import jobs  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def main(argv: list[str]) -> None:
+  # Imported once the flags are parsed: `--help` and flag errors need no JAX.
+  from train.cli import jobs  # pylint: disable=g-import-not-at-top
   job = jobs.job_from_flags(argv)
   with jobs.reported_errors(job):
     jobs.start(job)

@@ -14,7 +14,7 @@ from typing import Sequence
 from absl import flags
 from ml_collections import config_flags
 
-from train.bench import throughput
+from train.bench import modes
 from train.cli import config_files
 from train.common import errors
 from train.common import files
@@ -57,8 +57,7 @@ def _define_train_flags() -> None:
 
 
 def _define_bench_flags() -> None:
-  flags.DEFINE_list('modes', [throughput.SYNTHETIC],
-                    f'bench: any of {", ".join(throughput.MODES)}.')
+  flags.DEFINE_list('modes', [modes.SYNTHETIC], f'bench: any of {", ".join(modes.MODES)}.')
   flags.DEFINE_integer('per_device_batch_size', 128, 'bench: images per device and step.',
                        lower_bound=1)
   flags.DEFINE_integer('warmup_steps', 3, 'bench: untimed steps before the windows.',
