@@ -55,7 +55,9 @@ def test_progress_in_a_file_is_plain_lines_at_most_every_interval():
     progress.update(8, 8, 520.0, run_left=0.0)  # Within 30 s of the last line: not shown.
     progress.finish_run(console.run_line('lars seed 0', RESULT))
     progress.start_run('lars seed 1')
-    clock.now = 21.0
+    clock.now = 30.0
+    progress.update(2, 8, 505.0, run_left=6.0)  # Nor here.
+    clock.now = 41.0
     progress.update(4, 8, 510.0, run_left=4.0)
   lines = stream.getvalue().splitlines()
   assert lines == [
@@ -75,6 +77,7 @@ def test_progress_on_a_terminal_rewrites_one_line_and_clears_it():
     console.clear_line()  # As a log record on the console does.
     progress.update(8, 8, 500.0, run_left=0.0)
   text = stream.getvalue()
+  assert text.startswith('\rruns 0/1 done | lars seed 0: setting up\033[K\r')
   assert '\n' not in text  # Never more than the one line ...
   assert text.count('\r\033[K') == 2  # ... cleared for the record and at the end.
   assert text.endswith('\r\033[K')

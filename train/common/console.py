@@ -4,8 +4,8 @@ The log records (absl's and Python's: the harness's INFO lines, Orbax, tfds)
 go to a file (train/cli/logs.py); the console shows warnings, this progress and
 the command's result. On a terminal the progress is a single line that rewrites
 itself (a carriage return); anywhere else (a pipe, a file, a scheduler's log)
-it is a plain line when a run logs its first step and then at most one every
-`every_secs`, so that a log file stays readable.
+it is a plain line at the first logged step and then at most one every
+`every_secs` (a minute), so that a log file stays readable.
 """
 
 import sys
@@ -56,7 +56,7 @@ class Progress:
   """
 
   def __init__(self, total_runs: int, stream: TextIO | None = None, *,
-               enabled: bool = True, every_secs: float = 30.0,
+               enabled: bool = True, every_secs: float = 60.0,
                clock: Callable[[], float] = time.monotonic):
     self._total = total_runs
     self._stream = stream or sys.stderr
@@ -89,7 +89,9 @@ class Progress:
 
   def start_run(self, label: str) -> None:
     """The next run, `label` (a config and seed), begins: it includes its set-up."""
-    self._label, self._run_start, self._last_print = label, self._clock(), None
+    self._label, self._run_start = label, self._clock()
+    if self._tty:  # Its set-up and compilation can take a while: say what is going on.
+      self._show(f'{self._prefix()}: setting up')
 
   def update(self, step: int, num_steps: int, images_per_second: float,
              run_left: float) -> None:
@@ -98,17 +100,22 @@ class Progress:
     if not self._enabled:
       return
     now = self._clock()
-    text = (f'runs {self._done}/{self._total} done | {self._label}: step {step}/{num_steps}'
-            f', {images_per_second:.0f} images/s | time left '
-            f'{duration(run_left + self._later_runs_seconds(now, run_left))}')
+    text = (f'{self._prefix()}: step {step}/{num_steps}, {images_per_second:.0f} images/s'
+            f' | time left {duration(run_left + self._later_runs_seconds(now, run_left))}')
     if self._tty:
-      self._stream.write(f'\r{text}\033[K')
-      self._stream.flush()
-      self._shown = True
+      self._show(text)
     elif self._last_print is None or now - self._last_print >= self._every_secs:
       self._last_print = now
       self._stream.write(text + '\n')
       self._stream.flush()
+
+  def _prefix(self) -> str:
+    return f'runs {self._done}/{self._total} done | {self._label}'
+
+  def _show(self, text: str) -> None:
+    self._stream.write(f'\r{text}\033[K')
+    self._stream.flush()
+    self._shown = True
 
   def _later_runs_seconds(self, now: float, run_left: float) -> float:
     """The runs after the current one, each as long as the mean run so far."""
