@@ -3,9 +3,10 @@
 A study compiles each config's programs once per process (`programs.StepCache`);
 this cache keeps them across processes too, so that the next command (a
 resumed study, another study of the same config) loads them instead of
-compiling: on the embedded config a first seed's compile falls from tens of
-seconds to a few (the README's figures). The programs are the same ones XLA
-would build, so results do not change.
+compiling: on the embedded configs, on 2 busy CPU cores, a first seed's
+compile took 58 s (LARS) and 40 s (Nesterov) cold, 5.8 s and 2.5 s warm. The
+programs are the ones XLA would build, so results do not change (the same
+per-seed accuracies either way).
 
 The directory, in order: --compilation_cache_dir (empty turns the cache off),
 $JAX_COMPILATION_CACHE_DIR, $XDG_CACHE_HOME/large-batch-harness/jax, or
