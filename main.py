@@ -10,6 +10,11 @@
 
 Bad input (an unknown key, a value out of range, a missing dataset) ends with one
 line on stderr and exit status 2 (train/cli/).
+
+The console shows warnings, one progress line and a line per finished run; every
+log record goes to WORKDIR/log.txt (`--verbosity=0` shows them on the console too).
+Compiled programs are kept in ~/.cache/large-batch-harness/jax for later commands
+(`--compilation_cache_dir`; empty turns the cache off).
 """
 
 import os
@@ -20,12 +25,14 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from train.cli import flags  # pylint: disable=g-import-not-at-top,wrong-import-position
-from train.cli import jobs  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
 def main(argv: list[str]) -> None:
+  # Imported once the flags are parsed: `--help` and flag errors need no JAX.
+  from train.cli import jobs  # pylint: disable=g-import-not-at-top
   job = jobs.job_from_flags(argv)
   with jobs.reported_errors(job):
+    jobs.start(job)
     jobs.RUNNERS[job.kind](job)
 
 

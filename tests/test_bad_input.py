@@ -33,6 +33,7 @@ minutes long: a case that reaches it fails as hung.
 
 import dataclasses
 import hashlib
+import importlib
 import json
 import os
 import runpy
@@ -589,6 +590,7 @@ def _drive(spec_path: str, results_path: str) -> None:
   # loaded once for every child to inherit. Nothing there starts a JAX backend,
   # which would make the forks unsafe.
   runpy.run_path(MAIN, run_name='bad_input_preload')
+  importlib.import_module('train.cli.jobs')  # What main() imports once flags parse.
   results = []
   scratch = tempfile.mkdtemp(prefix='bad_input_out_')
   for entry in spec:

@@ -49,11 +49,11 @@ from jax.sharding import PartitionSpec
 
 import models
 from input_pipeline import info
+from train.bench import modes
 from train.run import programs
 from train.run import steps
 
-SYNTHETIC, INPUT, TRAIN = 'synthetic', 'input', 'train'
-MODES = (SYNTHETIC, INPUT, TRAIN)
+SYNTHETIC, INPUT, TRAIN, MODES = modes.SYNTHETIC, modes.INPUT, modes.TRAIN, modes.MODES
 STEP, GRADIENT, INPUT_ONLY, LOOP = 'step', 'gradient', 'input', 'loop'
 
 # Dense peak TFLOP/s per device (bfloat16, float32) from the vendors' datasheets,

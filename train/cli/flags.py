@@ -15,7 +15,7 @@ from typing import Sequence
 from absl import flags
 from ml_collections import config_flags
 
-from train.bench import throughput
+from train.bench import modes
 from train.cli import config_files
 from train.common import errors
 from train.common import files
@@ -31,28 +31,34 @@ BENCH_DEFAULT_CONFIG = os.path.join(files.REPO_ROOT, 'configs', 'default.py')
 MAIN_JOB_ARGS = ('--compare=configs/embedded_lars.py,configs/embedded_nesterov.py',
                  '--num_seeds=5')
 # Flags that only one kind of command reads: given to the other, they are refused.
-TRAIN_ONLY = ('workdir', 'num_seeds', 'compare', 'num_trials')
+TRAIN_ONLY = ('workdir', 'num_seeds', 'compare', 'num_trials', 'compilation_cache_dir')
 BENCH_ONLY = ('modes', 'per_device_batch_size', 'warmup_steps', 'steps', 'repetitions',
               'peak_tflops', 'input_threads', 'profile_dir')
 
 
 def _define_train_flags() -> None:
   flags.DEFINE_string('workdir', None,
-                      'Directory for the results; default: a new folder under runs/.')
+                      'Directory for the results; default: a new folder under runs/. '
+                      'WORKDIR/log.txt gets every log record (INFO and up); the console '
+                      'shows warnings and a progress line, or with --verbosity=0 the '
+                      'INFO records too.')
   flags.DEFINE_integer('num_seeds', 1, 'Run a study: seeds config.seed to '
                        'config.seed + num_seeds - 1, each in WORKDIR/seed_<s>/.',
                        lower_bound=1)
   flags.DEFINE_list('compare', [], 'Compare these config files (FILE.py[:VARIANT], '
                     'FILE.py:* for all its variants) side by side, each a study of '
                     'num_seeds seeds; --config.KEY=VALUE overrides apply to each.')
+  flags.DEFINE_string('compilation_cache_dir', None, 'Persistent cache of compiled '
+                      'programs, shared by later commands; default: '
+                      '$JAX_COMPILATION_CACHE_DIR, else $XDG_CACHE_HOME (or ~/.cache)'
+                      '/large-batch-harness/jax; empty turns it off.')
   flags.DEFINE_integer('num_trials', 0, 'Quasi-random search over the search space of '
                        'the --config file (its get_search_space()), num_seeds seeds '
                        'per trial.', lower_bound=0)
 
 
 def _define_bench_flags() -> None:
-  flags.DEFINE_list('modes', [throughput.SYNTHETIC],
-                    f'bench: any of {", ".join(throughput.MODES)}.')
+  flags.DEFINE_list('modes', [modes.SYNTHETIC], f'bench: any of {", ".join(modes.MODES)}.')
   flags.DEFINE_integer('per_device_batch_size', 128, 'bench: images per device and step.',
                        lower_bound=1)
   flags.DEFINE_integer('warmup_steps', 3, 'bench: untimed steps before the windows.',

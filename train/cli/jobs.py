@@ -21,9 +21,12 @@ import ml_collections
 
 from train.bench import throughput
 from train.cli import config_files
+from train.cli import compilation_cache
 from train.cli import flags as cli_flags
+from train.cli import logs
 from train.cli import workdir as workdir_lib
 from train.common import config_dicts
+from train.common import console
 from train.common import errors
 from train.common import files
 from train.mlperf import rules
@@ -57,6 +60,7 @@ class Job:
   search_space: tuple[Any, ...] = ()
   overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
   bench: BenchOptions | None = None
+  compilation_cache_dir: str | None = None  # None: the default; '': none.
 
   @property
   def config(self) -> ml_collections.ConfigDict:
@@ -160,7 +164,7 @@ def _training_job() -> Job:
   if kind == RUN:
     workdir_lib.check_single_run(workdir, FLAGS.config.to_json())
   return Job(kind, name, configs, workdir, FLAGS.num_seeds, FLAGS.num_trials, space,
-             overrides)
+             overrides, compilation_cache_dir=FLAGS.compilation_cache_dir)
 
 
 def job_from_flags(argv: list[str]) -> Job:
@@ -179,6 +183,14 @@ def job_from_flags(argv: list[str]) -> Job:
 
 
 # --- running a job ----------------------------------------------------------------
+
+
+def start(job: Job) -> None:
+  """The job's logs (WORKDIR/log.txt, a quiet console) and, for training, the
+  persistent compilation cache: before anything compiles."""
+  logs.set_up(job.workdir if distributed.is_main_process() else None)
+  if job.kind != BENCH:  # The benchmark measures compilation itself.
+    compilation_cache.configure(job.compilation_cache_dir)
 
 
 # Errors a running job may raise that the user can act on, by module: a module
@@ -214,8 +226,9 @@ def reported_errors(job: Job) -> Iterator[None]:
       sys.exit(128 + e.signal_number)
     if not isinstance(e, _late_bad_input()):
       raise
+    logs.close()
     if job.workdir:
-      workdir_lib.remove_if_left_empty(job.workdir, existed)
+      workdir_lib.remove_if_left_empty(job.workdir, existed, logs.LOG_FILE)
     errors.fail(str(e))
   except KeyboardInterrupt:  # Outside the training steps, which save first.
     print('interrupted: stopped by SIGINT without saving (checkpoints written before '
@@ -231,8 +244,11 @@ def _print_studies(job: Job, studies: list[dict]) -> None:
 
 
 def run_one(job: Job) -> None:
-  from train.run import loop  # pylint: disable=g-import-not-at-top
-  result = loop.train_and_evaluate(job.config, job.workdir)
+  with logs.native_stderr_to_log():
+    from train.run import loop  # pylint: disable=g-import-not-at-top
+  with console.Progress(1, enabled=distributed.is_main_process()) as progress:
+    progress.start_run(f'{job.name} seed {job.config.seed}')
+    result = loop.train_and_evaluate(job.config, job.workdir, progress=progress)
   if not distributed.is_main_process():
     return
   target = job.config.target_accuracy
@@ -243,19 +259,26 @@ def run_one(job: Job) -> None:
         f'{result["final_eval_accuracy"]:.4f}; results in {job.workdir}')
 
 
+def _study_module():
+  """train.experiments.study, whose imports (TensorFlow's among them) log to the file."""
+  with logs.native_stderr_to_log():
+    from train.experiments import study  # pylint: disable=g-import-not-at-top
+  return study
+
+
 def run_study(job: Job) -> None:
-  from train.experiments import study  # pylint: disable=g-import-not-at-top
+  study = _study_module()
   _print_studies(job, [study.run_study(job.config, job.name, job.workdir, job.num_seeds)])
 
 
 def run_comparison(job: Job) -> None:
-  from train.experiments import study  # pylint: disable=g-import-not-at-top
+  study = _study_module()
   _print_studies(job, study.run_comparison(job.configs, job.workdir, job.num_seeds,
                                            overrides=job.overrides))
 
 
 def run_search(job: Job) -> None:
-  from train.experiments import study  # pylint: disable=g-import-not-at-top
+  study = _study_module()
   trials = study.run_search(job.config, job.name, list(job.search_space), job.workdir,
                             job.num_trials, job.num_seeds)
   if not distributed.is_main_process():

@@ -48,7 +48,10 @@ def check_single_run(workdir: str, config_json: str) -> None:
                 f'{config_dicts.differences(there, here)}; choose a new --workdir')
 
 
-def remove_if_left_empty(workdir: str, existed: bool) -> None:
-  """Takes back a workdir this command created when a failure left it empty."""
-  if not existed and os.path.isdir(workdir) and not os.listdir(workdir):
+def remove_if_left_empty(workdir: str, existed: bool, log_file: str) -> None:
+  """Takes back a workdir this command created when a failure left nothing in it
+  but the command's own log (`log_file`, a name in it)."""
+  if not existed and os.path.isdir(workdir) and set(os.listdir(workdir)) <= {log_file}:
+    if os.listdir(workdir):
+      os.remove(os.path.join(workdir, log_file))
     os.rmdir(workdir)

@@ -30,11 +30,12 @@ from absl import logging
 
 from input_pipeline import info
 from train.common import config_dicts
+from train.common import console
 from train.common import files
 from train.experiments import report
 from train.experiments import search
 from train.experiments import statistics
-from train.mlperf import results
+from train.mlperf import results as mlperf_results
 from train.mlperf import rules
 from train.run import budget
 from train.run import checkpoint
@@ -92,7 +93,7 @@ def check_study_dir(directory: str, spec: dict) -> None:
           f'--workdir={directory} holds another study ({path}): '
           f'{config_dicts.differences(existing, spec)}; choose a new --workdir or re-run '
           'its own command')
-  elif os.path.isdir(directory) and os.listdir(directory):
+  elif os.path.isdir(directory) and set(os.listdir(directory)) - {console.LOG_FILE}:
     raise StudyDirError(f'--workdir={directory} is not empty and holds no study; '
                         'choose a new --workdir')
 
@@ -110,8 +111,15 @@ def _set_aside(run_dir: str) -> str:
   return f'{run_dir}.interrupted.{n}'
 
 
-def run_or_resume(entry: Entry, seed: int, step_cache: programs.StepCache) -> tuple[dict, bool]:
-  """The result of `seed` of `entry`: read back if finished, else run. (result, ran)."""
+def run_or_resume(entry: Entry, seed: int, step_cache: programs.StepCache,
+                  progress: console.Progress | None = None) -> tuple[dict, bool]:
+  """The result of `seed` of `entry`: read back if finished, else run. (result, ran).
+
+  `progress`, if given, shows the run as it goes and its line once it is done.
+  """
+  progress = progress or console.Progress(1, enabled=False)
+  label = f'{entry.name} seed {seed}'
+  progress.start_run(label)
   run_dir = os.path.join(entry.directory, f'seed_{seed}')
   result_path = os.path.join(run_dir, 'result.json')
   config = entry.config.copy_and_resolve_references()
@@ -122,7 +130,9 @@ def run_or_resume(entry: Entry, seed: int, step_cache: programs.StepCache) -> tu
       raise StudyDirError(f'{run_dir} holds a run of another config; '
                           'choose a new --workdir')
     logging.info('%s seed %d: finished earlier, read from %s', entry.name, seed, result_path)
-    return _read_json(result_path, _seed_remedy(run_dir)), False
+    result = _read_json(result_path, _seed_remedy(run_dir))
+    progress.finish_run(console.run_line(label, result, earlier=True), ran=False)
+    return result, False
   if os.path.exists(run_dir):
     try:  # An unreadable config.json of an unfinished seed: moved aside below.
       same_config = (_read_json(os.path.join(run_dir, 'config.json'), '')
@@ -138,7 +148,9 @@ def run_or_resume(entry: Entry, seed: int, step_cache: programs.StepCache) -> tu
                       'are kept in %s and the seed runs again from the start',
                       entry.name, seed, moved)
   logging.info('%s seed %d: training in %s', entry.name, seed, run_dir)
-  return loop.train_and_evaluate(config, run_dir, step_cache), True
+  result = loop.train_and_evaluate(config, run_dir, step_cache, progress=progress)
+  progress.finish_run(console.run_line(label, result))
+  return result, True
 
 
 def learning_rate_curve(config: ml_collections.ConfigDict,
@@ -191,7 +203,7 @@ def _finish_study(entry: Entry, results: list[dict], seeds: list[int],
   }
   # The runs that make the MLPerf score, as an MLPerf submission tree.
   scored = results[:statistics.MLPERF_RESNET_RUNS]
-  org_folder = results.write_results_folder(
+  org_folder = mlperf_results.write_results_folder(
       entry.directory, entry.config,
       [os.path.join(entry.directory, f'seed_{s}', 'mlperf.log')
        for s in seeds[:statistics.MLPERF_RESNET_RUNS]])
@@ -212,7 +224,7 @@ def mlperf_summary(config: ml_collections.ConfigDict, scored: Sequence[dict],
   closed LARS and SGD recipes on ImageNet, so on other data it says only how
   the epoch counts compare.
   """
-  verdict = results.rcp_verdict(config.global_batch_size,
+  verdict = mlperf_results.rcp_verdict(config.global_batch_size,
                                    [run.get('epochs_to_target') for run in scored])
   return {
       'division': config.mlperf.submission_division,
@@ -232,11 +244,13 @@ def run_entries(entries: Sequence[Entry], num_seeds: int) -> list[dict]:
   for entry in entries:
     os.makedirs(entry.directory, exist_ok=True)
     loop.write_config(entry.config, entry.directory)
-  for offset in range(num_seeds):
-    for entry in entries:
-      result, ran = run_or_resume(entry, entry.config.seed + offset, step_cache)
-      results[entry.name].append(result)
-      num_ran[entry.name] += ran
+  with console.Progress(len(entries) * num_seeds,
+                        enabled=jax.process_index() == 0) as progress:
+    for offset in range(num_seeds):
+      for entry in entries:
+        result, ran = run_or_resume(entry, entry.config.seed + offset, step_cache, progress)
+        results[entry.name].append(result)
+        num_ran[entry.name] += ran
   wall_seconds = time.perf_counter() - start
   studies = []
   for entry in entries:

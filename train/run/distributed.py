@@ -18,7 +18,6 @@ through gloo over TCP (loopback when they share a host).
 import os
 from typing import Mapping
 
-import jax
 from absl import flags
 from absl import logging
 
@@ -97,6 +96,8 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   explicit = check_flags(coordinator_address, num_processes, process_id)
   if not explicit and detect_cluster() is None:
     return False
+  # Imported here: `main.py --help` defines this module's flags without JAX.
+  import jax  # pylint: disable=g-import-not-at-top
   # CPU devices of several processes talk through gloo; GPUs and TPUs use their
   # own interconnect and ignore this setting.
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
@@ -120,4 +121,5 @@ def initialize_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> bool:
 
 def is_main_process() -> bool:
   """Process 0: the one that writes metrics, reports and the console."""
+  import jax  # pylint: disable=g-import-not-at-top
   return jax.process_index() == 0

@@ -22,13 +22,13 @@ import ml_collections
 import numpy as np
 from absl import logging
 from clu import metric_writers
-from clu import periodic_actions
 from jax.sharding import NamedSharding
 from mlperf_logging.mllog import constants as mlc
 
 from input_pipeline import datasets
 from input_pipeline import info
 from input_pipeline import pipeline
+from train.common import console
 from train.common import files
 from train.run import budget
 from train.run import checkpoint
@@ -85,14 +85,16 @@ def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:
   files.write_json(os.path.join(workdir, 'config.json'), json.loads(config.to_json()))
 
 
-class _ProgressLine:
-  """Console progress at log steps: loss, accuracy, learning rate, images/s, time left."""
+class _LogSteps:
+  """What happens at log steps: the train metrics to the log file and TensorBoard,
+  images/s and time left to the console's progress line."""
 
   def __init__(self, num_steps: int, batch_size: int, writer: metric_writers.MetricWriter,
-               start_step: int):
+               start_step: int, progress: console.Progress | None):
     self._num_steps = num_steps
     self._batch_size = batch_size
     self._writer = writer
+    self._progress = progress
     self._last = (start_step, time.perf_counter())
     self.last_metrics: dict[str, float] = {}
 
@@ -109,6 +111,8 @@ class _ProgressLine:
                  '%.0f images/s, time left %.0fs', step, self._num_steps, host['loss'],
                  host['accuracy'], host['learning_rate'], host['images_per_second'], eta)
     self._writer.write_scalars(step, {f'train_{k}': v for k, v in host.items()})
+    if self._progress is not None:
+      self._progress.update(step, self._num_steps, host['images_per_second'], eta)
 
 
 @dataclasses.dataclass
@@ -230,13 +234,15 @@ class _Setup:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        step_cache: programs.StepCache | None = None,
-                       hook: Hook | None = None) -> dict:
+                       hook: Hook | None = None,
+                       progress: console.Progress | None = None) -> dict:
   """Trains and evaluates as `config` says; writes the run's files; returns result.json.
 
   A run resumes from the newest readable checkpoint in WORKDIR/checkpoints and
   ends exactly where it would have ended without the interruption (the same
   parameters and evals). `step_cache` lets the runs of a study share compiled
   programs; a run that found its programs compiled reports `compile_seconds` 0.
+  `progress`, if given, shows the run's step, images/s and time left on the console.
 
   Raises:
     Preempted: SIGTERM or SIGINT arrived; a checkpoint of the last step is on disk.
@@ -267,18 +273,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
       mllogger.end(mlc.INIT_STOP)
     else:
       mllogger = _reopen_log(log_path, setup.progress, is_main)
-    # TensorBoard files from the main process only; the console gets _ProgressLine.
+    # TensorBoard files from the main process only; the console gets `progress`.
     writer = (metric_writers.AsyncWriter(metric_writers.SummaryWriter(workdir))
               if is_main else metric_writers.MultiWriter([]))
     with _StopSignals() as stop_signal:
-      progress = _train(config, setup, mllogger, writer, checkpointer, stop_signal, hook)
+      run = _train(config, setup, mllogger, writer, checkpointer, stop_signal, hook,
+                   progress)
   finally:
     if writer is not None:
       writer.close()
     if mllogger is not None:
       mllogger.close()
     checkpointer.close()
-  result = _result(config, setup, progress, init_seconds)
+  result = _result(config, setup, run, init_seconds)
   if is_main:
     files.write_json(os.path.join(workdir, 'result.json'), result)
   return result
@@ -384,10 +391,28 @@ def _warm_up(config: ml_collections.ConfigDict, compiled: programs.CompiledSteps
   jax.block_until_ready((scratch, metrics, sums))
 
 
+@dataclasses.dataclass
+class _Loop:
+  """The timed run as it goes, shared by the small functions that make up `_train`."""
+  config: ml_collections.ConfigDict
+  setup: _Setup
+  mllogger: mllog.MlperfLogger
+  writer: metric_writers.MetricWriter
+  checkpointer: checkpoint.RunCheckpointer
+  stop_signal: _StopSignals
+  hook: Hook
+  p: Progress
+  log_steps: _LogSteps
+  cadence: checkpoint.Cadence
+  run_start: float  # The run's clock on this process's perf counter.
+  state: steps.TrainState
+  diverged: bool = False
+
+
 def _train(config: ml_collections.ConfigDict, setup: _Setup,
            mllogger: mllog.MlperfLogger, writer: metric_writers.MetricWriter,
            checkpointer: checkpoint.RunCheckpointer, stop_signal: _StopSignals,
-           hook: Hook | None) -> Progress:
+           hook: Hook | None, progress: console.Progress | None = None) -> Progress:
   """The timed run: from run_start (or the checkpoint) to run_stop.
 
   Blocks of training end at the evals of `budget.eval_points`. The MLPerf log
@@ -399,90 +424,116 @@ def _train(config: ml_collections.ConfigDict, setup: _Setup,
   The loss is checked at log steps, where the metrics come to the host anyway:
   a NaN or infinite loss ends the run as diverged (run_stop aborted).
   """
-  hook = hook or (lambda event, step, state: None)
   if setup.progress is None:
     mllogger.start(mlc.RUN_START)
-    p = Progress(run_start_wall=time.time())
-  else:
-    p = setup.progress
-  # The run's clock on this process's perf counter, across interruptions.
-  run_start = time.perf_counter() - (time.time() - p.run_start_wall)
-  num_steps = setup.budget.num_train_steps
-  report_progress = periodic_actions.ReportProgress(
-      num_train_steps=num_steps, writer=writer, every_secs=30.0)
-  progress_line = _ProgressLine(num_steps, config.global_batch_size, writer, p.step)
-  cadence = checkpoint.Cadence(config, time.perf_counter())
-  state = setup.state
-  diverged = False
-
-  def save() -> None:
-    p.mlperf_log_bytes = mllogger.tell()
-    p.saved_wall = time.time()
-    checkpointer.save(p.step, state, p.to_json())
-    cadence.saved(time.perf_counter())
-    hook('checkpoint', p.step, state)
-
+  p = setup.progress or Progress(run_start_wall=time.time())
+  run = _Loop(
+      config, setup, mllogger, writer, checkpointer, stop_signal,
+      hook=hook or (lambda event, step, state: None), p=p,
+      log_steps=_LogSteps(setup.budget.num_train_steps, config.global_batch_size, writer,
+                          p.step, progress),
+      cadence=checkpoint.Cadence(config, time.perf_counter()),
+      # Across interruptions: the wall clock, which a resumed process shares.
+      run_start=time.perf_counter() - (time.time() - p.run_start_wall),
+      state=setup.state)
   # Any implicit host-device transfer in the loop is a hidden sync: fail loudly.
   with jax.transfer_guard('disallow'):
     for point in budget.eval_points(config, setup.budget)[len(p.evals):]:
-      mlperf = mllogger if p.reached is None else None  # Nothing after run_stop.
-      # MLPerf numbers epochs from 1: a block starting after epoch 4 starts at 5.
-      block = {'first_epoch_num': mllog.number(p.block_start_epoch + 1)}
-      if mlperf is not None and not p.in_block:
-        mlperf.start(mlc.BLOCK_START, metadata={
-            **block, 'epoch_count': mllog.number(point.epoch - p.block_start_epoch)})
-      p.in_block = True
-      while p.step < point.step:
-        with jax.profiler.StepTraceAnnotation('train', step_num=p.step):
-          state, metrics = setup.train_step(state, next(setup.train_batches))
-        p.step += 1
-        report_progress(p.step, time.time())
-        at_log_step = p.step % config.log_every_steps == 0 or p.step == num_steps
-        if at_log_step:
-          progress_line(p.step, metrics)
-          p.last_train_metrics = progress_line.last_metrics
-          if not math.isfinite(p.last_train_metrics['loss']):
-            diverged = True
-            logging.warning('the loss is %s at step %d: the run diverged',
-                            p.last_train_metrics['loss'], p.step)
-            break
-        hook('train_step', p.step, state)
-        stop = stop_signal.agreed(at_log_step)
-        if stop or cadence.due(p.step, time.perf_counter(), at_log_step):
-          save()
-        if stop:
-          checkpointer.wait()
-          raise Preempted(f'stopped by {stop_signal.name} at step {p.step}; its checkpoint '
-                          f'is in {checkpointer.directory}', stop_signal.signal_number)
-      if diverged:
+      _train_block(run, point)
+      if run.diverged or _end_block_and_evaluate(run, point):
         break
-      if mlperf is not None:
-        mlperf.end(mlc.BLOCK_STOP, metadata=block)
-      p.in_block = False
-      eval_start = time.perf_counter()
-      p.evals.append(_evaluate_and_log(setup, state, point, run_start=run_start,
-                                       mllogger=mlperf, writer=writer,
-                                       on_batch=lambda: hook('eval_batch', p.step, state)))
-      p.eval_seconds += time.perf_counter() - eval_start
-      p.block_start_epoch = point.epoch
-      if p.reached is None and p.evals[-1].accuracy >= config.target_accuracy:
-        p.reached_index = len(p.evals) - 1
-        mllogger.end(mlc.RUN_STOP, metadata={'status': 'success'})
-        if config.stop_at_target:
-          break
-      if stop_signal.agreed(at_sync_point=True):
-        save()
-        checkpointer.wait()
-        raise Preempted(f'stopped by {stop_signal.name} after the eval at step {p.step}; its '
-                        f'checkpoint is in {checkpointer.directory}', stop_signal.signal_number)
   if p.reached is None:
     mllogger.end(mlc.RUN_STOP, metadata={'status': 'aborted'})
   # The last save must be whole before result.json says the run is done.
   checkpointer.wait()
-  p.run_seconds = time.perf_counter() - run_start
-  p.diverged = diverged
-  hook('end', p.step, state)
+  p.run_seconds = time.perf_counter() - run.run_start
+  p.diverged = run.diverged
+  run.hook('end', p.step, run.state)
   return p
+
+
+def _block(p: Progress) -> dict[str, Any]:
+  """The MLPerf metadata of the block that started after `p.block_start_epoch`.
+
+  MLPerf numbers epochs from 1: a block starting after epoch 4 starts at 5.
+  """
+  return {'first_epoch_num': mllog.number(p.block_start_epoch + 1)}
+
+
+def _train_block(run: _Loop, point: budget.EvalPoint) -> None:
+  """Trains up to the eval at `point` (or a diverged loss); opens the block's MLPerf
+  record unless the run resumed inside it or its clock has stopped."""
+  p = run.p
+  if p.reached is None and not p.in_block:  # Nothing in the MLPerf log after run_stop.
+    run.mllogger.start(mlc.BLOCK_START, metadata={
+        **_block(p), 'epoch_count': mllog.number(point.epoch - p.block_start_epoch)})
+  p.in_block = True
+  while p.step < point.step and not run.diverged:
+    _train_step(run)
+
+
+def _train_step(run: _Loop) -> None:
+  """One step; at log steps the metrics; a checkpoint when due or when stopped."""
+  p = run.p
+  with jax.profiler.StepTraceAnnotation('train', step_num=p.step):
+    run.state, metrics = run.setup.train_step(run.state, next(run.setup.train_batches))
+  p.step += 1
+  at_log_step = (p.step % run.config.log_every_steps == 0
+                 or p.step == run.setup.budget.num_train_steps)
+  if at_log_step:
+    run.log_steps(p.step, metrics)
+    p.last_train_metrics = run.log_steps.last_metrics
+    if not math.isfinite(p.last_train_metrics['loss']):
+      run.diverged = True
+      logging.warning('the loss is %s at step %d: the run diverged',
+                      p.last_train_metrics['loss'], p.step)
+      return
+  run.hook('train_step', p.step, run.state)
+  stop = run.stop_signal.agreed(at_log_step)
+  if stop or run.cadence.due(p.step, time.perf_counter(), at_log_step):
+    _save(run)
+  if stop:
+    _stop(run, f'at step {p.step}')
+
+
+def _end_block_and_evaluate(run: _Loop, point: budget.EvalPoint) -> bool:
+  """Closes the block, evaluates, and says whether the run stops at its target."""
+  p = run.p
+  mlperf = run.mllogger if p.reached is None else None  # Nothing after run_stop.
+  if mlperf is not None:
+    mlperf.end(mlc.BLOCK_STOP, metadata=_block(p))
+  p.in_block = False
+  eval_start = time.perf_counter()
+  p.evals.append(_evaluate_and_log(run.setup, run.state, point, run_start=run.run_start,
+                                   mllogger=mlperf, writer=run.writer,
+                                   on_batch=lambda: run.hook('eval_batch', p.step, run.state)))
+  p.eval_seconds += time.perf_counter() - eval_start
+  p.block_start_epoch = point.epoch
+  if p.reached is None and p.evals[-1].accuracy >= run.config.target_accuracy:
+    p.reached_index = len(p.evals) - 1
+    run.mllogger.end(mlc.RUN_STOP, metadata={'status': 'success'})
+    if run.config.stop_at_target:
+      return True
+  if run.stop_signal.agreed(at_sync_point=True):
+    _save(run)
+    _stop(run, f'after the eval at step {p.step}')
+  return False
+
+
+def _save(run: _Loop) -> None:
+  p = run.p
+  p.mlperf_log_bytes = run.mllogger.tell()
+  p.saved_wall = time.time()
+  run.checkpointer.save(p.step, run.state, p.to_json())
+  run.cadence.saved(time.perf_counter())
+  run.hook('checkpoint', p.step, run.state)
+
+
+def _stop(run: _Loop, where: str) -> None:
+  """Ends the run for a stop signal, once the checkpoint just started is whole."""
+  run.checkpointer.wait()
+  raise Preempted(f'stopped by {run.stop_signal.name} {where}; its checkpoint is in '
+                  f'{run.checkpointer.directory}', run.stop_signal.signal_number)
 
 
 def _evaluate_and_log(setup: _Setup, state: steps.TrainState, point: budget.EvalPoint, *,

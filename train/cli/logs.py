@@ -1,0 +1,107 @@
+"""Where a command's log records go: all of them to a file, warnings to the console.
+
+Every record at INFO and above (the harness's own, Orbax's, tfds', absl's,
+JAX's) is appended to WORKDIR/log.txt (a study's, comparison's or search's
+directory; `main.py bench` has none). The console shows WARNING and above, the
+progress line (train/common/console.py) and the command's result. absl's
+`--verbosity` flag, when given, sets the console's level instead:
+`--verbosity=0` shows the INFO records there too, `--verbosity=1` DEBUG (which
+then also reaches the file).
+
+Native libraries (TensorFlow's C++ start-up lines) write to the process's
+stderr, not through Python's logging: `native_stderr_to_log` sends them to the
+log file while the modules that load them are imported.
+"""
+
+import contextlib
+import logging
+import os
+import sys
+from typing import Iterator
+
+from absl import flags
+from absl import logging as absl_logging
+
+from train.common import console
+
+FLAGS = flags.FLAGS
+LOG_FILE = console.LOG_FILE
+
+
+class _LogFile(logging.FileHandler):
+  """The log file; a disk that fills up loses log records, never the run."""
+
+  def handleError(self, record: logging.LogRecord) -> None:
+    del record  # The harness's own writes report a full disk, in one line.
+
+
+class _ClearProgressLine(logging.Filter):
+  """Takes a terminal's progress line away before a record is printed there."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    console.clear_line()
+    return True
+
+
+_file_handler: _LogFile | None = None
+
+
+def console_level() -> int:
+  """WARNING, unless --verbosity was given: then its level (0 INFO, 1 DEBUG, ...)."""
+  if not FLAGS['verbosity'].present:
+    return logging.WARNING
+  # absl has already set the root logger to the level of --verbosity.
+  return logging.getLogger().getEffectiveLevel()
+
+
+def set_up(workdir: str | None) -> None:
+  """Sends the log records to WORKDIR/log.txt (when there is a workdir) and
+  warnings (or --verbosity's level) to the console."""
+  global _file_handler
+  on_console = console_level()
+  root = logging.getLogger()
+  root.setLevel(min(on_console, logging.INFO))
+  handler = absl_logging.get_absl_handler()
+  handler.setLevel(on_console)
+  handler.addFilter(_ClearProgressLine())
+  if workdir is None:
+    return
+  os.makedirs(workdir, exist_ok=True)
+  # Opened at the first record, appended to: a resumed study continues its log.
+  _file_handler = _LogFile(os.path.join(workdir, LOG_FILE), delay=True)
+  _file_handler.setFormatter(absl_logging.PythonFormatter())
+  _file_handler.setLevel(root.level)
+  root.addHandler(_file_handler)
+
+
+def close() -> None:
+  """Flushes and closes the log file (a command that fails may then remove it)."""
+  global _file_handler
+  if _file_handler is not None:
+    logging.getLogger().removeHandler(_file_handler)
+    _file_handler.close()
+    _file_handler = None
+
+
+@contextlib.contextmanager
+def native_stderr_to_log() -> Iterator[None]:
+  """Sends what native code writes to stderr (file descriptor 2) to the log file
+  for the duration, unless the console shows INFO records anyway."""
+  if _file_handler is None or console_level() <= logging.INFO:
+    yield
+    return
+  try:
+    log = os.open(_file_handler.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+  except OSError:  # The console, then.
+    yield
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  os.dup2(log, 2)
+  os.close(log)
+  try:
+    yield
+  finally:
+    sys.stderr.flush()
+    os.dup2(saved, 2)
+    os.close(saved)
