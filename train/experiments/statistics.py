@@ -489,6 +489,65 @@ def _logrank(runs_a: Sequence[dict], runs_b: Sequence[dict]) -> tuple[float | No
     return _p_value(stats.logrank(x, y).pvalue), unit
 
 
+def _no_runs_entry(entry: dict, num_a: int, num_b: int) -> dict:
+  """The comparison of a pair in which a config has no runs: every statistic None."""
+  keys = ('difference_in_median_final_accuracy', 'mann_whitney_p', 'fisher_exact_p',
+          'logrank_p', 'seeds_per_config_for_80_percent_power', 'wilcoxon_p')
+  entry.update({key: None for key in keys})
+  entry.update(difference_in_median_final_accuracy_ci95=[None, None], paired_seeds=None,
+               reached_target=[[0, num_a], [0, num_b]], logrank_time_unit=None,
+               power_by_seeds_per_config={},
+               reasons={key: 'a config has no runs' for key in keys})
+  return entry
+
+
+def _paired_test(runs_a: Sequence[dict], a: np.ndarray, runs_b: Sequence[dict],
+                 b: np.ndarray, reasons: dict[str, str]) -> dict:
+  """`paired_seeds` and the Wilcoxon signed-rank p on the per-seed differences."""
+  seeds = paired_seeds(runs_a, runs_b)
+  if seeds is None:
+    reasons['wilcoxon_p'] = 'the configs were not run with the same seeds'
+    return {'paired_seeds': None, 'wilcoxon_p': None}
+  by_seed_a = dict(zip((run['seed'] for run in runs_a), a))
+  by_seed_b = dict(zip((run['seed'] for run in runs_b), b))
+  x = np.array([by_seed_a[s] for s in seeds])
+  y = np.array([by_seed_b[s] for s in seeds])
+  if np.all(x == y):
+    reasons['wilcoxon_p'] = 'every paired difference is zero'
+    return {'paired_seeds': seeds, 'wilcoxon_p': None}
+  with warnings.catch_warnings():
+    warnings.simplefilter('ignore')  # Ties and zeros: the normal approximation.
+    return {'paired_seeds': seeds, 'wilcoxon_p': _p_value(stats.wilcoxon(x, y).pvalue)}
+
+
+def _target_tests(runs_a: Sequence[dict], runs_b: Sequence[dict],
+                  reasons: dict[str, str]) -> dict:
+  """Reached / missed (Fisher's exact test) and the times to target (log-rank)."""
+  reached = [sum(bool(run.get('reached_target')) for run in runs) for runs in (runs_a, runs_b)]
+  sizes = [len(runs_a), len(runs_b)]
+  entry = {'reached_target': [[reached[0], sizes[0]], [reached[1], sizes[1]]],
+           'fisher_exact_p': _p_value(stats.fisher_exact(
+               [[reached[0], sizes[0] - reached[0]],
+                [reached[1], sizes[1] - reached[1]]]).pvalue)}
+  entry['logrank_p'], entry['logrank_time_unit'] = _logrank(runs_a, runs_b)
+  if entry['logrank_p'] is None:
+    reasons['logrank_p'] = 'no run of either config reached the target'
+  return entry
+
+
+def _power(a: np.ndarray, b: np.ndarray, seed: int, reasons: dict[str, str]) -> dict:
+  """Seeds per config for 80% power, and the power at each size of the grid."""
+  if min(len(a), len(b)) < 2:
+    reasons['seeds_per_config_for_80_percent_power'] = 'needs 2 or more runs per config'
+    return {'seeds_per_config_for_80_percent_power': None, 'power_by_seeds_per_config': {}}
+  needed, power = seeds_for_power(a, b, seed=seed)
+  if needed is None:
+    reasons['seeds_per_config_for_80_percent_power'] = (
+        f'more than {POWER_GRID[-1]} (power {power[str(POWER_GRID[-1])]:.2f} at '
+        f'{POWER_GRID[-1]} seeds per config)')
+  return {'seeds_per_config_for_80_percent_power': needed, 'power_by_seeds_per_config': power}
+
+
 def compare_pair(name_a: str, runs_a: Sequence[dict], name_b: str, runs_b: Sequence[dict],
                  seed: int = 0) -> dict:
   """Whether config a differs from config b: effect sizes, intervals, tests, power.
@@ -503,64 +562,18 @@ def compare_pair(name_a: str, runs_a: Sequence[dict], name_b: str, runs_b: Seque
     one point). Any statistic that is undefined is None and 'reasons' says why.
   """
   a, b = final_accuracies(runs_a), final_accuracies(runs_b)
-  reasons: dict[str, str] = {}
   entry: dict = {'a': name_a, 'b': name_b, 'num_runs': [len(a), len(b)]}
   if min(len(a), len(b)) == 0:
-    for key in ('difference_in_median_final_accuracy', 'mann_whitney_p', 'fisher_exact_p',
-                'logrank_p', 'seeds_per_config_for_80_percent_power'):
-      entry[key] = None
-      reasons[key] = 'a config has no runs'
-    entry.update(difference_in_median_final_accuracy_ci95=[None, None], wilcoxon_p=None,
-                 paired_seeds=None, reached_target=[[0, len(a)], [0, len(b)]],
-                 logrank_time_unit=None, power_by_seeds_per_config={}, reasons=reasons)
-    reasons['wilcoxon_p'] = 'a config has no runs'
-    return entry
-
+    return _no_runs_entry(entry, len(a), len(b))
+  reasons: dict[str, str] = {}
   entry['difference_in_median_final_accuracy'] = float(np.median(a) - np.median(b))
   entry['difference_in_median_final_accuracy_ci95'] = median_difference_ci(a, b, seed=seed)
   if entry['difference_in_median_final_accuracy_ci95'][0] is None:
     reasons['difference_in_median_final_accuracy_ci95'] = 'needs 2 or more runs per config'
-
   entry['mann_whitney_p'] = _p_value(stats.mannwhitneyu(a, b, alternative='two-sided').pvalue)
-
-  seeds = paired_seeds(runs_a, runs_b)
-  entry['paired_seeds'] = seeds
-  entry['wilcoxon_p'] = None
-  if seeds is None:
-    reasons['wilcoxon_p'] = 'the configs were not run with the same seeds'
-  else:
-    by_seed_a = dict(zip((run['seed'] for run in runs_a), a))
-    by_seed_b = dict(zip((run['seed'] for run in runs_b), b))
-    x = np.array([by_seed_a[s] for s in seeds])
-    y = np.array([by_seed_b[s] for s in seeds])
-    if np.all(x == y):
-      reasons['wilcoxon_p'] = 'every paired difference is zero'
-    else:
-      with warnings.catch_warnings():
-        warnings.simplefilter('ignore')  # Ties and zeros: the normal approximation.
-        entry['wilcoxon_p'] = _p_value(stats.wilcoxon(x, y).pvalue)
-
-  reached = [sum(bool(run.get('reached_target')) for run in runs) for runs in (runs_a, runs_b)]
-  entry['reached_target'] = [[reached[0], len(a)], [reached[1], len(b)]]
-  entry['fisher_exact_p'] = _p_value(stats.fisher_exact(
-      [[reached[0], len(a) - reached[0]], [reached[1], len(b) - reached[1]]]).pvalue)
-
-  entry['logrank_p'], entry['logrank_time_unit'] = _logrank(runs_a, runs_b)
-  if entry['logrank_p'] is None:
-    reasons['logrank_p'] = 'no run of either config reached the target'
-
-  if min(len(a), len(b)) < 2:
-    entry['seeds_per_config_for_80_percent_power'] = None
-    entry['power_by_seeds_per_config'] = {}
-    reasons['seeds_per_config_for_80_percent_power'] = 'needs 2 or more runs per config'
-  else:
-    needed, power = seeds_for_power(a, b, seed=seed)
-    entry['seeds_per_config_for_80_percent_power'] = needed
-    entry['power_by_seeds_per_config'] = power
-    if needed is None:
-      reasons['seeds_per_config_for_80_percent_power'] = (
-          f'more than {POWER_GRID[-1]} (power {power[str(POWER_GRID[-1])]:.2f} at '
-          f'{POWER_GRID[-1]} seeds per config)')
+  entry.update(_paired_test(runs_a, a, runs_b, b, reasons))
+  entry.update(_target_tests(runs_a, runs_b, reasons))
+  entry.update(_power(a, b, seed, reasons))
   entry['reasons'] = reasons
   return entry
 

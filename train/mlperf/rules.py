@@ -133,11 +133,17 @@ def validate_run_config(config: ml_collections.ConfigDict, num_devices: int,
                         device_memory: memory.DeviceMemory | None = None) -> None:
   """Every check a config passes before it runs: the run's own, then MLPerf's.
 
+  The order is the one a user can act on: values and their relations, the
+  closed division's rules (a config that breaks one is told how to move to
+  the open division), whether a step fits in `device_memory`, and last whether
+  the data is prepared.
+
   Raises:
     validation.ConfigError: for the first problem found.
   """
-  validation.validate_config(config, num_devices, check_data=False,
-                             device_memory=device_memory)
+  validation.validate_config(config, num_devices, check_data=False)
   check_closed_division(config)
+  if device_memory is not None:
+    validation.check_memory(config, num_devices, device_memory)
   if check_data:
     validation.check_data_prepared(config)

@@ -296,7 +296,7 @@ def check_data_prepared(config: ml_collections.ConfigDict) -> None:
       f'{info.prepare_command(config.dataset, data_dir)}')
 
 
-def _check_memory(config: ml_collections.ConfigDict, num_devices: int,
+def check_memory(config: ml_collections.ConfigDict, num_devices: int,
                   device: memory.DeviceMemory) -> None:
   """Refuses a step that cannot fit on the devices (train/run/memory.py's lower bound).
 
@@ -341,6 +341,6 @@ def validate_config(config: ml_collections.ConfigDict, num_devices: int,
   _check_scalars(config)
   _check_relations(config, num_devices)
   if device_memory is not None:
-    _check_memory(config, num_devices, device_memory)
+    check_memory(config, num_devices, device_memory)
   if check_data:
     check_data_prepared(config)
