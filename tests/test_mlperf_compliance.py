@@ -278,6 +278,24 @@ def _variant_result(result: dict, seed: int, time_factor: float | None) -> dict:
   return dict(result, seconds_to_target=result['seconds_to_target'] * time_factor)
 
 
+def _write_variant_runs(directory: str, config: ml_collections.ConfigDict, lars_run: dict,
+                        factors: dict[int, float | None]) -> None:
+  """A finished study of 5 seeds made from the real run: seed s takes factors[s]."""
+  events = _events(lars_run['log'])
+  config.seed = 0
+  for seed, factor in factors.items():
+    run_dir = os.path.join(directory, f'seed_{seed}')
+    os.makedirs(run_dir)
+    seeded = config.copy_and_resolve_references()
+    seeded.seed = seed
+    loop.write_config(seeded, run_dir)
+    files.write_json(os.path.join(run_dir, 'result.json'),
+                     _variant_result(lars_run['result'], seed, factor))
+    _write_events(os.path.join(run_dir, 'mlperf.log'), _variant(events, seed, factor))
+  study.write_spec(directory, {'kind': 'study',
+                               'configs': {'closed_lars': json.loads(config.to_json())}})
+
+
 def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
   """A 5-run study, its runs made from the real one: four converged, one not.
 
@@ -288,21 +306,9 @@ def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
   and the non-converged one.
   """
   config = lars_run['config'].copy_and_resolve_references()
-  events = _events(lars_run['log'])
   factors = {0: 1.0, 1: 1.3, 2: 0.8, 3: None, 4: 1.6}
   directory = str(tmp_path / 'study')
-  config.seed = 0
-  for seed, factor in factors.items():
-    run_dir = os.path.join(directory, f'seed_{seed}')
-    os.makedirs(run_dir)
-    seeded = config.copy_and_resolve_references()
-    seeded.seed = seed
-    loop.write_config(seeded, run_dir)
-    files.write_json(os.path.join(run_dir, 'result.json'),
-                    _variant_result(lars_run['result'], seed, factor))
-    _write_events(os.path.join(run_dir, 'mlperf.log'), _variant(events, seed, factor))
-  study.write_spec(directory, {'kind': 'study',
-                               'configs': {'closed_lars': json.loads(config.to_json())}})
+  _write_variant_runs(directory, config, lars_run, factors)
   summary = study.run_study(config, 'closed_lars', directory, num_seeds=5)
   assert summary['num_runs_this_invocation'] == 0  # All five read back, none trained.
 

@@ -236,6 +236,27 @@ def _tiny_flags(data_dir):
   return [f'--config.{k}={v}' for k, v in {**TINY, 'data_dir': data_dir}.items()]
 
 
+def _check_comparison_report(workdir: str, comparison: dict, studies: dict, pair: dict) -> None:
+  """The comparison's plots, report and recorded overrides."""
+  assert os.path.exists(os.path.join(workdir, 'comparison.png'))
+  assert os.path.exists(os.path.join(workdir, 'time_to_target.png'))
+  for s in studies.values():
+    assert len(s['reached_target_ci95']) == 2 and 'median_steps' in s['time_to_target']
+  with open(os.path.join(workdir, 'report.md')) as f:
+    text = f.read()
+  assert pair['verdict'] in text
+  # The report names what differs between the configs, and not the shared overrides
+  # (those have a section of their own, as in the spec and comparison.json).
+  differs = text.partition('## What differs')[2].partition('## ')[0]
+  assert '| `optimizer.name` | lars | nesterov |' in differs
+  assert '`num_train_steps`' not in differs
+  assert '`--config.num_train_steps=8`' in text.partition('## Command-line overrides')[2]
+  with open(os.path.join(workdir, 'study_spec.json')) as f:
+    spec_overrides = json.load(f)['overrides']
+  assert spec_overrides == comparison['overrides']
+  assert spec_overrides['num_train_steps'] == 8 and spec_overrides['lr.warmup_steps'] == 2.0
+
+
 def test_comparison_killed_between_seeds_resumes_from_the_command_line(data_dir, tmp_path):
   """A comparison from the CLI, SIGKILLed after its first seed, then re-run as is."""
   workdir = str(tmp_path / 'comparison')
@@ -284,20 +305,4 @@ def test_comparison_killed_between_seeds_resumes_from_the_command_line(data_dir,
       assert saved['num_train_steps'] == 8 and saved['optimizer']['name'] == optimizer
       assert saved['seed'] == seed
     assert os.path.exists(os.path.join(workdir, name, 'study.json'))
-  assert os.path.exists(os.path.join(workdir, 'comparison.png'))
-  assert os.path.exists(os.path.join(workdir, 'time_to_target.png'))
-  for s in studies.values():
-    assert len(s['reached_target_ci95']) == 2 and 'median_steps' in s['time_to_target']
-  with open(os.path.join(workdir, 'report.md')) as f:
-    text = f.read()
-  assert pair['verdict'] in text
-  # The report names what differs between the configs, and not the shared overrides
-  # (those have a section of their own, as in the spec and comparison.json).
-  differs = text.partition('## What differs')[2].partition('## ')[0]
-  assert '| `optimizer.name` | lars | nesterov |' in differs
-  assert '`num_train_steps`' not in differs
-  assert '`--config.num_train_steps=8`' in text.partition('## Command-line overrides')[2]
-  with open(os.path.join(workdir, 'study_spec.json')) as f:
-    spec_overrides = json.load(f)['overrides']
-  assert spec_overrides == comparison['overrides']
-  assert spec_overrides['num_train_steps'] == 8 and spec_overrides['lr.warmup_steps'] == 2.0
+  _check_comparison_report(workdir, comparison, studies, pair)
