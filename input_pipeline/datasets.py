@@ -187,7 +187,7 @@ def ensure_prepared(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
   tfds.display_progress_bar(False)
   before = set(os.listdir(data_dir)) if os.path.isdir(data_dir) else None
   try:
-    builder.download_and_prepare()
+    builder.download_and_prepare(file_format=info.FILE_FORMAT)
   except (OSError, tf.errors.OpError) as e:
     print(flush=True)  # Ends the 'Building ...' line.
     _remove_created(data_dir, before, data_path)
