@@ -91,24 +91,59 @@ def _parse_fn(builder: tfds.core.DatasetBuilder) -> Callable[[tf.Tensor], Exampl
   return parse
 
 
+class _ReadErrors:
+  """A read error (a damaged record file), raised where the batches are consumed.
+
+  Raised inside tf.data's generator it would come back as an op error that
+  carries, and logs, a Python traceback. Instead the generator stops, and the
+  consumer raises a DataLossError, which datasets.checked_reads turns into its
+  one line.
+  """
+
+  def __init__(self):
+    self.error: Exception | None = None
+
+  def checked(self, iterable: Iterable[Batch]) -> Iterator[Batch]:
+    yield from iterable
+    if self.error is not None:
+      raise tf.errors.DataLossError(None, None,
+                                    f'{type(self.error).__name__}: {self.error}')
+
+
+class _CheckedIterable:
+  """A re-iterable whose every pass ends with errors.checked."""
+
+  def __init__(self, iterable: Iterable[Batch], errors: _ReadErrors):
+    self._iterable, self._errors = iterable, errors
+
+  def __iter__(self) -> Iterator[Batch]:
+    return self._errors.checked(self._iterable)
+
+
 def _read_batches(source: ards.ArrayRecordDataSource,
-                  ids: Iterator[tuple[np.ndarray, np.ndarray]]
+                  ids: Iterator[tuple[np.ndarray, np.ndarray]], errors: _ReadErrors,
                   ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
   # The reads of one batch run on array_record's threads, one per file touched.
   for batch_ids, epochs in ids:
-    records = source.__getitems__(batch_ids.tolist())
+    try:
+      records = source.__getitems__(batch_ids.tolist())
+    except Exception as e:  # pylint: disable=broad-except
+      errors.error = e
+      return
     yield batch_ids, epochs, np.array(records, dtype=object)
 
 
-def _records_dataset(make_batches: Callable[[], Iterator], batch_size: int | None
-                     ) -> tf.data.Dataset:
-  """(id, epoch, record) elements from batches of ids read by `make_batches`."""
+def _records_dataset(source: ards.ArrayRecordDataSource, make_ids: Callable[[], Iterator],
+                     batch_size: int | None) -> tuple[tf.data.Dataset, _ReadErrors]:
+  """(id, epoch, record) elements of the batches of ids that `make_ids` gives."""
+  errors = _ReadErrors()
   spec = tf.TensorSpec([batch_size], tf.int64)
   ds = tf.data.Dataset.from_generator(
-      make_batches, output_signature=(spec, spec, tf.TensorSpec([batch_size], tf.string)))
+      lambda: _read_batches(source, make_ids(), errors),
+      output_signature=(spec, spec, tf.TensorSpec([batch_size], tf.string)))
   # Reading the next batches overlaps the decoding of this one.
   ds = ds.prefetch(2)
-  return ds.unbatch()
+  return ds.unbatch(), errors
 
 
 def _image_and_label(example: Example) -> Example:
@@ -139,6 +174,21 @@ def create_train_dataset(
     process_index: int = 0, process_count: int = 1,
     num_threads: int | None = None, deterministic: bool = True, start_batch: int = 0,
 ) -> tf.data.Dataset:
+  """The infinite training stream of this process; see _train_dataset.
+
+  A damaged record file ends this stream early; create_train_iterator raises.
+  """
+  return _train_dataset(
+      config, batch_size=batch_size, process_index=process_index,
+      process_count=process_count, num_threads=num_threads,
+      deterministic=deterministic, start_batch=start_batch)[0]
+
+
+def _train_dataset(
+    config: ml_collections.ConfigDict, *, batch_size: int,
+    process_index: int = 0, process_count: int = 1,
+    num_threads: int | None = None, deterministic: bool = True, start_batch: int = 0,
+) -> tuple[tf.data.Dataset, _ReadErrors]:
   """The infinite training stream of this process, as a tf.data.Dataset.
 
   Yields {'image': uint8 (batch_size, S, S, 3), 'label': int32 (batch_size,)},
@@ -164,7 +214,7 @@ def create_train_dataset(
       yield (order.process_slice(ids, process_index, process_count),
              order.process_slice(epochs, process_index, process_count))
 
-  ds = _records_dataset(lambda: _read_batches(source, batches()), batch_size)
+  ds, errors = _records_dataset(source, batches, batch_size)
   parse = _parse_fn(builder)
   preprocess = functools.partial(_train_preprocess, config)
   augment_seed = order.augment_seed(config.seed)
@@ -183,7 +233,7 @@ def create_train_dataset(
               deterministic=deterministic)
   ds = ds.batch(batch_size, drop_remainder=True)
   ds = ds.prefetch(tf.data.AUTOTUNE)
-  return ds.with_options(_options(num_threads))
+  return ds.with_options(_options(num_threads)), errors
 
 
 def create_train_iterator(
@@ -191,11 +241,15 @@ def create_train_iterator(
     process_index: int = 0, process_count: int = 1,
     num_threads: int | None = None, deterministic: bool = True, start_batch: int = 0,
 ) -> Iterator[Batch]:
-  """Infinite iterator of numpy training batches; see create_train_dataset."""
-  return create_train_dataset(
+  """Infinite iterator of numpy training batches; see _train_dataset.
+
+  A damaged record file raises tf.errors.DataLossError.
+  """
+  ds, errors = _train_dataset(
       config, batch_size=batch_size, process_index=process_index,
       process_count=process_count, num_threads=num_threads,
-      deterministic=deterministic, start_batch=start_batch).as_numpy_iterator()
+      deterministic=deterministic, start_batch=start_batch)
+  return errors.checked(ds.as_numpy_iterator())
 
 
 def _eval_preprocess(config: ml_collections.ConfigDict,
@@ -286,7 +340,7 @@ def create_eval_dataset(
       yield chunk, np.zeros_like(chunk)
 
   parse = _parse_fn(builder)
-  ds = _records_dataset(lambda: _read_batches(source, batches()), None)
+  ds, errors = _records_dataset(source, batches, None)
   ds = ds.map(lambda example_id, epoch, record: parse(record),
               num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.map(functools.partial(_eval_preprocess, config),
@@ -300,7 +354,7 @@ def create_eval_dataset(
   ds = ds.batch(batch_size, drop_remainder=True)
   ds = ds.prefetch(tf.data.AUTOTUNE)
   ds = ds.with_options(_options(num_threads))
-  return tfds.as_numpy(ds)
+  return _CheckedIterable(tfds.as_numpy(ds), errors)
 
 
 def create_eval_iterator(
