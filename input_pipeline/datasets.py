@@ -43,6 +43,13 @@ def _remedy(dataset: str, data_path: str) -> str:
           f'{prepare_command(dataset, os.path.dirname(os.path.dirname(data_path)))}')
 
 
+def remedy(dataset: str, data_path: str) -> str:
+  """What to do about a copy of `dataset` in `data_path` that cannot be read: build
+  or prepare it again (tfds's `convert_format` would keep the images, but needs
+  apache_beam, which the harness does not install)."""
+  return _remedy(dataset, data_path)
+
+
 class _CheckedReads:
   """Iterates `iterable` (a tf.data stream), turning TensorFlow's read errors
   (a truncated or damaged file) into DataError; iterable again if it is."""

@@ -71,13 +71,6 @@ def prepare_command(dataset: str, data_dir: str) -> str:
 FILE_FORMAT = 'array_record'
 
 
-def convert_command(version_dir: str) -> str:
-  """The command that adds ArrayRecord files to a dataset built as TFRecord
-  (`version_dir`: the folder holding its dataset_info.json)."""
-  return (f'tfds convert_format --dataset_version_dir={version_dir} '
-          '--out_file_format=array_record')
-
-
 # Written next to prepared ImageNet: the images left out because they do not
 # decode (input_pipeline/imagenet_builder.py), {'count': n, 'images': [...]}.
 SKIPPED_IMAGES_FILE = 'skipped_images.json'

@@ -71,8 +71,8 @@ def _record_source(builder: tfds.core.DatasetBuilder, split: str,
     raise datasets.DataError(
         f'{dataset} in {builder.data_path} is stored as '
         f'{", ".join(sorted(f.value for f in formats)) or "nothing readable"}; the input '
-        'reads records by index, from array_record: convert it once with '
-        f'{info.convert_command(os.fspath(builder.data_path))}')
+        'reads records by index, from array_record: '
+        f'{datasets.remedy(dataset, os.fspath(builder.data_path))}')
   if builder.info.file_format != file_adapters.FileFormat.ARRAY_RECORD:
     # Converted: both formats are there, and tfds reads the first by default.
     builder.info.set_file_format(file_adapters.FileFormat.ARRAY_RECORD, override=True,

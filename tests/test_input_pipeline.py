@@ -347,7 +347,7 @@ def test_train_resumes_at_any_step_in_constant_time(config):
   assert late < 3 * early + 0.5, (early, late)
 
 
-def test_train_of_a_tfrecord_build_names_the_conversion(config, tmp_path):
+def test_a_tfrecord_build_says_what_to_do(config, tmp_path):
   # A build as TFRecord, as the harness made them before issue 15, in the info
   # tfds reads (its record files do not matter: none is read).
   version = os.path.join('embedded_shapes', 'tiny', '1.0.0')
@@ -357,8 +357,7 @@ def test_train_of_a_tfrecord_build_names_the_conversion(config, tmp_path):
   info_path.write_text(json.dumps({**dataset_info, 'fileFormat': 'tfrecord'}))
   config.data_dir = str(tmp_path)
   message = ('stored as tfrecord; the input reads records by index, from array_record: '
-             'convert it once with tfds convert_format '
-             f'--dataset_version_dir={tmp_path / version} --out_file_format=array_record')
+             f'delete {tmp_path / version} and the next run builds it again')
   for create in (pipeline.create_train_iterator, pipeline.create_eval_dataset):
     with pytest.raises(datasets.DataError, match=re.escape(message)):
       create(config, batch_size=8)
