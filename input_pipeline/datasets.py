@@ -43,6 +43,13 @@ def _remedy(dataset: str, data_path: str) -> str:
           f'{prepare_command(dataset, os.path.dirname(os.path.dirname(data_path)))}')
 
 
+def remedy(dataset: str, data_path: str) -> str:
+  """What to do about a copy of `dataset` in `data_path` that cannot be read: build
+  or prepare it again (tfds's `convert_format` would keep the images, but needs
+  apache_beam, which the harness does not install)."""
+  return _remedy(dataset, data_path)
+
+
 class _CheckedReads:
   """Iterates `iterable` (a tf.data stream), turning TensorFlow's read errors
   (a truncated or damaged file) into DataError; iterable again if it is."""
@@ -187,7 +194,7 @@ def ensure_prepared(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
   tfds.display_progress_bar(False)
   before = set(os.listdir(data_dir)) if os.path.isdir(data_dir) else None
   try:
-    builder.download_and_prepare()
+    builder.download_and_prepare(file_format=info.FILE_FORMAT)
   except (OSError, tf.errors.OpError) as e:
     print(flush=True)  # Ends the 'Building ...' line.
     _remove_created(data_dir, before, data_path)

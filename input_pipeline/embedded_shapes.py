@@ -21,7 +21,8 @@ Generation is deterministic: example `i` of split `s` is drawn from a generator
 seeded with `(s, i)`, so every build writes the same bytes.
 
 Build it by instantiating the builder directly, e.g.
-  EmbeddedShapes(data_dir=..., config='tiny').download_and_prepare()
+  EmbeddedShapes(data_dir=..., config='tiny').download_and_prepare(
+      file_format='array_record')
 """
 
 import dataclasses

@@ -66,6 +66,11 @@ def prepare_command(dataset: str, data_dir: str) -> str:
   return (f'python -m input_pipeline.prepare_imagenet --data_dir={data_dir} '
           '--manual_dir=DIR_WITH_ILSVRC2012_TARS')
 
+# The file format of every dataset the harness builds: ArrayRecord, which tfds
+# reads by example id (input_pipeline/pipeline.py).
+FILE_FORMAT = 'array_record'
+
+
 # Written next to prepared ImageNet: the images left out because they do not
 # decode (input_pipeline/imagenet_builder.py), {'count': n, 'images': [...]}.
 SKIPPED_IMAGES_FILE = 'skipped_images.json'

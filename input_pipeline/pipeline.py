@@ -1,29 +1,38 @@
 """tf.data pipelines that feed the trainer numpy batches of uint8 images.
 
-Train: this process's shard of the train split, shuffled, repeated forever,
-random-resized crop and flip, batched (dropping the remainder), prefetched.
-Eval: this process's shard of the validation split once, centre crop, cached in
-memory after preprocessing when it fits (`config.input.cache_eval`), padded to
-whole batches with a 'mask'.
+Both read the dataset's ArrayRecord files by example id (random access), so a
+process reads only the examples it uses.
 
-Every random choice derives from `config.seed` and the process index, so a run
-is reproducible (with `deterministic=True`, the default) and another seed gives
-another order and other augmentations. TensorFlow is kept off the GPUs.
+Train: an infinite stream whose global batch t is fixed by `config.seed` and t
+alone (input_pipeline/order.py: a permutation of the train split per epoch);
+each process takes its contiguous slice of every global batch, so the run is
+the same on any number of processes and devices. Random-resized crop and flip,
+keyed by (seed, example id, epoch), batched, prefetched. A resumed run starts
+at its step at once.
+Eval: each process's contiguous share of the validation split once, centre
+crop, cached in memory after preprocessing when it fits
+(`config.input.cache_eval`), padded to whole batches with a 'mask'.
+
+TensorFlow is kept off the GPUs.
 """
 
 import functools
+import itertools
 import math
 import os
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import ml_collections
 import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 from absl import logging
+from array_record.python import array_record_data_source as ards
+from tensorflow_datasets.core import file_adapters
 
 from input_pipeline import datasets
 from input_pipeline import info
+from input_pipeline import order
 from input_pipeline import preprocessing
 
 Batch = dict[str, np.ndarray]
@@ -31,6 +40,8 @@ Example = preprocessing.Example
 
 # Values of config.input.cache_eval; train/run/validation.py lists the same.
 CACHE_EVAL_MODES = ('auto', 'always', 'never')
+# Eval records read per batch of random-access reads.
+_EVAL_READ_BATCH = 256
 
 
 def _options(num_threads: int | None) -> tf.data.Options:
@@ -41,41 +52,98 @@ def _options(num_threads: int | None) -> tf.data.Options:
   options.threading.max_intra_op_parallelism = 1
   # Every op keeps its order unless it says otherwise (only the train decoding
   # may, when asked): the cost is some head-of-line blocking, small next to the
-  # benefit of reproducible runs. Not the global switch for the train stream:
-  # it would also reorder tfds's reads ahead of the shuffle, and with them
-  # which example gets which augmentation.
+  # benefit of reproducible runs.
   options.deterministic = True
   return options
 
 
-def _seeds(seed: int, process_index: int, count: int) -> list[int]:
-  # Independent streams for each purpose and each process; a SeedSequence so
-  # that nearby run seeds (0, 1, 2, ...) do not give correlated streams.
-  state = np.random.SeedSequence([seed, process_index]).generate_state(count)
-  return [int(s) for s in state]
+def _record_source(builder: tfds.core.DatasetBuilder, split: str,
+                   dataset: str) -> ards.ArrayRecordDataSource:
+  """Random access by example id to the serialized records of `split`.
+
+  The ids are the records' positions in the split as tfds wrote it (an order
+  fixed by the build). Reading an example costs the same whatever its id, so a
+  process reads only the records it trains on, and a resumed run reads nothing
+  it does not train on.
+  """
+  formats = builder.info.available_file_formats()
+  if file_adapters.FileFormat.ARRAY_RECORD not in formats:
+    raise datasets.DataError(
+        f'{dataset} in {builder.data_path} is stored as '
+        f'{", ".join(sorted(f.value for f in formats)) or "nothing readable"}; the input '
+        'reads records by index, from array_record: '
+        f'{datasets.remedy(dataset, os.fspath(builder.data_path))}')
+  if builder.info.file_format != file_adapters.FileFormat.ARRAY_RECORD:
+    # Converted: both formats are there, and tfds reads the first by default.
+    builder.info.set_file_format(file_adapters.FileFormat.ARRAY_RECORD, override=True,
+                                 override_if_initialized=True)
+  return ards.ArrayRecordDataSource(builder.info.splits[split].file_instructions)
 
 
-def _read_split(builder: tfds.core.DatasetBuilder, split, *, shuffle: bool,
-                seed: int | None) -> tf.data.Dataset:
-  read_config = tfds.ReadConfig(
-      shuffle_seed=seed,
-      # Eval caches after preprocessing; a cache of the raw bytes is wasted.
-      try_autocache=False,
-      # Parallel, interleaved reads of the record files. These are tfds 4.9's
-      # defaults (for datasets not marked as ordered), stated here so that a
-      # new default cannot slow the input down unnoticed: 16 files open at
-      # once (ImageNet's train split has about a thousand), 16 records from
-      # each in turn, and tf.data tunes how many files are read in parallel.
-      # tfds keeps this interleave in order whenever a shuffle seed is given
-      # (always, here): the 16 reads still overlap, and the shuffle buffer
-      # downstream absorbs a slow file.
-      interleave_cycle_length=16,
-      interleave_block_length=16,
-      num_parallel_calls_for_interleave_files=tf.data.AUTOTUNE)
-  return builder.as_dataset(
-      split=split, shuffle_files=shuffle, read_config=read_config,
-      # Keep the JPEG bytes so that the crop is fused into the decoding.
-      decoders={'image': tfds.decode.SkipDecoding()})
+def _parse_fn(builder: tfds.core.DatasetBuilder) -> Callable[[tf.Tensor], Example]:
+  features = builder.info.features
+
+  def parse(record: tf.Tensor) -> Example:
+    # Keep the JPEG bytes so that the crop is fused into the decoding.
+    example = features.deserialize_example(
+        record, decoders={'image': tfds.decode.SkipDecoding()})
+    return _image_and_label(example)
+  return parse
+
+
+class _ReadErrors:
+  """A read error (a damaged record file), raised where the batches are consumed.
+
+  Raised inside tf.data's generator it would come back as an op error that
+  carries, and logs, a Python traceback. Instead the generator stops, and the
+  consumer raises a DataLossError, which datasets.checked_reads turns into its
+  one line.
+  """
+
+  def __init__(self):
+    self.error: Exception | None = None
+
+  def checked(self, iterable: Iterable[Batch]) -> Iterator[Batch]:
+    yield from iterable
+    if self.error is not None:
+      raise tf.errors.DataLossError(None, None,
+                                    f'{type(self.error).__name__}: {self.error}')
+
+
+class _CheckedIterable:
+  """A re-iterable whose every pass ends with errors.checked."""
+
+  def __init__(self, iterable: Iterable[Batch], errors: _ReadErrors):
+    self._iterable, self._errors = iterable, errors
+
+  def __iter__(self) -> Iterator[Batch]:
+    return self._errors.checked(self._iterable)
+
+
+def _read_batches(source: ards.ArrayRecordDataSource,
+                  ids: Iterator[tuple[np.ndarray, np.ndarray]], errors: _ReadErrors,
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  # The reads of one batch run on array_record's threads, one per file touched.
+  for batch_ids, epochs in ids:
+    try:
+      records = source.__getitems__(batch_ids.tolist())
+    except Exception as e:  # pylint: disable=broad-except
+      errors.error = e
+      return
+    yield batch_ids, epochs, np.array(records, dtype=object)
+
+
+def _records_dataset(source: ards.ArrayRecordDataSource, make_ids: Callable[[], Iterator],
+                     batch_size: int | None) -> tuple[tf.data.Dataset, _ReadErrors]:
+  """(id, epoch, record) elements of the batches of ids that `make_ids` gives."""
+  errors = _ReadErrors()
+  spec = tf.TensorSpec([batch_size], tf.int64)
+  ds = tf.data.Dataset.from_generator(
+      lambda: _read_batches(source, make_ids(), errors),
+      output_signature=(spec, spec, tf.TensorSpec([batch_size], tf.string)))
+  # Reading the next batches overlaps the decoding of this one.
+  ds = ds.prefetch(2)
+  return ds.unbatch(), errors
 
 
 def _image_and_label(example: Example) -> Example:
@@ -106,46 +174,66 @@ def create_train_dataset(
     process_index: int = 0, process_count: int = 1,
     num_threads: int | None = None, deterministic: bool = True, start_batch: int = 0,
 ) -> tf.data.Dataset:
+  """The infinite training stream of this process; see _train_dataset.
+
+  A damaged record file ends this stream early; create_train_iterator raises.
+  """
+  return _train_dataset(
+      config, batch_size=batch_size, process_index=process_index,
+      process_count=process_count, num_threads=num_threads,
+      deterministic=deterministic, start_batch=start_batch)[0]
+
+
+def _train_dataset(
+    config: ml_collections.ConfigDict, *, batch_size: int,
+    process_index: int = 0, process_count: int = 1,
+    num_threads: int | None = None, deterministic: bool = True, start_batch: int = 0,
+) -> tuple[tf.data.Dataset, _ReadErrors]:
   """The infinite training stream of this process, as a tf.data.Dataset.
 
   Yields {'image': uint8 (batch_size, S, S, 3), 'label': int32 (batch_size,)},
-  S = config.image_size, from this process's 1/process_count of the train split.
-  `batch_size` is the per-process batch size. `num_threads` sizes tf.data's
-  private thread pool (default: all cores). `deterministic=False` (the loop
-  passes `config.input.deterministic`) lets the decoding finish out of order:
-  the stream holds the same augmented images as with True, each moved by no
-  more places than there are decodes in flight, differently in every run.
-  `start_batch` > 0 starts the stream at that batch, as a resumed run needs:
-  its records are still read (through the shuffle), but not decoded.
+  S = config.image_size: this process's contiguous slice of each global batch
+  of batch_size * process_count examples, in the order input_pipeline/order.py
+  fixes from config.seed alone, so the global batches are the same on any
+  number of processes. `batch_size` is the per-process batch size.
+  `num_threads` sizes tf.data's private thread pool (default: all cores).
+  `deterministic=False` (the loop passes `config.input.deterministic`) lets the
+  decoding finish out of order: the stream holds the same augmented images as
+  with True, each moved by no more places than there are decodes in flight,
+  differently in every run. `start_batch` > 0 starts the stream at that global
+  batch, as a resumed run needs, in constant time: nothing before it is read.
   """
   datasets.hide_gpus_from_tensorflow()
   builder = datasets.ensure_prepared(config.dataset, config.data_dir)
-  files_seed, shuffle_seed, augment_seed = _seeds(
-      config.seed, process_index, 3)
-  split = tfds.split_for_jax_process(
-      'train', process_index=process_index, process_count=process_count)
-  ds = _read_split(builder, split, shuffle=True, seed=files_seed)
-  ds = ds.map(_image_and_label, num_parallel_calls=tf.data.AUTOTUNE)
-  # Shuffle before repeat: each epoch sees every example once, in a new order.
-  ds = ds.shuffle(config.input.shuffle_buffer_size, seed=shuffle_seed,
-                  reshuffle_each_iteration=True)
-  ds = ds.repeat()
-  # The position in the stream names each example's augmentation, which keeps
-  # it fixed whatever the threading, and different in every epoch.
-  ds = ds.enumerate()
-  # A resumed run skips the batches it trained on before it stopped: the same
-  # records in the same order, read but neither decoded nor augmented.
-  ds = ds.skip(start_batch * batch_size)
+  source = _record_source(builder, 'train', config.dataset)
+  train_order = order.TrainOrder(config.seed, len(source), batch_size * process_count)
+
+  def batches():
+    for step in itertools.count(start_batch):
+      ids, epochs = train_order.batch(step)
+      yield (order.process_slice(ids, process_index, process_count),
+             order.process_slice(epochs, process_index, process_count))
+
+  ds, errors = _records_dataset(source, batches, batch_size)
+  parse = _parse_fn(builder)
   preprocess = functools.partial(_train_preprocess, config)
+  augment_seed = order.augment_seed(config.seed)
+
+  def parse_and_augment(example_id, epoch, record):
+    # Each example's augmentation is keyed by (seed, example, epoch): the same
+    # on any number of processes, whatever the threading, new every epoch.
+    seed = tf.random.experimental.stateless_fold_in(
+        tf.stack([tf.constant(augment_seed, tf.int64), example_id]), epoch)
+    return preprocess(parse(record), seed)
+
   # The one op that may finish out of order (deterministic=False): a slow
   # decode no longer holds up the batch, and each position keeps its example
   # and augmentation, since everything upstream stays in order.
-  ds = ds.map(
-      lambda i, example: preprocess(example, tf.stack([augment_seed, i])),
-      num_parallel_calls=tf.data.AUTOTUNE, deterministic=deterministic)
+  ds = ds.map(parse_and_augment, num_parallel_calls=tf.data.AUTOTUNE,
+              deterministic=deterministic)
   ds = ds.batch(batch_size, drop_remainder=True)
   ds = ds.prefetch(tf.data.AUTOTUNE)
-  return ds.with_options(_options(num_threads))
+  return ds.with_options(_options(num_threads)), errors
 
 
 def create_train_iterator(
@@ -153,11 +241,15 @@ def create_train_iterator(
     process_index: int = 0, process_count: int = 1,
     num_threads: int | None = None, deterministic: bool = True, start_batch: int = 0,
 ) -> Iterator[Batch]:
-  """Infinite iterator of numpy training batches; see create_train_dataset."""
-  return create_train_dataset(
+  """Infinite iterator of numpy training batches; see _train_dataset.
+
+  A damaged record file raises tf.errors.DataLossError.
+  """
+  ds, errors = _train_dataset(
       config, batch_size=batch_size, process_index=process_index,
       process_count=process_count, num_threads=num_threads,
-      deterministic=deterministic, start_batch=start_batch).as_numpy_iterator()
+      deterministic=deterministic, start_batch=start_batch)
+  return errors.checked(ds.as_numpy_iterator())
 
 
 def _eval_preprocess(config: ml_collections.ConfigDict,
@@ -235,17 +327,22 @@ def create_eval_dataset(
   datasets.hide_gpus_from_tensorflow()
   builder = datasets.ensure_prepared(config.dataset, config.data_dir)
   eval_split = info.get_dataset_info(config.dataset).eval_split
-  split = tfds.split_for_jax_process(
-      eval_split, process_index=process_index, process_count=process_count)
-  num_local = builder.info.splits[split].num_examples
-  num_largest_shard = math.ceil(
-      builder.info.splits[eval_split].num_examples / process_count)
-  num_batches = math.ceil(num_largest_shard / batch_size)
+  source = _record_source(builder, eval_split, config.dataset)
+  ids = order.eval_range(len(source), process_index, process_count)
+  num_local = len(ids)
+  num_batches = math.ceil(math.ceil(len(source) / process_count) / batch_size)
   if cache is None:
     cache = _decide_eval_cache(config, num_local)
 
-  ds = _read_split(builder, split, shuffle=False, seed=None)
-  ds = ds.map(_image_and_label, num_parallel_calls=tf.data.AUTOTUNE)
+  def batches():
+    for start in range(ids.start, ids.stop, _EVAL_READ_BATCH):
+      chunk = np.arange(start, min(start + _EVAL_READ_BATCH, ids.stop), dtype=np.int64)
+      yield chunk, np.zeros_like(chunk)
+
+  parse = _parse_fn(builder)
+  ds, errors = _records_dataset(source, batches, None)
+  ds = ds.map(lambda example_id, epoch, record: parse(record),
+              num_parallel_calls=tf.data.AUTOTUNE)
   ds = ds.map(functools.partial(_eval_preprocess, config),
               num_parallel_calls=tf.data.AUTOTUNE)
   if cache:
@@ -257,7 +354,7 @@ def create_eval_dataset(
   ds = ds.batch(batch_size, drop_remainder=True)
   ds = ds.prefetch(tf.data.AUTOTUNE)
   ds = ds.with_options(_options(num_threads))
-  return tfds.as_numpy(ds)
+  return _CheckedIterable(tfds.as_numpy(ds), errors)
 
 
 def create_eval_iterator(

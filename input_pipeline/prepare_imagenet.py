@@ -134,7 +134,8 @@ def prepare(data_dir: str, manual_dir: str) -> str:
   before = set(os.listdir(data_dir)) if os.path.isdir(data_dir) else None
   try:
     builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+        download_config=tfds.download.DownloadConfig(manual_dir=manual_dir),
+        file_format=info.FILE_FORMAT)
   except BaseException:
     _remove_created(data_dir, before)
     raise

@@ -227,7 +227,7 @@ def _tiny_data(damage: Callable[[str], None]) -> Callable[[str], None]:
 
 def _truncate_train_records(version_dir: str) -> None:
   for name in os.listdir(version_dir):
-    if '-train.tfrecord' in name:
+    if '-train.array_record' in name:
       path = os.path.join(version_dir, name)
       os.truncate(path, os.path.getsize(path) // 2)
 
@@ -392,8 +392,8 @@ CASES = [
              '{dir}/data (OSError: ', 'No space left on device',
              'free disk space there or give another'),
          in_child=_data_dir_full, mid_run=True, leaves_no=('data',)),
-    Case('truncated_tfrecord', _tiny_run_argv(),
-         'cannot be read (DataLossError: truncated record', also=(
+    Case('truncated_records', _tiny_run_argv(),
+         'cannot be read (DataLossError: RuntimeError: Corrupted Riegeli/records file', also=(
              'the data of embedded_shapes/tiny in {dir}/data/embedded_shapes/tiny/1.0.0',
              'delete {dir}/data/embedded_shapes/tiny/1.0.0 and the next run builds it again'),
          setup=_tiny_data(_truncate_train_records), mid_run=True),

@@ -20,15 +20,14 @@ def builder(tmp_path_factory) -> tfds.core.DatasetBuilder:
   data_dir = tmp_path_factory.mktemp('tfds')
   tfds.display_progress_bar(False)
   builder = embedded_shapes.EmbeddedShapes(data_dir=data_dir, config='tiny')
-  builder.download_and_prepare()
+  builder.download_and_prepare(file_format=info.FILE_FORMAT)
   return builder
 
 
 def _records(builder, split: str) -> list[dict]:
-  """All examples of `split`, with the image as its JPEG bytes."""
-  ds = builder.as_dataset(
-      split=split, decoders={'image': tfds.decode.SkipDecoding()})
-  return list(tfds.as_numpy(ds))
+  """All examples of `split`, in their stored order, with the image as its JPEG bytes."""
+  source = builder.as_data_source(split, decoders={'image': tfds.decode.SkipDecoding()})
+  return [source[i] for i in range(len(source))]
 
 
 @pytest.fixture(scope='module')

@@ -29,6 +29,7 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+import tensorflow as tf
 import tensorflow_datasets as tfds
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec
@@ -101,10 +102,11 @@ def _with_head(state: steps.TrainState, kernel: np.ndarray,
 def _validation_examples(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.ndarray]:
   """Every validation image, centre-cropped as for eval, and its label: no padding."""
   builder = datasets.ensure_prepared(config.dataset, config.data_dir)
-  ds = builder.as_dataset(split='validation',
-                          decoders={'image': tfds.decode.SkipDecoding()})
+  source = builder.as_data_source('validation',
+                                  decoders={'image': tfds.decode.SkipDecoding()})
   images, labels = [], []
-  for example in ds:
+  for i in range(len(source)):
+    example = {k: tf.constant(v) for k, v in source[i].items()}
     example = preprocessing.decode_and_center_crop(
         example, image_size=config.image_size,
         crop_padding=config.input.eval_crop_padding,

@@ -51,9 +51,8 @@ def prepared(tmp_path_factory):
 
 def _examples(data_dir: str, split: str) -> dict[str, dict]:
   builder = tfds.builder(IMAGENET, data_dir=data_dir)
-  ds = builder.as_dataset(split=split,
-                          decoders={'image': tfds.decode.SkipDecoding()})
-  return {ex['file_name'].decode(): ex for ex in tfds.as_numpy(ds)}
+  source = builder.as_data_source(split, decoders={'image': tfds.decode.SkipDecoding()})
+  return {ex['file_name'].decode(): ex for ex in (source[i] for i in range(len(source)))}
 
 
 def _label_names(data_dir: str):

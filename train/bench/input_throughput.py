@@ -170,11 +170,8 @@ def load_jpegs(config: ml_collections.ConfigDict, num_images: int,
                ) -> list[bytes]:
   """The first `num_images` encoded train images of config.dataset."""
   builder = datasets.ensure_prepared(config.dataset, config.data_dir)
-  ds = builder.as_dataset(
-      split='train', decoders={'image': tfds.decode.SkipDecoding()},
-      # A cache that take() leaves unfinished only earns a warning.
-      read_config=tfds.ReadConfig(try_autocache=False))
-  return [example['image'] for example in tfds.as_numpy(ds.take(num_images))]
+  source = builder.as_data_source('train', decoders={'image': tfds.decode.SkipDecoding()})
+  return [source[i]['image'] for i in range(min(num_images, len(source)))]
 
 
 def _decode_batch_fn(config: ml_collections.ConfigDict,

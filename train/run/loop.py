@@ -346,6 +346,10 @@ def _set_up(config: ml_collections.ConfigDict, step_cache: programs.StepCache,
   batch_sharding = compiled.batch_sharding
   shard = dict(process_index=jax.process_index(), process_count=jax.process_count())
   per_process_batch = config.global_batch_size // jax.process_count()
+  _check_process_rows(batch_sharding, config.global_batch_size)
+  # Global batch t is fixed by the seed and t alone (input_pipeline/order.py),
+  # so the step is the input's whole position: a resumed run, on any number of
+  # processes, starts there without reading what came before.
   train_batches = device_batches(datasets.checked_reads(
       pipeline.create_train_iterator(
           config, batch_size=per_process_batch, deterministic=config.input.deterministic,
@@ -358,6 +362,18 @@ def _set_up(config: ml_collections.ConfigDict, step_cache: programs.StepCache,
                 train_batches=train_batches, eval_dataset=eval_dataset,
                 batch_sharding=batch_sharding, budget=run_budget, num_eval=num_eval,
                 compile_seconds=compiled.compile_seconds, progress=progress)
+
+
+def _check_process_rows(sharding: NamedSharding, global_batch: int) -> None:
+  """The input gives process p the contiguous slice p of every global batch:
+  the mesh must put exactly those rows on p's devices."""
+  rows = sharding.addressable_devices_indices_map((global_batch,))
+  starts = sorted(index[0].start or 0 for index in rows.values())
+  size = global_batch // jax.process_count()
+  if starts[0] != jax.process_index() * size or starts[-1] - starts[0] >= size:
+    raise RuntimeError(f'process {jax.process_index()} holds rows {starts} of the global '
+                       f'batch; the input gives it rows {jax.process_index() * size} to '
+                       f'{(jax.process_index() + 1) * size - 1}')
 
 
 def _prepared_dataset(config: ml_collections.ConfigDict):
