@@ -43,7 +43,6 @@ def get_config() -> ml_collections.ConfigDict:
   # Normalisation constants on the 0-255 scale; applied on the device.
   config.input.mean_rgb = (0.485 * 255, 0.456 * 255, 0.406 * 255)
   config.input.stddev_rgb = (0.229 * 255, 0.224 * 255, 0.225 * 255)
-  config.input.shuffle_buffer_size = 16_384
   config.input.prefetch_batches = 2
   # tf.data tuning. `deterministic`: the training stream keeps its order, so a
   # seed fixes the run; False lets the parallel decoding finish out of order, so

@@ -36,7 +36,6 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.input.crop_area_range = (0.25, 1.0)
   config.input.eval_crop_padding = 4
-  config.input.shuffle_buffer_size = 10_000
 
   config.global_batch_size = 128
   config.num_train_steps = 400

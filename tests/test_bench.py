@@ -109,7 +109,7 @@ def tiny_data_dir(tmp_path_factory):
 
 def test_input_and_train_modes_on_real_data(tiny_data_dir):
   args = [*TINY_ARGS, '--config.dataset=embedded_shapes/tiny',
-          f'--config.data_dir={tiny_data_dir}', '--config.input.shuffle_buffer_size=64',
+          f'--config.data_dir={tiny_data_dir}',
           '--modes=input,train', '--input_threads=1', '--peak_tflops=0.5']
   result = subprocess.run([sys.executable, 'main.py', 'bench', *args], cwd=REPO,
                           capture_output=True, text=True, timeout=600, check=False)

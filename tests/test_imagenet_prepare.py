@@ -64,7 +64,6 @@ def _config(data_dir: str):
   config.dataset = IMAGENET
   config.data_dir = data_dir
   config.image_size = 32
-  config.input.shuffle_buffer_size = 100
   return config
 
 

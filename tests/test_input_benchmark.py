@@ -25,7 +25,6 @@ def tiny_config(tmp_path_factory):
   with contextlib.redirect_stdout(io.StringIO()):
     datasets.ensure_prepared(TINY, data_dir)
   config = input_throughput.base_config(TINY, data_dir, image_size=24)
-  config.input.shuffle_buffer_size = 64
   return config
 
 

@@ -51,7 +51,6 @@ def config(built):
   config.dataset = TINY
   config.data_dir = built[0]
   config.image_size = 32
-  config.input.shuffle_buffer_size = 1000
   return config
 
 

@@ -8,15 +8,16 @@
   python -m train.bench.input_throughput --mode=decode_only --dataset=imagenet2012 \\
       --data_dir=/tmp/fake_imagenet/tfds
 
-`--mode=pipeline` iterates the numpy batches of create_train_dataset (read,
-shuffle, fused decode-and-crop, flip, batch, prefetch) with tf.data's private
+`--mode=pipeline` iterates the numpy batches of create_train_dataset (the
+seed's order of example ids, their records read by index, fused decode-and-crop,
+flip, batch, prefetch) with tf.data's private
 pool at `num_threads` threads. `--mode=decode_only` is the reference point: the
 same random-resized crop (JPEG shape, crop window, fused decode_and_crop_jpeg,
 resize) over the same JPEGs held in memory, in a loop on one core (TensorFlow's
 op pools set to one thread), without tf.data.
 
-Each measurement runs `warmup_batches` first (filling the shuffle buffer and
-letting tf.data's autotuner settle), then times `repetitions` windows of
+Each measurement runs `warmup_batches` first (letting tf.data's autotuner
+settle), then times `repetitions` windows of
 `batches` batches each. It prints the median images/s with the lowest and
 highest window, the median per thread (the "per core" figure), and images per
 CPU-second: images over the process's CPU time, all threads counted, the Python
@@ -53,7 +54,7 @@ from input_pipeline import preprocessing
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 PIPELINE, DECODE_ONLY = 'pipeline', 'decode_only'
-# Each dataset's input settings (crop ranges, resize, shuffle buffer) come from
+# Each dataset's input settings (crop ranges, resize, eval crop) come from
 # the config that trains on it.
 _BASE_CONFIGS: dict[str, Callable[[], ml_collections.ConfigDict]] = {
     info.IMAGENET2012: default.get_config,
@@ -70,7 +71,6 @@ class Report:
   image_size: int
   batch_size: int
   num_threads: int
-  shuffle_buffer_size: int  # Pipeline mode; decode_only shuffles nothing.
   warmup_batches: int
   batches: int  # Per repetition.
   images_per_second: tuple[float, ...]  # One per repetition.
@@ -141,7 +141,6 @@ def _measure(mode: str, config: ml_collections.ConfigDict,
   return Report(
       mode=mode, dataset=config.dataset, image_size=config.image_size,
       batch_size=batch_size, num_threads=num_threads,
-      shuffle_buffer_size=config.input.shuffle_buffer_size,
       warmup_batches=warmup_batches, batches=batches,
       images_per_second=tuple(batches * batch_size / s for s in seconds),
       cpu_seconds=cpu, wall_seconds=wall, load_average=load_average)
@@ -241,11 +240,9 @@ def limit_tensorflow_to_one_thread() -> None:
 def format_report(report: Report) -> str:
   """One line: what was measured and its images/s."""
   low, high = min(report.images_per_second), max(report.images_per_second)
-  shuffle = (f'  shuffle {report.shuffle_buffer_size}'
-             if report.mode == PIPELINE else '')
   return (
       f'{report.mode:<11} {report.dataset:<15} {report.image_size:>3} px  '
-      f'batch {report.batch_size}{shuffle}  threads {report.num_threads}: '
+      f'batch {report.batch_size}  threads {report.num_threads}: '
       f'{report.median:,.0f} images/s median ({low:,.0f}-{high:,.0f} over '
       f'{len(report.images_per_second)} x {report.batches} batches), '
       f'{report.per_thread:,.0f} per thread, {report.per_cpu_second:,.0f} per '
@@ -276,11 +273,6 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument('--num_threads', type=_thread_counts, default=[1, 2],
                       help='comma-separated tf.data pool sizes (pipeline '
                       'mode); decode_only always uses one.')
-  parser.add_argument('--shuffle_buffer_size', type=int, default=None,
-                      help="pipeline mode; default: the config's. A buffer "
-                      'larger than a small (fake) train split refills with '
-                      'the whole split at every epoch, stalling the decoding; '
-                      'on ImageNet that happens once per 1.28M images.')
   parser.add_argument('--deterministic', choices=('true', 'false'),
                       default=None,
                       help='pipeline mode; default: the config (as training).')
@@ -298,8 +290,6 @@ def main(argv: list[str] | None = None) -> int:
   if args.mode == DECODE_ONLY:
     limit_tensorflow_to_one_thread()
   config = base_config(args.dataset, args.data_dir, args.image_size)
-  if args.shuffle_buffer_size is not None:
-    config.input.shuffle_buffer_size = args.shuffle_buffer_size
   windows = dict(warmup_batches=args.warmup_batches, batches=args.batches,
                  repetitions=args.repetitions)
   if args.mode == DECODE_ONLY:

@@ -172,7 +172,6 @@ def _check_scalars(config: ml_collections.ConfigDict) -> None:
        'allowed: three numbers on the 0-255 scale'),
       ('input.stddev_rgb', lambda v: len(v) == 3 and all(_is_number(x) and x > 0 for x in v),
        'allowed: three positive numbers on the 0-255 scale'),
-      ('input.shuffle_buffer_size', _positive_int, 'allowed: an integer > 0'),
       ('input.prefetch_batches', lambda v: _is_int(v) and v >= 0,
        'allowed: an integer >= 0'),
       ('input.deterministic', lambda v: isinstance(v, bool), 'allowed: True or False'),
