@@ -227,9 +227,9 @@ def test_comparison_statistics_of_fake_studies():
 # The command line.
 
 def _main(args, **kwargs):
+  streams = {'stdout': subprocess.PIPE, 'stderr': subprocess.PIPE, **kwargs}
   return subprocess.Popen([sys.executable, os.path.join(REPO, 'main.py'), *args],
-                          cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True, **kwargs)
+                          cwd=REPO, text=True, **streams)
 
 
 def _tiny_flags(data_dir):
@@ -262,14 +262,20 @@ def test_comparison_killed_between_seeds_resumes_from_the_command_line(data_dir,
   workdir = str(tmp_path / 'comparison')
   args = ['--compare=configs/embedded_lars.py,configs/embedded_nesterov.py',
           '--num_seeds=2', f'--workdir={workdir}', *_tiny_flags(str(data_dir))]
-  proc = _main(args)
   first_result = os.path.join(workdir, 'embedded_lars', 'seed_0', 'result.json')
-  deadline = time.time() + 300
-  while not os.path.exists(first_result) and proc.poll() is None and time.time() < deadline:
-    time.sleep(0.05)
-  proc.send_signal(signal.SIGKILL)
-  proc.communicate()
-  assert os.path.exists(first_result)
+  # Output to a file, not a pipe nobody reads while waiting: a full pipe would
+  # stop the command. The guard only ends a hung command; how long the first
+  # seed takes (compiles included, on a busy machine) decides nothing.
+  with open(tmp_path / 'first.err', 'w+') as err:
+    proc = _main(args, stdout=subprocess.DEVNULL, stderr=err)
+    hang_guard = time.monotonic() + 1800
+    while not os.path.exists(first_result) and proc.poll() is None:
+      assert time.monotonic() < hang_guard, 'the comparison hung before its first result'
+      time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    err.seek(0)
+    assert os.path.exists(first_result), err.read()[-3000:]
   assert not os.path.exists(os.path.join(workdir, 'comparison.json'))
   with open(first_result) as f:
     finished = f.read()
