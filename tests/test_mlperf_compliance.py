@@ -114,16 +114,16 @@ def _check(path: str) -> tuple[bool, str]:
 
 
 @pytest.fixture(scope='module')
-def lars_run(tmp_path_factory) -> dict:
+def lars_run(tmp_path_factory, tiny_data_dir) -> dict:
   """The closed LARS run, by `python main.py`: its config, result.json and log.
 
-  About 45 s on 2 quiet cores: building the embedded data 15 s, compiling 7 s,
-  training and evaluating 23 s.
+  About 30 s on 2 quiet cores once the embedded data is built (conftest.py's
+  tiny_build, about 15 s): compiling 7 s, training and evaluating 23 s.
   """
   root = tmp_path_factory.mktemp('closed_lars')
   config_file = root / 'closed_lars.py'
   config_file.write_text(CLOSED_LARS_CONFIG.format(
-      data_dir=str(root / 'data'), seed=SEED, epochs=EPOCHS, offset=EVAL_OFFSET,
+      data_dir=tiny_data_dir, seed=SEED, epochs=EPOCHS, offset=EVAL_OFFSET,
       warmup=WARMUP_STEPS))
   workdir = root / 'run'
   # The suite compiles at XLA optimisation level 0 (conftest.py), which runs

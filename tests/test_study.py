@@ -39,9 +39,9 @@ def _tiny(config: ml_collections.ConfigDict, data_dir) -> ml_collections.ConfigD
   return config_dicts.with_overrides(config, {**TINY, 'data_dir': str(data_dir)})
 
 
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  return tmp_path_factory.mktemp('data')
+@pytest.fixture
+def data_dir(tiny_data_dir):
+  return tiny_data_dir
 
 
 # Search spaces.
