@@ -155,6 +155,7 @@ def checker_output(lars_run, tmp_path_factory) -> str:
 
 # The log of a real run.
 
+@pytest.mark.slow  # Reads lars_run: a 470-step closed LARS run by main.py (about 80 s).
 def test_compliance_checker_prints_success(lars_run, checker_output):
   assert lars_run['result']['status'] == 'success', lars_run['result']['evals']
   assert 'exit status 0' in checker_output, checker_output
@@ -165,6 +166,7 @@ def test_compliance_checker_prints_success(lars_run, checker_output):
     assert rules in checker_output, checker_output
 
 
+@pytest.mark.slow  # Reads lars_run: a 470-step closed LARS run by main.py (about 80 s).
 def test_log_records_the_run(lars_run):
   config, result = lars_run['config'], lars_run['result']
   events = _events(lars_run['log'])
@@ -226,6 +228,7 @@ def _set_value(value):
   return lambda e: {**e, 'value': value}
 
 
+@pytest.mark.slow  # Reads lars_run: a 470-step closed LARS run by main.py (about 80 s).
 @pytest.mark.parametrize('edit,message', [
     (_edit(mlc.LARS_EPSILON, _set_value(1e-9)), 'lars_epsilon'),
     (_edit(mlc.LARS_OPT_END_LR, _set_value(0.0)), 'lars_opt_end_learning_rate'),
@@ -278,6 +281,7 @@ def _variant_result(result: dict, seed: int, time_factor: float | None) -> dict:
   return dict(result, seconds_to_target=result['seconds_to_target'] * time_factor)
 
 
+@pytest.mark.slow  # Reads lars_run: a 470-step closed LARS run by main.py (about 80 s).
 def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
   """A 5-run study, its runs made from the real one: four converged, one not.
 
