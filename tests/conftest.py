@@ -26,7 +26,7 @@ class TinyBuild(NamedTuple):
 
 @pytest.fixture(scope='session')
 def tiny_build(tmp_path_factory) -> TinyBuild:
-  """embedded_shapes/tiny, built once per test run (about 15 s on 2 cores).
+  """embedded_shapes/tiny, built once per test run (5 to 20 s on 2 cores, by load).
 
   Under pytest-xdist each worker is its own process with its own basetemp
   (.../pytest-N/popen-gwK); their parent is the run's alone, so the first worker

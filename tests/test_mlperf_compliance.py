@@ -118,7 +118,7 @@ def lars_run(tmp_path_factory, tiny_data_dir) -> dict:
   """The closed LARS run, by `python main.py`: its config, result.json and log.
 
   About 30 s on 2 quiet cores once the embedded data is built (conftest.py's
-  tiny_build, about 15 s): compiling 7 s, training and evaluating 23 s.
+  tiny_build): compiling 7 s, training and evaluating 23 s.
   """
   root = tmp_path_factory.mktemp('closed_lars')
   config_file = root / 'closed_lars.py'
