@@ -1,6 +1,13 @@
-"""Test-wide settings, applied before any test module imports JAX."""
+"""Test-wide settings, applied before any test module imports JAX, and the
+session's shared fixtures."""
 
+import contextlib
+import fcntl
+import io
 import os
+from typing import NamedTuple
+
+import pytest
 
 # The tests check behaviour, not speed: XLA's CPU backend compiles several times
 # faster without its optimisation passes, which keeps the suite inside its time
@@ -8,3 +15,46 @@ import os
 # stay the same to float32 round-off, well inside the tests' tolerances.
 os.environ['XLA_FLAGS'] = ' '.join(
     filter(None, [os.environ.get('XLA_FLAGS'), '--xla_backend_optimization_level=0']))
+
+TINY = 'embedded_shapes/tiny'
+
+
+class TinyBuild(NamedTuple):
+  data_dir: str  # A tfds data_dir holding embedded_shapes/tiny.
+  printed: str  # What datasets.ensure_prepared printed while building it.
+
+
+@pytest.fixture(scope='session')
+def tiny_build(tmp_path_factory) -> TinyBuild:
+  """embedded_shapes/tiny, built once per test run (5 to 20 s on 2 cores, by load).
+
+  Under pytest-xdist each worker is its own process with its own basetemp
+  (.../pytest-N/popen-gwK); their parent is the run's alone, so the first worker
+  to take the lock there builds, and the others wait for it, then read. Without
+  xdist the basetemp itself is the run's (its parent is shared by every run of
+  this user). The tests only read the data: one that damages it copies it first.
+  """
+  base = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    base = base.parent
+  root = base / 'tiny_data'
+  root.mkdir(exist_ok=True)
+  data_dir, printed = root / 'tfds', root / 'printed.txt'
+  with open(root / 'lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
+    # printed.txt is written last, so it exists only after a complete build;
+    # after a failed one (cleaned up by ensure_prepared) the next worker retries.
+    if not printed.exists():
+      # Imported here: it imports TensorFlow, which most test modules do without.
+      from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
+      stdout = io.StringIO()
+      with contextlib.redirect_stdout(stdout):
+        datasets.ensure_prepared(TINY, str(data_dir))
+      printed.write_text(stdout.getvalue())
+  return TinyBuild(str(data_dir), printed.read_text())
+
+
+@pytest.fixture(scope='session')
+def tiny_data_dir(tiny_build) -> str:
+  """The tfds data_dir of tiny_build; read it, never write into it."""
+  return tiny_build.data_dir

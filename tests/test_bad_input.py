@@ -210,16 +210,14 @@ def _interrupt_after_step_1(directory: str) -> None:
   checkpoint.Cadence.due = due_then_interrupt
 
 
-_TINY_DATA = {}  # A built embedded_shapes/tiny, made once per test process.
+# 'path': the session's built embedded_shapes/tiny (conftest.py's tiny_data_dir),
+# set by the outcomes fixture before the cases' setups run.
+_TINY_DATA = {}
 
 
 def _tiny_data(damage: Callable[[str], None]) -> Callable[[str], None]:
-  """{dir}/data holding embedded_shapes/tiny, then `damage`(its version folder)."""
+  """{dir}/data holding a copy of embedded_shapes/tiny, then `damage`(its version folder)."""
   def setup(directory: str) -> None:
-    if 'path' not in _TINY_DATA:
-      from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
-      _TINY_DATA['path'] = tempfile.mkdtemp(prefix='bad_input_tiny_data_')
-      datasets.ensure_prepared('embedded_shapes/tiny', _TINY_DATA['path'])
     shutil.copytree(_TINY_DATA['path'], os.path.join(directory, 'data'))
     damage(os.path.join(directory, 'data', 'embedded_shapes', 'tiny', '1.0.0'))
   return setup
@@ -650,8 +648,9 @@ def _runnable(case: Case) -> bool:
 
 
 @pytest.fixture(scope='module')
-def outcomes():
+def outcomes(tiny_data_dir):
   """{case name: {'result': what the driver saw, 'before'/'after': snapshots, 'dir'}}."""
+  _TINY_DATA['path'] = tiny_data_dir
   # Not pytest's tmp_path: its folders are private to their owner, and the
   # unprivileged cases must reach theirs.
   root = tempfile.mkdtemp(prefix='bad_input_')
@@ -687,6 +686,7 @@ def outcomes():
     shutil.rmtree(root)
 
 
+@pytest.mark.slow  # Its fixture runs all the cases, some train (minutes).
 @pytest.mark.parametrize('case', CASES, ids=[c.name for c in CASES])
 def test_bad_input_is_one_line_and_exit_status_2(case, outcomes):
   if case.name not in outcomes:

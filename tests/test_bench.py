@@ -4,8 +4,6 @@ Tiny models and few steps: the tests check what is measured and printed, not the
 speed.
 """
 
-import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -13,7 +11,6 @@ import sys
 import ml_collections
 import pytest
 
-from input_pipeline import datasets
 from train.bench import throughput
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -37,6 +34,7 @@ def _bench_without_tensorflow(*args: str) -> subprocess.CompletedProcess:
                         capture_output=True, text=True, timeout=300, check=False)
 
 
+@pytest.mark.slow  # Compiles and times train steps (25 s).
 def test_synthetic_mode_runs_without_tensorflow_and_prints_a_table():
   # A known peak: measuring the CPU's matmul rate would only add time here.
   result = _bench_without_tensorflow(*TINY_ARGS, '--peak_tflops=0.5')
@@ -99,14 +97,7 @@ def test_mfu_is_achieved_model_flops_over_peak():
   assert row == ['| step | 1,000.0 | 1,000.0-1,000.0 | 64.0 | 100.0 | 2 | 25.0% |']
 
 
-@pytest.fixture(scope='module')
-def tiny_data_dir(tmp_path_factory):
-  data_dir = str(tmp_path_factory.mktemp('tfds'))
-  with contextlib.redirect_stdout(io.StringIO()):
-    datasets.ensure_prepared('embedded_shapes/tiny', data_dir)
-  return data_dir
-
-
+@pytest.mark.slow  # Times the input and the train loop (45 s).
 def test_input_and_train_modes_on_real_data(tiny_data_dir):
   args = [*TINY_ARGS, '--config.dataset=embedded_shapes/tiny',
           f'--config.data_dir={tiny_data_dir}',

@@ -14,6 +14,9 @@ from tests import sharding_worker
 from train.run import programs
 from train.run import steps
 
+# Slow tier: every test reads one fixture that trains in float32 and bfloat16 (20 s).
+pytestmark = pytest.mark.slow
+
 NUM_STEPS = 3
 
 

@@ -33,6 +33,7 @@ def _compared(*flags: str) -> dict:
   return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow  # A main.py each (about 7 s); the next test is the fast tier's.
 @pytest.mark.parametrize('flag,key,value', [
     # Equal to the value in configs/embedded_lars.py, the --config flag's default
     # file: a diff against that file would drop it, and Nesterov would keep 0.5.

@@ -187,10 +187,11 @@ def _shrink_for_cpu(config, data_dir):
   return config
 
 
+@pytest.mark.slow  # Compiles and trains each variant.
 @pytest.mark.parametrize('name,variant', ALL)
-def test_every_config_runs_on_the_embedded_data(name, variant, tmp_path_factory):
-  data_dir = tmp_path_factory.getbasetemp() / 'data'
-  config = _shrink_for_cpu(_config(name, variant), data_dir)
+def test_every_config_runs_on_the_embedded_data(name, variant, tmp_path_factory,
+                                                tiny_data_dir):
+  config = _shrink_for_cpu(_config(name, variant), tiny_data_dir)
   rules.validate_run_config(config, num_devices=jax.device_count())
   result = loop.train_and_evaluate(config, str(tmp_path_factory.mktemp('run')))
   assert result['steps_completed'] == 2
@@ -199,11 +200,12 @@ def test_every_config_runs_on_the_embedded_data(name, variant, tmp_path_factory)
   assert result['evals'][0]['loss'] == result['evals'][0]['loss']  # Not NaN.
 
 
-def test_full_resnet50_runs_a_step(tmp_path_factory):
+@pytest.mark.slow  # Compiles ResNet-50 (about 70 s).
+def test_full_resnet50_runs_a_step(tmp_path_factory, tiny_data_dir):
   """The real ResNet-50 v1.5 of the MLPerf recipe, on small images, one step."""
   config = _config('mlperf_lars_32k')
   config.dataset = 'embedded_shapes/tiny'
-  config.data_dir = str(tmp_path_factory.getbasetemp() / 'data')
+  config.data_dir = tiny_data_dir
   config.image_size = 32
   config.global_batch_size = 64
   config.eval_batch_size = 200

@@ -1,6 +1,6 @@
 """Tests of the embedded shapes dataset: layout, determinism, learnable task.
 
-The `tiny` config is built once for this module into a temporary directory.
+The `tiny` config is built once per test run (conftest.py's tiny_build).
 """
 
 import collections
@@ -16,12 +16,8 @@ from input_pipeline import shapes
 
 
 @pytest.fixture(scope='module')
-def builder(tmp_path_factory) -> tfds.core.DatasetBuilder:
-  data_dir = tmp_path_factory.mktemp('tfds')
-  tfds.display_progress_bar(False)
-  builder = embedded_shapes.EmbeddedShapes(data_dir=data_dir, config='tiny')
-  builder.download_and_prepare(file_format=info.FILE_FORMAT)
-  return builder
+def builder(tiny_data_dir) -> tfds.core.DatasetBuilder:
+  return embedded_shapes.EmbeddedShapes(data_dir=tiny_data_dir, config='tiny')
 
 
 def _records(builder, split: str) -> list[dict]:

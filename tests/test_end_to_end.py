@@ -12,6 +12,9 @@ from configs import embedded_lars
 from train.common import config_dicts
 from train.run import loop
 
+# Slow tier: each test is a real training run (40-90 s).
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 TINY_OVERRIDES = {
@@ -85,26 +88,26 @@ def _check_run_files(workdir, config):
   return result
 
 
-def test_main_trains_and_writes_every_file(tmp_path):
+def test_main_trains_and_writes_every_file(tmp_path, tiny_data_dir):
   """The command line: a run that stops at a reachable target."""
   workdir = tmp_path / 'run'
   args = [f'--config.{k}={v}' for k, v in TINY_OVERRIDES.items()]
-  args += [f'--config.data_dir={tmp_path / "data"}', '--config.target_accuracy=0.05',
+  args += [f'--config.data_dir={tiny_data_dir}', '--config.target_accuracy=0.05',
            f'--workdir={workdir}']
   proc = subprocess.run([sys.executable, os.path.join(REPO, 'main.py'), *args],
                         capture_output=True, text=True, timeout=300, cwd=REPO)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert f'results in {workdir}' in proc.stdout
   assert 'images/s' in proc.stderr  # Progress lines on the console.
-  config = _tiny_config(tmp_path / 'data', target_accuracy=0.05)
+  config = _tiny_config(tiny_data_dir, target_accuracy=0.05)
   result = _check_run_files(str(workdir), config)
   assert result['status'] == 'success'
   assert result['steps_to_target'] == 6  # The first eval reaches 5%.
   assert len(result['evals']) == 1
 
 
-def test_run_without_reaching_target_trains_the_whole_budget(tmp_path):
-  config = _tiny_config(tmp_path / 'data', target_accuracy=0.999)
+def test_run_without_reaching_target_trains_the_whole_budget(tmp_path, tiny_data_dir):
+  config = _tiny_config(tiny_data_dir, target_accuracy=0.999)
   result = loop.train_and_evaluate(config, str(tmp_path / 'run'))
   _check_run_files(str(tmp_path / 'run'), config)
   assert result['status'] == 'aborted'

@@ -267,14 +267,18 @@ def _evaluate_on_devices(data_dir: str, variables_path: str) -> None:
 
 
 @pytest.fixture(scope='module', autouse=True)
-def on_devices(reference, data_dir,
-               tmp_path_factory) -> Iterator[tuple[subprocess.Popen, pathlib.Path]]:
+def on_devices(request, reference, data_dir,
+               tmp_path_factory) -> Iterator[tuple[subprocess.Popen, pathlib.Path] | None]:
   """(the subprocess that evaluates on NUM_DEVICES devices, its folder).
 
   Started before the module's first test, so that its imports and compilation
   (about 15 s) overlap the single-device tests. Its output goes to files in
   the folder: a pipe nobody reads until the end could fill up and stall it.
+  None, and nothing started, when its test does not run (the fast tier).
   """
+  if not any(item.name == 'test_evaluate_on_several_devices' for item in request.session.items):
+    yield None
+    return
   folder = tmp_path_factory.mktemp('devices')
   variables_path = folder / 'variables.msgpack'
   variables_path.write_bytes(flax.serialization.to_bytes(_variables(reference.state)))
@@ -294,6 +298,7 @@ def on_devices(reference, data_dir,
   process.wait()
 
 
+@pytest.mark.slow  # A subprocess with 8 devices compiles and evaluates (about 40 s).
 def test_evaluate_on_several_devices(reference, on_devices):
   process, folder = on_devices
   returncode = process.wait(timeout=240)

@@ -304,6 +304,7 @@ def test_reading_a_build_whose_images_were_not_checked_warns(prepared, caplog):
   assert 'its images were not checked' in caplog.text
 
 
+@pytest.mark.slow  # Compiles and trains (about 20 s).
 def test_harness_trains_on_the_prepared_archives(prepared, tmp_path):
   """The whole harness on imagenet2012 as tfds prepared it: validation, two steps, an eval."""
   data_dir, _, fakes, _ = prepared

@@ -3,7 +3,6 @@
 Few batches and one thread: the tests check the reports, not the speed.
 """
 
-import contextlib
 import io
 import os
 import tarfile
@@ -12,7 +11,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from input_pipeline import datasets
 from input_pipeline import fake_imagenet
 from train.bench import input_throughput
 
@@ -20,11 +18,8 @@ TINY = 'embedded_shapes/tiny'
 
 
 @pytest.fixture(scope='module')
-def tiny_config(tmp_path_factory):
-  data_dir = str(tmp_path_factory.mktemp('tfds'))
-  with contextlib.redirect_stdout(io.StringIO()):
-    datasets.ensure_prepared(TINY, data_dir)
-  config = input_throughput.base_config(TINY, data_dir, image_size=24)
+def tiny_config(tiny_data_dir):
+  config = input_throughput.base_config(TINY, tiny_data_dir, image_size=24)
   return config
 
 

@@ -1,13 +1,10 @@
 """Tests of datasets.py, preprocessing.py and pipeline.py.
 
 Each preprocessing function runs eagerly and inside tf.data. The pipelines read
-the `tiny` embedded dataset, built once for this module in a temporary
-directory.
+the `tiny` embedded dataset, built once per test run (conftest.py's tiny_build).
 """
 
-import contextlib
 import hashlib
-import io
 import json
 import logging
 import os
@@ -35,14 +32,10 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # --- datasets.py -----------------------------------------------------------
 
 
-@pytest.fixture(scope='module')
-def built(tmp_path_factory) -> tuple[str, str]:
+@pytest.fixture
+def built(tiny_build) -> tuple[str, str]:
   """(data_dir with `tiny` built by ensure_prepared, what it printed)."""
-  data_dir = str(tmp_path_factory.mktemp('tfds'))
-  stdout = io.StringIO()
-  with contextlib.redirect_stdout(stdout):
-    datasets.ensure_prepared(TINY, data_dir)
-  return data_dir, stdout.getvalue()
+  return tiny_build
 
 
 @pytest.fixture

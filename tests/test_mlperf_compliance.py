@@ -114,16 +114,16 @@ def _check(path: str) -> tuple[bool, str]:
 
 
 @pytest.fixture(scope='module')
-def lars_run(tmp_path_factory) -> dict:
+def lars_run(tmp_path_factory, tiny_data_dir) -> dict:
   """The closed LARS run, by `python main.py`: its config, result.json and log.
 
-  About 45 s on 2 quiet cores: building the embedded data 15 s, compiling 7 s,
-  training and evaluating 23 s.
+  About 30 s on 2 quiet cores once the embedded data is built (conftest.py's
+  tiny_build): compiling 7 s, training and evaluating 23 s.
   """
   root = tmp_path_factory.mktemp('closed_lars')
   config_file = root / 'closed_lars.py'
   config_file.write_text(CLOSED_LARS_CONFIG.format(
-      data_dir=str(root / 'data'), seed=SEED, epochs=EPOCHS, offset=EVAL_OFFSET,
+      data_dir=tiny_data_dir, seed=SEED, epochs=EPOCHS, offset=EVAL_OFFSET,
       warmup=WARMUP_STEPS))
   workdir = root / 'run'
   # The suite compiles at XLA optimisation level 0 (conftest.py), which runs
@@ -155,6 +155,7 @@ def checker_output(lars_run, tmp_path_factory) -> str:
 
 # The log of a real run.
 
+@pytest.mark.slow  # Reads lars_run: a 470-step closed LARS run by main.py (about 80 s).
 def test_compliance_checker_prints_success(lars_run, checker_output):
   assert lars_run['result']['status'] == 'success', lars_run['result']['evals']
   assert 'exit status 0' in checker_output, checker_output
@@ -165,6 +166,7 @@ def test_compliance_checker_prints_success(lars_run, checker_output):
     assert rules in checker_output, checker_output
 
 
+@pytest.mark.slow  # Reads lars_run: a 470-step closed LARS run by main.py (about 80 s).
 def test_log_records_the_run(lars_run):
   config, result = lars_run['config'], lars_run['result']
   events = _events(lars_run['log'])
@@ -226,6 +228,7 @@ def _set_value(value):
   return lambda e: {**e, 'value': value}
 
 
+@pytest.mark.slow  # Reads lars_run: a 470-step closed LARS run by main.py (about 80 s).
 @pytest.mark.parametrize('edit,message', [
     (_edit(mlc.LARS_EPSILON, _set_value(1e-9)), 'lars_epsilon'),
     (_edit(mlc.LARS_OPT_END_LR, _set_value(0.0)), 'lars_opt_end_learning_rate'),
@@ -296,6 +299,7 @@ def _write_variant_runs(directory: str, config: ml_collections.ConfigDict, lars_
                                'configs': {'closed_lars': json.loads(config.to_json())}})
 
 
+@pytest.mark.slow  # Reads lars_run: a 470-step closed LARS run by main.py (about 80 s).
 def test_summarizer_score_agrees_with_study_json(lars_run, tmp_path):
   """A 5-run study, its runs made from the real one: four converged, one not.
 

@@ -466,6 +466,7 @@ assert 'all-gather' not in hlo and 'all-to-all' not in hlo, hlo
 '''
 
 
+@pytest.mark.slow  # A subprocess with 4 devices (about 13 s).
 def test_vbn_on_a_sharded_batch_gives_the_same_result_in_place():
   # Two examples per device, one group each: the same numbers as on one device,
   # and no activations move (only the (C,) moving-average updates are reduced

@@ -60,6 +60,7 @@ def _load(directory: str, name: str) -> dict:
   return dict(np.load(os.path.join(directory, name)))
 
 
+@pytest.mark.slow  # Trains with two processes and with one (60 s).
 def test_two_processes_form_one_mesh_of_four_devices(runs):
   two, one = runs
   for suffix in ('', '.process_1'):
@@ -71,6 +72,7 @@ def test_two_processes_form_one_mesh_of_four_devices(runs):
     assert json.load(f)['process_count'] == 1
 
 
+@pytest.mark.slow  # Trains with two processes and with one (60 s).
 def test_two_processes_train_exactly_like_one(runs):
   two, one = runs
   reference = _load(one, 'mesh_4.npz')

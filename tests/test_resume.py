@@ -19,6 +19,9 @@ import pytest
 from configs import embedded_lars
 from train.common import config_dicts
 
+# Slow tier: every test reads one fixture that runs the killed and resumed trainings (80 s).
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # 512 training examples at batch 64: 8 steps an epoch, 3 epochs; an eval after
@@ -54,10 +57,10 @@ PREEMPTED_EXIT = 3
 
 
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_data_dir):
   root = tmp_path_factory.mktemp('resume')
   config = config_dicts.with_overrides(embedded_lars.get_config(),
-                                      {**OVERRIDES, 'data_dir': str(root / 'data')})
+                                      {**OVERRIDES, 'data_dir': tiny_data_dir})
   names = ['uninterrupted', *SCENARIOS]
   attempts = [[{}], *SCENARIOS.values()]
   spec = {'config': json.loads(config.to_json()),

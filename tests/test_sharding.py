@@ -13,6 +13,9 @@ import sys
 import numpy as np
 import pytest
 
+# Slow tier: every test reads one fixture that trains on 1, 2, 4 and 8 devices (75 s).
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(REPO, 'tests', 'sharding_worker.py')
 MESHES = (1, 2, 4, 8)

@@ -39,9 +39,9 @@ def _tiny(config: ml_collections.ConfigDict, data_dir) -> ml_collections.ConfigD
   return config_dicts.with_overrides(config, {**TINY, 'data_dir': str(data_dir)})
 
 
-@pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  return tmp_path_factory.mktemp('data')
+@pytest.fixture
+def data_dir(tiny_data_dir):
+  return tiny_data_dir
 
 
 # Search spaces.
@@ -102,6 +102,7 @@ def test_config_specs_expand_variants_and_carry_overrides():
 
 # Studies.
 
+@pytest.mark.slow  # Trains tiny runs.
 def test_study_runs_seeds_compiles_once_and_resumes(data_dir, tmp_path):
   config = _tiny(embedded_lars.get_config(), data_dir)
   workdir = str(tmp_path / 'study')
@@ -135,6 +136,7 @@ def test_study_runs_seeds_compiles_once_and_resumes(data_dir, tmp_path):
   assert os.path.exists(os.path.join(workdir, 'seed_2.interrupted.1', 'mlperf.log'))
 
 
+@pytest.mark.slow  # Trains tiny runs.
 def test_study_with_a_diverging_seed_completes_and_reports_it(data_dir, tmp_path,
                                                               monkeypatch):
   """Seed 1 runs at a learning rate of 1e30: its loss turns NaN, the loop ends
@@ -185,6 +187,7 @@ def test_study_refuses_a_directory_of_another_study(data_dir, tmp_path):
   assert (tmp_path / 'notes.txt').read_text() == 'mine'
 
 
+@pytest.mark.slow  # Trains tiny runs.
 def test_search_runs_trials_and_ranks_them(data_dir, tmp_path):
   config = _tiny(embedded_nesterov.get_config(), data_dir)
   space = [search.Range('lr.peak', 0.05, 2.0), search.Choice('label_smoothing', (0.0, 0.1))]
@@ -257,6 +260,7 @@ def _check_comparison_report(workdir: str, comparison: dict, studies: dict, pair
   assert spec_overrides['num_train_steps'] == 8 and spec_overrides['lr.warmup_steps'] == 2.0
 
 
+@pytest.mark.slow  # Trains by main.py, killed and resumed (50-200 s).
 def test_comparison_killed_between_seeds_resumes_from_the_command_line(data_dir, tmp_path):
   """A comparison from the CLI, SIGKILLed after its first seed, then re-run as is."""
   workdir = str(tmp_path / 'comparison')
