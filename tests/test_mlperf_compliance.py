@@ -42,14 +42,17 @@ TOKEN = ':::MLLOG '
 # The closed LARS recipe at embedded scale: embedded_lars.py's optimizer, with
 # the closed rules' target and cadence: 6 epochs (470 steps), evals every 4
 # epochs with offset 1 (after epochs 2 and 6), and a warmup of 100 steps instead
-# of 50, which keeps every seed stable. Measured on 2 CPU cores (XLA
-# optimisation level 1), seeds 0-7 end at 0.808, 0.806, 0.822, 0.791, 0.789,
-# 0.815, 0.767 and 0.852 (mean 0.81, all above 0.759). With only 5 epochs,
-# or 50 warmup steps, a third or more of the seeds end below 0.759.
+# of 50, which keeps every seed stable. Calibrated on 2026-11-24 on 2 CPU cores
+# (XLA optimisation level 1): seeds 0-7 ended at 0.808, 0.806, 0.822, 0.791,
+# 0.789, 0.815, 0.767 and 0.852 (mean 0.81, all above 0.759); with only 5 epochs,
+# or 50 warmup steps, a third or more of the seeds ended below 0.759. Heavy ball
+# on biases and BN, the reference decay length and the seed-fixed data order
+# (2026-12-02) changed every seed's numbers; SEED still reaches 0.759 (this
+# file passes), the other seeds were not measured again.
 EPOCHS = 6.0
 EVAL_OFFSET = 1
 WARMUP_STEPS = 100.0
-SEED = 7  # 0.852: the widest margin, should round-off send it elsewhere.
+SEED = 7  # 0.852 at calibration: the widest margin, should round-off send it elsewhere.
 CLOSED_LARS_CONFIG = '''"""embedded_lars.py in the MLPerf closed division: target 75.9%, 4-epoch cadence."""
 
 from configs import embedded_lars
