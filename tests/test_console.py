@@ -131,6 +131,7 @@ def test_compilation_cache_off_writes_nothing(tmp_path):
   assert not (tmp_path / 'xdg').exists()
 
 
+@pytest.mark.slow  # A study of main.py that trains (about 40 s).
 def test_study_console_is_quiet_and_its_log_is_full(tmp_path):
   """A study from the command line: progress and one line per run on the console,
   every log record (Orbax's, tfds', the harness's) in WORKDIR/log.txt, and the

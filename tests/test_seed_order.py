@@ -21,6 +21,9 @@ import pytest
 from configs import embedded_lars
 from train.common import config_dicts
 
+# Every test reads `runs`: four real runs, two of them of two JAX processes.
+pytestmark = pytest.mark.slow
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(REPO, 'tests', 'seed_run_worker.py')
 TIMEOUT_SECONDS = 600

@@ -17,6 +17,7 @@ ONLY_SLOW: dict[str, str] = {
     'test_bf16.py': 'trains in float32 and in bfloat16',
     'test_end_to_end.py': 'each test is a training run',
     'test_resume.py': 'trains, kills and resumes in several scenarios',
+    'test_seed_order.py': 'four runs, two of them of two JAX processes',
     'test_sharding.py': 'trains on 1, 2, 4 and 8 devices',
 }
 
