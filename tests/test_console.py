@@ -7,6 +7,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from train.cli import compilation_cache
 from train.common import console
 
