@@ -1,8 +1,8 @@
 """Config files named on the command line: `path/to/file.py[:variant]`.
 
-A study can compare several config files; `--config.KEY=VALUE` overrides, which
-ml_collections applies to the `--config` flag only, are carried over to each of
-them as the difference between the flag's config and its file's own.
+A comparison names several config files; the `--config.KEY=VALUE` overrides,
+which ml_collections applies to the `--config` flag only, reach each of them as
+the command line gave them (the flag's `override_values`; train/cli/flags.py).
 
 Each problem with a config file or an override is one line that names the file
 or key and what to do, for main.py to print.

@@ -1,3 +1,3 @@
 """Small helpers every layer of the harness shares: one-line errors, atomic
-file writes, and ConfigDict paths.
+file writes, ConfigDict paths, and the console's progress line.
 """
