@@ -15,6 +15,7 @@ itself, so the flags are not needed there. On CPUs the processes exchange data
 through gloo over TCP (loopback when they share a host).
 """
 
+import itertools
 import os
 from typing import Mapping
 
@@ -117,6 +118,31 @@ def initialize_from_flags(flag_values: flags.FlagValues = flags.FLAGS) -> bool:
   """`initialize` with the flags of `define_flags`."""
   return initialize(flag_values.coordinator_address, flag_values.num_processes,
                     flag_values.process_id)
+
+
+# Barrier ids must differ between uses; every process counts its uses alike.
+_barrier_uses = itertools.count()
+# How long a process waits for the others at `wait_for_all_processes`.
+BARRIER_TIMEOUT_SECONDS = 3600
+
+
+def wait_for_all_processes(name: str) -> None:
+  """Waits until every process of the run reaches this point; no-op in one process.
+
+  JAX's CPU collectives (gloo) set up their context at the first collective
+  between processes and give up when a process is 30 s late there, which a busy
+  host or a slower import easily is. Processes first meet here instead, at the
+  coordination service's barrier, which waits up to BARRIER_TIMEOUT_SECONDS.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.process_count() == 1:
+    return
+  from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
+  client = jax_distributed.global_state.client
+  if client is None:
+    return
+  client.wait_at_barrier(f'{name}:{next(_barrier_uses)}',
+                         timeout_in_ms=BARRIER_TIMEOUT_SECONDS * 1000)
 
 
 def is_main_process() -> bool:

@@ -32,6 +32,7 @@ from train.common import console
 from train.common import files
 from train.run import budget
 from train.run import checkpoint
+from train.run import distributed
 from train.run import mllog
 from train.run import programs
 from train.run import steps
@@ -252,6 +253,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   os.makedirs(workdir, exist_ok=True)
   write_config(config, workdir)
   is_main = jax.process_index() == 0
+  # Orbax's set-up below is the first collective between processes.
+  distributed.wait_for_all_processes('run start')
   checkpointer = checkpoint.RunCheckpointer(workdir, config.checkpoint.max_to_keep)
   log_path = os.path.join(workdir, 'mlperf.log') if is_main else os.devnull
   resuming = checkpointer.has_checkpoints()
@@ -382,6 +385,8 @@ def _prepared_dataset(config: ml_collections.ConfigDict):
   is_main = jax.process_index() == 0
   builder = datasets.ensure_prepared(config.dataset, config.data_dir) if is_main else None
   if jax.process_count() > 1:
+    # However long process 0 takes to build it: a barrier, then a collective.
+    distributed.wait_for_all_processes('dataset prepared')
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
     multihost_utils.sync_global_devices('dataset prepared')
   return builder or datasets.ensure_prepared(config.dataset, config.data_dir)
