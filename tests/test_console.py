@@ -9,24 +9,14 @@ import sys
 
 import pytest
 
+from tests import test_study
 from train.cli import compilation_cache
 from train.common import console
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# 8 steps of ResNet-10 width 4 on 512 training images, 2 evals (tests/test_study.py).
-TINY = {
-    'dataset': 'embedded_shapes/tiny',
-    'model.width': 4,
-    'global_batch_size': 64,
-    'eval_batch_size': 100,
-    'num_train_steps': 8,
-    'eval_every_steps': 4,
-    'log_every_steps': 4,
-    'lr.warmup_steps': 2.0,
-    'target_accuracy': 0.15,
-    'stop_at_target': False,
-}
+# 8 steps of ResNet-10 width 4 on 512 training images, 2 evals.
+TINY = test_study.TINY
 # An absl or Python log record as absl prints it: 'I0102 03:04:05.678 ...'.
 LOG_RECORD = re.compile(r'^[IWEF]\d{4} \d\d:\d\d:\d\d')
 
