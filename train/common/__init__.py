@@ -1,3 +1,4 @@
 """Small helpers every layer of the harness shares: one-line errors, atomic
-file writes, ConfigDict paths, and the console's progress line.
+file writes, ConfigDict paths, the console's progress line, and claims on run
+directories.
 """

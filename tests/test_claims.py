@@ -1,0 +1,368 @@
+"""Claims on run dirs (train/common/claims.py): races, dead, stopped and released holders.
+
+Holders that die or stop are real child processes (`python -c`, never a fork of
+the test process, which may have started JAX); the rules that need another
+host or Slurm read records written here and a patched `slurm_job_running`.
+Times are tiny (heartbeats of 0.05 to 0.1 s, stale after 1 s) and every wait
+polls with a deadline, so a busy machine slows the tests but does not fail them.
+"""
+
+import json
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import time
+from typing import Callable
+
+import pytest
+
+from train.common import claims
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RACERS = 8
+# A process that claims argv[1] when the file argv[2] appears, prints the
+# generation it won (or 'none'), and holds it until the file argv[3] appears.
+RACER = """
+import os, sys, time
+from train.common import claims
+run_dir, go, done = sys.argv[1:4]
+print('ready', flush=True)
+while not os.path.exists(go):
+  time.sleep(0.001)
+claim = claims.try_acquire(run_dir)
+print('none' if claim is None else claim.holder.generation, flush=True)
+while not os.path.exists(done):
+  time.sleep(0.01)
+"""
+# A process that claims argv[1] (heartbeat argv[2] s, stale after argv[3] s),
+# prints its generation and sleeps.
+HOLDER = """
+import sys, time
+from train.common import claims
+claim = claims.acquire(sys.argv[1], what='test', heartbeat_seconds=float(sys.argv[2]),
+                       stale_after_seconds=float(sys.argv[3]))
+print(claim.holder.generation, flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture(autouse=True)
+def no_slurm(monkeypatch):
+  """Records without a Slurm job (for this process and its children), whatever runs the tests."""
+  for name in ('SLURM_JOB_ID', 'SLURM_ARRAY_JOB_ID', 'SLURM_ARRAY_TASK_ID'):
+    monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def keep() -> Callable[[claims.Claim | None], claims.Claim]:
+  """Registers a claim of this process, asserting it is one, to be released after the test."""
+  made = []
+
+  def register(claim: claims.Claim | None) -> claims.Claim:
+    assert claim is not None
+    made.append(claim)
+    return claim
+
+  yield register
+  for claim in made:
+    claim.release()
+
+
+def _child(script: str, *args: str) -> subprocess.Popen:
+  return subprocess.Popen([sys.executable, '-c', script, *args], cwd=REPO, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for(predicate: Callable[[], object], seconds: float = 10.0) -> None:
+  """Polls `predicate` until it is true; fails after `seconds`."""
+  deadline = time.monotonic() + seconds
+  while not predicate():
+    assert time.monotonic() < deadline, f'still not true after {seconds} s'
+    time.sleep(0.02)
+
+
+def _write_record(run_dir: str, generation: int, **fields) -> None:
+  """Writes claim/<generation>.json as another worker would have."""
+  record = dict(host='another-host', pid=4242, slurm_job_id=None, since=time.time(),
+                token='0' * 32, start_time=None, pid_namespace=None, took_over=None)
+  record.update(fields)
+  os.makedirs(os.path.join(run_dir, 'claim'), exist_ok=True)
+  with open(os.path.join(run_dir, 'claim', f'{generation}.json'), 'x') as f:
+    json.dump(record, f)
+
+
+def _record(run_dir: str, generation: int) -> dict:
+  with open(os.path.join(run_dir, 'claim', f'{generation}.json')) as f:
+    return json.load(f)
+
+
+def test_a_fresh_dir_is_claimed_as_generation_0_once(tmp_path, keep):
+  run_dir = str(tmp_path / 'run')
+  assert claims.status(run_dir).state == claims.FREE
+  claim = keep(claims.try_acquire(run_dir))
+  record = _record(run_dir, 0)
+  assert record == dict(host=socket.gethostname(), pid=os.getpid(), slurm_job_id=None,
+                        since=claim.holder.since, token=claim.holder.token,
+                        start_time=claims.process_start_time(os.getpid()),
+                        pid_namespace=claims.pid_namespace(), took_over=None)
+  assert isinstance(record['start_time'], int) and len(record['token']) == 32
+  assert abs(record['since'] - time.time()) < 60
+  assert claim.holder.generation == 0 and claim.held()
+  now = claims.status(run_dir)
+  assert (now.state, now.holder) == (claims.HELD, claim.holder)
+  assert claims.try_acquire(run_dir) is None
+  with pytest.raises(claims.ClaimHeld) as held:
+    claims.acquire(run_dir, what='--workdir=/x')
+  message = str(held.value)
+  assert '\n' not in message and message.startswith('--workdir=/x is held by ')
+  assert f'host {socket.gethostname()}, pid {os.getpid()}' in message
+  assert held.value.status.holder == claim.holder
+  assert sorted(os.listdir(os.path.join(run_dir, 'claim'))) == ['0.json']  # No temporaries.
+
+
+@pytest.mark.parametrize('env, expected', [
+    ({'SLURM_ARRAY_JOB_ID': '45', 'SLURM_ARRAY_TASK_ID': '1', 'SLURM_JOB_ID': '46'}, '45_1'),
+    ({'SLURM_ARRAY_JOB_ID': '45', 'SLURM_JOB_ID': '46'}, '46'),
+    ({}, None),
+])
+def test_the_record_names_the_slurm_job(tmp_path, monkeypatch, keep, env, expected):
+  for name, value in env.items():
+    monkeypatch.setenv(name, value)
+  monkeypatch.setattr(claims, 'slurm_job_running', lambda job_id: True)
+  claim = keep(claims.try_acquire(str(tmp_path)))
+  assert claim.holder.slurm_job_id == expected == _record(str(tmp_path), 0)['slurm_job_id']
+
+
+def _race(run_dir: str, signals: str) -> list[str]:
+  """What RACERS processes, let go at once, print when they claim `run_dir`."""
+  go, done = os.path.join(signals, 'go'), os.path.join(signals, 'done')
+  racers = [_child(RACER, run_dir, go, done) for _ in range(RACERS)]
+  try:
+    assert [p.stdout.readline() for p in racers] == ['ready\n'] * RACERS
+    open(go, 'x').close()
+    won = [p.stdout.readline().strip() for p in racers]
+    open(done, 'x').close()
+    assert [p.wait(timeout=30) for p in racers] == [0] * RACERS
+    return won
+  finally:
+    for p in racers:
+      p.kill()
+      p.communicate()
+
+
+def test_of_racers_for_a_free_dir_exactly_one_wins(tmp_path):
+  run_dir = str(tmp_path / 'run')
+  won = _race(run_dir, str(tmp_path))
+  assert sorted(won) == ['0'] + ['none'] * (RACERS - 1)
+  assert sorted(os.listdir(os.path.join(run_dir, 'claim'))) == ['0.json']
+
+
+def test_of_racers_for_a_gone_holder_exactly_one_takes_over(tmp_path):
+  run_dir = str(tmp_path / 'run')
+  _write_record(run_dir, 0, since=time.time() - 1000)
+  assert claims.status(run_dir).state == claims.GONE
+  won = _race(run_dir, str(tmp_path))
+  assert sorted(won) == ['1'] + ['none'] * (RACERS - 1)
+  assert sorted(os.listdir(os.path.join(run_dir, 'claim'))) == ['0.json', '1.json']
+  assert _record(run_dir, 1)['took_over'].startswith('heartbeat 1000 s old')
+
+
+def test_a_killed_holder_is_gone_at_once(tmp_path, keep):
+  run_dir = str(tmp_path)
+  holder = _child(HOLDER, run_dir, '30', '600')
+  try:
+    assert holder.stdout.readline() == '0\n'
+    assert claims.status(run_dir).state == claims.HELD
+    holder.kill()
+    # Not yet reaped: a zombie, which counts as gone too.
+    _wait_for(lambda: claims.status(run_dir).state == claims.GONE, seconds=2)
+  finally:
+    holder.kill()
+    holder.communicate()
+  gone = claims.status(run_dir)
+  assert gone.reason == f'holder pid {holder.pid} on host {socket.gethostname()} is gone'
+  claim = keep(claims.try_acquire(run_dir))
+  assert (claim.holder.generation, claim.holder.took_over) == (1, gone.reason)
+
+
+def test_a_stopped_holder_is_taken_over_and_exits_75_when_it_wakes(tmp_path, keep):
+  run_dir = str(tmp_path)
+  holder = _child(HOLDER, run_dir, '0.1', '1')
+  try:
+    assert holder.stdout.readline() == '0\n'
+    os.kill(holder.pid, signal.SIGSTOP)
+    # Alive but silent: taken over once its heartbeat is a second old.
+    _wait_for(lambda: claims.status(run_dir, stale_after_seconds=1).state == claims.GONE)
+    claim = keep(claims.try_acquire(run_dir, stale_after_seconds=1, heartbeat_seconds=0.1))
+    assert claim.holder.generation == 1
+    assert claim.holder.took_over.startswith('heartbeat ')
+    os.kill(holder.pid, signal.SIGCONT)
+    _, stderr = holder.communicate(timeout=30)
+    assert holder.returncode == claims.LOST_EXIT_STATUS == 75
+    assert stderr.count('\n') == 1 and stderr.startswith('error: lost the claim on ')
+    assert f'pid {os.getpid()}' in stderr and claim.held()
+  finally:
+    holder.kill()
+    holder.communicate()
+
+
+def test_a_released_claim_is_taken_as_the_next_generation(tmp_path, keep):
+  run_dir = str(tmp_path)
+  with claims.acquire(run_dir, what='test', heartbeat_seconds=0.05) as claim:
+    _wait_for(lambda: os.path.exists(os.path.join(run_dir, 'claim', '0.heartbeat')))
+  assert not claim.held()
+  claim.release()  # Harmless.
+  released = claims.status(run_dir)
+  assert (released.state, released.holder, released.reason) == (
+      claims.RELEASED, claim.holder, 'released')
+  # The heartbeat has stopped: its file no longer changes.
+  with open(os.path.join(run_dir, 'claim', '0.heartbeat')) as f:
+    beat = f.read()
+  time.sleep(0.2)
+  with open(os.path.join(run_dir, 'claim', '0.heartbeat')) as f:
+    assert f.read() == beat
+  again = keep(claims.try_acquire(run_dir))
+  assert (again.holder.generation, again.holder.took_over) == (1, 'released')
+  assert claims.status(run_dir).state == claims.HELD
+
+
+@pytest.mark.parametrize('running, state', [
+    (True, claims.HELD), (False, claims.GONE), (None, claims.HELD)])
+def test_a_holder_in_slurm_is_gone_when_squeue_says_its_job_is_not_running(
+    tmp_path, monkeypatch, running, state):
+  asked = []
+  monkeypatch.setattr(claims, 'slurm_job_running', lambda job: asked.append(job) or running)
+  _write_record(str(tmp_path), 0, slurm_job_id='45_1')  # Another host: no pid rule.
+  now = claims.status(str(tmp_path))
+  assert (now.state, asked) == (state, ['45_1'])
+  if state == claims.GONE:
+    assert now.reason == 'slurm job 45_1 is no longer running'
+
+
+def test_a_stale_heartbeat_outweighs_a_running_slurm_job(tmp_path, monkeypatch):
+  monkeypatch.setattr(claims, 'slurm_job_running', lambda job: True)
+  _write_record(str(tmp_path), 0, slurm_job_id='45_1', since=time.time() - 700)
+  assert claims.status(str(tmp_path)).state == claims.GONE
+
+
+@pytest.mark.parametrize('printed, status, expected', [
+    ('RUNNING', 0, True), ('COMPLETING', 0, True), ('PENDING', 0, False),
+    ('REQUEUED', 0, False), ('', 0, False), ('', 1, None)])
+def test_slurm_job_running_reads_squeue(tmp_path, monkeypatch, printed, status, expected):
+  squeue = tmp_path / 'squeue'
+  squeue.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\n'
+                    f'[ -n "{printed}" ] && echo {printed}\nexit {status}\n')
+  squeue.chmod(squeue.stat().st_mode | stat.S_IXUSR)
+  monkeypatch.setenv('PATH', str(tmp_path))
+  assert claims.slurm_job_running('45_1') is expected
+  assert (tmp_path / 'args').read_text() == '-h -j 45_1 -o %T\n'
+
+
+def test_without_squeue_slurm_decides_nothing(tmp_path, monkeypatch):
+  monkeypatch.setenv('PATH', str(tmp_path))
+  assert claims.slurm_job_running('45_1') is None
+
+
+@pytest.mark.parametrize('offset, state', [(0, claims.HELD), (1, claims.GONE), (None, claims.HELD)])
+def test_a_reused_pid_is_told_by_its_start_time(tmp_path, offset, state):
+  pid = os.getppid()  # Alive, and not this process.
+  started = claims.process_start_time(pid)
+  assert isinstance(started, int)
+  _write_record(str(tmp_path), 0, host=socket.gethostname(), pid=pid,
+                pid_namespace=claims.pid_namespace(),
+                start_time=None if offset is None else started + offset)
+  now = claims.status(str(tmp_path))
+  assert now.state == state
+  if state == claims.GONE:
+    assert now.reason == (f'holder pid {pid} on host {socket.gethostname()} is gone '
+                          '(the pid now belongs to another process)')
+
+
+@pytest.mark.parametrize('namespace, state', [('ours', claims.GONE),
+                                              ('pid:[1]', claims.HELD)])
+def test_a_dead_pid_counts_only_in_this_pid_namespace(tmp_path, namespace, state):
+  dead = subprocess.Popen([sys.executable, '-c', ''])
+  dead.wait()
+  _write_record(str(tmp_path), 0, host=socket.gethostname(), pid=dead.pid,
+                pid_namespace=claims.pid_namespace() if namespace == 'ours' else namespace)
+  assert claims.status(str(tmp_path)).state == state
+
+
+@pytest.mark.parametrize('heartbeat, stale', [(0, 600), (-1, 600), (201, 600)])
+def test_a_heartbeat_too_slow_for_the_stale_limit_is_refused(tmp_path, heartbeat, stale):
+  with pytest.raises(ValueError, match='at most a third of stale_after_seconds=600'):
+    claims.try_acquire(str(tmp_path), heartbeat_seconds=heartbeat, stale_after_seconds=stale)
+  assert not os.path.exists(tmp_path / 'claim')
+
+
+@pytest.mark.parametrize('text', ['{"host": "h", "pid":', '[]', '{"host": "h"}'])
+def test_a_damaged_record_is_held_until_stale_by_its_mtime(tmp_path, keep, text):
+  run_dir = str(tmp_path)
+  path = tmp_path / 'claim' / '0.json'
+  path.parent.mkdir()
+  path.write_text(text)
+  now = claims.status(run_dir)
+  assert (now.state, now.holder, now.reason) == (
+      claims.HELD, None, 'record claim/0.json cannot be read')
+  with pytest.raises(claims.ClaimHeld) as held:
+    claims.acquire(run_dir, what='run')
+  assert str(held.value).startswith('run is held by an unknown process (record claim/0.json')
+  assert '\n' not in str(held.value)
+  os.utime(path, (time.time() - 700, time.time() - 700))
+  assert claims.status(run_dir).state == claims.GONE
+  claim = keep(claims.try_acquire(run_dir))
+  assert claim.holder.generation == 1
+  assert claim.holder.took_over.startswith('record claim/0.json cannot be read and is 7')
+
+
+def test_a_holder_that_finds_itself_taken_over_calls_on_lost_once(tmp_path, keep):
+  lost = []
+  claim = keep(claims.try_acquire(str(tmp_path), heartbeat_seconds=0.05, on_lost=lost.append))
+  _write_record(str(tmp_path), 1, took_over='heartbeat 700 s old')
+  assert not claim.held()
+  _wait_for(lambda: lost)
+  time.sleep(0.2)
+  assert len(lost) == 1
+  assert 'generation 1 was taken by host another-host, pid 4242' in lost[0]
+  assert lost[0].endswith('(heartbeat 700 s old); stopping work there')
+
+
+def test_a_holder_whose_claim_dir_was_removed_has_lost_it(tmp_path, keep):
+  claim = keep(claims.try_acquire(str(tmp_path), on_lost=lambda message: None))
+  for name in os.listdir(tmp_path / 'claim'):
+    os.remove(tmp_path / 'claim' / name)
+  assert not claim.held()
+  # Another worker now claims generation 0 afresh; the first still sees its loss.
+  other = keep(claims.try_acquire(str(tmp_path), on_lost=lambda message: None))
+  assert other.holder.generation == 0 and other.held() and not claim.held()
+
+
+def test_the_heartbeat_survives_a_failed_write(tmp_path, monkeypatch, keep, caplog):
+  write = claims._write_heartbeat
+  calls = []
+
+  def fail_once(*args) -> None:
+    calls.append(args)
+    if len(calls) == 1:
+      raise OSError(28, 'No space left on device')
+    write(*args)
+
+  monkeypatch.setattr(claims, '_write_heartbeat', fail_once)
+  keep(claims.try_acquire(str(tmp_path), heartbeat_seconds=0.05))
+  beat_file = tmp_path / 'claim' / '0.heartbeat'
+  _wait_for(beat_file.exists)
+  beat = json.loads(beat_file.read_text())
+  assert beat['count'] >= 2 and abs(beat['time'] - time.time()) < 60
+  assert any('heartbeat' in r.getMessage() and isinstance(r.exc_info[1], OSError)
+             for r in caplog.records)
+
+
+def test_describe_names_host_pid_job_and_time():
+  holder = claims.Holder(host='h', pid=123, slurm_job_id='45_1', since=1796185800.0,
+                         token='t', start_time=None, pid_namespace=None, took_over=None,
+                         generation=0)
+  assert holder.describe() == 'host h, pid 123 (slurm job 45_1), since 2026-12-02 04:30:00 UTC'
+  assert holder.describe(now=1796185800.0 + 300).endswith('UTC (5m00s ago)')

@@ -1,0 +1,524 @@
+"""Claims on run directories: one live worker trains in a run dir at a time.
+
+A study's runs are trained by many worker processes, on several hosts, that
+share nothing but a filesystem (NFS included). Before a worker trains in a run
+dir it claims it; a single training run holds its workdir the same way, so a
+second process started on it is refused with one line naming the holder.
+
+The files, all in RUN_DIR/claim/:
+
+- `<g>.json`, for generations g = 0, 1, 2, ...: the record of generation g's
+  holder (host, pid, Slurm job, since when, a random token, the process's start
+  time and pid namespace, and why generation g-1 was taken over). The holder of a run dir is the
+  highest generation present. A worker claims a free run dir by creating
+  generation 0; it takes over from a holder that is gone by creating generation
+  g+1. Only one creator of a given generation can succeed, so of two workers
+  racing for the same free or abandoned run dir exactly one wins, and nothing
+  is ever deleted, renamed over or rewritten by another worker.
+- `<g>.heartbeat`: {"time": ..., "count": ...}, rewritten (atomically) every
+  `heartbeat_seconds` by a daemon thread of generation g's holder.
+- `<g>.released`: created by the holder when it lets go (the run finished,
+  failed, or was preempted after saving). A released run dir is free again.
+
+Why NFS cannot break it: every step that decides something is one exclusive
+create. A record is written in full to a file whose name is unique (host, pid,
+token) and then hard-linked to `<g>.json`: `link` fails if that name exists,
+even on NFS (where O_EXCL was long unreliable), and it makes a complete file
+appear at once, so nobody ever reads half a record. A lost NFS reply can make
+a `link` that succeeded report an error; as open(2)'s manual recommends, the
+unique file's link count (2 after a success) is then the answer. Directory
+listings may be cached for a while on NFS, so a worker may act on an old view,
+but that is never unsafe: it then tries to create a generation that already
+exists, fails, and counts as having lost the race.
+
+The holder of the top generation is GONE, and the run dir may be taken over,
+when any of these holds:
+
+1. it released the claim;
+2. it ran on this host (the same host name and pid namespace) and its pid is
+   no longer alive: no such process, a zombie, or (pid reuse) a process whose
+   start time in /proc differs from the one recorded;
+3. its last heartbeat (or, before the first, its `since`) is older than
+   `stale_after_seconds` (10 minutes). This compares one host's time.time()
+   with another's, so it assumes the hosts' clocks agree to well under that,
+   as NTP keeps them;
+4. it ran in a Slurm job, `squeue` is installed and answers, and that job is no
+   longer running (pending, requeued, finished or unknown to squeue). A squeue
+   that is missing, fails or times out decides nothing.
+
+Otherwise it is HELD. A record that cannot be read (a damaged file) counts as
+HELD by someone unknown until its last sign of life (its heartbeat, else the
+file's modification time) is `stale_after_seconds` old; then it is GONE.
+
+Rules 3 and 4 can judge a live holder gone (a process stopped for ten minutes,
+a Slurm job briefly shown as requeued). Such a holder has LOST its claim: at its
+next heartbeat it finds a higher generation (or its own record gone) and calls
+`on_lost`, which by default prints one line and exits the process with status
+LOST_EXIT_STATUS, so that it writes nothing more into a run dir that another
+worker now trains in. `Claim.held()` makes the same check on demand; call it
+before writing a run's final result.
+"""
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+from train.common import console
+from train.common import errors
+from train.common import files
+
+STALE_AFTER_SECONDS = 600.0
+HEARTBEAT_SECONDS = 30.0
+# The exit status of a process that lost its claim (EX_TEMPFAIL: try again later).
+LOST_EXIT_STATUS = 75
+CLAIM_DIR = 'claim'
+# The states of `squeue -o %T` in which a job's processes may still be alive.
+SLURM_RUNNING_STATES = frozenset(
+    {'RUNNING', 'COMPLETING', 'CONFIGURING', 'SUSPENDED', 'STOPPED', 'RESIZING'})
+SQUEUE_TIMEOUT_SECONDS = 30.0
+
+FREE, HELD, GONE, RELEASED = 'FREE', 'HELD', 'GONE', 'RELEASED'
+_RECORD = re.compile(r'^(\d+)\.json$')
+
+
+@dataclasses.dataclass(frozen=True)
+class Holder:
+  """The record of one generation's holder (claim/<generation>.json)."""
+  host: str
+  pid: int
+  slurm_job_id: str | None
+  since: float  # time.time() when it claimed the run dir.
+  token: str  # Random: tells this holder's record from any other.
+  start_time: int | None  # Its process's start, in clock ticks after boot (/proc).
+  # Its pid namespace ('pid:[4026531836]'): containers on one host may share the
+  # host name but not the pids. None where /proc does not say.
+  pid_namespace: str | None
+  took_over: str | None  # Why generation - 1 was taken over; None for generation 0.
+  generation: int
+
+  def describe(self, now: float | None = None) -> str:
+    """'host h, pid 123 (slurm job 45_1), since 2026-12-02 04:30:00 UTC', and
+    '(5m00s ago)' after it when `now` is given."""
+    since = time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(self.since))
+    job = f' (slurm job {self.slurm_job_id})' if self.slurm_job_id else ''
+    ago = '' if now is None else f' ({console.duration(now - self.since)} ago)'
+    return f'host {self.host}, pid {self.pid}{job}, since {since}{ago}'
+
+
+@dataclasses.dataclass(frozen=True)
+class Status:
+  """Who holds a run dir, as a worker about to claim it would judge."""
+  state: str  # FREE (never claimed), HELD, GONE (may be taken over) or RELEASED.
+  holder: Holder | None  # The top generation's; None when FREE or unreadable.
+  heartbeat_age: float | None  # Seconds since its last heartbeat (or `since`).
+  # Why GONE or RELEASED; for HELD, set only when the record cannot be read.
+  reason: str | None
+
+
+class ClaimHeld(Exception):
+  """A run dir is held by a live holder; str() is one line naming it."""
+
+  def __init__(self, message: str, status: Status):
+    super().__init__(message)
+    self.status = status
+
+
+def slurm_job_running(job_id: str) -> bool | None:
+  """Whether Slurm job `job_id` ('45' or '45_1') is running; None if squeue cannot say.
+
+  None when squeue is not installed, fails or times out. An empty answer, or
+  states such as PENDING or REQUEUED, mean no process of the job is running.
+  """
+  squeue = shutil.which('squeue')
+  if squeue is None:
+    return None
+  try:
+    done = subprocess.run([squeue, '-h', '-j', job_id, '-o', '%T'], capture_output=True,
+                          text=True, timeout=SQUEUE_TIMEOUT_SECONDS, check=False)
+  except (OSError, subprocess.SubprocessError):
+    return None
+  if done.returncode != 0:
+    return None
+  return bool(set(done.stdout.split()) & SLURM_RUNNING_STATES)
+
+
+def _proc_stat(pid: int) -> list[str] | None:
+  """Fields 3 on of /proc/<pid>/stat (state, ppid, ...); None if unreadable."""
+  try:
+    with open(f'/proc/{pid}/stat') as f:
+      text = f.read()
+  except OSError:
+    return None
+  # Field 2 is the command name in parentheses, which may hold spaces or ')'.
+  return text[text.rfind(')') + 2:].split()
+
+
+def process_start_time(pid: int) -> int | None:
+  """When process `pid` started, in clock ticks after boot (field 22 of
+  /proc/<pid>/stat); None where there is no /proc or it cannot be read."""
+  fields = _proc_stat(pid)
+  return int(fields[19]) if fields and len(fields) > 19 else None
+
+
+def pid_namespace() -> str | None:
+  """This process's pid namespace, e.g. 'pid:[4026531836]'; None if /proc does not say."""
+  try:
+    return os.readlink('/proc/self/ns/pid')
+  except OSError:
+    return None
+
+
+def pid_alive(pid: int) -> bool:
+  """Whether process `pid` on this host is alive (a zombie is not)."""
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    pass  # Someone else's process: alive.
+  fields = _proc_stat(pid)
+  return not (fields and fields[0] in ('Z', 'X'))
+
+
+def _slurm_job_id() -> str | None:
+  """This process's Slurm job: 'ARRAYJOB_TASK' for an array task, else the job id."""
+  array_job = os.environ.get('SLURM_ARRAY_JOB_ID')
+  task = os.environ.get('SLURM_ARRAY_TASK_ID')
+  if array_job and task:
+    return f'{array_job}_{task}'
+  return os.environ.get('SLURM_JOB_ID') or None
+
+
+def _path(claim_dir: str, generation: int, kind: str) -> str:
+  return os.path.join(claim_dir, f'{generation}.{kind}')
+
+
+def _top_generation(claim_dir: str) -> int:
+  """The highest generation present; -1 when none is (or no claim/ exists).
+
+  A cached NFS listing may miss the newest records; a look-up of the next name
+  is fresher, and generations are created one after another, so probe upwards.
+  """
+  try:
+    names = os.listdir(claim_dir)
+  except FileNotFoundError:
+    return -1
+  top = max((int(m.group(1)) for m in map(_RECORD.match, names) if m), default=-1)
+  while os.path.exists(_path(claim_dir, top + 1, 'json')):
+    top += 1
+  return top
+
+
+def _read_json(path: str) -> Any:
+  """The JSON in `path`; None if it is missing, unreadable or not JSON."""
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return None
+
+
+_FIELDS = {'host': str, 'pid': int, 'slurm_job_id': (str, type(None)),
+           'since': (int, float), 'token': str, 'start_time': (int, type(None)),
+           'pid_namespace': (str, type(None)), 'took_over': (str, type(None))}
+
+
+def _read_holder(claim_dir: str, generation: int) -> Holder | None:
+  """Generation `generation`'s record; None if it is missing or damaged."""
+  record = _read_json(_path(claim_dir, generation, 'json'))
+  if not isinstance(record, dict):
+    return None
+  if not all(isinstance(record.get(k), t) for k, t in _FIELDS.items()):
+    return None
+  if record['pid'] <= 0:  # os.kill(0 or less) would address process groups.
+    return None
+  return Holder(**{k: record[k] for k in _FIELDS}, generation=generation)
+
+
+def _last_sign_of_life(claim_dir: str, generation: int, holder: Holder | None) -> float:
+  """The last heartbeat's time; else the holder's `since`; else the record's mtime."""
+  beat = _read_json(_path(claim_dir, generation, 'heartbeat'))
+  if isinstance(beat, dict) and isinstance(beat.get('time'), (int, float)):
+    return float(beat['time'])
+  if holder is not None:
+    return holder.since
+  try:
+    return os.stat(_path(claim_dir, generation, 'json')).st_mtime
+  except OSError:
+    return 0.0  # Not even there any more: as old as can be.
+
+
+def _pid_gone(holder: Holder) -> str | None:
+  """Rule 2: why a holder on this host is gone, or None if it is alive or elsewhere.
+
+  "This host" means the same host name and pid namespace: the pids of another
+  container on the same machine cannot be looked up from here.
+  """
+  if (holder.host, holder.pid_namespace) != (socket.gethostname(), pid_namespace()):
+    return None
+  where = f'holder pid {holder.pid} on host {holder.host}'
+  if not pid_alive(holder.pid):
+    return f'{where} is gone'
+  started = process_start_time(holder.pid)
+  if None not in (holder.start_time, started) and started != holder.start_time:
+    return f'{where} is gone (the pid now belongs to another process)'
+  return None
+
+
+def _gone_reason(holder: Holder, age: float, stale_after_seconds: float) -> str | None:
+  """Why a readable holder is gone by rules 2 to 4; None if it is alive."""
+  reason = _pid_gone(holder)
+  if reason is None and age > stale_after_seconds:
+    reason = f'heartbeat {age:.0f} s old (stale after {stale_after_seconds:g} s)'
+  if reason is None and holder.slurm_job_id is not None:
+    if slurm_job_running(holder.slurm_job_id) is False:
+      reason = f'slurm job {holder.slurm_job_id} is no longer running'
+  return reason
+
+
+def _judge(claim_dir: str, generation: int, stale_after_seconds: float) -> Status:
+  """The Status of a run dir whose top generation is `generation` (-1: none)."""
+  if generation < 0:
+    return Status(FREE, None, None, None)
+  holder = _read_holder(claim_dir, generation)
+  age = time.time() - _last_sign_of_life(claim_dir, generation, holder)
+  if os.path.exists(_path(claim_dir, generation, 'released')):
+    return Status(RELEASED, holder, age, 'released')
+  if holder is None:
+    damaged = f'record {CLAIM_DIR}/{generation}.json cannot be read'
+    if age > stale_after_seconds:
+      return Status(GONE, None, age, f'{damaged} and is {age:.0f} s old')
+    return Status(HELD, None, age, damaged)
+  reason = _gone_reason(holder, age, stale_after_seconds)
+  return Status(HELD if reason is None else GONE, holder, age, reason)
+
+
+def status(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECONDS) -> Status:
+  """Who holds `run_dir`, by the rules of the module docstring. Writes nothing."""
+  claim_dir = os.path.join(run_dir, CLAIM_DIR)
+  return _judge(claim_dir, _top_generation(claim_dir), stale_after_seconds)
+
+
+def _link_exclusive(path: str, text: str, token: str) -> bool:
+  """Creates `path` holding `text`, all at once, unless it exists; whether it did.
+
+  NFS-safe, as open(2) recommends for lock files: write a uniquely named file,
+  hard-link it to `path`, and trust its link count if `link` reports an error.
+  """
+  tmp = os.path.join(os.path.dirname(path),
+                     f'.{os.path.basename(path)}.{socket.gethostname()}.{os.getpid()}.{token}')
+  try:
+    with open(tmp, 'x') as f:
+      f.write(text)
+      f.flush()
+      os.fsync(f.fileno())
+    try:
+      os.link(tmp, path)
+    except FileExistsError:
+      # Another worker's record, or ours if a retried link lost its first reply.
+      return os.stat(tmp).st_nlink == 2
+    except OSError:
+      if os.stat(tmp).st_nlink == 2:
+        return True  # The link was made; only the reply was lost.
+      raise
+    return True
+  finally:
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(tmp)
+
+
+def _write_heartbeat(path: str, count: int, token: str) -> None:
+  """Replaces the heartbeat file `path` at once (raises OSError if it cannot)."""
+  with files.atomic_path(path, suffix=f'.{token}.tmp') as tmp, open(tmp, 'w') as f:
+    json.dump({'time': time.time(), 'count': count}, f)
+
+
+def _exit_lost(message: str) -> None:
+  """The default `on_lost`: one line on stderr, then exit at once (no cleanup that
+  could write into the run dir)."""
+  print(f'error: {errors.one_line(message)}', file=sys.stderr, flush=True)
+  os._exit(LOST_EXIT_STATUS)  # pylint: disable=protected-access
+
+
+class Claim:
+  """A run dir held by this process, its heartbeat beating in a daemon thread.
+
+  Made by `try_acquire`, which has created its record; the heartbeat starts
+  here. A context manager: leaving the `with` block releases the claim.
+  """
+
+  def __init__(self, run_dir: str, holder: Holder, *, heartbeat_seconds: float,
+               on_lost: Callable[[str], None] | None = None):
+    self.run_dir = run_dir
+    self.holder = holder
+    self._claim_dir = os.path.join(run_dir, CLAIM_DIR)
+    self._heartbeat_seconds = heartbeat_seconds
+    self._on_lost = on_lost or _exit_lost
+    self._released = False
+    self._count = 0
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._beat_until_stopped, daemon=True,
+                                    name=f'claim heartbeat {run_dir}')
+    self._thread.start()
+
+  def __enter__(self) -> 'Claim':
+    return self
+
+  def __exit__(self, *exc_info: object) -> None:
+    self.release()
+
+  def _taker(self) -> str | None:
+    """Who took this claim over, as a phrase; None while this process holds it.
+
+    Raises OSError when the files cannot be read (an NFS hiccup is no loss).
+    """
+    mine = _path(self._claim_dir, self.holder.generation, 'json')
+    try:
+      with open(mine) as f:
+        ours = self.holder.token in f.read()
+    except FileNotFoundError:
+      ours = False
+    if not ours:  # claim/ was emptied by hand, and maybe claimed afresh since.
+      return f'its record {CLAIM_DIR}/{self.holder.generation}.json is gone or rewritten'
+    if not os.path.exists(_path(self._claim_dir, self.holder.generation + 1, 'json')):
+      return None
+    taker = _read_holder(self._claim_dir, self.holder.generation + 1)
+    who = 'someone (record unreadable)' if taker is None else taker.describe()
+    why = '' if taker is None else f' ({taker.took_over})'
+    return f'generation {self.holder.generation + 1} was taken by {who}{why}'
+
+  def held(self) -> bool:
+    """Whether this process still holds the claim (reads the claim files).
+
+    Raises:
+      OSError: the claim files cannot be read.
+    """
+    return not self._released and self._taker() is None
+
+  def _beat(self) -> None:
+    """One heartbeat: stop and call `on_lost` if the claim is lost, else write."""
+    taker = self._taker()
+    if taker is not None:
+      self._stop.set()
+      self._on_lost(f'lost the claim on {self.run_dir} (generation '
+                    f'{self.holder.generation}): {taker}; stopping work there')
+      return
+    self._count += 1
+    _write_heartbeat(_path(self._claim_dir, self.holder.generation, 'heartbeat'),
+                     self._count, self.holder.token)
+
+  def _beat_until_stopped(self) -> None:
+    while not self._stop.wait(self._heartbeat_seconds):
+      try:
+        self._beat()
+      except Exception:  # pylint: disable=broad-except
+        # A full disk or an NFS hiccup must not end the heartbeat: try again next beat.
+        logging.exception('claim heartbeat in %s failed; retrying in %g s',
+                          self.run_dir, self._heartbeat_seconds)
+
+  def stop_heartbeat(self) -> None:
+    """Stops the heartbeat without releasing: the claim is later judged gone."""
+    self._stop.set()
+    if self._thread.is_alive() and self._thread is not threading.current_thread():
+      self._thread.join()
+
+  def release(self) -> None:
+    """Lets go of the run dir (creates claim/<g>.released); a second call does nothing."""
+    if self._released:
+      return
+    self._released = True
+    self.stop_heartbeat()
+    with contextlib.suppress(FileExistsError):
+      with open(_path(self._claim_dir, self.holder.generation, 'released'), 'x') as f:
+        json.dump({'time': time.time()}, f)
+
+
+def _new_holder(generation: int, took_over: str | None) -> Holder:
+  """This process's record for `generation`."""
+  return Holder(host=socket.gethostname(), pid=os.getpid(), slurm_job_id=_slurm_job_id(),
+                since=time.time(), token=uuid.uuid4().hex,
+                start_time=process_start_time(os.getpid()), pid_namespace=pid_namespace(),
+                took_over=took_over, generation=generation)
+
+
+def try_acquire(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECONDS,
+                heartbeat_seconds: float = HEARTBEAT_SECONDS,
+                on_lost: Callable[[str], None] | None = None) -> Claim | None:
+  """Claims `run_dir` if it is free, released or its holder is gone.
+
+  Args:
+    run_dir: the run directory; its claim/ subdirectory is created if need be.
+    stale_after_seconds: rule 3's limit on the age of the holder's heartbeat.
+    heartbeat_seconds: how often the returned claim's heartbeat is written.
+    on_lost: called with one line if the claim is found taken over at a
+      heartbeat; by default the process prints it and exits with LOST_EXIT_STATUS.
+
+  Returns:
+    The claim, its heartbeat started; None if a live holder has it, or another
+    worker claimed it first.
+
+  Raises:
+    ValueError: heartbeat_seconds is not positive and at most a third of
+      stale_after_seconds.
+  """
+  if not 0 < heartbeat_seconds <= stale_after_seconds / 3:
+    raise ValueError(f'heartbeat_seconds={heartbeat_seconds:g} must be positive and at most '
+                     f'a third of stale_after_seconds={stale_after_seconds:g}, so that a '
+                     'late heartbeat or two does not make a live holder look gone')
+  claim_dir = os.path.join(run_dir, CLAIM_DIR)
+  os.makedirs(claim_dir, exist_ok=True)
+  top = _top_generation(claim_dir)
+  now = _judge(claim_dir, top, stale_after_seconds)
+  if now.state == HELD:
+    return None
+  holder = _new_holder(top + 1, took_over=now.reason)
+  record = {k: v for k, v in dataclasses.asdict(holder).items() if k != 'generation'}
+  if not _link_exclusive(_path(claim_dir, holder.generation, 'json'),
+                         json.dumps(record, indent=2) + '\n', holder.token):
+    return None
+  return Claim(run_dir, holder, heartbeat_seconds=heartbeat_seconds, on_lost=on_lost)
+
+
+def _held_message(what: str, held: Status, stale_after_seconds: float) -> str:
+  """ClaimHeld's one line: who holds `what`, how fresh, and what to do."""
+  now = time.time()
+  who = (held.holder.describe(now) if held.holder else
+         f'an unknown process ({held.reason})')
+  beat = '' if held.heartbeat_age is None else (
+      f', last heartbeat {console.duration(held.heartbeat_age)} ago')
+  return (f'{what} is held by {who}{beat}; wait for it to end or stop it: a holder that '
+          f'has exited, or sent no heartbeat for {console.duration(stale_after_seconds)}, '
+          'is taken over by the next claim')
+
+
+def acquire(run_dir: str, *, what: str, stale_after_seconds: float = STALE_AFTER_SECONDS,
+            heartbeat_seconds: float = HEARTBEAT_SECONDS,
+            on_lost: Callable[[str], None] | None = None) -> Claim:
+  """Like `try_acquire`, but raises ClaimHeld when a live holder has `run_dir`.
+
+  `what` names the run dir in the message, e.g. '--workdir=/x'. Losing a race
+  to a worker that then died counts as nothing: it tries again (three times).
+
+  Raises:
+    ClaimHeld: str() is one line naming the holder and what to do.
+  """
+  for _ in range(3):
+    claim = try_acquire(run_dir, stale_after_seconds=stale_after_seconds,
+                        heartbeat_seconds=heartbeat_seconds, on_lost=on_lost)
+    if claim is not None:
+      return claim
+    held = status(run_dir, stale_after_seconds=stale_after_seconds)
+    if held.state == HELD:
+      break
+  raise ClaimHeld(_held_message(what, held, stale_after_seconds), held)
