@@ -32,7 +32,7 @@ def main(argv: list[str]) -> None:
   from train.cli import jobs  # pylint: disable=g-import-not-at-top
   job = jobs.job_from_flags(argv)
   with jobs.reported_errors(job):
-    jobs.start(job)
+    job = jobs.start(job)
     jobs.RUNNERS[job.kind](job)
 
 

@@ -27,6 +27,7 @@ from mlperf_logging.system_desc_checker import system_desc_checker
 from configs import mlperf_lars_32k
 from configs import nesterov_b
 from train.common import files
+from train.experiments import plan as plan_lib
 from train.experiments import study
 from train.mlperf import results
 from train.mlperf import rules
@@ -298,7 +299,7 @@ def _write_variant_runs(directory: str, config: ml_collections.ConfigDict, lars_
     files.write_json(os.path.join(run_dir, 'result.json'),
                      _variant_result(lars_run['result'], seed, factor))
     _write_events(os.path.join(run_dir, 'mlperf.log'), _variant(events, seed, factor))
-  study.write_spec(directory, {'kind': 'study',
+  plan_lib.write_spec(directory, {'kind': 'study',
                                'configs': {'closed_lars': json.loads(config.to_json())}})
 
 

@@ -16,7 +16,9 @@ from configs import nesterov_search_table9
 from train.cli import config_files
 from train.common import config_dicts
 from train.experiments import search
+from train.experiments import plan as plan_lib
 from train.experiments import study
+from train.experiments import worker as worker_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -143,14 +145,17 @@ def test_study_with_a_diverging_seed_completes_and_reports_it(data_dir, tmp_path
   it as diverged, and the study goes on with seed 2 and counts it as missed."""
   config = _tiny(embedded_lars.get_config(), data_dir)
   config.log_every_steps = 2
-  train_and_evaluate = study.loop.train_and_evaluate
+  train_and_evaluate = worker_lib.loop.train_and_evaluate
 
   def diverge_seed_1(run_config, workdir, *args, **kwargs):
-    if run_config.seed == 1:
-      run_config = config_dicts.with_overrides(run_config, {'lr.peak': 1e30})
-    return train_and_evaluate(run_config, workdir, *args, **kwargs)
+    if run_config.seed != 1:
+      return train_and_evaluate(run_config, workdir, *args, **kwargs)
+    result = train_and_evaluate(config_dicts.with_overrides(run_config, {'lr.peak': 1e30}),
+                                workdir, *args, **kwargs)
+    worker_lib.loop.write_config(run_config, workdir)  # The plan's, as the study checks.
+    return result
 
-  monkeypatch.setattr(study.loop, 'train_and_evaluate', diverge_seed_1)
+  monkeypatch.setattr(worker_lib.loop, 'train_and_evaluate', diverge_seed_1)
   workdir = str(tmp_path / 'study')
   summary = study.run_study(config, 'tiny', workdir, num_seeds=3)
   runs = summary['runs']
@@ -175,14 +180,14 @@ def test_study_refuses_a_directory_of_another_study(data_dir, tmp_path):
   workdir = str(tmp_path / 'study')
   other = config.copy_and_resolve_references()
   other.lr.peak = 5.0
-  study.write_spec(workdir, {'kind': 'study', 'configs': {'tiny': json.loads(other.to_json())}})
+  plan_lib.write_spec(workdir, {'kind': 'study', 'configs': {'tiny': json.loads(other.to_json())}})
   # The message names both values of the key that differs.
-  with pytest.raises(study.StudyDirError,
+  with pytest.raises(plan_lib.StudyDirError,
                      match=r'holds another study .*configs.tiny.lr.peak: 5.0 there, 10.0 here'):
     study.run_study(config, 'tiny', workdir, num_seeds=1)
   with open(tmp_path / 'notes.txt', 'w') as f:
     f.write('mine')
-  with pytest.raises(study.StudyDirError, match='not empty'):
+  with pytest.raises(plan_lib.StudyDirError, match='not empty'):
     study.run_study(config, 'tiny', str(tmp_path), num_seeds=1)
   assert (tmp_path / 'notes.txt').read_text() == 'mine'
 

@@ -3,6 +3,8 @@
   python main.py [--config=FILE[:VARIANT]] [--config.KEY=VALUE ...] [--workdir=DIR]
                  [--num_seeds=N | --compare=FILE,FILE,... | --num_trials=N]
   python main.py bench [--config=FILE] [--modes=synthetic,input,train] ...
+  python main.py worker --workdir=DIR     # runs the seeds of a study's plan
+  python main.py report --workdir=DIR     # writes a study's report from what finished
 
 A bare `python main.py` is the embedded comparison (`MAIN_JOB_ARGS`). Every
 mistake on the command line ends in one line on stderr and exit status 2.
@@ -22,7 +24,9 @@ from train.common import files
 from train.run import distributed
 
 FLAGS = flags.FLAGS
-BENCH = 'bench'
+BENCH, WORKER, REPORT = 'bench', 'worker', 'report'
+SUBCOMMANDS = (BENCH, WORKER, REPORT)
+INLINE, LOCAL, SLURM = 'inline', 'local', 'slurm'
 # The default --config: the embedded LARS run for training, ResNet-50 at 224 px
 # (the MLPerf recipe's model) for the benchmark.
 DEFAULT_CONFIG = os.path.join(files.REPO_ROOT, 'configs', 'embedded_lars.py')
@@ -32,6 +36,11 @@ MAIN_JOB_ARGS = ('--compare=configs/embedded_lars.py,configs/embedded_nesterov.p
                  '--num_seeds=5')
 # Flags that only one kind of command reads: given to the other, they are refused.
 TRAIN_ONLY = ('workdir', 'num_seeds', 'compare', 'num_trials', 'compilation_cache_dir')
+LAUNCH = ('launcher', 'num_workers', 'nowait', 'slurm_partition', 'slurm_nodes',
+          'slurm_tasks_per_node', 'slurm_gpus_per_node', 'slurm_cpus_per_task',
+          'slurm_time', 'slurm_account', 'slurm_option')
+# What `main.py worker` and `main.py report` read: the rest comes from the plan.
+STUDY_DIR_FLAGS = ('workdir', 'compilation_cache_dir')
 BENCH_ONLY = ('modes', 'per_device_batch_size', 'warmup_steps', 'steps', 'repetitions',
               'peak_tflops', 'input_threads', 'profile_dir')
 
@@ -57,6 +66,37 @@ def _define_train_flags() -> None:
                        'per trial.', lower_bound=0)
 
 
+def _define_launch_flags() -> None:
+  flags.DEFINE_enum('launcher', INLINE, [INLINE, LOCAL, SLURM],
+                    'How the seeds of a study, comparison or search run: inline (in this '
+                    'process), local (--num_workers worker processes on this machine, '
+                    'GPUs split between them) or slurm (a Slurm job array of workers, '
+                    'through submitit).')
+  flags.DEFINE_integer('num_workers', None, 'Workers for --launcher=local or slurm; '
+                       'default: local, one per GPU (one on a CPU); slurm, one per run '
+                       'left to do.', lower_bound=1)
+  flags.DEFINE_bool('nowait', False, 'With --launcher=local or slurm, return once the '
+                    'workers are started; the last worker writes the report, and '
+                    '`main.py report --workdir=DIR` says where the study stands.')
+  flags.DEFINE_string('slurm_partition', None, 'slurm: the partition (sbatch --partition).')
+  flags.DEFINE_integer('slurm_nodes', 1, 'slurm: nodes per worker; each seed is one JAX '
+                       'run over all of them.', lower_bound=1)
+  flags.DEFINE_integer('slurm_tasks_per_node', None, 'slurm: JAX processes per node; '
+                       'default: one per GPU (--slurm_gpus_per_node), or 1.', lower_bound=1)
+  flags.DEFINE_integer('slurm_gpus_per_node', 0, 'slurm: GPUs per node (sbatch '
+                       '--gpus-per-node).', lower_bound=0)
+  flags.DEFINE_integer('slurm_cpus_per_task', None, 'slurm: CPUs per JAX process (sbatch '
+                       '--cpus-per-task); default: the cluster\'s.', lower_bound=1)
+  flags.DEFINE_integer('slurm_time', 24 * 60, 'slurm: minutes per worker job before Slurm '
+                       'stops it; a worker stopped at its limit saves, is requeued and '
+                       'resumes.', lower_bound=1)
+  flags.DEFINE_string('slurm_account', None, 'slurm: the account to charge (sbatch '
+                      '--account).')
+  flags.DEFINE_multi_string('slurm_option', [], 'slurm: any other sbatch option as '
+                            'KEY=VALUE (e.g. --slurm_option=qos=high '
+                            '--slurm_option=constraint=h100); repeat for several.')
+
+
 def _define_bench_flags() -> None:
   flags.DEFINE_list('modes', [modes.SYNTHETIC], f'bench: any of {", ".join(modes.MODES)}.')
   flags.DEFINE_integer('per_device_batch_size', 128, 'bench: images per device and step.',
@@ -76,18 +116,30 @@ def _define_bench_flags() -> None:
 
 def _show_in_help() -> None:
   """`python main.py --help` lists the key flags of the main module: make ours its."""
-  ours = ('config', *TRAIN_ONLY, *BENCH_ONLY, *distributed.FLAG_NAMES)
+  ours = ('config', *TRAIN_ONLY, *LAUNCH, *BENCH_ONLY, *distributed.FLAG_NAMES)
   for name in ours:
     FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
 
 
 def command(argv: Sequence[str]) -> str | None:
-  """The subcommand (`bench`), or None for training: the first argument, if it is one."""
-  return BENCH if len(argv) > 1 and argv[1] == BENCH else None
+  """The subcommand (bench, worker, report), or None for training: the first
+  argument, if it is one."""
+  return argv[1] if len(argv) > 1 and argv[1] in SUBCOMMANDS else None
 
 
 def _refuse_foreign_flags(subcommand: str | None) -> None:
-  foreign = BENCH_ONLY if subcommand is None else TRAIN_ONLY
+  if subcommand in (WORKER, REPORT):
+    foreign = ('config', *TRAIN_ONLY, *LAUNCH, *BENCH_ONLY)
+    given = [name for name in foreign if name not in STUDY_DIR_FLAGS and FLAGS[name].present]
+    if given:
+      errors.fail(f'--{given[0]} is not a flag of main.py {subcommand}: the plan in '
+                  '--workdir says what to run; give only --workdir (and '
+                  '--compilation_cache_dir)')
+    if not FLAGS.workdir:
+      errors.fail(f'main.py {subcommand} needs --workdir=DIR, the directory of a study, '
+                  'comparison or search')
+    return
+  foreign = BENCH_ONLY if subcommand is None else (*TRAIN_ONLY, *LAUNCH)
   given = [name for name in foreign if FLAGS[name].present]
   if given:
     where = 'main.py bench' if subcommand is None else 'training (main.py without bench)'
@@ -106,7 +158,7 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
   """
   argv = list(argv) if len(argv) > 1 else [*argv, *MAIN_JOB_ARGS]
   subcommand = command(argv)
-  default = BENCH_DEFAULT_CONFIG if subcommand else DEFAULT_CONFIG
+  default = BENCH_DEFAULT_CONFIG if subcommand == BENCH else DEFAULT_CONFIG
   program = f'main.py {subcommand}' if subcommand else 'main.py'
   try:
     config_files.allow_none_overrides()
@@ -114,6 +166,7 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
         'config', default, 'Experiment config file (configs/*.py[:variant]).',
         lock_config=True, sys_argv=argv)
     _define_train_flags()
+    _define_launch_flags()
     _define_bench_flags()
     distributed.define_flags()
     _show_in_help()

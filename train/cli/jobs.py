@@ -13,6 +13,7 @@ import dataclasses
 import logging as std_logging
 import os
 import signal
+import socket
 import sys
 from typing import Any, Callable, Iterator
 
@@ -23,8 +24,10 @@ from train.bench import throughput
 from train.cli import config_files
 from train.cli import compilation_cache
 from train.cli import flags as cli_flags
+from train.cli import launchers
 from train.cli import logs
 from train.cli import workdir as workdir_lib
+from train.common import claims
 from train.common import config_dicts
 from train.common import console
 from train.common import errors
@@ -36,6 +39,7 @@ from train.run import validation
 
 FLAGS = cli_flags.FLAGS
 RUN, STUDY, COMPARISON, SEARCH, BENCH = 'run', 'study', 'comparison', 'search', 'bench'
+WORKER, REPORT = cli_flags.WORKER, cli_flags.REPORT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,6 +65,11 @@ class Job:
   overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
   bench: BenchOptions | None = None
   compilation_cache_dir: str | None = None  # None: the default; '': none.
+  launch: launchers.LaunchOptions = launchers.LaunchOptions()
+  # A single run's hold on its workdir, taken before anything is written there,
+  # and whether this command created the workdir (to take it back on a failure).
+  claim: claims.Claim | None = None
+  created_workdir: bool = False
 
   @property
   def config(self) -> ml_collections.ConfigDict:
@@ -72,13 +81,70 @@ class Job:
 # --- from flags to a job ----------------------------------------------------------
 
 
-def _validate(config: ml_collections.ConfigDict, name: str = '', *,
+@dataclasses.dataclass(frozen=True)
+class Devices:
+  """The devices each run will have: its count, and each one's memory if known."""
+  count: int
+  memory: int | None
+
+
+def _validate(config: ml_collections.ConfigDict, devices: Devices, name: str = '', *,
               check_data: bool = True) -> None:
   try:
-    rules.validate_run_config(config, num_devices=jax.device_count(), check_data=check_data,
-                              device_memory=memory.device_memory())
+    rules.validate_run_config(config, num_devices=devices.count, check_data=check_data,
+                              device_memory=devices.memory)
   except validation.ConfigError as e:
     errors.fail(f'{name}: {e}' if name else str(e))
+
+
+def _run_devices(launch: launchers.LaunchOptions) -> Devices:
+  """The devices of each run: this process's (inline), a local worker's share of
+  this machine's GPUs, or a Slurm worker's nodes'. Workers elsewhere, not this
+  process, use the GPUs: a command that launches them keeps JAX on the CPU."""
+  if launch.launcher == cli_flags.INLINE:
+    return Devices(jax.device_count(), memory.device_memory())
+  jax.config.update('jax_platforms', 'cpu')
+  if launch.launcher == cli_flags.LOCAL:
+    gpus = launchers.local_gpus()
+    if gpus:
+      return Devices(len(gpus) // (launch.num_workers or len(gpus)), None)
+    return Devices(jax.device_count(), memory.device_memory())
+  slurm = launch.slurm
+  per_process = 1 if slurm.gpus_per_node else jax.local_device_count()
+  return Devices(slurm.processes * per_process, None)
+
+
+def _launch_options(kind: str) -> launchers.LaunchOptions:
+  """--launcher and its flags, checked against the job's kind."""
+  launcher = FLAGS.launcher
+  given = [name for name in cli_flags.LAUNCH[1:] if FLAGS[name].present]
+  if launcher == cli_flags.INLINE:
+    if given:
+      errors.fail(f'--{given[0]} needs --launcher=local or --launcher=slurm')
+    return launchers.LaunchOptions()
+  if kind == RUN:
+    errors.fail(f'--launcher={launcher} runs the seeds of a study, comparison or search; '
+                'add --num_seeds=1 to run one seed as a study')
+  slurm_flags = [name for name in given if name.startswith('slurm_')]
+  if launcher == cli_flags.LOCAL and slurm_flags:
+    errors.fail(f'--{slurm_flags[0]} needs --launcher=slurm')
+  slurm = None
+  if launcher == cli_flags.SLURM:
+    try:
+      extra = launchers.parse_sbatch_options(FLAGS.slurm_option)
+    except launchers.LaunchError as e:
+      errors.fail(str(e))
+    slurm = launchers.SlurmOptions(
+        FLAGS.slurm_partition, FLAGS.slurm_nodes,
+        FLAGS.slurm_tasks_per_node or FLAGS.slurm_gpus_per_node or 1,
+        FLAGS.slurm_gpus_per_node, FLAGS.slurm_cpus_per_task, FLAGS.slurm_time,
+        FLAGS.slurm_account, extra)
+  if launcher == cli_flags.LOCAL and FLAGS.num_workers:
+    try:
+      launchers.split_gpus(launchers.local_gpus(), FLAGS.num_workers)
+    except launchers.LaunchError as e:
+      errors.fail(str(e))
+  return launchers.LaunchOptions(launcher, FLAGS.num_workers, not FLAGS.nowait, slurm)
 
 
 def _compare_path(text: str) -> str:
@@ -87,7 +153,8 @@ def _compare_path(text: str) -> str:
   return text if os.path.exists(path) else os.path.join(files.REPO_ROOT, text)
 
 
-def _compared_configs(overrides: dict[str, Any]) -> dict[str, ml_collections.ConfigDict]:
+def _compared_configs(overrides: dict[str, Any],
+                      devices: Devices) -> dict[str, ml_collections.ConfigDict]:
   """The configs of --compare, each with the command line's overrides applied."""
   if FLAGS['config'].present:
     errors.fail('give either --config or --compare: --compare names every config it runs')
@@ -102,7 +169,7 @@ def _compared_configs(overrides: dict[str, Any]) -> dict[str, ml_collections.Con
     errors.fail(f'--compare={",".join(FLAGS.compare)} names {len(configs)} config; '
                 'a comparison needs at least 2')
   for name, config in configs.items():
-    _validate(config, name)
+    _validate(config, devices, name)
   return configs
 
 
@@ -145,26 +212,57 @@ def _bench_job() -> Job:
              bench=options)
 
 
+def _training_kind() -> str:
+  if FLAGS.compare:
+    return COMPARISON
+  return SEARCH if FLAGS.num_trials else STUDY if FLAGS['num_seeds'].present else RUN
+
+
 def _training_job() -> Job:
   if FLAGS.compare and FLAGS.num_trials:
     errors.fail('--compare and --num_trials do not combine; search one config at a time')
   spec = cli_flags.config_spec()
   overrides = cli_flags.command_line_overrides()
+  kind = _training_kind()
+  launch = _launch_options(kind)
+  devices = _run_devices(launch)
   if FLAGS.compare:
-    configs = _compared_configs(overrides)
+    configs = _compared_configs(overrides, devices)
     is_main_job = FLAGS.compare == cli_flags.MAIN_JOB_ARGS[0].partition('=')[2].split(',')
-    kind, name, space = COMPARISON, 'embedded_comparison' if is_main_job else 'comparison', ()
+    name, space = 'embedded_comparison' if is_main_job else 'comparison', ()
   else:
     configs, name = {spec.name: FLAGS.config}, spec.name
-    _validate(FLAGS.config)
+    _validate(FLAGS.config, devices)
     space = _search_space(spec, FLAGS.config) if FLAGS.num_trials else ()
-    kind = SEARCH if FLAGS.num_trials else STUDY if FLAGS['num_seeds'].present else RUN
   workdir = os.path.abspath(FLAGS.workdir or workdir_lib.default_workdir(name))
   workdir_lib.check_location(workdir)
+  claim, created = None, not os.path.exists(workdir)
   if kind == RUN:
     workdir_lib.check_single_run(workdir, FLAGS.config.to_json())
+    claim = _hold_workdir(workdir)
   return Job(kind, name, configs, workdir, FLAGS.num_seeds, FLAGS.num_trials, space,
-             overrides, compilation_cache_dir=FLAGS.compilation_cache_dir)
+             overrides, compilation_cache_dir=FLAGS.compilation_cache_dir, launch=launch,
+             claim=claim, created_workdir=created)
+
+
+def _hold_workdir(workdir: str) -> claims.Claim | None:
+  """The single run's claim on its workdir (process 0's); a live holder is refused."""
+  if not distributed.is_main_process():
+    return None
+  try:
+    return claims.acquire(workdir, what=f'--workdir={workdir}')
+  except claims.ClaimHeld as e:
+    errors.fail(str(e))
+
+
+def _study_dir_job(kind: str) -> Job:
+  """`main.py worker` and `main.py report`: the plan in --workdir says the rest."""
+  workdir = os.path.abspath(FLAGS.workdir)
+  if not os.path.isdir(workdir):
+    errors.fail(f'--workdir={workdir} does not exist; give the directory of a study, '
+                'comparison or search started with python main.py')
+  return Job(kind, os.path.basename(workdir), {}, workdir,
+             compilation_cache_dir=FLAGS.compilation_cache_dir)
 
 
 def job_from_flags(argv: list[str]) -> Job:
@@ -179,24 +277,40 @@ def job_from_flags(argv: list[str]) -> Job:
     distributed.initialize_from_flags(FLAGS)
   except distributed.DistributedError as e:
     errors.fail(str(e))
-  return _bench_job() if subcommand == cli_flags.BENCH else _training_job()
+  if subcommand == cli_flags.BENCH:
+    return _bench_job()
+  if subcommand in (WORKER, REPORT):
+    return _study_dir_job(subcommand)
+  return _training_job()
 
 
 # --- running a job ----------------------------------------------------------------
 
 
-def start(job: Job) -> None:
+def start(job: Job) -> Job:
   """The job's logs (WORKDIR/log.txt, a quiet console) and, for training, the
-  persistent compilation cache: before anything compiles."""
-  logs.set_up(job.workdir if distributed.is_main_process() else None)
-  if job.kind != BENCH:  # The benchmark measures compilation itself.
-    compilation_cache.configure(job.compilation_cache_dir)
+  persistent compilation cache: before anything compiles. Returns the job with
+  the cache's directory resolved ('' for none), which workers it starts share.
+
+  A worker logs to its own file, DIR/workers/<host>.<pid>.log: workers on
+  several hosts do not share one file on a network filesystem.
+  """
+  if job.kind == WORKER:
+    logs.set_up(os.path.join(job.workdir, 'workers'),
+                f'{socket.gethostname()}.{os.getpid()}.log')
+  else:
+    logs.set_up(job.workdir if distributed.is_main_process() else None)
+  if job.kind in (BENCH, REPORT):  # The benchmark measures compilation itself.
+    return job
+  directory = compilation_cache.configure(job.compilation_cache_dir)
+  return dataclasses.replace(job, compilation_cache_dir=directory or '')
 
 
 # Errors a running job may raise that the user can act on, by module: a module
 # that was never imported cannot have raised one, and importing it here would
 # pull TensorFlow into `main.py bench`'s synthetic mode.
-_LATE_BAD_INPUT = (('train.experiments.study', 'StudyDirError'),
+_LATE_BAD_INPUT = (('train.experiments.plan', 'StudyDirError'),
+                   ('train.cli.launchers', 'LaunchError'),
                    ('train.run.checkpoint', 'CheckpointError'),
                    ('input_pipeline.datasets', 'DataError'))
 
@@ -212,10 +326,12 @@ def reported_errors(job: Job) -> Iterator[None]:
   """Ends the command in one line for what can go wrong once a job runs.
 
   Bad input found late (a dataset, a checkpoint, a study directory, a full
-  disk) exits with status 2; SIGTERM and SIGINT during training save the step
-  and exit with 128 + the signal's number, as schedulers and shells expect.
+  disk) exits with status 2; SIGTERM, SIGINT and SIGUSR2 (Slurm's warning)
+  during training save the step and exit with 128 + the signal's number, as
+  schedulers and shells expect. A single run lets go of its workdir's claim.
   """
-  existed = bool(job.workdir) and os.path.exists(job.workdir)
+  existed = (bool(job.workdir) and os.path.exists(job.workdir)
+             and not job.created_workdir)
   try:
     yield
   except Exception as e:  # pylint: disable=broad-except
@@ -227,13 +343,19 @@ def reported_errors(job: Job) -> Iterator[None]:
     if not isinstance(e, _late_bad_input()):
       raise
     logs.close()
+    if job.claim is not None:
+      job.claim.release()
     if job.workdir:
-      workdir_lib.remove_if_left_empty(job.workdir, existed, logs.LOG_FILE)
+      workdir_lib.remove_if_left_empty(job.workdir, existed,
+                                       (logs.LOG_FILE, claims.CLAIM_DIR))
     errors.fail(str(e))
   except KeyboardInterrupt:  # Outside the training steps, which save first.
     print('interrupted: stopped by SIGINT without saving (checkpoints written before '
           'are kept); run the same command again to resume', file=sys.stderr)
     sys.exit(128 + signal.SIGINT)
+  finally:
+    if job.claim is not None:
+      job.claim.release()
 
 
 def _print_studies(job: Job, studies: list[dict]) -> None:
@@ -266,27 +388,124 @@ def _study_module():
   return study
 
 
-def run_study(job: Job) -> None:
+def _plan(job: Job):
+  """Writes the job's plan into its workdir; returns it."""
   study = _study_module()
-  _print_studies(job, [study.run_study(job.config, job.name, job.workdir, job.num_seeds)])
+  if job.kind == STUDY:
+    return study.plan_study(job.config, job.name, job.workdir, job.num_seeds)
+  if job.kind == COMPARISON:
+    return study.plan_comparison(job.configs, job.workdir, job.num_seeds,
+                                 overrides=job.overrides, name=job.name)
+  return study.plan_search(job.config, job.name, list(job.search_space), job.workdir,
+                           job.num_trials, job.num_seeds,
+                           num_devices=_run_devices(job.launch).count)
 
 
-def run_comparison(job: Job) -> None:
-  study = _study_module()
-  _print_studies(job, study.run_comparison(job.configs, job.workdir, job.num_seeds,
-                                           overrides=job.overrides))
-
-
-def run_search(job: Job) -> None:
-  study = _study_module()
-  trials = study.run_search(job.config, job.name, list(job.search_space), job.workdir,
-                            job.num_trials, job.num_seeds)
+def _print_outcome(job: Job, studies: list[dict]) -> None:
+  """The comparison table (or a search's best trial) and where the report is."""
   if not distributed.is_main_process():
     return
+  if job.kind != SEARCH:
+    _print_studies(job, studies)
+    return
+  trials = _study_module().search_trials(job.workdir)
   best = max(trials, key=lambda t: t['summary']['median_final_accuracy'] or -1.0)
   print(f'best of {len(trials)} trials: trial_{best["trial"]} {best["params"]}, '
         f'median final accuracy {best["summary"]["median_final_accuracy"]}')
   print(f'report: {os.path.join(job.workdir, "report.md")}')
+
+
+def run_studies(job: Job) -> None:
+  """A study, comparison or search: its plan, its workers, and its report."""
+  plan = _plan(job)
+  if job.launch.launcher == cli_flags.INLINE:
+    studies = _study_module().work_inline(plan)
+  else:
+    studies = _launch(job, plan)
+    if studies is None:
+      return
+  _print_outcome(job, studies)
+
+
+def _num_workers(job: Job, plan, gpus: list[str]) -> int:
+  if job.launch.num_workers:
+    return job.launch.num_workers
+  if job.launch.launcher == cli_flags.LOCAL:
+    return max(1, len(gpus))
+  from train.experiments import worker  # pylint: disable=g-import-not-at-top
+  counts = worker.count_states(plan)
+  return max(1, counts['pending'])
+
+
+def _launch(job: Job, plan) -> list[dict] | None:
+  """Starts the workers; unless --nowait, waits for them and writes the report.
+  Returns the studies, or None when the command does not wait."""
+  from train.experiments import worker  # pylint: disable=g-import-not-at-top
+  gpus = launchers.local_gpus() if job.launch.launcher == cli_flags.LOCAL else []
+  num_workers = _num_workers(job, plan, gpus)
+  if job.launch.launcher == cli_flags.LOCAL:
+    processes = launchers.start_local(job.workdir, num_workers, job.compilation_cache_dir,
+                                      gpus, detach=not job.launch.wait)
+    started = f'{num_workers} local workers (pids {", ".join(str(p.pid) for p in processes)})'
+    alive = lambda: any(p.poll() is None for p in processes)  # pylint: disable=unnecessary-lambda-assignment
+  else:
+    slurm_jobs = launchers.submit_slurm(job.workdir, job.launch.slurm, num_workers,
+                                        job.compilation_cache_dir)
+    ids = [j.job_id for j in slurm_jobs]
+    started = f'a Slurm job array of {num_workers} workers (job {ids[0].partition("_")[0]})'
+    alive = lambda: launchers.slurm_jobs_queued(ids)  # pylint: disable=unnecessary-lambda-assignment
+  print(f'started {started}; their logs are in {os.path.join(job.workdir, "workers")}',
+        file=sys.stderr)
+  if not job.launch.wait:
+    print(f'not waiting (--nowait): python main.py report --workdir={job.workdir} says where '
+          'the runs stand; the last worker writes the report', file=sys.stderr)
+    return None
+  with console.Progress(len(plan.runs), enabled=True) as progress:
+    counts = launchers.wait_for_workers(lambda: worker.count_states(plan), alive, progress)
+  studies = _study_module().write_report(job.workdir)
+  _check_finished(job, counts)
+  return studies
+
+
+def _check_finished(job: Job, counts: dict[str, int]) -> None:
+  """Says what is left when the workers ended before the plan did."""
+  left = counts['pending'] + counts['running']
+  if counts['failed'] or left:
+    print(f'{launchers.describe_counts(counts)}: see {os.path.join(job.workdir, "report.md")}'
+          f' ("Runs not finished"); re-run the same command to run '
+          f'{"the failed and the left runs" if counts["failed"] else "the left runs"}',
+          file=sys.stderr)
+
+
+def run_worker(job: Job) -> None:
+  """`main.py worker`: claims and runs the plan's runs until none is left; the
+  worker that finds the plan complete writes the report."""
+  study = _study_module()
+  from train.experiments import worker  # pylint: disable=g-import-not-at-top
+  plan = worker.plan_lib.read_plan(job.workdir)
+  with console.Progress(len(plan.runs), enabled=distributed.is_main_process()) as progress:
+    done = worker.Worker(job.workdir, progress).run()
+  if not distributed.is_main_process():
+    return
+  counts = worker.count_states(plan)
+  if not counts['pending'] and not counts['running']:
+    study.write_report(job.workdir)
+  print(f'worker: ran {len(done.ran)} runs ({len(done.failed)} failed); the study has '
+        f'{launchers.describe_counts(counts)}', file=sys.stderr)
+  if done.failed:
+    sys.exit(1)
+
+
+def run_report(job: Job) -> None:
+  """`main.py report`: the study's JSON summaries and report.md from what finished."""
+  study = _study_module()
+  from train.experiments import worker  # pylint: disable=g-import-not-at-top
+  plan = worker.plan_lib.read_plan(job.workdir)
+  counts = worker.count_states(plan)
+  studies = study.write_report(job.workdir)
+  job = dataclasses.replace(job, kind=plan.kind)
+  _print_outcome(job, studies)
+  print(launchers.describe_counts(counts))
 
 
 def run_bench(job: Job) -> None:
@@ -299,6 +518,6 @@ def run_bench(job: Job) -> None:
 
 
 RUNNERS: dict[str, Callable[[Job], None]] = {
-    RUN: run_one, STUDY: run_study, COMPARISON: run_comparison, SEARCH: run_search,
-    BENCH: run_bench,
+    RUN: run_one, STUDY: run_studies, COMPARISON: run_studies, SEARCH: run_studies,
+    BENCH: run_bench, WORKER: run_worker, REPORT: run_report,
 }

@@ -54,9 +54,9 @@ def console_level() -> int:
   return logging.getLogger().getEffectiveLevel()
 
 
-def set_up(workdir: str | None) -> None:
-  """Sends the log records to WORKDIR/log.txt (when there is a workdir) and
-  warnings (or --verbosity's level) to the console."""
+def set_up(workdir: str | None, file_name: str = LOG_FILE) -> None:
+  """Sends the log records to WORKDIR/log.txt (or WORKDIR/`file_name`; when
+  there is a workdir) and warnings (or --verbosity's level) to the console."""
   global _file_handler
   on_console = console_level()
   root = logging.getLogger()
@@ -68,7 +68,7 @@ def set_up(workdir: str | None) -> None:
     return
   os.makedirs(workdir, exist_ok=True)
   # Opened at the first record, appended to: a resumed study continues its log.
-  _file_handler = _LogFile(os.path.join(workdir, LOG_FILE), delay=True)
+  _file_handler = _LogFile(os.path.join(workdir, file_name), delay=True)
   _file_handler.setFormatter(absl_logging.PythonFormatter())
   _file_handler.setLevel(root.level)
   root.addHandler(_file_handler)

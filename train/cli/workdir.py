@@ -3,6 +3,8 @@
 import datetime
 import json
 import os
+import shutil
+from typing import Sequence
 
 from train.common import config_dicts
 from train.common import errors
@@ -48,10 +50,15 @@ def check_single_run(workdir: str, config_json: str) -> None:
                 f'{config_dicts.differences(there, here)}; choose a new --workdir')
 
 
-def remove_if_left_empty(workdir: str, existed: bool, log_file: str) -> None:
+def remove_if_left_empty(workdir: str, existed: bool, own: Sequence[str]) -> None:
   """Takes back a workdir this command created when a failure left nothing in it
-  but the command's own log (`log_file`, a name in it)."""
-  if not existed and os.path.isdir(workdir) and set(os.listdir(workdir)) <= {log_file}:
-    if os.listdir(workdir):
-      os.remove(os.path.join(workdir, log_file))
-    os.rmdir(workdir)
+  but the command's own entries (`own`: its log file, its claim folder)."""
+  if existed or not os.path.isdir(workdir) or set(os.listdir(workdir)) - set(own):
+    return
+  for name in os.listdir(workdir):
+    path = os.path.join(workdir, name)
+    if os.path.isdir(path):
+      shutil.rmtree(path)
+    else:
+      os.remove(path)
+  os.rmdir(workdir)

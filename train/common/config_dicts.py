@@ -1,4 +1,5 @@
-"""Paths into a ConfigDict: flatten it, set dotted keys, say how two differ."""
+"""Paths into a ConfigDict: flatten it, set dotted keys, say how two differ, and
+rebuild one from its JSON."""
 
 from typing import Any
 
@@ -60,3 +61,22 @@ def _flatten_json(values: dict[str, Any], prefix: str = '') -> dict[str, Any]:
     else:
       flat[f'{prefix}{key}'] = value
   return flat
+
+
+def _tuples(value: Any) -> Any:
+  if isinstance(value, dict):
+    return {k: _tuples(v) for k, v in value.items()}
+  if isinstance(value, list):
+    return tuple(_tuples(v) for v in value)
+  return value
+
+
+def from_values(values: dict[str, Any]) -> ml_collections.ConfigDict:
+  """The config whose config.json holds `values`, locked like a loaded config.
+
+  JSON arrays come back as tuples: the configs hold no lists, and a tuple is
+  what their files write (crop ranges, mean RGB values).
+  """
+  config = ml_collections.ConfigDict(_tuples(values))
+  config.lock()
+  return config

@@ -70,6 +70,7 @@ class Progress:
     self._run_start = clock()
     self._last_print: float | None = None
     self._shown = False
+    self._last_note = ''
 
   def __enter__(self) -> 'Progress':
     global _active
@@ -127,6 +128,19 @@ class Progress:
     else:  # The current run, set-up and compilation included, is all there is to go by.
       mean = now - self._run_start + run_left
     return later * mean
+
+  def note(self, text: str) -> None:
+    """A line about the runs as a whole (how many are done, running, pending; what
+    this command waits for): rewritten in place on a terminal, elsewhere printed
+    when it changes."""
+    if not self._enabled:
+      return
+    if self._tty:
+      self._show(text)
+    elif text != self._last_note:
+      self._stream.write(text + '\n')
+      self._stream.flush()
+    self._last_note = text
 
   def finish_run(self, line: str | None = None, ran: bool = True) -> None:
     """The current run ended (`ran`) or was found finished; `line` says how it went."""

@@ -595,10 +595,27 @@ def _mlperf_section(mlperf: dict, summary: dict) -> str:
   ])
 
 
+def _unfinished_section(unfinished: Sequence[dict] | None) -> list[str]:
+  """'## Runs not finished': each run without a result, its state and why; nothing
+  when every planned run has finished."""
+  if not unfinished:
+    return []
+  counts = ', '.join(f'{sum(u["state"] == state for u in unfinished)} {state}'
+                     for state in ('running', 'pending', 'failed')
+                     if any(u['state'] == state for u in unfinished))
+  rows = [[u['run'], u['state'], u.get('detail') or ''] for u in unfinished]
+  return ['## Runs not finished',
+          f'{len(unfinished)} planned runs have no result yet ({counts}); the figures '
+          'above count the finished runs only. `python main.py report --workdir=DIR` '
+          'writes this report again.',
+          _markdown_table(['Run', 'State', 'Holder, or last error'], rows)]
+
+
 def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
                        learning_rate: tuple[list[int], list[float]] | None,
                        wall_seconds: float, config_summary: dict[str, object],
-                       mlperf: dict | None = None) -> str:
+                       mlperf: dict | None = None,
+                       unfinished: Sequence[dict] | None = None) -> str:
   """Writes `out_dir/report.md` and its plots for one study.
 
   Args:
@@ -612,6 +629,8 @@ def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
     config_summary: the settings to show, e.g. optimizer, batch size, steps.
     mlperf: study.json's 'mlperf' entry (train/experiments/study.mlperf_summary), or None
       to leave the MLPerf section out.
+    unfinished: study.json's 'unfinished' (planned runs without a result), listed
+      in a section of their own.
 
   Returns:
     The path of report.md; final_accuracy.png, eval_curves.png,
@@ -635,6 +654,7 @@ def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
       f'# Study: {name}',
       f"{summary['num_runs']} runs of one configuration, one seed each; target eval accuracy "
       f'{_percent(target)}.',
+      *_unfinished_section(unfinished),
       '## Configuration', config_table,
       '## Results', _results_tables(summary),
       '## Time to target', _time_to_target_section(summary),
@@ -848,7 +868,8 @@ def _pairwise_section(pairs: Sequence[dict]) -> str:
 def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: float,
                             differences: dict[str, dict[str, Any]] | None = None,
                             overrides: dict[str, Any] | None = None,
-                            pairwise: list[dict] | None = None) -> str:
+                            pairwise: list[dict] | None = None,
+                            unfinished: Sequence[dict] | None = None) -> str:
   """Writes `out_dir/report.md` with comparison.png and comparison_curves.png.
 
   Args:
@@ -860,6 +881,8 @@ def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: fl
     overrides: the command line's --config.KEY=VALUE settings, applied to
       every configuration.
     pairwise: `statistics.compare_studies` of the studies, or None to compute it.
+    unfinished: planned runs without a result (study.json's 'unfinished' of
+      every configuration), listed in a section of their own.
 
   Returns:
     The path of report.md; comparison.png, comparison_curves.png and
@@ -883,6 +906,7 @@ def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: fl
       "MLPerf's convention); the Kaplan-Meier median censors it at its last eval instead. The "
       "MLPerf score is the olympic mean of the first 5 runs' seconds to target.",
       _markdown_table(*_comparison_rows(studies, out_dir)),
+      *_unfinished_section(unfinished),
       *(['## Do they differ?', _pairwise_section(pairwise)] if pairwise else []),
       *(['## What differs', _differences_table(differences)] if differences else []),
       '## Command-line overrides', _overrides_section(overrides or {}),
@@ -918,7 +942,7 @@ def _search_table(out_dir: str, axes: Sequence[str], ranked: Sequence[dict]) -> 
 
 
 def write_search_report(out_dir: str, search_space_axes: list[str], trials: list[dict],
-                        wall_seconds: float) -> str:
+                        wall_seconds: float, unfinished: Sequence[dict] | None = None) -> str:
   """Writes `out_dir/report.md` with search_axes.png for a hyperparameter search.
 
   Args:
@@ -926,6 +950,7 @@ def write_search_report(out_dir: str, search_space_axes: list[str], trials: list
     search_space_axes: the searched parameters, keys of each trial's 'params'.
     trials: {'trial': int, 'params': {axis: value}, 'summary': summary dict}.
     wall_seconds: wall time of the whole search.
+    unfinished: planned runs without a result, listed in a section of their own.
 
   Returns:
     The path of report.md, which ranks the trials by median final accuracy.
@@ -943,6 +968,7 @@ def write_search_report(out_dir: str, search_space_axes: list[str], trials: list
   text = '\n\n'.join(filter(None, [
       f'# Search over {len(search_space_axes)} axes, {len(trials)} trials',
       f'Wall time {_seconds(wall_seconds)}. {best}',
+      *_unfinished_section(unfinished),
       '## Trials, best first', table,
       '## Plots',
       '![Median final accuracy against each search axis](search_axes.png)',

@@ -6,15 +6,19 @@ Layouts (every run directory holds the files of a single run):
               submission tree (train/mlperf/results.write_results_folder)
   comparison  DIR/<config name>/ (a study each), DIR/comparison.json, DIR/report.md
   search      DIR/trial_<k>/ (a study each), DIR/search.json, DIR/report.md
+Each of them also holds DIR/plan.json and DIR/study_spec.json (plan.py), and
+claims/ next to its seed folders (worker.py).
 
-`DIR/study_spec.json` records what the directory holds. Re-running the same
-command resumes: a seed whose `result.json` exists is read back, not re-run; a
-seed that was interrupted is moved aside (`seed_<s>.interrupted.<n>`) and run
-again. A directory that holds another study is refused, never overwritten.
+A study goes in three steps, which may run in different processes and hosts:
+`plan_*` writes down every run it needs; workers (worker.py) run them;
+`write_report` writes the JSON summaries and report.md from whatever has
+finished, and says what is still running, pending or failed. `run_*` do all
+three in this process, as `python main.py` does by default.
 
-The seeds of all configs run interleaved (seed s of every config before seed s+1),
-so an interrupted comparison stays balanced, and in one process that compiles each
-config's programs once (`programs.StepCache`).
+Re-running the same command resumes: a seed whose `result.json` exists is read
+back, not re-run; an interrupted seed resumes from its checkpoint, or is moved
+aside (`seed_<s>.interrupted.<n>`) and run again when it has none; a failed one
+runs again. A directory that holds another study is refused, never overwritten.
 """
 
 import dataclasses
@@ -29,128 +33,23 @@ import numpy as np
 from absl import logging
 
 from input_pipeline import info
+from train.common import claims
 from train.common import config_dicts
 from train.common import console
 from train.common import files
+from train.experiments import plan as plan_lib
 from train.experiments import report
 from train.experiments import search
 from train.experiments import statistics
+from train.experiments import worker as worker_lib
 from train.mlperf import results as mlperf_results
 from train.mlperf import rules
 from train.run import budget
-from train.run import checkpoint
-from train.run import loop
 from train.run import mllog
 from train.run import programs
 
-
-class StudyDirError(ValueError):
-  """The study directory holds something else; the message says what."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Entry:
-  """One config of a study and the directory its seeds go to."""
-  name: str
-  config: ml_collections.ConfigDict
-  directory: str
-
-
-def _read_json(path: str, remedy: str) -> Any:
-  """The JSON file at `path`; StudyDirError, with `remedy`, when it cannot be read."""
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except (OSError, ValueError) as e:
-    raise StudyDirError(f'{path} cannot be read ({type(e).__name__}: '
-                        f'{" ".join(str(e).split())}); {remedy}') from None
-
-
-def _seed_remedy(run_dir: str) -> str:
-  return f'move {run_dir} aside (the seed then runs again) and re-run the same command'
-
-
-def _config_values(config: ml_collections.ConfigDict) -> dict:
-  return json.loads(config.to_json())
-
-
-def check_study_dir(directory: str, spec: dict) -> None:
-  """Refuses a directory that holds a single run or a study of something else.
-
-  `spec` says what the study is: its kind and each config (the seed counts and
-  trial counts may grow between invocations, so they are not part of it).
-  """
-  if os.path.exists(os.path.join(directory, 'result.json')):
-    raise StudyDirError(f'--workdir={directory} holds a single run (result.json), '
-                        'not a study; choose a new --workdir')
-  path = os.path.join(directory, 'study_spec.json')
-  if os.path.exists(path):
-    existing = _read_json(path, 'it records what the study holds: restore it, or '
-                          'choose a new --workdir')
-    if existing != spec:
-      # The spec is {'kind': ..., 'configs': {name: config}}: name what differs.
-      raise StudyDirError(
-          f'--workdir={directory} holds another study ({path}): '
-          f'{config_dicts.differences(existing, spec)}; choose a new --workdir or re-run '
-          'its own command')
-  elif os.path.isdir(directory) and set(os.listdir(directory)) - {console.LOG_FILE}:
-    raise StudyDirError(f'--workdir={directory} is not empty and holds no study; '
-                        'choose a new --workdir')
-
-
-def write_spec(directory: str, spec: dict) -> None:
-  os.makedirs(directory, exist_ok=True)
-  files.write_json(os.path.join(directory, 'study_spec.json'), spec)
-
-
-def _set_aside(run_dir: str) -> str:
-  n = 1
-  while os.path.exists(f'{run_dir}.interrupted.{n}'):
-    n += 1
-  os.replace(run_dir, f'{run_dir}.interrupted.{n}')
-  return f'{run_dir}.interrupted.{n}'
-
-
-def run_or_resume(entry: Entry, seed: int, step_cache: programs.StepCache,
-                  progress: console.Progress | None = None) -> tuple[dict, bool]:
-  """The result of `seed` of `entry`: read back if finished, else run. (result, ran).
-
-  `progress`, if given, shows the run as it goes and its line once it is done.
-  """
-  progress = progress or console.Progress(1, enabled=False)
-  label = f'{entry.name} seed {seed}'
-  progress.start_run(label)
-  run_dir = os.path.join(entry.directory, f'seed_{seed}')
-  result_path = os.path.join(run_dir, 'result.json')
-  config = entry.config.copy_and_resolve_references()
-  config.seed = seed
-  if os.path.exists(result_path):
-    if (_read_json(os.path.join(run_dir, 'config.json'), _seed_remedy(run_dir))
-        != _config_values(config)):
-      raise StudyDirError(f'{run_dir} holds a run of another config; '
-                          'choose a new --workdir')
-    logging.info('%s seed %d: finished earlier, read from %s', entry.name, seed, result_path)
-    result = _read_json(result_path, _seed_remedy(run_dir))
-    progress.finish_run(console.run_line(label, result, earlier=True), ran=False)
-    return result, False
-  if os.path.exists(run_dir):
-    try:  # An unreadable config.json of an unfinished seed: moved aside below.
-      same_config = (_read_json(os.path.join(run_dir, 'config.json'), '')
-                     == _config_values(config))
-    except StudyDirError:
-      same_config = False
-    if same_config and checkpoint.has_checkpoints(run_dir):
-      logging.warning('%s seed %d was interrupted; it resumes from its checkpoint in %s',
-                      entry.name, seed, run_dir)
-    else:
-      moved = _set_aside(run_dir)
-      logging.warning('%s seed %d was interrupted before its first checkpoint; its files '
-                      'are kept in %s and the seed runs again from the start',
-                      entry.name, seed, moved)
-  logging.info('%s seed %d: training in %s', entry.name, seed, run_dir)
-  result = loop.train_and_evaluate(config, run_dir, step_cache, progress=progress)
-  progress.finish_run(console.run_line(label, result))
-  return result, True
+# The states of a run without a result, in study.json's 'unfinished'.
+RUNNING, PENDING, FAILED = 'running', 'pending', 'failed'
 
 
 def learning_rate_curve(config: ml_collections.ConfigDict,
@@ -187,9 +86,50 @@ def config_summary(config: ml_collections.ConfigDict) -> dict[str, Any]:
   }
 
 
-def _finish_study(entry: Entry, results: list[dict], seeds: list[int],
-                  wall_seconds: float, num_ran: int) -> dict:
+@dataclasses.dataclass
+class RunStates:
+  """Where the runs of one entry stand: finished (with results), and the others."""
+  finished: list[tuple[plan_lib.PlannedRun, dict]]
+  unfinished: list[dict[str, Any]]  # {'run', 'seed', 'state', 'detail'}, in plan order.
+
+  @property
+  def results(self) -> list[dict]:
+    return [result for _, result in self.finished]
+
+
+def _unfinished_state(run: plan_lib.PlannedRun) -> dict[str, Any]:
+  """A run that has no result: failed (its error), running (its holder) or pending."""
+  state = {'run': run.label, 'seed': run.seed}
+  if os.path.exists(run.failure_path):
+    failure = plan_lib.read_json(run.failure_path, 'move it aside; the run is tried again')
+    return state | {'state': FAILED, 'detail': failure.get('error', '')}
+  status = claims.status(run.claim_dir)
+  if status.state == claims.HELD:
+    return state | {'state': RUNNING, 'detail': status.holder.describe()}
+  detail = f'its worker is gone ({status.reason})' if status.state == claims.GONE else ''
+  return state | {'state': PENDING, 'detail': detail}
+
+
+def run_states(plan: plan_lib.Plan, entry: str) -> RunStates:
+  states = RunStates([], [])
+  for run in plan.runs_of(entry):
+    if os.path.exists(run.result_path):
+      states.finished.append((run, worker_lib.read_result(run)))
+    else:
+      states.unfinished.append(_unfinished_state(run))
+  return states
+
+
+def _wall_seconds(plan: plan_lib.Plan, states: Sequence[RunStates]) -> float:
+  """From the plan's first writing to the last result written."""
+  ends = [os.path.getmtime(run.result_path) for s in states for run, _ in s.finished]
+  return max(ends, default=plan.created) - plan.created
+
+
+def _finish_study(entry: plan_lib.Entry, states: RunStates, seeds: list[int],
+                  wall_seconds: float, num_ran: int | None) -> dict:
   """Writes study.json and report.md of one config; returns study.json's content."""
+  results = states.results
   summary = statistics.summarize(results)
   study = {
       'name': entry.name,
@@ -200,18 +140,20 @@ def _finish_study(entry: Entry, results: list[dict], seeds: list[int],
       'sum_run_seconds': sum(r['run_seconds'] for r in results),
       'sum_init_seconds': sum(r['init_seconds'] for r in results),
       'runs': results,
+      'unfinished': states.unfinished,
   }
   # The runs that make the MLPerf score, as an MLPerf submission tree.
-  scored = results[:statistics.MLPERF_RESNET_RUNS]
+  scored = states.finished[:statistics.MLPERF_RESNET_RUNS]
   org_folder = mlperf_results.write_results_folder(
       entry.directory, entry.config,
-      [os.path.join(entry.directory, f'seed_{s}', 'mlperf.log')
-       for s in seeds[:statistics.MLPERF_RESNET_RUNS]])
-  study['mlperf'] = mlperf_summary(entry.config, scored, org_folder, entry.directory)
+      [os.path.join(run.run_dir, 'mlperf.log') for run, _ in scored])
+  study['mlperf'] = mlperf_summary(entry.config, [r for _, r in scored], org_folder,
+                                   entry.directory)
   files.write_json(os.path.join(entry.directory, 'study.json'), study)
   report.write_study_report(entry.directory, entry.name, summary, results,
                             learning_rate_curve(entry.config), wall_seconds,
-                            config_summary(entry.config), mlperf=study['mlperf'])
+                            config_summary(entry.config), mlperf=study['mlperf'],
+                            unfinished=states.unfinished)
   return study
 
 
@@ -235,84 +177,6 @@ def mlperf_summary(config: ml_collections.ConfigDict, scored: Sequence[dict],
   }
 
 
-def run_entries(entries: Sequence[Entry], num_seeds: int) -> list[dict]:
-  """Runs `num_seeds` seeds of every entry, interleaved; returns each entry's study."""
-  start = time.perf_counter()
-  step_cache = programs.StepCache()
-  results: dict[str, list[dict]] = {e.name: [] for e in entries}
-  num_ran = dict.fromkeys(results, 0)
-  for entry in entries:
-    os.makedirs(entry.directory, exist_ok=True)
-    loop.write_config(entry.config, entry.directory)
-  with console.Progress(len(entries) * num_seeds,
-                        enabled=jax.process_index() == 0) as progress:
-    for offset in range(num_seeds):
-      for entry in entries:
-        result, ran = run_or_resume(entry, entry.config.seed + offset, step_cache, progress)
-        results[entry.name].append(result)
-        num_ran[entry.name] += ran
-  wall_seconds = time.perf_counter() - start
-  studies = []
-  for entry in entries:
-    seeds = [entry.config.seed + i for i in range(num_seeds)]
-    studies.append(_finish_study(entry, results[entry.name], seeds, wall_seconds,
-                                 num_ran[entry.name]))
-  return studies
-
-
-def run_study(config: ml_collections.ConfigDict, name: str, directory: str,
-              num_seeds: int) -> dict:
-  """Seeds config.seed .. config.seed + num_seeds - 1 of one config in `directory`."""
-  spec = {'kind': 'study', 'configs': {name: _config_values(config)}}
-  check_study_dir(directory, spec)
-  write_spec(directory, spec)
-  return run_entries([Entry(name, config, directory)], num_seeds)[0]
-
-
-def config_differences(configs: dict[str, ml_collections.ConfigDict]
-                       ) -> dict[str, dict[str, Any]]:
-  """For each config, its values of the keys on which the configs differ."""
-  flat = {name: config_dicts.flatten(c) for name, c in configs.items()}
-  keys = sorted({k for values in flat.values() for k in values} - {'seed'})
-  differing = [k for k in keys if len({json.dumps(v.get(k), default=str)
-                                       for v in flat.values()}) > 1]
-  return {name: {k: values.get(k) for k in differing} for name, values in flat.items()}
-
-
-def run_comparison(configs: dict[str, ml_collections.ConfigDict], directory: str,
-                   num_seeds: int, overrides: dict[str, Any] | None = None) -> list[dict]:
-  """Several configs side by side, each in DIR/<name>/; returns their studies.
-
-  `overrides` are the command line's --config.KEY=VALUE settings, already
-  applied to every config; they are recorded in study_spec.json,
-  comparison.json and report.md so that a reader sees what the command changed.
-  """
-  overrides = json.loads(json.dumps(overrides or {}, default=list))
-  spec = {'kind': 'comparison',
-          'configs': {name: _config_values(c) for name, c in configs.items()},
-          'overrides': overrides}
-  check_study_dir(directory, spec)
-  write_spec(directory, spec)
-  start = time.perf_counter()
-  entries = [Entry(name, c, os.path.join(directory, name)) for name, c in configs.items()]
-  studies = run_entries(entries, num_seeds)
-  wall_seconds = time.perf_counter() - start
-  pairwise = comparison_statistics(studies)
-  files.write_json(os.path.join(directory, 'comparison.json'), {
-      'names': list(configs),
-      'num_seeds': num_seeds,
-      'overrides': overrides,
-      'wall_seconds': wall_seconds,
-      'studies': [{k: v for k, v in s.items() if k != 'runs'} for s in studies],
-      'pairwise': pairwise,
-  })
-  report.write_comparison_report(
-      directory, [(s['name'], s, s['runs']) for s in studies], wall_seconds,
-      differences=config_differences(configs), overrides=overrides,
-      pairwise=pairwise)
-  return studies
-
-
 def comparison_statistics(studies: Sequence[dict]) -> list[dict]:
   """comparison.json's 'pairwise': every pair of configs compared, with its verdict.
 
@@ -326,29 +190,175 @@ def comparison_statistics(studies: Sequence[dict]) -> list[dict]:
   return pairwise
 
 
+def config_differences(configs: dict[str, ml_collections.ConfigDict]
+                       ) -> dict[str, dict[str, Any]]:
+  """For each config, its values of the keys on which the configs differ."""
+  flat = {name: config_dicts.flatten(c) for name, c in configs.items()}
+  keys = sorted({k for values in flat.values() for k in values} - {'seed'})
+  differing = [k for k in keys if len({json.dumps(v.get(k), default=str)
+                                       for v in flat.values()}) > 1]
+  return {name: {k: values.get(k) for k in differing} for name, values in flat.items()}
+
+
+# --- planning: what a study needs, written down before any run -----------------
+
+
+def plan_study(config: ml_collections.ConfigDict, name: str, directory: str,
+               num_seeds: int) -> plan_lib.Plan:
+  """Seeds config.seed .. config.seed + num_seeds - 1 of one config in `directory`."""
+  spec = {'kind': plan_lib.STUDY, 'configs': {name: plan_lib.config_values(config)}}
+  entries = [plan_lib.Entry(name, config, directory)]
+  return _write_plan(plan_lib.make_plan(plan_lib.STUDY, name, directory, entries,
+                                        num_seeds), spec)
+
+
+def plan_comparison(configs: dict[str, ml_collections.ConfigDict], directory: str,
+                    num_seeds: int, overrides: dict[str, Any] | None = None,
+                    name: str = 'comparison') -> plan_lib.Plan:
+  """Several configs side by side, each a study in DIR/<name>/.
+
+  `overrides` are the command line's --config.KEY=VALUE settings, already
+  applied to every config; they are recorded in study_spec.json, the plan,
+  comparison.json and report.md so that a reader sees what the command changed.
+  """
+  overrides = json.loads(json.dumps(overrides or {}, default=list))
+  spec = {'kind': plan_lib.COMPARISON,
+          'configs': {n: plan_lib.config_values(c) for n, c in configs.items()},
+          'overrides': overrides}
+  entries = [plan_lib.Entry(n, c, os.path.join(directory, n)) for n, c in configs.items()]
+  return _write_plan(plan_lib.make_plan(plan_lib.COMPARISON, name, directory, entries,
+                                        num_seeds, overrides=overrides), spec)
+
+
+def plan_search(config: ml_collections.ConfigDict, name: str,
+                space: Sequence[search.Axis], directory: str, num_trials: int,
+                num_seeds: int, num_devices: int | None = None) -> plan_lib.Plan:
+  """`num_trials` quasi-random trials of `space`, each a study of `num_seeds` seeds,
+  each trial checked for `num_devices` devices (default: this process's)."""
+  search.check_space(space, config)
+  axes = [dataclasses.asdict(a) | {'type': type(a).__name__} for a in space]
+  spec = json.loads(json.dumps({'kind': plan_lib.SEARCH,
+                                'configs': {name: plan_lib.config_values(config)},
+                                'search_space': axes}))
+  params = search.draw_trials(space, num_trials, seed=config.seed)
+  entries = [plan_lib.Entry(f'trial_{k}', search.apply_params(config, p),
+                            os.path.join(directory, f'trial_{k}'))
+             for k, p in enumerate(params)]
+  for entry in entries:  # A trial outside what the harness accepts fails up front.
+    rules.validate_run_config(entry.config, num_devices=num_devices or jax.device_count(),
+                              check_data=False)
+  return _write_plan(plan_lib.make_plan(
+      plan_lib.SEARCH, name, directory, entries, num_seeds,
+      search={'axes': [a.key for a in space], 'params': params}), spec)
+
+
+def _write_plan(plan: plan_lib.Plan, spec: dict) -> plan_lib.Plan:
+  """Writes the plan (process 0) and lets failed runs be tried again."""
+  if jax.process_index() == 0:
+    plan = plan_lib.write_plan(plan, spec)
+    for label in plan_lib.clear_failures(plan):
+      logging.warning('%s failed before; it runs again', label)
+  return plan
+
+
+# --- the report: from whatever has finished --------------------------------------
+
+
+def write_report(directory: str, wall_seconds: float | None = None,
+                 num_ran: dict[str, int] | None = None) -> list[dict]:
+  """Writes study.json / comparison.json / search.json and report.md of the
+  study in `directory` from the runs finished so far; returns each entry's study.
+
+  The report says which runs are still running, pending or failed. It is the
+  only writer of these files. `wall_seconds`: the study's wall time as the
+  caller measured it; by default, from the plan's first writing to the last
+  result. `num_ran`: runs trained by the calling command, per entry.
+  """
+  plan = plan_lib.read_plan(directory)
+  states = [run_states(plan, entry.name) for entry in plan.entries]
+  if wall_seconds is None:
+    wall_seconds = _wall_seconds(plan, states)
+  studies = [_finish_study(entry, entry_states, [r.seed for r in plan.runs_of(entry.name)],
+                           wall_seconds, None if num_ran is None else num_ran.get(entry.name, 0))
+             for entry, entry_states in zip(plan.entries, states)]
+  if plan.kind == plan_lib.COMPARISON:
+    _write_comparison(plan, studies, wall_seconds)
+  elif plan.kind == plan_lib.SEARCH:
+    _write_search(plan, studies, wall_seconds)
+  return studies
+
+
+def _all_unfinished(studies: Sequence[dict]) -> list[dict]:
+  return [state for study in studies for state in study['unfinished']]
+
+
+def _write_comparison(plan: plan_lib.Plan, studies: list[dict], wall_seconds: float) -> None:
+  pairwise = comparison_statistics(studies)
+  files.write_json(os.path.join(plan.directory, 'comparison.json'), {
+      'names': [e.name for e in plan.entries],
+      'num_seeds': plan.num_seeds,
+      'overrides': plan.overrides,
+      'wall_seconds': wall_seconds,
+      'studies': [{k: v for k, v in s.items() if k != 'runs'} for s in studies],
+      'pairwise': pairwise,
+  })
+  report.write_comparison_report(
+      plan.directory, [(s['name'], s, s['runs']) for s in studies], wall_seconds,
+      differences=config_differences({e.name: e.config for e in plan.entries}),
+      overrides=plan.overrides, pairwise=pairwise, unfinished=_all_unfinished(studies))
+
+
+def _write_search(plan: plan_lib.Plan, studies: list[dict], wall_seconds: float) -> None:
+  trials = [{'trial': k, 'params': p, 'summary': {x: v for x, v in s.items() if x != 'runs'}}
+            for k, (p, s) in enumerate(zip(plan.search['params'], studies))]
+  files.write_json(os.path.join(plan.directory, 'search.json'), {
+      'name': plan.name, 'num_trials': len(plan.entries), 'num_seeds': plan.num_seeds,
+      'axes': plan.search['axes'], 'wall_seconds': wall_seconds, 'trials': trials})
+  report.write_search_report(plan.directory, plan.search['axes'], trials, wall_seconds,
+                             unfinished=_all_unfinished(studies))
+
+
+def search_trials(directory: str) -> list[dict]:
+  """search.json's trials, as `write_report` wrote them."""
+  with open(os.path.join(directory, 'search.json')) as f:
+    return json.load(f)['trials']
+
+
+# --- inline: plan, work and report in this process ---------------------------------
+
+
+def work_inline(plan: plan_lib.Plan) -> list[dict]:
+  """Runs every run of `plan` in this process (with any other workers on the same
+  directory), then writes the report; returns each entry's study."""
+  start = time.perf_counter()
+  step_cache = programs.StepCache()
+  with console.Progress(len(plan.runs), enabled=jax.process_index() == 0) as progress:
+    worker = worker_lib.Worker(plan.directory, progress, stop_on_failure=True,
+                               wait_for_others=True, step_cache=step_cache)
+    done = worker.run()
+  num_ran = {entry.name: sum(label.startswith(f'{entry.name} seed ') for label in done.ran)
+             for entry in plan.entries}
+  wall_seconds = time.perf_counter() - start
+  if jax.process_index() != 0:
+    return []
+  return write_report(plan.directory, wall_seconds, num_ran)
+
+
+def run_study(config: ml_collections.ConfigDict, name: str, directory: str,
+              num_seeds: int) -> dict:
+  """A study of one config, run in this process; returns study.json's content."""
+  return work_inline(plan_study(config, name, directory, num_seeds))[0]
+
+
+def run_comparison(configs: dict[str, ml_collections.ConfigDict], directory: str,
+                   num_seeds: int, overrides: dict[str, Any] | None = None) -> list[dict]:
+  """A comparison run in this process; returns each config's study."""
+  return work_inline(plan_comparison(configs, directory, num_seeds, overrides))
+
+
 def run_search(config: ml_collections.ConfigDict, name: str,
                space: Sequence[search.Axis], directory: str, num_trials: int,
                num_seeds: int) -> list[dict]:
-  """`num_trials` quasi-random trials of `space`, each a study of `num_seeds` seeds."""
-  search.check_space(space, config)
-  spec = {'kind': 'search', 'configs': {name: _config_values(config)},
-          'search_space': [dataclasses.asdict(a) | {'type': type(a).__name__}
-                           for a in space]}
-  check_study_dir(directory, json.loads(json.dumps(spec)))
-  write_spec(directory, spec)
-  start = time.perf_counter()
-  params = search.draw_trials(space, num_trials, seed=config.seed)
-  entries = [Entry(f'trial_{k}', search.apply_params(config, p),
-                   os.path.join(directory, f'trial_{k}')) for k, p in enumerate(params)]
-  for entry in entries:  # A trial outside what the harness accepts fails up front.
-    rules.validate_run_config(entry.config, num_devices=jax.device_count(),
-                               check_data=False)
-  studies = run_entries(entries, num_seeds)
-  wall_seconds = time.perf_counter() - start
-  trials = [{'trial': k, 'params': p, 'summary': {x: v for x, v in s.items() if x != 'runs'}}
-            for k, (p, s) in enumerate(zip(params, studies))]
-  files.write_json(os.path.join(directory, 'search.json'), {
-      'name': name, 'num_trials': num_trials, 'num_seeds': num_seeds,
-      'axes': [a.key for a in space], 'wall_seconds': wall_seconds, 'trials': trials})
-  report.write_search_report(directory, [a.key for a in space], trials, wall_seconds)
-  return trials
+  """A search run in this process; returns search.json's trials."""
+  studies = work_inline(plan_search(config, name, space, directory, num_trials, num_seeds))
+  return search_trials(directory) if studies else []

@@ -134,15 +134,42 @@ def wait_for_all_processes(name: str) -> None:
   host or a slower import easily is. Processes first meet here instead, at the
   coordination service's barrier, which waits up to BARRIER_TIMEOUT_SECONDS.
   """
-  import jax  # pylint: disable=g-import-not-at-top
-  if jax.process_count() == 1:
-    return
-  from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
-  client = jax_distributed.global_state.client
+  client = _coordination_client()
   if client is None:
     return
   client.wait_at_barrier(f'{name}:{next(_barrier_uses)}',
                          timeout_in_ms=BARRIER_TIMEOUT_SECONDS * 1000)
+
+
+def _coordination_client():
+  """JAX's client of the coordination service, or None in a one-process run."""
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.process_count() == 1:
+    return None
+  from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
+  return jax_distributed.global_state.client
+
+
+def share_from_main(name: str, text: str) -> str:
+  """Process 0's `text`, in every process: process 0 decides (which seed to run
+  next, say) and the others follow. Returns `text` in a one-process run.
+
+  Through the coordination service's key-value store, not a collective, so a
+  process may wait for process 0 as long as BARRIER_TIMEOUT_SECONDS (process 0
+  may be finishing a run's report, or waiting for a claim). Every process must
+  call it with the same `name` in the same order; the others' `text` is ignored.
+  """
+  client = _coordination_client()
+  if client is None:
+    return text
+  key = f'share:{name}:{next(_share_uses)}'
+  if is_main_process():
+    client.key_value_set(key, text)
+    return text
+  return client.blocking_key_value_get(key, BARRIER_TIMEOUT_SECONDS * 1000)
+
+
+_share_uses = itertools.count()
 
 
 def is_main_process() -> bool:

@@ -152,9 +152,14 @@ class Progress:
     return None if self.reached_index is None else self.evals[self.reached_index]
 
 
+# SIGTERM: what schedulers send before they kill; SIGINT: Ctrl-C; SIGUSR2: Slurm's
+# warning before a time limit or a preemption, as submitit asks for it.
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
+
+
 class Preempted(Exception):
-  """SIGTERM or SIGINT arrived: the run saved a checkpoint and stopped; the same
-  command resumes it. `signal_number` says which."""
+  """A stop signal (STOP_SIGNALS) arrived: the run saved a checkpoint and stopped;
+  the same command resumes it. `signal_number` says which."""
 
   def __init__(self, message: str, signal_number: int = signal.SIGTERM):
     super().__init__(message)
@@ -162,8 +167,8 @@ class Preempted(Exception):
 
 
 class _StopSignals:
-  """Turns SIGTERM (what schedulers send before they kill) and SIGINT (Ctrl-C) into
-  a flag the loop polls, so that either ends the run with a checkpoint.
+  """Turns the STOP_SIGNALS (SIGTERM, SIGINT, Slurm's SIGUSR2) into a flag the loop
+  polls, so that each ends the run with a checkpoint.
 
   A second SIGINT, for a user who will not wait for the save, stops at once
   (KeyboardInterrupt). Installed only in the main thread, where Python delivers
@@ -181,7 +186,7 @@ class _StopSignals:
 
   def __enter__(self) -> '_StopSignals':
     if threading.current_thread() is threading.main_thread():
-      for signum in (signal.SIGTERM, signal.SIGINT):
+      for signum in STOP_SIGNALS:
         self._previous[signum] = signal.signal(signum, self._handle)
     return self
 

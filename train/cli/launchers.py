@@ -1,0 +1,267 @@
+"""How the workers of a study start: local processes or a Slurm job array.
+
+Each worker is `python main.py worker --workdir=DIR`, which claims runs of the
+study's plan until none is left (train/experiments/worker.py). The study
+directory is the only thing they share: `--launcher=local` starts K of them on
+this machine, each with its own GPUs; `--launcher=slurm` submits a job array
+of K through submitit, each array task a worker of `--slurm_nodes` nodes (one
+JAX process per task, found through Slurm's variables). The submitting command
+then waits with a progress line and writes the report, or returns at once.
+
+Under Slurm, submitit asks for Slurm's warning signal (SIGUSR2, 90 s before a
+time limit or a preemption). The worker then saves its seed's checkpoint and
+lets go of its claim; submitit requeues the array task, which resumes the seed
+from that checkpoint. `scancel` (SIGTERM) also saves, but nothing is requeued.
+"""
+
+import dataclasses
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from typing import Callable, Sequence
+
+from train.common import console
+from train.common import files
+
+# The submitting command looks at the study directory this often while it waits.
+POLL_SECONDS = 2.0
+# Seconds a Slurm worker has to save its checkpoint after the warning signal.
+SAVE_SECONDS = 80.0
+# Slurm sends SIGUSR2 this many seconds before a time limit or a preemption.
+SIGNAL_DELAY_SECONDS = 90
+# Options the --slurm_* flags set, refused in --slurm_option.
+_OWN_SBATCH_OPTIONS = ('partition', 'nodes', 'ntasks_per_node', 'gpus_per_node',
+                       'cpus_per_task', 'time', 'account', 'array', 'signal', 'output',
+                       'error', 'job_name')
+
+
+class LaunchError(ValueError):
+  """The launcher's settings cannot start the workers; the message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LaunchOptions:
+  """How a study's workers start, and whether the command waits for them."""
+  launcher: str = 'inline'  # inline, local or slurm (flags.INLINE, LOCAL, SLURM).
+  num_workers: int | None = None
+  wait: bool = True
+  slurm: 'SlurmOptions | None' = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SlurmOptions:
+  """The sbatch settings of each worker (one array task)."""
+  partition: str | None = None
+  nodes: int = 1
+  tasks_per_node: int = 1
+  gpus_per_node: int = 0
+  cpus_per_task: int | None = None
+  time_minutes: int = 24 * 60
+  account: str | None = None
+  extra: tuple[tuple[str, str], ...] = ()  # Other sbatch options, (key, value).
+
+  @property
+  def processes(self) -> int:
+    return self.nodes * self.tasks_per_node
+
+
+def parse_sbatch_options(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
+  """--slurm_option's KEY=VALUE entries, as submitit's additional_parameters keys."""
+  parsed = []
+  for text in values:
+    key, equals, value = text.partition('=')
+    key = key.strip().lstrip('-').replace('-', '_')
+    if not equals or not key:
+      raise LaunchError(f'--slurm_option={text} is not KEY=VALUE (e.g. qos=high)')
+    if key in _OWN_SBATCH_OPTIONS:
+      raise LaunchError(f'--slurm_option={text}: the harness sets {key} (from its '
+                        '--slurm_* flags); use those flags, or drop this option')
+    parsed.append((key, value))
+  return tuple(parsed)
+
+
+def worker_command(workdir: str, compilation_cache_dir: str | None) -> list[str]:
+  """`python main.py worker` for `workdir`, with this Python and the same cache."""
+  command = [sys.executable, os.path.join(files.REPO_ROOT, 'main.py'), 'worker',
+             f'--workdir={workdir}']
+  if compilation_cache_dir is not None:
+    command.append(f'--compilation_cache_dir={compilation_cache_dir}')
+  return command
+
+
+# --- local workers -------------------------------------------------------------------
+
+
+def local_gpus(environ: dict[str, str] | None = None) -> list[str]:
+  """This machine's GPUs as CUDA_VISIBLE_DEVICES names them, without starting CUDA:
+  from that variable if set, else from `nvidia-smi -L`; [] without GPUs."""
+  environ = os.environ if environ is None else environ
+  if 'CUDA_VISIBLE_DEVICES' in environ:
+    return [d for d in environ['CUDA_VISIBLE_DEVICES'].split(',') if d.strip()]
+  if shutil.which('nvidia-smi') is None:
+    return []
+  listing = subprocess.run(['nvidia-smi', '-L'], capture_output=True, text=True,
+                           timeout=60, check=False)
+  return [str(i) for i, line in enumerate(listing.stdout.splitlines())
+          if line.startswith('GPU ')]
+
+
+def split_gpus(gpus: Sequence[str], num_workers: int) -> list[str | None]:
+  """Each worker's CUDA_VISIBLE_DEVICES: an equal, contiguous share of `gpus`, or
+  None for every worker on a machine without GPUs."""
+  if not gpus:
+    return [None] * num_workers
+  if len(gpus) % num_workers:
+    raise LaunchError(f'--num_workers={num_workers} does not divide the {len(gpus)} GPUs '
+                      f'of this machine; give a divisor of {len(gpus)}')
+  share = len(gpus) // num_workers
+  return [','.join(gpus[k * share:(k + 1) * share]) for k in range(num_workers)]
+
+
+def start_local(workdir: str, num_workers: int, compilation_cache_dir: str | None,
+                gpus: Sequence[str], detach: bool) -> list[subprocess.Popen]:
+  """Starts `num_workers` worker processes; each writes to DIR/workers/local_<k>.log.
+
+  `detach`: the workers go on when this command ends (their own session).
+  """
+  log_dir = os.path.join(workdir, 'workers')
+  os.makedirs(log_dir, exist_ok=True)
+  processes = []
+  for k, devices in enumerate(split_gpus(gpus, num_workers)):
+    environ = dict(os.environ)
+    if devices is not None:
+      environ['CUDA_VISIBLE_DEVICES'] = devices
+    with open(os.path.join(log_dir, f'local_{k}.log'), 'ab') as log:
+      processes.append(subprocess.Popen(
+          worker_command(workdir, compilation_cache_dir), stdin=subprocess.DEVNULL,
+          stdout=log, stderr=subprocess.STDOUT, env=environ,
+          start_new_session=detach))
+  return processes
+
+
+# --- Slurm workers ---------------------------------------------------------------------
+
+
+class SlurmWorker:
+  """One array task: runs `main.py worker` and, at Slurm's warning, has it save.
+
+  submitit pickles this object and calls it on the node (in every task of the
+  job). At SIGUSR2, submitit calls `checkpoint` in the task of global rank 0:
+  the worker process gets the signal too, saves its seed and exits; then
+  submitit requeues the task with the object `checkpoint` returns.
+  """
+
+  def __init__(self, command: Sequence[str], save_seconds: float = SAVE_SECONDS):
+    self.command = list(command)
+    self.save_seconds = save_seconds
+    self._process: subprocess.Popen | None = None
+
+  def __getstate__(self) -> dict:
+    return {'command': self.command, 'save_seconds': self.save_seconds, '_process': None}
+
+  def __call__(self) -> int:
+    self._process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL)
+    code = self._process.wait()
+    if code != 0:
+      raise RuntimeError(f'{" ".join(self.command)} exited with status {code}; its last '
+                         'lines are above, its log in the study directory')
+    return code
+
+  def checkpoint(self, *args, **kwargs):
+    """Lets the worker save (it got SIGUSR2 too; sent again in case), then asks
+    submitit to requeue this task with a fresh worker."""
+    del args, kwargs
+    import submitit  # pylint: disable=g-import-not-at-top
+    process = self._process
+    if process is not None and process.poll() is None:
+      process.send_signal(signal.SIGUSR2)
+      try:
+        process.wait(timeout=self.save_seconds)
+      except subprocess.TimeoutExpired:
+        print(f'the worker did not save within {self.save_seconds:.0f} s; requeued anyway, '
+              'it resumes from its last checkpoint', file=sys.stderr)
+    return submitit.helpers.DelayedSubmission(SlurmWorker(self.command, self.save_seconds))
+
+
+def slurm_executor(workdir: str, options: SlurmOptions, num_workers: int):
+  """A submitit executor for a job array of `num_workers` workers, its files in
+  DIR/workers/slurm/."""
+  import submitit  # pylint: disable=g-import-not-at-top
+  if shutil.which('sbatch') is None:
+    raise LaunchError('--launcher=slurm needs Slurm: sbatch is not on this machine\'s '
+                      'PATH; run from a Slurm login node, or use --launcher=local')
+  executor = submitit.SlurmExecutor(folder=os.path.join(workdir, 'workers', 'slurm', '%j'))
+  parameters = dict(
+      nodes=options.nodes, ntasks_per_node=options.tasks_per_node,
+      time=options.time_minutes, array_parallelism=num_workers,
+      job_name=f'harness-{os.path.basename(workdir.rstrip(os.sep))}',
+      signal_delay_s=SIGNAL_DELAY_SECONDS,
+      # The node imports the harness from this checkout.
+      setup=[f'export PYTHONPATH={files.REPO_ROOT}${{PYTHONPATH:+:$PYTHONPATH}}'],
+      additional_parameters=dict(options.extra))
+  if options.partition:
+    parameters['partition'] = options.partition
+  if options.gpus_per_node:
+    parameters['gpus_per_node'] = options.gpus_per_node
+  if options.cpus_per_task:
+    parameters['cpus_per_task'] = options.cpus_per_task
+  if options.account:
+    parameters['account'] = options.account
+  executor.update_parameters(**parameters)
+  return executor
+
+
+def submit_slurm(workdir: str, options: SlurmOptions, num_workers: int,
+                 compilation_cache_dir: str | None) -> list:
+  """Submits the job array; returns submitit's jobs (one per array task)."""
+  executor = slurm_executor(workdir, options, num_workers)
+  command = worker_command(workdir, compilation_cache_dir)
+  with executor.batch():
+    jobs = [executor.submit(SlurmWorker(command)) for _ in range(num_workers)]
+  return jobs
+
+
+def slurm_jobs_queued(job_ids: Sequence[str]) -> bool:
+  """Whether any of the jobs is still in Slurm's queue (pending, running, requeued).
+
+  squeue, not sacct: it needs no accounting database. An squeue that fails
+  counts as queued, so that a passing hiccup does not end the wait.
+  """
+  if not job_ids:
+    return False
+  try:
+    answer = subprocess.run(['squeue', '-h', '-o', '%i', '-j', ','.join(job_ids)],
+                            capture_output=True, text=True, timeout=60, check=False)
+  except (OSError, subprocess.TimeoutExpired):
+    return True
+  if answer.returncode != 0:
+    return 'Invalid job id' not in answer.stderr
+  return bool(answer.stdout.strip())
+
+
+# --- waiting for the workers -------------------------------------------------------------
+
+
+def wait_for_workers(count_states: Callable[[], dict[str, int]],
+                     workers_alive: Callable[[], bool],
+                     progress: console.Progress,
+                     poll_seconds: float = POLL_SECONDS) -> dict[str, int]:
+  """Shows the runs done, running, pending and failed until none is running or
+  pending, or no worker is left; returns the last counts."""
+  while True:
+    counts = count_states()
+    progress.note(describe_counts(counts))
+    if not counts['running'] and not counts['pending']:
+      return counts
+    if not workers_alive():
+      return count_states()
+    time.sleep(poll_seconds)
+
+
+def describe_counts(counts: dict[str, int]) -> str:
+  total = sum(counts.values())
+  return (f'runs {counts["done"]}/{total} done, {counts["running"]} running, '
+          f'{counts["pending"]} pending, {counts["failed"]} failed')
