@@ -120,7 +120,8 @@ def _launch_options(kind: str) -> launchers.LaunchOptions:
   given = [name for name in cli_flags.LAUNCH[1:] if FLAGS[name].present]
   if launcher == cli_flags.INLINE:
     if given:
-      errors.fail(f'--{given[0]} needs --launcher=local or --launcher=slurm')
+      errors.fail(f'--{given[0]} needs --launcher=slurm' if given[0].startswith('slurm_')
+                  else f'--{given[0]} needs --launcher=local or --launcher=slurm')
     return launchers.LaunchOptions()
   if kind == RUN:
     errors.fail(f'--launcher={launcher} runs the seeds of a study, comparison or search; '
