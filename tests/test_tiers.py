@@ -19,6 +19,7 @@ ONLY_SLOW: dict[str, str] = {
     'test_resume.py': 'trains, kills and resumes in several scenarios',
     'test_seed_order.py': 'four runs, two of them of two JAX processes',
     'test_sharding.py': 'trains on 1, 2, 4 and 8 devices',
+    'test_slurm_cluster.py': 'each test submits jobs to Slurm',
 }
 
 
