@@ -9,6 +9,7 @@ polls with a deadline, so a busy machine slows the tests but does not fail them.
 
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -145,7 +146,7 @@ def _race(run_dir: str, signals: str) -> list[str]:
     open(go, 'x').close()
     won = [p.stdout.readline().strip() for p in racers]
     open(done, 'x').close()
-    assert [p.wait(timeout=30) for p in racers] == [0] * RACERS
+    assert [p.wait(timeout=300) for p in racers] == [0] * RACERS  # A hang guard.
     return won
   finally:
     for p in racers:
@@ -167,7 +168,8 @@ def test_of_racers_for_a_gone_holder_exactly_one_takes_over(tmp_path):
   won = _race(run_dir, str(tmp_path))
   assert sorted(won) == ['1'] + ['none'] * (RACERS - 1)
   assert sorted(os.listdir(os.path.join(run_dir, 'claim'))) == ['0.json', '1.json']
-  assert _record(run_dir, 1)['took_over'].startswith('heartbeat 1000 s old')
+  # 1000 s and however long the racers took to start on a busy machine.
+  assert re.match(r'heartbeat 1\d\d\d s old', _record(run_dir, 1)['took_over'])
 
 
 def test_a_killed_holder_is_gone_at_once(tmp_path, keep):
@@ -200,7 +202,7 @@ def test_a_stopped_holder_is_taken_over_and_exits_75_when_it_wakes(tmp_path, kee
     assert claim.holder.generation == 1
     assert claim.holder.took_over.startswith('heartbeat ')
     os.kill(holder.pid, signal.SIGCONT)
-    _, stderr = holder.communicate(timeout=30)
+    _, stderr = holder.communicate(timeout=300)  # A hang guard.
     assert holder.returncode == claims.LOST_EXIT_STATUS == 75
     assert stderr.count('\n') == 1 and stderr.startswith('error: lost the claim on ')
     assert f'pid {os.getpid()}' in stderr and claim.held()

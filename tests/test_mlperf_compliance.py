@@ -165,9 +165,9 @@ def test_compliance_checker_prints_success(lars_run, checker_output):
   assert 'exit status 0' in checker_output, checker_output
   assert 'SUCCESS' in checker_output, checker_output
   # The closed LARS rules ran: 4.0.0's, which take LARS's keys from 3.1.0.
-  for rules in ('training_4.0.0/closed_common.yaml', 'training_4.0.0/closed_resnet.yaml',
-                'training_3.1.0/closed_resnet_lars.yaml'):
-    assert rules in checker_output, checker_output
+  for rule_file in ('training_4.0.0/closed_common.yaml', 'training_4.0.0/closed_resnet.yaml',
+                    'training_3.1.0/closed_resnet_lars.yaml'):
+    assert rule_file in checker_output, checker_output
 
 
 @pytest.mark.slow  # Reads lars_run: a 470-step closed LARS run by main.py (about 80 s).

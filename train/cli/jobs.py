@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 
 import jax
 import ml_collections
+from absl import logging
 
 from train.bench import throughput
 from train.cli import config_files
@@ -340,7 +341,7 @@ def reported_errors(job: Job) -> Iterator[None]:
     if loop is not None and isinstance(e, loop.Preempted):
       how = 'interrupted' if e.signal_number == signal.SIGINT else 'preempted'
       print(f'{how}: {e}; run the same command again to resume', file=sys.stderr)
-      sys.exit(128 + e.signal_number)
+      _exit_now(job, 128 + e.signal_number)
     if not isinstance(e, _late_bad_input()):
       raise
     logs.close()
@@ -357,6 +358,20 @@ def reported_errors(job: Job) -> Iterator[None]:
   finally:
     if job.claim is not None:
       job.claim.release()
+
+
+def _exit_now(job: Job, status: int) -> None:
+  """Exits at once, once the log is flushed and the claim let go. A stopped run's
+  checkpoint is on disk, but its input pipeline may still be reading in tf.data's
+  threads, and the interpreter's shutdown can hang on them (seen under Slurm,
+  until the job was killed): nothing is left to clean up that the shutdown would."""
+  if job.claim is not None:
+    job.claim.release()
+  logs.close()
+  std_logging.shutdown()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)  # pylint: disable=protected-access
 
 
 def _print_studies(job: Job, studies: list[dict]) -> None:
@@ -438,23 +453,29 @@ def _num_workers(job: Job, plan, gpus: list[str]) -> int:
   return max(1, counts['pending'])
 
 
-def _launch(job: Job, plan) -> list[dict] | None:
-  """Starts the workers; unless --nowait, waits for them and writes the report.
-  Returns the studies, or None when the command does not wait."""
-  from train.experiments import worker  # pylint: disable=g-import-not-at-top
+def _start_workers(job: Job, plan) -> tuple[str, Callable[[], bool]]:
+  """Starts the launcher's workers; returns what was started, in words, and a
+  function that says whether any of them is still alive (or queued)."""
   gpus = launchers.local_gpus() if job.launch.launcher == cli_flags.LOCAL else []
   num_workers = _num_workers(job, plan, gpus)
   if job.launch.launcher == cli_flags.LOCAL:
     processes = launchers.start_local(job.workdir, num_workers, job.compilation_cache_dir,
                                       gpus, detach=not job.launch.wait)
-    started = f'{num_workers} local workers (pids {", ".join(str(p.pid) for p in processes)})'
-    alive = lambda: any(p.poll() is None for p in processes)  # pylint: disable=unnecessary-lambda-assignment
-  else:
-    slurm_jobs = launchers.submit_slurm(job.workdir, job.launch.slurm, num_workers,
-                                        job.compilation_cache_dir)
-    ids = [j.job_id for j in slurm_jobs]
-    started = f'a Slurm job array of {num_workers} workers (job {ids[0].partition("_")[0]})'
-    alive = lambda: launchers.slurm_jobs_queued(ids)  # pylint: disable=unnecessary-lambda-assignment
+    pids = ', '.join(str(p.pid) for p in processes)
+    return (f'{num_workers} local workers (pids {pids})',
+            lambda: any(p.poll() is None for p in processes))
+  slurm_jobs = launchers.submit_slurm(job.workdir, job.launch.slurm, num_workers,
+                                      job.compilation_cache_dir)
+  ids = [j.job_id for j in slurm_jobs]
+  return (f'a Slurm job array of {num_workers} workers (job {ids[0].partition("_")[0]})',
+          lambda: launchers.slurm_jobs_queued(ids))
+
+
+def _launch(job: Job, plan) -> list[dict] | None:
+  """Starts the workers; unless --nowait, waits for them and writes the report.
+  Returns the studies, or None when the command does not wait."""
+  from train.experiments import worker  # pylint: disable=g-import-not-at-top
+  started, alive = _start_workers(job, plan)
   print(f'started {started}; their logs are in {os.path.join(job.workdir, "workers")}',
         file=sys.stderr)
   if not job.launch.wait:
@@ -484,6 +505,10 @@ def run_worker(job: Job) -> None:
   study = _study_module()
   from train.experiments import worker  # pylint: disable=g-import-not-at-top
   plan = worker.plan_lib.read_plan(job.workdir)
+  logging.info('worker on %s (pid %d, slurm job %s): process %d of %d, %d of %d devices '
+               'local', socket.gethostname(), os.getpid(), os.environ.get('SLURM_JOB_ID'),
+               jax.process_index(), jax.process_count(), jax.local_device_count(),
+               jax.device_count())
   with console.Progress(len(plan.runs), enabled=distributed.is_main_process()) as progress:
     done = worker.Worker(job.workdir, progress).run()
   if not distributed.is_main_process():

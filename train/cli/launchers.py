@@ -14,6 +14,8 @@ lets go of its claim; submitit requeues the array task, which resumes the seed
 from that checkpoint. `scancel` (SIGTERM) also saves, but nothing is requeued.
 """
 
+import ctypes
+import ctypes.util
 import dataclasses
 import os
 import shutil
@@ -32,6 +34,10 @@ POLL_SECONDS = 2.0
 SAVE_SECONDS = 80.0
 # Slurm sends SIGUSR2 this many seconds before a time limit or a preemption.
 SIGNAL_DELAY_SECONDS = 90
+# Requeues submitit allows a worker after time limits. submitit counts any
+# warning late in a job as a time limit (preemptions too), and a worker may run
+# many seeds, each over many jobs' time: the default (3) would strand them.
+MAX_REQUEUES = 1000
 # Options the --slurm_* flags set, refused in --slurm_option.
 _OWN_SBATCH_OPTIONS = ('partition', 'nodes', 'ntasks_per_node', 'gpus_per_node',
                        'cpus_per_task', 'time', 'account', 'array', 'signal', 'output',
@@ -163,8 +169,15 @@ class SlurmWorker:
     return {'command': self.command, 'save_seconds': self.save_seconds, '_process': None}
 
   def __call__(self) -> int:
-    self._process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL)
-    code = self._process.wait()
+    # The worker must not outlive this task's process: Slurm without cgroups
+    # loses track of a child whose parent died, and it would train on unseen.
+    self._process = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
+                                     preexec_fn=_terminate_with_parent)
+    # Polled, not wait()ed: wait() holds a lock through its blocking waitpid,
+    # and `checkpoint`, which runs inside a signal handler in this same thread,
+    # could then never wait for the worker to save.
+    while (code := self._process.poll()) is None:
+      time.sleep(0.5)
     if code != 0:
       raise RuntimeError(f'{" ".join(self.command)} exited with status {code}; its last '
                          'lines are above, its log in the study directory')
@@ -186,6 +199,15 @@ class SlurmWorker:
     return submitit.helpers.DelayedSubmission(SlurmWorker(self.command, self.save_seconds))
 
 
+def _terminate_with_parent() -> None:
+  """In a child, before it runs: SIGTERM (save and stop) when its parent dies."""
+  libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6', use_errno=True)
+  libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+_PR_SET_PDEATHSIG = 1  # From <sys/prctl.h>.
+
+
 def slurm_executor(workdir: str, options: SlurmOptions, num_workers: int):
   """A submitit executor for a job array of `num_workers` workers, its files in
   DIR/workers/slurm/."""
@@ -193,7 +215,8 @@ def slurm_executor(workdir: str, options: SlurmOptions, num_workers: int):
   if shutil.which('sbatch') is None:
     raise LaunchError('--launcher=slurm needs Slurm: sbatch is not on this machine\'s '
                       'PATH; run from a Slurm login node, or use --launcher=local')
-  executor = submitit.SlurmExecutor(folder=os.path.join(workdir, 'workers', 'slurm', '%j'))
+  executor = submitit.SlurmExecutor(folder=os.path.join(workdir, 'workers', 'slurm', '%j'),
+                                    max_num_timeout=MAX_REQUEUES)
   parameters = dict(
       nodes=options.nodes, ntasks_per_node=options.tasks_per_node,
       time=options.time_minutes, array_parallelism=num_workers,

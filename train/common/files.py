@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import uuid
 from typing import Any, Iterator
 
 # The repository's root: configs/, runs/ and the MLPerf package data hang off it.
@@ -14,9 +15,11 @@ def atomic_path(path: str, suffix: str = '.tmp') -> Iterator[str]:
   """Yields a temporary path to write; on success it replaces `path` in one step.
 
   A kill or an error while writing leaves `path` as it was and no temporary file.
-  `suffix` ends the temporary name (a plot needs '.tmp.png' for its format).
+  `suffix` ends the temporary name (a plot needs '.tmp.png' for its format). The
+  name is this writer's own, so that processes writing the same file at once
+  (two workers finishing a study's report) never share a temporary file.
   """
-  tmp = path + suffix
+  tmp = f'{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}'
   try:
     yield tmp
     os.replace(tmp, path)

@@ -13,6 +13,7 @@ import os
 import platform
 import re
 import shutil
+import uuid
 from typing import Any, Sequence
 
 import jax
@@ -131,8 +132,9 @@ def write_results_folder(study_dir: str, config: ml_collections.ConfigDict,
   end of a study never fails over it.
   """
   org = results_folder(study_dir, config)
-  # Built aside and moved into place: the folder is never seen half-written.
-  staging = org + '.tmp'
+  # Built aside and moved into place: the folder is never seen half-written. The
+  # staging folder is this writer's own: two workers may finish a study at once.
+  staging = f'{org}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp'
   shutil.rmtree(staging, ignore_errors=True)
   results = os.path.join(staging, os.path.relpath(benchmark_folder(study_dir, config), org))
   os.makedirs(results)
@@ -146,9 +148,21 @@ def write_results_folder(study_dir: str, config: ml_collections.ConfigDict,
   with open(os.path.join(systems, f'{system_name(config)}.json'), 'w') as f:
     json.dump(system_description(config), f, indent=2)
     f.write('\n')
-  shutil.rmtree(org, ignore_errors=True)
-  os.replace(staging, org)
+  _move_into_place(staging, org)
   return org
+
+
+def _move_into_place(staging: str, org: str, attempts: int = 3) -> None:
+  """Replaces `org` with `staging`; when another writer's tree keeps landing
+  there first (the same runs' logs), that tree stays and `staging` goes."""
+  for _ in range(attempts):
+    shutil.rmtree(org, ignore_errors=True)
+    try:
+      os.replace(staging, org)
+      return
+    except OSError:  # Not empty: another writer moved its tree in between.
+      continue
+  shutil.rmtree(staging, ignore_errors=True)
 
 
 # Reference convergence points (RCPs).

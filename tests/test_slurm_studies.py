@@ -1,0 +1,127 @@
+"""Studies through a real Slurm cluster (`--launcher=slurm`): a comparison, a seed
+over two Slurm tasks, and a worker preempted mid-seed. scripts/slurm_cluster.sh
+starts the one-node cluster; without one these tests skip (fail in CI)."""
+
+import glob
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests import slurm_support
+from tests.study_runs import COMPARE, HANG_GUARD_SECONDS, REPO
+from tests.study_runs import accuracy_statistics, claim_dir, claim_records, computed
+from tests.study_runs import flags, main, results, wait
+from train.common import claims
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+SLURM = ['--launcher=slurm', '--slurm_partition=debug', '--slurm_cpus_per_task=1',
+         '--slurm_time=30']
+
+
+@pytest.fixture(autouse=True)
+def _slurm():
+  slurm_support.require_slurm()
+
+
+def _run(args: list[str], log: str, env: dict[str, str] | None = None) -> str:
+  process = main(args, log, env)
+  out = wait(process, log)
+  assert process.returncode == 0, out[-4000:]
+  return out
+
+
+def test_a_comparison_through_slurm_reports_what_the_inline_one_does(tiny_data_dir,
+                                                                     tmp_path):
+  common = [COMPARE, '--num_seeds=2', *flags(tiny_data_dir, str(tmp_path / 'cache'))]
+  inline_dir, slurm_dir = str(tmp_path / 'inline'), str(tmp_path / 'slurm')
+  _run([*common, f'--workdir={inline_dir}'], str(tmp_path / 'inline.log'))
+  out = _run([*common, f'--workdir={slurm_dir}', *SLURM, '--num_workers=2'],
+             str(tmp_path / 'slurm.log'))
+  assert 'started a Slurm job array of 2 workers' in out
+  assert 'runs 4/4 done, 0 running, 0 pending, 0 failed' in out
+  inline, slurm = results(inline_dir), results(slurm_dir)
+  assert sorted(slurm) == sorted(inline) and len(inline) == 4
+  for run, result in inline.items():
+    assert computed(slurm[run]) == computed(result), run
+  with open(os.path.join(inline_dir, 'comparison.json')) as f:
+    expected = json.load(f)
+  with open(os.path.join(slurm_dir, 'comparison.json')) as f:
+    got = json.load(f)
+  assert accuracy_statistics(got['pairwise']) == accuracy_statistics(expected['pairwise'])
+  # Each run was claimed by a Slurm array task (its job id in the claim).
+  for run in slurm:
+    [record] = claim_records(claim_dir(os.path.join(slurm_dir, run)))
+    assert record['slurm_job_id'] and '_' in record['slurm_job_id']
+
+
+def _evals(result: dict) -> list[tuple[int, float, float]]:
+  return [(e['step'], e['loss'], e['accuracy']) for e in result['evals']]
+
+
+def test_a_seed_over_two_slurm_tasks_matches_one_process_with_two_devices(tiny_data_dir,
+                                                                          tmp_path):
+  common = ['--config=configs/embedded_lars.py', '--num_seeds=1',  # Virtual BN per device.
+            *flags(tiny_data_dir, str(tmp_path / 'cache'), model__virtual_batch_size=32)]
+  one_dir, two_dir = str(tmp_path / 'one_process'), str(tmp_path / 'two_tasks')
+  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
+  _run([*common, f'--workdir={one_dir}'], str(tmp_path / 'one.log'), env)
+  # Each task: one JAX process with one CPU device, found through Slurm's variables.
+  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  _run([*common, f'--workdir={two_dir}', *SLURM, '--num_workers=1',
+        '--slurm_tasks_per_node=2'], str(tmp_path / 'two.log'), env)
+  [one] = results(one_dir).values()
+  [two] = results(two_dir).values()
+  assert one['steps_completed'] == two['steps_completed'] == 48
+  for (step_a, loss_a, acc_a), (step_b, loss_b, acc_b) in zip(_evals(one), _evals(two)):
+    assert step_a == step_b
+    assert loss_b == pytest.approx(loss_a, rel=1e-5)  # float32 round-off.
+    assert abs(acc_a - acc_b) <= 0.011  # At most one eval example on the other side.
+  logs = ''.join(open(p).read() for p in glob.glob(os.path.join(two_dir, 'workers', '*.log')))
+  assert 'process 0 of 2, 1 of 2 devices local' in logs  # Process 0's log file.
+
+
+def _finished_checkpoint(run_dir: str) -> bool:
+  return any(name.isdigit() for name in os.listdir(os.path.join(run_dir, 'checkpoints'))
+             ) if os.path.isdir(os.path.join(run_dir, 'checkpoints')) else False
+
+
+def test_a_preempted_slurm_worker_is_requeued_and_resumes_its_seed(tiny_data_dir, tmp_path):
+  workdir = str(tmp_path / 'study')
+  run_dir = os.path.join(workdir, 'seed_0')
+  args = ['--config=configs/embedded_lars.py', '--num_seeds=1', f'--workdir={workdir}',
+          *flags(tiny_data_dir, str(tmp_path / 'cache'), num_train_steps=160,
+                 eval_every_steps=80, log_every_steps=10, checkpoint__every_steps=10),
+          *SLURM, '--num_workers=1', '--nowait']
+  out = _run(args, str(tmp_path / 'submit.log'))
+  assert 'started a Slurm job array of 1 workers' in out
+  guard = time.monotonic() + HANG_GUARD_SECONDS
+  while not _finished_checkpoint(run_dir):
+    assert not os.path.exists(os.path.join(run_dir, 'result.json')), 'finished unpreempted'
+    assert time.monotonic() < guard, 'no checkpoint was ever written'
+    time.sleep(0.1)
+  job_id = claims.status(claim_dir(run_dir)).holder.slurm_job_id  # The worker's job.
+  # What Slurm sends before a preemption or a time limit (submitit's own way).
+  subprocess.run(['scancel', '--signal=USR2', job_id], check=True, timeout=60)
+  result_path = os.path.join(run_dir, 'result.json')
+  while not os.path.exists(result_path):
+    assert time.monotonic() < guard, f'the seed never finished; see {workdir}/workers'
+    time.sleep(0.5)
+  with open(result_path) as f:
+    result = json.load(f)
+  assert result['resumed'] and result['steps_completed'] == 160
+  # The preempted worker let go of its claim; the requeued task (the same job) took it.
+  first, second = claim_records(claim_dir(run_dir))
+  assert second['took_over'] == 'released'
+  assert first['slurm_job_id'] == second['slurm_job_id'] == job_id
+  assert claims.status(claim_dir(run_dir)).state == claims.RELEASED
+  restarted = glob.glob(os.path.join(workdir, 'workers', 'slurm', job_id, '*_log.out'))
+  assert len(restarted) >= 1
+  report = subprocess.run([sys.executable, 'main.py', 'report', f'--workdir={workdir}'],
+                          cwd=REPO, capture_output=True, text=True,
+                          timeout=HANG_GUARD_SECONDS)
+  assert report.returncode == 0, report.stderr[-2000:]
+  assert 'runs 1/1 done' in report.stdout
