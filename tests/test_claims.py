@@ -77,8 +77,8 @@ def _child(script: str, *args: str) -> subprocess.Popen:
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
-def _wait_for(predicate: Callable[[], object], seconds: float = 10.0) -> None:
-  """Polls `predicate` until it is true; fails after `seconds`."""
+def _wait_for(predicate: Callable[[], object], seconds: float = 300.0) -> None:
+  """Polls `predicate` until it is true; fails after `seconds`, a hang guard."""
   deadline = time.monotonic() + seconds
   while not predicate():
     assert time.monotonic() < deadline, f'still not true after {seconds} s'
@@ -180,7 +180,7 @@ def test_a_killed_holder_is_gone_at_once(tmp_path, keep):
     assert claims.status(run_dir).state == claims.HELD
     holder.kill()
     # Not yet reaped: a zombie, which counts as gone too.
-    _wait_for(lambda: claims.status(run_dir).state == claims.GONE, seconds=2)
+    _wait_for(lambda: claims.status(run_dir).state == claims.GONE)  # Not 600 s later.
   finally:
     holder.kill()
     holder.communicate()
