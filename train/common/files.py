@@ -1,6 +1,7 @@
 """Files a reader may open at any time: written atomically, never half there."""
 
 import contextlib
+import errno
 import json
 import os
 import uuid
@@ -42,8 +43,10 @@ def write_text(path: str, text: str) -> str:
     with atomic_path(path) as tmp, open(tmp, 'w') as f:
       f.write(text.rstrip('\n') + '\n')
   except OSError as e:
+    remedy = ('free disk space there' if e.errno in (errno.ENOSPC, errno.EDQUOT)
+              else f'check that {os.path.dirname(path)} exists and is writable')
     raise FileWriteError(f'cannot write {path} ({type(e).__name__}: {e.strerror or e}); '
-                         'free disk space there, then re-run the same command') from None
+                         f'{remedy}, then re-run the same command') from None
   return path
 
 

@@ -94,6 +94,7 @@ def prepare_run_dir(run: plan_lib.PlannedRun) -> None:
 def _record_failure(run: plan_lib.PlannedRun, error: BaseException) -> None:
   logging.error('%s failed:\n%s', run.label, ''.join(traceback.format_exception(error)))
   try:
+    os.makedirs(run.run_dir, exist_ok=True)
     files.write_json(run.failure_path, {
         'error': errors.one_line(f'{type(error).__name__}: {error}'),
         'host': socket.gethostname(), 'pid': os.getpid(), 'time': time.time()})

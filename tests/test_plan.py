@@ -1,0 +1,229 @@
+"""A study's plan, its report from what finished, and the launchers' pieces, without
+training: plans are written and read back, results are made up."""
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from configs import embedded_lars
+from configs import embedded_nesterov
+from tests import test_report
+from train.cli import launchers
+from train.common import claims
+from train.common import config_dicts
+from train.common import console
+from train.common import files
+from train.experiments import plan as plan_lib
+from train.experiments import study
+from train.experiments import worker as worker_lib
+
+
+def _comparison_plan(directory: str, num_seeds: int = 3) -> plan_lib.Plan:
+  configs = {'embedded_lars': embedded_lars.get_config(),
+             'embedded_nesterov': embedded_nesterov.get_config()}
+  return study.plan_comparison(configs, directory, num_seeds, overrides={'lr.peak': 2.0})
+
+
+def test_a_plan_reads_back_as_written(tmp_path):
+  directory = str(tmp_path / 'study')
+  written = _comparison_plan(directory)
+  read = plan_lib.read_plan(directory)
+  assert [(r.entry, r.seed) for r in read.runs] == [
+      ('embedded_lars', 0), ('embedded_nesterov', 0), ('embedded_lars', 1),
+      ('embedded_nesterov', 1), ('embedded_lars', 2), ('embedded_nesterov', 2)]
+  for run_read, run_written in zip(read.runs, written.runs):
+    assert run_read == run_written
+    # The resolved config rebuilds exactly, tuples included.
+    rebuilt = run_read.config_dict()
+    assert rebuilt.to_json() == json.dumps(run_read.config) or \
+        json.loads(rebuilt.to_json()) == run_read.config
+    assert isinstance(rebuilt.input.crop_area_range, tuple) and rebuilt.seed == run_read.seed
+  assert read.overrides == {'lr.peak': 2.0}
+  with open(os.path.join(directory, plan_lib.PLAN_FILE)) as f:
+    on_disk = json.load(f)
+  # Paths relative to the study: hosts may mount the shared directory elsewhere.
+  assert on_disk['runs'][1]['run_dir'] == os.path.join('embedded_nesterov', 'seed_0')
+
+
+def test_a_moved_study_directory_keeps_its_plan(tmp_path):
+  _comparison_plan(str(tmp_path / 'here'))
+  os.rename(tmp_path / 'here', tmp_path / 'there')
+  moved = plan_lib.read_plan(str(tmp_path / 'there'))
+  assert moved.runs[0].run_dir == str(tmp_path / 'there' / 'embedded_lars' / 'seed_0')
+
+
+def test_replanning_keeps_the_creation_time_and_grows_the_seeds(tmp_path):
+  directory = str(tmp_path / 'study')
+  first = _comparison_plan(directory, num_seeds=2)
+  second = _comparison_plan(directory, num_seeds=4)
+  assert second.created == first.created and len(second.runs) == 8
+  other = embedded_lars.get_config()
+  other.lr.peak = 5.0
+  with pytest.raises(plan_lib.StudyDirError, match='holds another study'):
+    study.plan_comparison({'embedded_lars': other,
+                           'embedded_nesterov': embedded_nesterov.get_config()},
+                          directory, 2, overrides={'lr.peak': 2.0})
+
+
+def test_a_missing_or_damaged_plan_is_one_clear_error(tmp_path):
+  with pytest.raises(plan_lib.StudyDirError, match='holds no study plan'):
+    plan_lib.read_plan(str(tmp_path))
+  (tmp_path / plan_lib.PLAN_FILE).write_text('{"kind": ')
+  with pytest.raises(plan_lib.StudyDirError, match='cannot be read.*re-run the command'):
+    plan_lib.read_plan(str(tmp_path))
+  (tmp_path / plan_lib.PLAN_FILE).write_text('{"kind": "study"}')
+  with pytest.raises(plan_lib.StudyDirError, match='is not a study plan'):
+    plan_lib.read_plan(str(tmp_path))
+
+
+def _finish(run: plan_lib.PlannedRun, final: float) -> None:
+  os.makedirs(run.run_dir, exist_ok=True)
+  files.write_json(os.path.join(run.run_dir, 'config.json'), run.config)
+  result = test_report._run(run.seed, final)  # pylint: disable=protected-access
+  result.update(init_seconds=1.0, target_accuracy=run.config['target_accuracy'])
+  files.write_json(run.result_path, result)
+
+
+def test_the_report_counts_finished_runs_and_says_where_the_others_stand(tmp_path):
+  directory = str(tmp_path / 'study')
+  plan = _comparison_plan(directory)
+  lars = plan.runs_of('embedded_lars')
+  nesterov = plan.runs_of('embedded_nesterov')
+  _finish(lars[0], 0.7)
+  _finish(nesterov[0], 0.72)
+  _finish(nesterov[1], 0.74)
+  os.makedirs(lars[1].run_dir)
+  files.write_json(lars[1].failure_path, {'error': 'DataError: the shard is damaged'})
+  held = claims.try_acquire(lars[2].claim_dir)  # This process: a live holder.
+  try:
+    assert worker_lib.count_states(plan) == {'done': 3, 'running': 1, 'pending': 1,
+                                             'failed': 1}
+    studies = study.write_report(directory)
+  finally:
+    held.release()
+  assert [s['num_runs'] for s in studies] == [1, 2]
+  states = {(u['run'], u['state']) for s in studies for u in s['unfinished']}
+  assert states == {('embedded_lars seed 1', 'failed'), ('embedded_lars seed 2', 'running'),
+                    ('embedded_nesterov seed 2', 'pending')}
+  text = (tmp_path / 'study' / 'report.md').read_text()
+  assert '## Runs not finished' in text
+  assert '3 planned runs have no result yet (1 running, 1 pending, 1 failed)' in text
+  assert 'DataError: the shard is damaged' in text and f'pid {os.getpid()}' in text
+  with open(os.path.join(directory, 'comparison.json')) as f:
+    assert json.load(f)['pairwise'][0]['num_runs'] == [1, 2]
+  # Moving failures aside lets workers try those runs again.
+  assert plan_lib.clear_failures(plan) == ['embedded_lars seed 1']
+  assert os.path.exists(lars[1].failure_path + '.1')
+  assert worker_lib.count_states(plan)['failed'] == 0
+
+
+def test_a_finished_run_of_another_config_is_refused(tmp_path):
+  plan = _comparison_plan(str(tmp_path / 'study'), num_seeds=1)
+  run = plan.runs[0]
+  _finish(run, 0.7)
+  other = dict(run.config, label_smoothing=0.0)
+  files.write_json(os.path.join(run.run_dir, 'config.json'), other)
+  with pytest.raises(plan_lib.StudyDirError, match='holds a run of another config'):
+    worker_lib.read_result(run)
+
+
+# Launchers.
+
+def test_gpus_are_split_evenly_between_local_workers():
+  assert launchers.split_gpus([str(i) for i in range(8)], 4) == ['0,1', '2,3', '4,5', '6,7']
+  assert launchers.split_gpus([], 3) == [None, None, None]
+  with pytest.raises(launchers.LaunchError, match='does not divide the 8 GPUs'):
+    launchers.split_gpus([str(i) for i in range(8)], 3)
+  assert launchers.local_gpus({'CUDA_VISIBLE_DEVICES': '2,3'}) == ['2', '3']
+  assert launchers.local_gpus({'CUDA_VISIBLE_DEVICES': ''}) == []
+
+
+def test_sbatch_options_pass_through_unless_the_harness_sets_them():
+  assert launchers.parse_sbatch_options(['qos=high', '--constraint=h100', 'mem-per-cpu=4G']) \
+      == (('qos', 'high'), ('constraint', 'h100'), ('mem_per_cpu', '4G'))
+  with pytest.raises(launchers.LaunchError, match='is not KEY=VALUE'):
+    launchers.parse_sbatch_options(['exclusive'])
+  with pytest.raises(launchers.LaunchError, match='the harness sets nodes'):
+    launchers.parse_sbatch_options(['nodes=2'])
+
+
+def test_slurm_needs_sbatch(monkeypatch, tmp_path):
+  monkeypatch.setenv('PATH', str(tmp_path))
+  with pytest.raises(launchers.LaunchError, match='sbatch is not on this machine'):
+    launchers.slurm_executor(str(tmp_path), launchers.SlurmOptions(), 2)
+
+
+_SAVER = '''
+import signal, sys, time
+def stop(signum, frame):
+  open(sys.argv[1], 'w').write('saved')
+  sys.exit(128 + signum)
+signal.signal(signal.SIGUSR2, stop)
+print('ready', flush=True)
+time.sleep(600)
+'''
+
+
+def test_a_slurm_worker_lets_its_worker_save_before_the_requeue(tmp_path):
+  """submitit calls `checkpoint` from its SIGUSR2 handler: the worker process gets
+  the signal, saves, and the object to requeue is a fresh worker of the same
+  command, which pickles without the process."""
+  saved = tmp_path / 'saved'
+  command = [sys.executable, '-c', _SAVER, str(saved)]
+  worker = launchers.SlurmWorker(command, save_seconds=300)
+  worker._process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)  # pylint: disable=protected-access
+  assert worker._process.stdout.readline() == 'ready\n'  # pylint: disable=protected-access
+  requeued = worker.checkpoint()
+  assert saved.read_text() == 'saved'
+  assert worker._process.returncode == 128 + signal.SIGUSR2  # pylint: disable=protected-access
+  again = pickle.loads(pickle.dumps(requeued.function))
+  assert again.command == command and again._process is None  # pylint: disable=protected-access
+
+
+def test_the_wait_shows_counts_until_no_run_is_left():
+  counts = iter([{'done': 0, 'running': 2, 'pending': 2, 'failed': 0},
+                 {'done': 2, 'running': 2, 'pending': 0, 'failed': 0},
+                 {'done': 4, 'running': 0, 'pending': 0, 'failed': 0}])
+  stream = _Stream()
+  last = launchers.wait_for_workers(lambda: next(counts), lambda: True,
+                                    console.Progress(4, stream), poll_seconds=0)
+  assert last['done'] == 4
+  assert stream.text.splitlines() == [
+      'runs 0/4 done, 2 running, 2 pending, 0 failed',
+      'runs 2/4 done, 2 running, 0 pending, 0 failed',
+      'runs 4/4 done, 0 running, 0 pending, 0 failed']
+
+
+def test_the_wait_ends_when_the_workers_are_gone():
+  stuck = {'done': 1, 'running': 0, 'pending': 3, 'failed': 0}
+  last = launchers.wait_for_workers(lambda: stuck, lambda: False,
+                                    console.Progress(4, _Stream()), poll_seconds=0)
+  assert last == stuck
+
+
+class _Stream:
+  """A console that is not a terminal, keeping what was written."""
+
+  def __init__(self):
+    self.text = ''
+
+  def write(self, text: str) -> None:
+    self.text += text
+
+  def flush(self) -> None:
+    pass
+
+  def isatty(self) -> bool:
+    return False
+
+
+def test_config_values_round_trip_through_json():
+  config = config_dicts.with_overrides(embedded_lars.get_config(), {'seed': 3})
+  rebuilt = config_dicts.from_values(json.loads(config.to_json()))
+  assert rebuilt.to_json() == config.to_json()
+  assert isinstance(rebuilt.input.mean_rgb, tuple) and rebuilt.is_locked
