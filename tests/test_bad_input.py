@@ -448,9 +448,9 @@ CASES = [
     Case('workdir_holds_a_broken_config_json', ('--workdir={dir}/run',),
          'holds a config.json that cannot be read', setup=_write('run/config.json', '{"seed": ')),
     Case('disk_full_at_start', ('--workdir={dir}/run',),
-         '/run/config.json (OSError: No space left on device); free disk space there',
-         also=('cannot write {dir}/run/config.json', 'then re-run the same command'),
-         in_child=_disk_full_at_start, mid_run=True, leaves_no=('run',)),
+         '/run (OSError: No space left on device); free disk space there',
+         also=('cannot write the claim on --workdir={dir}/run', 'then re-run the same command'),
+         in_child=_disk_full_at_start, leaves_no=('run',)),
     Case('study_seed_result_corrupt', ('--num_seeds=1', '--workdir={dir}/study'),
          'result.json cannot be read (JSONDecodeError', also=(
              '{dir}/study/seed_0/result.json cannot be read',

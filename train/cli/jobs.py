@@ -10,6 +10,7 @@ are imported only inside the runners that build an input pipeline.
 
 import contextlib
 import dataclasses
+import errno
 import logging as std_logging
 import os
 import signal
@@ -241,20 +242,27 @@ def _training_job() -> Job:
   claim, created = None, not os.path.exists(workdir)
   if kind == RUN:
     workdir_lib.check_single_run(workdir, FLAGS.config.to_json())
-    claim = _hold_workdir(workdir)
+    claim = _hold_workdir(workdir, created)
   return Job(kind, name, configs, workdir, FLAGS.num_seeds, FLAGS.num_trials, space,
              overrides, compilation_cache_dir=FLAGS.compilation_cache_dir, launch=launch,
              claim=claim, created_workdir=created)
 
 
-def _hold_workdir(workdir: str) -> claims.Claim | None:
-  """The single run's claim on its workdir (process 0's); a live holder is refused."""
+def _hold_workdir(workdir: str, created: bool) -> claims.Claim | None:
+  """The single run's claim on its workdir (process 0's); a live holder is refused.
+  A claim that cannot be written (a full disk) leaves no workdir it created."""
   if not distributed.is_main_process():
     return None
   try:
     return claims.acquire(workdir, what=f'--workdir={workdir}')
   except claims.ClaimHeld as e:
     errors.fail(str(e))
+  except OSError as e:
+    workdir_lib.remove_if_left_empty(workdir, not created, (claims.CLAIM_DIR,))
+    remedy = ('free disk space there' if e.errno in (errno.ENOSPC, errno.EDQUOT)
+              else f'check that {workdir} is writable')
+    errors.fail(f'cannot write the claim on --workdir={workdir} ({type(e).__name__}: '
+                f'{e.strerror or e}); {remedy}, then re-run the same command')
 
 
 def _study_dir_job(kind: str) -> Job:
