@@ -234,6 +234,20 @@ def _delete_dataset_info(version_dir: str) -> None:
   os.remove(os.path.join(version_dir, 'dataset_info.json'))
 
 
+def _two_gpus(directory: str) -> None:
+  """In the case's process: a machine with two GPUs, as CUDA_VISIBLE_DEVICES says."""
+  del directory
+  os.environ['CUDA_VISIBLE_DEVICES'] = '0,1'
+
+
+def _held(name: str) -> Callable[[str], None]:
+  """{dir}/<name> claimed by the test's own process, alive while the case runs."""
+  def setup(directory: str) -> None:
+    from train.common import claims  # pylint: disable=g-import-not-at-top
+    claims.try_acquire(os.path.join(directory, name)).stop_heartbeat()
+  return setup
+
+
 def _study_of_embedded_lars(damage: dict[str, str]) -> Callable[[str], None]:
   """{dir}/study: a study of embedded_lars.py, seed 0 finished, with the files of
   `damage` ({relative path: text}) written over."""
@@ -522,6 +536,35 @@ CASES = [
     Case('bench_flag_of_training', ('bench', '--num_seeds=2'),
          '--num_seeds is a flag of training (main.py without bench)'),
     Case('training_with_a_bench_flag', ('--modes=input',), '--modes is a flag of main.py bench'),
+    # Workers, reports and launchers (docs/cluster.md).
+    Case('worker_without_workdir', ('worker',), 'main.py worker needs --workdir=DIR'),
+    Case('worker_with_a_config', ('worker', '--workdir={dir}', '--config=configs/embedded_lars.py'),
+         '--config is not a flag of main.py worker: the plan in --workdir says what to run'),
+    Case('report_of_a_missing_dir', ('report', '--workdir={dir}/nothing'),
+         'does not exist; give the directory of a study, comparison or search'),
+    Case('report_of_a_dir_without_a_plan', ('report', '--workdir={dir}'),
+         'holds no study plan (plan.json)', setup=_write('notes.txt', 'mine\n')),
+    Case('launcher_for_a_single_run', ('--launcher=local',),
+         '--launcher=local runs the seeds of a study, comparison or search; add --num_seeds=1'),
+    Case('slurm_flag_without_slurm', ('--num_seeds=2', '--slurm_partition=gpu'),
+         '--slurm_partition needs --launcher=slurm'),
+    Case('num_workers_inline', ('--num_seeds=2', '--num_workers=2'),
+         '--num_workers needs --launcher=local or --launcher=slurm'),
+    Case('slurm_flag_with_local_workers', ('--num_seeds=2', '--launcher=local', '--slurm_nodes=2'),
+         '--slurm_nodes needs --launcher=slurm'),
+    Case('sbatch_option_not_key_value',
+         ('--num_seeds=2', '--launcher=slurm', '--slurm_option=exclusive'),
+         '--slurm_option=exclusive is not KEY=VALUE'),
+    Case('sbatch_option_of_the_harness',
+         ('--num_seeds=2', '--launcher=slurm', '--slurm_option=nodes=2'),
+         'the harness sets nodes (from its --slurm_* flags)'),
+    Case('local_workers_do_not_divide_the_gpus',
+         ('--num_seeds=2', '--launcher=local', '--num_workers=3'),
+         '--num_workers=3 does not divide the 2 GPUs of this machine',
+         in_child=_two_gpus),
+    Case('workdir_held_by_a_live_run', ('--workdir={dir}/run',), 'is held by host',
+         also=('--workdir={dir}/run is held by host', 'wait for it to end or stop it'),
+         setup=_held('run')),
 ]
 
 
@@ -615,7 +658,7 @@ def _drive(spec_path: str, results_path: str) -> None:
 
 def _argv(case: Case, directory: str) -> list[str]:
   argv = [a.replace('{dir}', directory) for a in case.argv]
-  runs_training = not case.module and argv[:1] != ['bench']
+  runs_training = not case.module and argv[:1] not in (['bench'], ['worker'], ['report'])
   if runs_training and not any(a.startswith('--workdir') for a in argv):
     argv.append(f'--workdir={directory}/run')
   return argv

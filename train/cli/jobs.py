@@ -271,6 +271,9 @@ def _study_dir_job(kind: str) -> Job:
   if not os.path.isdir(workdir):
     errors.fail(f'--workdir={workdir} does not exist; give the directory of a study, '
                 'comparison or search started with python main.py')
+  if not os.path.exists(os.path.join(workdir, 'plan.json')):  # Before any log is written.
+    errors.fail(f'--workdir={workdir} holds no study plan (plan.json); give the directory '
+                'of a study, comparison or search started with python main.py')
   return Job(kind, os.path.basename(workdir), {}, workdir,
              compilation_cache_dir=FLAGS.compilation_cache_dir)
 
