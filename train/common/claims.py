@@ -276,18 +276,21 @@ def _pid_gone(holder: Holder) -> str | None:
   return None
 
 
-def _gone_reason(holder: Holder, age: float, stale_after_seconds: float) -> str | None:
-  """Why a readable holder is gone by rules 2 to 4; None if it is alive."""
+def _gone_reason(holder: Holder, age: float, stale_after_seconds: float,
+                 ask_slurm: bool = True) -> str | None:
+  """Why a readable holder is gone by rules 2 to 4 (rule 4 only if `ask_slurm`);
+  None if it is alive."""
   reason = _pid_gone(holder)
   if reason is None and age > stale_after_seconds:
     reason = f'heartbeat {age:.0f} s old (stale after {stale_after_seconds:g} s)'
-  if reason is None and holder.slurm_job_id is not None:
+  if reason is None and ask_slurm and holder.slurm_job_id is not None:
     if slurm_job_running(holder.slurm_job_id) is False:
       reason = f'slurm job {holder.slurm_job_id} is no longer running'
   return reason
 
 
-def _judge(claim_dir: str, generation: int, stale_after_seconds: float) -> Status:
+def _judge(claim_dir: str, generation: int, stale_after_seconds: float,
+           ask_slurm: bool = True) -> Status:
   """The Status of a run dir whose top generation is `generation` (-1: none)."""
   if generation < 0:
     return Status(FREE, None, None, None)
@@ -300,14 +303,21 @@ def _judge(claim_dir: str, generation: int, stale_after_seconds: float) -> Statu
     if age > stale_after_seconds:
       return Status(GONE, None, age, f'{damaged} and is {age:.0f} s old')
     return Status(HELD, None, age, damaged)
-  reason = _gone_reason(holder, age, stale_after_seconds)
+  reason = _gone_reason(holder, age, stale_after_seconds, ask_slurm)
   return Status(HELD if reason is None else GONE, holder, age, reason)
 
 
-def status(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECONDS) -> Status:
-  """Who holds `run_dir`, by the rules of the module docstring. Writes nothing."""
+def status(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECONDS,
+           ask_slurm: bool = True) -> Status:
+  """Who holds `run_dir`, by the rules of the module docstring. Writes nothing.
+
+  `ask_slurm=False` leaves rule 4 out: for a look repeated every few seconds
+  over many runs (a progress line), which must not send slurmctld a query per
+  run each time; a holder whose job ended then counts as held until its
+  heartbeat is stale, and whoever claims next asks Slurm.
+  """
   claim_dir = os.path.join(run_dir, CLAIM_DIR)
-  return _judge(claim_dir, _top_generation(claim_dir), stale_after_seconds)
+  return _judge(claim_dir, _top_generation(claim_dir), stale_after_seconds, ask_slurm)
 
 
 def _link_exclusive(path: str, text: str, token: str) -> bool:

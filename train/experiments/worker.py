@@ -150,7 +150,7 @@ class Worker:
     """The runs, neither finished nor failed, that another worker holds now."""
     return [run for run in self.plan.runs
             if not os.path.exists(run.result_path) and not os.path.exists(run.failure_path)
-            and claims.status(run.claim_dir).state == claims.HELD]
+            and claims.status(run.claim_dir, ask_slurm=False).state == claims.HELD]
 
   def _next(self) -> tuple[plan_lib.PlannedRun, claims.Claim] | None:
     """Process 0's next run and claim, waiting for other workers if asked to."""
@@ -218,7 +218,7 @@ def count_states(plan: plan_lib.Plan) -> dict[str, int]:
       counts['done'] += 1
     elif os.path.exists(run.failure_path):
       counts['failed'] += 1
-    elif claims.status(run.claim_dir).state == claims.HELD:
+    elif claims.status(run.claim_dir, ask_slurm=False).state == claims.HELD:
       counts['running'] += 1
     else:
       counts['pending'] += 1
