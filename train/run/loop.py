@@ -256,8 +256,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   """
   step_cache = step_cache or programs.StepCache()
   os.makedirs(workdir, exist_ok=True)
-  write_config(config, workdir)
   is_main = jax.process_index() == 0
+  if is_main:  # Process 0 writes the run's files; the others only their checkpoint shards.
+    write_config(config, workdir)
   # Orbax's set-up below is the first collective between processes.
   distributed.wait_for_all_processes('run start')
   checkpointer = checkpoint.RunCheckpointer(workdir, config.checkpoint.max_to_keep)
