@@ -2,9 +2,9 @@
 that runs each kind.
 
 `job_from_flags` turns the parsed flags into a `Job` (every config validated,
-the workdir checked) before anything heavy is imported; `RUNNERS` maps each kind
-of job to the function that runs it, and `reported_errors` turns what can go
-wrong while it runs into one line and an exit status. TensorFlow, tfds and clu
+the workdir checked) before anything heavy is imported; `reported_errors` turns
+what can go wrong while it runs into one line and an exit status.
+train/cli/runners.py runs each kind of job. TensorFlow, tfds and clu
 are imported only inside the runners that build an input pipeline.
 """
 
@@ -16,11 +16,10 @@ import os
 import signal
 import socket
 import sys
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import jax
 import ml_collections
-from absl import logging
 
 from train.bench import throughput
 from train.cli import config_files
@@ -31,7 +30,6 @@ from train.cli import logs
 from train.cli import workdir as workdir_lib
 from train.common import claims
 from train.common import config_dicts
-from train.common import console
 from train.common import errors
 from train.common import files
 from train.mlperf import rules
@@ -99,7 +97,7 @@ def _validate(config: ml_collections.ConfigDict, devices: Devices, name: str = '
     errors.fail(f'{name}: {e}' if name else str(e))
 
 
-def _run_devices(launch: launchers.LaunchOptions) -> Devices:
+def run_devices(launch: launchers.LaunchOptions) -> Devices:
   """The devices of each run: this process's (inline), a local worker's share of
   this machine's GPUs, or a Slurm worker's nodes'. Workers elsewhere, not this
   process, use the GPUs: a command that launches them keeps JAX on the CPU."""
@@ -228,7 +226,7 @@ def _training_job() -> Job:
   overrides = cli_flags.command_line_overrides()
   kind = _training_kind()
   launch = _launch_options(kind)
-  devices = _run_devices(launch)
+  devices = run_devices(launch)
   if FLAGS.compare:
     configs = _compared_configs(overrides, devices)
     is_main_job = FLAGS.compare == cli_flags.MAIN_JOB_ARGS[0].partition('=')[2].split(',')
@@ -383,178 +381,3 @@ def _exit_now(job: Job, status: int) -> None:
   sys.stdout.flush()
   sys.stderr.flush()
   os._exit(status)  # pylint: disable=protected-access
-
-
-def _print_studies(job: Job, studies: list[dict]) -> None:
-  from train.experiments import report  # pylint: disable=g-import-not-at-top
-  if distributed.is_main_process():
-    print(report.comparison_table([(s['name'], s, s['runs']) for s in studies]))
-    print(f'report: {os.path.join(job.workdir, "report.md")}')
-
-
-def run_one(job: Job) -> None:
-  with logs.native_stderr_to_log():
-    from train.run import loop  # pylint: disable=g-import-not-at-top
-  with console.Progress(1, enabled=distributed.is_main_process()) as progress:
-    progress.start_run(f'{job.name} seed {job.config.seed}')
-    result = loop.train_and_evaluate(job.config, job.workdir, progress=progress)
-  if not distributed.is_main_process():
-    return
-  target = job.config.target_accuracy
-  reached = (f'reached {target:.1%} at step {result["steps_to_target"]} '
-             f'after {result["seconds_to_target"]:.1f}s' if result['reached_target']
-             else f'did not reach {target:.1%}')
-  print(f'{result["status"]}: {reached}; final eval accuracy '
-        f'{result["final_eval_accuracy"]:.4f}; results in {job.workdir}')
-
-
-def _study_module():
-  """train.experiments.study, whose imports (TensorFlow's among them) log to the file."""
-  with logs.native_stderr_to_log():
-    from train.experiments import study  # pylint: disable=g-import-not-at-top
-  return study
-
-
-def _plan(job: Job):
-  """Writes the job's plan into its workdir; returns it."""
-  study = _study_module()
-  if job.kind == STUDY:
-    return study.plan_study(job.config, job.name, job.workdir, job.num_seeds)
-  if job.kind == COMPARISON:
-    return study.plan_comparison(job.configs, job.workdir, job.num_seeds,
-                                 overrides=job.overrides, name=job.name)
-  return study.plan_search(job.config, job.name, list(job.search_space), job.workdir,
-                           job.num_trials, job.num_seeds,
-                           num_devices=_run_devices(job.launch).count)
-
-
-def _print_outcome(job: Job, studies: list[dict]) -> None:
-  """The comparison table (or a search's best trial) and where the report is."""
-  if not distributed.is_main_process():
-    return
-  if job.kind != SEARCH:
-    _print_studies(job, studies)
-    return
-  trials = _study_module().search_trials(job.workdir)
-  best = max(trials, key=lambda t: t['summary']['median_final_accuracy'] or -1.0)
-  print(f'best of {len(trials)} trials: trial_{best["trial"]} {best["params"]}, '
-        f'median final accuracy {best["summary"]["median_final_accuracy"]}')
-  print(f'report: {os.path.join(job.workdir, "report.md")}')
-
-
-def run_studies(job: Job) -> None:
-  """A study, comparison or search: its plan, its workers, and its report."""
-  plan = _plan(job)
-  if job.launch.launcher == cli_flags.INLINE:
-    studies = _study_module().work_inline(plan)
-  else:
-    studies = _launch(job, plan)
-    if studies is None:
-      return
-  _print_outcome(job, studies)
-
-
-def _num_workers(job: Job, plan, gpus: list[str]) -> int:
-  if job.launch.num_workers:
-    return job.launch.num_workers
-  if job.launch.launcher == cli_flags.LOCAL:
-    return max(1, len(gpus))
-  from train.experiments import worker  # pylint: disable=g-import-not-at-top
-  counts = worker.count_states(plan)
-  return max(1, counts['pending'])
-
-
-def _start_workers(job: Job, plan) -> tuple[str, Callable[[], bool]]:
-  """Starts the launcher's workers; returns what was started, in words, and a
-  function that says whether any of them is still alive (or queued)."""
-  gpus = launchers.local_gpus() if job.launch.launcher == cli_flags.LOCAL else []
-  num_workers = _num_workers(job, plan, gpus)
-  if job.launch.launcher == cli_flags.LOCAL:
-    processes = launchers.start_local(job.workdir, num_workers, job.compilation_cache_dir,
-                                      gpus, detach=not job.launch.wait)
-    pids = ', '.join(str(p.pid) for p in processes)
-    return (f'{num_workers} local workers (pids {pids})',
-            lambda: any(p.poll() is None for p in processes))
-  slurm_jobs = launchers.submit_slurm(job.workdir, job.launch.slurm, num_workers,
-                                      job.compilation_cache_dir)
-  ids = [j.job_id for j in slurm_jobs]
-  return (f'a Slurm job array of {num_workers} workers (job {ids[0].partition("_")[0]})',
-          lambda: launchers.slurm_jobs_queued(ids))
-
-
-def _launch(job: Job, plan) -> list[dict] | None:
-  """Starts the workers; unless --nowait, waits for them and writes the report.
-  Returns the studies, or None when the command does not wait."""
-  from train.experiments import worker  # pylint: disable=g-import-not-at-top
-  started, alive = _start_workers(job, plan)
-  print(f'started {started}; their logs are in {os.path.join(job.workdir, "workers")}',
-        file=sys.stderr)
-  if not job.launch.wait:
-    print(f'not waiting (--nowait): python main.py report --workdir={job.workdir} says where '
-          'the runs stand; the last worker writes the report', file=sys.stderr)
-    return None
-  with console.Progress(len(plan.runs), enabled=True) as progress:
-    counts = launchers.wait_for_workers(lambda: worker.count_states(plan), alive, progress)
-  studies = _study_module().write_report(job.workdir)
-  _check_finished(job, counts)
-  return studies
-
-
-def _check_finished(job: Job, counts: dict[str, int]) -> None:
-  """Says what is left when the workers ended before the plan did."""
-  left = counts['pending'] + counts['running']
-  if counts['failed'] or left:
-    print(f'{launchers.describe_counts(counts)}: see {os.path.join(job.workdir, "report.md")}'
-          f' ("Runs not finished"); re-run the same command to run '
-          f'{"the failed and the left runs" if counts["failed"] else "the left runs"}',
-          file=sys.stderr)
-
-
-def run_worker(job: Job) -> None:
-  """`main.py worker`: claims and runs the plan's runs until none is left; the
-  worker that finds the plan complete writes the report."""
-  study = _study_module()
-  from train.experiments import worker  # pylint: disable=g-import-not-at-top
-  plan = worker.plan_lib.read_plan(job.workdir)
-  logging.info('worker on %s (pid %d, slurm job %s): process %d of %d, %d of %d devices '
-               'local', socket.gethostname(), os.getpid(), os.environ.get('SLURM_JOB_ID'),
-               jax.process_index(), jax.process_count(), jax.local_device_count(),
-               jax.device_count())
-  with console.Progress(len(plan.runs), enabled=distributed.is_main_process()) as progress:
-    done = worker.Worker(job.workdir, progress).run()
-  if not distributed.is_main_process():
-    return
-  counts = worker.count_states(plan)
-  if not counts['pending'] and not counts['running']:
-    study.write_report(job.workdir)
-  print(f'worker: ran {len(done.ran)} runs ({len(done.failed)} failed); the study has '
-        f'{launchers.describe_counts(counts)}', file=sys.stderr)
-  if done.failed:
-    sys.exit(1)
-
-
-def run_report(job: Job) -> None:
-  """`main.py report`: the study's JSON summaries and report.md from what finished."""
-  study = _study_module()
-  from train.experiments import worker  # pylint: disable=g-import-not-at-top
-  plan = worker.plan_lib.read_plan(job.workdir)
-  counts = worker.count_states(plan)
-  studies = study.write_report(job.workdir)
-  job = dataclasses.replace(job, kind=plan.kind)
-  _print_outcome(job, studies)
-  print(launchers.describe_counts(counts))
-
-
-def run_bench(job: Job) -> None:
-  options = job.bench
-  table = throughput.run(job.config, options.modes, options.windows,
-                         peak_tflops=options.peak_tflops, input_threads=options.input_threads,
-                         profile_dir=options.profile_dir)
-  if distributed.is_main_process():
-    print(table, flush=True)
-
-
-RUNNERS: dict[str, Callable[[Job], None]] = {
-    RUN: run_one, STUDY: run_studies, COMPARISON: run_studies, SEARCH: run_studies,
-    BENCH: run_bench, WORKER: run_worker, REPORT: run_report,
-}
