@@ -33,12 +33,16 @@ _COMPUTED = ('final_eval_accuracy', 'final_train_accuracy', 'steps_completed',
              'reached_target', 'steps_to_target', 'epochs_to_target', 'status')
 
 
-def flags(data_dir: str, cache_dir: str, **overrides) -> list[str]:
-  """TINY (with `overrides`, dotted keys spelled with '__') as --config flags."""
+def flags(data_dir: str, **overrides) -> list[str]:
+  """TINY (with `overrides`, dotted keys spelled with '__') as --config flags.
+
+  No --compilation_cache_dir: the commands, their workers and Slurm's jobs (which
+  get this environment) share the test run's cache ($JAX_COMPILATION_CACHE_DIR,
+  tests/conftest.py), so each tiny program compiles once per test run.
+  """
   values = {**TINY, 'data_dir': data_dir,
             **{k.replace('__', '.'): v for k, v in overrides.items()}}
-  return [*(f'--config.{k}={v}' for k, v in values.items()),
-          f'--compilation_cache_dir={cache_dir}']
+  return [f'--config.{k}={v}' for k, v in values.items()]
 
 
 def main(args: list[str], log_path: str, env: dict[str, str] | None = None

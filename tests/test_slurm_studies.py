@@ -36,7 +36,7 @@ def _run(args: list[str], log: str, env: dict[str, str] | None = None) -> str:
 
 def test_a_comparison_through_slurm_reports_what_the_inline_one_does(tiny_data_dir,
                                                                      tmp_path):
-  common = [COMPARE, '--num_seeds=2', *flags(tiny_data_dir, str(tmp_path / 'cache'))]
+  common = [COMPARE, '--num_seeds=2', *flags(tiny_data_dir)]
   inline_dir, slurm_dir = str(tmp_path / 'inline'), str(tmp_path / 'slurm')
   _run([*common, f'--workdir={inline_dir}'], str(tmp_path / 'inline.log'))
   out = _run([*common, f'--workdir={slurm_dir}', *SLURM, '--num_workers=2'],
@@ -65,12 +65,14 @@ def _evals(result: dict) -> list[tuple[int, float, float]]:
 def test_a_seed_over_two_slurm_tasks_matches_one_process_with_two_devices(tiny_data_dir,
                                                                           tmp_path):
   common = ['--config=configs/embedded_lars.py', '--num_seeds=1',  # Virtual BN per device.
-            *flags(tiny_data_dir, str(tmp_path / 'cache'), model__virtual_batch_size=32)]
+            *flags(tiny_data_dir, model__virtual_batch_size=32)]
   one_dir, two_dir = str(tmp_path / 'one_process'), str(tmp_path / 'two_tasks')
-  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=2'}
+  xla_flags = os.environ.get('XLA_FLAGS', '')
+  env = {**os.environ, 'XLA_FLAGS': f'{xla_flags} --xla_force_host_platform_device_count=2'}
   _run([*common, f'--workdir={one_dir}'], str(tmp_path / 'one.log'), env)
   # Each task: one JAX process with one CPU device, found through Slurm's variables.
-  env = {k: v for k, v in os.environ.items() if k != 'XLA_FLAGS'}
+  env = {**os.environ, 'XLA_FLAGS': xla_flags.replace(
+      '--xla_force_host_platform_device_count=2', '')}
   _run([*common, f'--workdir={two_dir}', *SLURM, '--num_workers=1',
         '--slurm_tasks_per_node=2'], str(tmp_path / 'two.log'), env)
   [one] = results(one_dir).values()
@@ -93,7 +95,7 @@ def test_a_preempted_slurm_worker_is_requeued_and_resumes_its_seed(tiny_data_dir
   workdir = str(tmp_path / 'study')
   run_dir = os.path.join(workdir, 'seed_0')
   args = ['--config=configs/embedded_lars.py', '--num_seeds=1', f'--workdir={workdir}',
-          *flags(tiny_data_dir, str(tmp_path / 'cache'), num_train_steps=160,
+          *flags(tiny_data_dir, num_train_steps=160,
                  eval_every_steps=80, log_every_steps=10, checkpoint__every_steps=10),
           *SLURM, '--num_workers=1', '--nowait']
   out = _run(args, str(tmp_path / 'submit.log'))

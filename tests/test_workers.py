@@ -55,8 +55,7 @@ def _kill_mid_seed(workdir: str, workers: list[subprocess.Popen]) -> str:
 
 @pytest.mark.slow  # Trains 12 tiny runs in 6 processes.
 def test_local_workers_killed_mid_seed_match_the_inline_comparison(tiny_data_dir, tmp_path):
-  cache = str(tmp_path / 'cache')
-  common = [COMPARE, '--num_seeds=3', *flags(tiny_data_dir, cache)]
+  common = [COMPARE, '--num_seeds=3', *flags(tiny_data_dir)]
   inline_dir = str(tmp_path / 'inline')
   log = str(tmp_path / 'inline.log')
   out = wait(main([*common, f'--workdir={inline_dir}'], log), log)
@@ -71,7 +70,7 @@ def test_local_workers_killed_mid_seed_match_the_inline_comparison(tiny_data_dir
   workers = [_Pid(pid) for pid in pids]
   killed_run = _kill_mid_seed(workdir, workers)
   replacement_log = str(tmp_path / 'replacement.log')
-  replacement = main(['worker', f'--workdir={workdir}', f'--compilation_cache_dir={cache}'],
+  replacement = main(['worker', f'--workdir={workdir}'],
                       replacement_log)
   out = wait(replacement, replacement_log)
   assert replacement.returncode == 0, out[-3000:]
@@ -133,7 +132,7 @@ _RAN_LINE = re.compile(r'^embedded_lars seed (\d+): final accuracy .*, \d+\.\ds$
 def test_two_commands_on_one_study_train_each_seed_once(tiny_data_dir, tmp_path):
   workdir = str(tmp_path / 'study')
   args = ['--config=configs/embedded_lars.py', '--num_seeds=4', f'--workdir={workdir}',
-          *flags(tiny_data_dir, str(tmp_path / 'cache'))]
+          *flags(tiny_data_dir)]
   logs = [str(tmp_path / 'a.log'), str(tmp_path / 'b.log')]
   processes = [main(args, log) for log in logs]
   outputs = [wait(p, log) for p, log in zip(processes, logs)]
@@ -153,7 +152,7 @@ def test_two_commands_on_one_study_train_each_seed_once(tiny_data_dir, tmp_path)
 def test_a_second_command_on_a_running_workdir_is_refused(tiny_data_dir, tmp_path):
   workdir = str(tmp_path / 'run')
   args = ['--config=configs/embedded_lars.py', f'--workdir={workdir}',
-          *flags(tiny_data_dir, str(tmp_path / 'cache'))]
+          *flags(tiny_data_dir)]
   log = str(tmp_path / 'first.log')
   first = main(args, log)
   guard = time.monotonic() + HANG_GUARD_SECONDS
