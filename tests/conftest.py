@@ -16,6 +16,26 @@ import pytest
 os.environ['XLA_FLAGS'] = ' '.join(
     filter(None, [os.environ.get('XLA_FLAGS'), '--xla_backend_optimization_level=0']))
 
+
+@pytest.hookimpl(trylast=True)  # After the tmpdir plugin has made the basetemp.
+def pytest_configure(config):
+  """One persistent compilation cache for the whole run, the user's left alone.
+
+  Many tests start processes that compile the same small programs (main.py
+  runs, drivers, workers, each a fresh JAX): through $JAX_COMPILATION_CACHE_DIR,
+  which JAX itself and train/cli/compilation_cache.py read, each such program
+  compiles once per test run instead of once per process, and no test writes
+  into ~/.cache. Loaded programs are the ones XLA built, so results do not
+  change (test_resume.py, test_seed_order.py compare runs bit for bit). Set
+  here, before any test module imports JAX; the xdist workers inherit it from
+  the controller, so all of them share the run's folder, as tiny_build does.
+  """
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    return
+  cache = config._tmp_path_factory.getbasetemp() / 'jax_cache'  # pylint: disable=protected-access
+  cache.mkdir(exist_ok=True)
+  os.environ['JAX_COMPILATION_CACHE_DIR'] = str(cache)
+
 TINY = 'embedded_shapes/tiny'
 
 

@@ -89,9 +89,11 @@ def main(spec_path: str) -> None:
   with open(spec_path) as f:
     spec = json.load(f)
   config = ml_collections.ConfigDict(spec['config'])
-  # The children compile the same programs: the first one's land in a cache.
+  # The children compile the same programs: the first one's land in a cache, the
+  # test run's (conftest.py) where there is one.
   import jax  # pylint: disable=g-import-not-at-top
-  jax.config.update('jax_compilation_cache_dir', tempfile.mkdtemp(prefix='resume_cache'))
+  jax.config.update('jax_compilation_cache_dir', os.environ.get('JAX_COMPILATION_CACHE_DIR')
+                    or tempfile.mkdtemp(prefix='resume_cache'))
   jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
   jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
   report = []

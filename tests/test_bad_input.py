@@ -14,7 +14,12 @@ child through main.py's own `__main__` entry (runpy), so flag parsing,
 validation and the workdir checks are main.py's exactly; a case takes about
 0.05 s. Forking is safe there: the driver never starts a JAX backend (JAX warns
 of forks only after one has started, as its threads would be copied
-mid-flight), and each child starts its own.
+mid-flight), and each child starts its own. The driver also imports the
+libraries that the cases which reach the data or train would each import again
+(TensorFlow alone is 10-15 s a case on 2 busy cores). Importing them starts
+no runtime (TensorFlow's and tf.data's start in the child that uses them), and
+none of the harness's own modules is preloaded beyond main.py's, so each child
+imports those as `python main.py` would.
 
 Adding a row: append a Case, and quote its `expected` in
 docs/troubleshooting.md. `{dir}` in its arguments is the case's own directory, which
@@ -57,6 +62,9 @@ INTERRUPTED = 130  # 128 + SIGINT.
 CASE_HANG_GUARD_SECONDS = 300
 DRIVER_HANG_GUARD_SECONDS = 1800
 PREPARE_IMAGENET = 'input_pipeline.prepare_imagenet'
+# Third-party libraries the driver imports once for every child (see Speed above):
+# the cases that reach the data, train or checkpoint import them.
+PRELOADED_LIBRARIES = ('tensorflow', 'tensorflow_datasets', 'orbax.checkpoint')
 # Cases marked `unprivileged` run as this user when the tests run as root, for
 # whom permission bits mean nothing (uid 65534 is `nobody` on most systems).
 UNPRIVILEGED_UID = 65534
@@ -632,6 +640,8 @@ def _drive(spec_path: str, results_path: str) -> None:
   # which would make the forks unsafe.
   runpy.run_path(MAIN, run_name='bad_input_preload')
   importlib.import_module('train.cli.jobs')  # What main() imports once flags parse.
+  for module in PRELOADED_LIBRARIES:
+    importlib.import_module(module)
   results = []
   scratch = tempfile.mkdtemp(prefix='bad_input_out_')
   for entry in spec:

@@ -79,15 +79,15 @@ def _run(config_path: str, workdir: str, *, processes: int, devices: int,
 
 
 @pytest.fixture(scope='module')
-def runs(tmp_path_factory):
+def runs(tmp_path_factory, tiny_data_dir):
   root = tmp_path_factory.mktemp('seed_order')
   config = config_dicts.with_overrides(embedded_lars.get_config(),
-                                      {**OVERRIDES, 'data_dir': str(root / 'data')})
+                                      {**OVERRIDES, 'data_dir': tiny_data_dir})
   config_path = str(root / 'config.json')
   with open(config_path, 'w') as f:
     f.write(config.to_json())
   dirs = {name: str(root / name) for name in ('one', 'two', 'resumed')}
-  # One at a time: two cores. The first run builds the data.
+  # One at a time: two cores.
   _run(config_path, dirs['one'], processes=1, devices=2)
   _run(config_path, dirs['two'], processes=2, devices=1)
   _run(config_path, dirs['resumed'], processes=2, devices=1, stop_at=4)
