@@ -24,7 +24,6 @@ import os
 import socket
 import time
 import traceback
-from typing import Callable
 
 from absl import logging
 
@@ -113,8 +112,7 @@ class Worker:
 
   def __init__(self, directory: str, progress: console.Progress | None = None, *,
                stop_on_failure: bool = False, wait_for_others: bool = False,
-               step_cache: programs.StepCache | None = None,
-               clock: Callable[[], float] = time.monotonic):
+               step_cache: programs.StepCache | None = None):
     self.plan = plan_lib.read_plan(directory)
     self.progress = progress or console.Progress(len(self.plan.runs), enabled=False)
     self.stop_on_failure = stop_on_failure
@@ -122,7 +120,6 @@ class Worker:
     self.step_cache = step_cache or programs.StepCache()
     self.done = WorkDone()
     self._shown: set[str] = set()
-    self._clock = clock
 
   def _show_finished(self, run: plan_lib.PlannedRun) -> None:
     if run.label not in self._shown:
@@ -181,11 +178,11 @@ class Worker:
 
   def _run_one(self, run: plan_lib.PlannedRun, claim: claims.Claim | None) -> None:
     self.progress.start_run(run.label)
-    if claim is not None:
-      prepare_run_dir(run)
-    distributed.wait_for_all_processes('run dir ready')
-    logging.info('%s: training in %s', run.label, run.run_dir)
     try:
+      if claim is not None:  # Process 0 holds the claim and tidies the run's folder.
+        prepare_run_dir(run)
+      distributed.wait_for_all_processes('run dir ready')
+      logging.info('%s: training in %s', run.label, run.run_dir)
       result = loop.train_and_evaluate(run.config_dict(), run.run_dir, self.step_cache,
                                        progress=self.progress)
     except loop.Preempted:
