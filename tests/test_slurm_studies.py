@@ -119,7 +119,10 @@ def test_a_preempted_slurm_worker_is_requeued_and_resumes_its_seed(tiny_data_dir
   first, second = claim_records(claim_dir(run_dir))
   assert second['took_over'] == 'released'
   assert first['slurm_job_id'] == second['slurm_job_id'] == job_id
-  assert claims.status(claim_dir(run_dir)).state == claims.RELEASED
+  # It lets go just after writing result.json: wait for that (a hang guard).
+  while claims.status(claim_dir(run_dir)).state != claims.RELEASED:
+    assert time.monotonic() < guard, 'the requeued worker never let go of its claim'
+    time.sleep(0.2)
   restarted = glob.glob(os.path.join(workdir, 'workers', 'slurm', job_id, '*_log.out'))
   assert len(restarted) >= 1
   report = subprocess.run([sys.executable, 'main.py', 'report', f'--workdir={workdir}'],
