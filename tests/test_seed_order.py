@@ -68,14 +68,26 @@ def _run(config_path: str, workdir: str, *, processes: int, devices: int,
        f'--process_id={i}'] for i in range(processes)]
   workers = [subprocess.Popen(c, env=env, cwd=REPO, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for c in commands]
+  outputs = []
   for worker in workers:
     try:
       output, _ = worker.communicate(timeout=TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
       worker.kill()
       output, _ = worker.communicate()
-    expected = 0 if stop_at is None else PREEMPTED_EXIT
-    assert worker.returncode == expected, output[-3000:]
+    outputs.append(output)
+  expected = 0 if stop_at is None else PREEMPTED_EXIT
+  # Every process's first error and last lines: when one fails, the others
+  # often die of it later, and only the first error says why.
+  report = '\n'.join(
+      f'--- process {i}, exit {w.returncode}:\n{_first_error(o)}\n...\n{o[-2000:]}'
+      for i, (w, o) in enumerate(zip(workers, outputs)))
+  assert [w.returncode for w in workers] == [expected] * len(workers), report
+
+
+def _first_error(output: str) -> str:
+  start = output.find('Traceback')
+  return output[start:start + 3000] if start >= 0 else ''
 
 
 @pytest.fixture(scope='module')
