@@ -31,10 +31,11 @@ def main(argv: list[str]) -> None:
   # Imported once the flags are parsed: `--help` and flag errors need no JAX.
   from train.cli import jobs  # pylint: disable=g-import-not-at-top
   from train.cli import runners  # pylint: disable=g-import-not-at-top
-  job = jobs.job_from_flags(argv)
-  with jobs.reported_errors(job):
-    job = jobs.start(job)
-    runners.RUNNERS[job.kind](job)
+  with jobs.leaving_the_group_on_failure():
+    job = jobs.job_from_flags(argv)
+    with jobs.reported_errors(job):
+      job = jobs.start(job)
+      runners.RUNNERS[job.kind](job)
 
 
 if __name__ == '__main__':

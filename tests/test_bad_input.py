@@ -407,6 +407,10 @@ CASES = [
     Case('data_dir_not_writable', ('--config.data_dir={dir}/locked/tfds',),
          'allowed: a writable directory to build embedded_shapes in',
          setup=_read_only_dir('locked'), unprivileged=True),
+    Case('data_dir_is_a_file', ('--config.data_dir={dir}/taken',),
+         'allowed: a writable directory to build embedded_shapes in', also=(
+             '({dir}/taken is not a directory)',),
+         setup=_write('taken', 'mine\n'), keeps=('taken',)),
     Case('data_dir_full', _tiny_run_argv(),
          'cannot build embedded_shapes/tiny in', also=(
              '{dir}/data (OSError: ', 'No space left on device',

@@ -134,6 +134,42 @@ def test_a_finished_run_of_another_config_is_refused(tmp_path):
 
 # Launchers.
 
+def _worker_whose_runs_fail(directory: str, monkeypatch) -> worker_lib.Worker:
+  _comparison_plan(directory, num_seeds=1)
+
+  def fail(config, workdir, *args, **kwargs):
+    raise RuntimeError(f'no data for {os.path.basename(workdir)}')
+
+  monkeypatch.setattr(worker_lib.loop, 'train_and_evaluate', fail)
+  return worker_lib.Worker(directory)
+
+
+def test_a_worker_skips_a_run_that_fails_and_goes_on(tmp_path, monkeypatch):
+  worker = _worker_whose_runs_fail(str(tmp_path), monkeypatch)
+  done = worker.run()
+  assert len(done.failed) == 2 and not done.ran  # Both configs' seed 0.
+  for run in worker.plan.runs:
+    with open(run.failure_path) as f:
+      failure = json.load(f)
+    assert failure['error'] == 'RuntimeError: no data for seed_0'
+    assert failure['process'] is None
+    assert claims.status(run.claim_dir).state == claims.RELEASED
+
+
+def test_a_worker_of_several_processes_stops_at_a_failed_run(tmp_path, monkeypatch):
+  """The other processes may be inside a collective: no going on to the next run."""
+  worker = _worker_whose_runs_fail(str(tmp_path), monkeypatch)
+  monkeypatch.setattr(worker_lib.distributed, 'joined_group', lambda: True)
+  monkeypatch.setattr(worker_lib.distributed, 'process_label', lambda: 'process 0 of 2')
+  with pytest.raises(RuntimeError, match='no data for seed_0'):
+    worker.run()
+  first, second = worker.plan.runs
+  with open(first.failure_path) as f:
+    assert json.load(f)['process'] == 'process 0 of 2'
+  assert claims.status(first.claim_dir).state == claims.RELEASED
+  assert not os.path.exists(second.failure_path)  # Never started.
+
+
 def test_gpus_are_split_evenly_between_local_workers():
   assert launchers.split_gpus([str(i) for i in range(8)], 4) == ['0,1', '2,3', '4,5', '6,7']
   assert launchers.split_gpus([], 3) == [None, None, None]

@@ -369,6 +369,46 @@ def reported_errors(job: Job) -> Iterator[None]:
       job.claim.release()
 
 
+@contextlib.contextmanager
+def leaving_the_group_on_failure() -> Iterator[None]:
+  """Ends a failing process of a multi-process run at once, without JAX's exit
+  handler; anything else passes through.
+
+  That handler waits at the coordination service's shutdown barrier for every
+  process (5 minutes), while the other processes wait for this one at a barrier
+  or inside a collective (an hour, or for ever): measured, a bad --data_dir on
+  process 0 of 2 kept both processes alive 322 s before they aborted. Exiting
+  at once ends the others too: at once when this is process 0 (it serves the
+  coordination service) or when they are in a collective with this one, else
+  when the service misses this one's heartbeats (100 s). Their scheduler
+  (Slurm, a study's worker) then sees the run fail within minutes.
+  """
+  try:
+    yield
+  except SystemExit as e:  # A one-line error, already printed, or a stop.
+    if distributed.joined_group() and e.code not in (0, None):
+      _flush_and_exit(e.code if isinstance(e.code, int) else 1)
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    if not distributed.joined_group():
+      raise
+    where = distributed.process_label()
+    # The traceback, on the console and in the log file.
+    std_logging.getLogger(__name__).error('%s failed', where, exc_info=e)
+    print(f'error: {where} failed: {errors.one_line(f"{type(e).__name__}: {e}")}; it '
+          'exits without waiting for the other processes, which then stop too',
+          file=sys.stderr)
+    _flush_and_exit(1)
+
+
+def _flush_and_exit(status: int) -> None:
+  logs.close()
+  std_logging.shutdown()
+  sys.stdout.flush()
+  sys.stderr.flush()
+  os._exit(status)  # pylint: disable=protected-access
+
+
 def _exit_now(job: Job, status: int) -> None:
   """Exits at once, once the log is flushed and the claim let go. A stopped run's
   checkpoint is on disk, but its input pipeline may still be reading in tf.data's
@@ -376,8 +416,4 @@ def _exit_now(job: Job, status: int) -> None:
   until the job was killed): nothing is left to clean up that the shutdown would."""
   if job.claim is not None:
     job.claim.release()
-  logs.close()
-  std_logging.shutdown()
-  sys.stdout.flush()
-  sys.stderr.flush()
-  os._exit(status)  # pylint: disable=protected-access
+  _flush_and_exit(status)

@@ -17,6 +17,9 @@ the run save a checkpoint and the worker let go of its claim and stop.
 
 In a multi-process worker (one run over several hosts' devices), process 0
 chooses and claims; the others follow its choice (`distributed.share_from_main`).
+A run that raises in any of its processes ends that worker, once the failing
+process has written failure.json: the others may be waiting for it inside a
+collective, so no process can go on to another run in step with them.
 """
 
 import dataclasses
@@ -96,7 +99,8 @@ def _record_failure(run: plan_lib.PlannedRun, error: BaseException) -> None:
     os.makedirs(run.run_dir, exist_ok=True)
     files.write_json(run.failure_path, {
         'error': errors.one_line(f'{type(error).__name__}: {error}'),
-        'host': socket.gethostname(), 'pid': os.getpid(), 'time': time.time()})
+        'host': socket.gethostname(), 'pid': os.getpid(),
+        'process': distributed.process_label() or None, 'time': time.time()})
   except files.FileWriteError as e:
     logging.error('%s: %s', run.label, e)
 
@@ -188,9 +192,12 @@ class Worker:
     except loop.Preempted:
       raise  # The run saved its checkpoint: any worker may resume it.
     except Exception as e:  # pylint: disable=broad-except
-      if distributed.is_main_process():
+      several = distributed.joined_group()
+      if several or distributed.is_main_process():
         _record_failure(run, e)
-      if self.stop_on_failure:
+      if self.stop_on_failure or several:
+        # The other processes may be inside a collective, waiting for this
+        # one: they cannot go on to another run in step with it.
         raise
       self.done.failed.append(run.label)
       self.progress.finish_run(f'{run.label}: failed: {errors.one_line(e)}')

@@ -172,6 +172,21 @@ def share_from_main(name: str, text: str) -> str:
 _share_uses = itertools.count()
 
 
+def joined_group() -> bool:
+  """Whether this process is one of a multi-process run (`initialize` joined it
+  to the others); starts no JAX backend, so it may be asked at any point."""
+  from jax._src import distributed as jax_distributed  # pylint: disable=g-import-not-at-top
+  return jax_distributed.global_state.client is not None
+
+
+def process_label() -> str:
+  """'process I of N' of a multi-process run; '' in a one-process run."""
+  if not joined_group():
+    return ''
+  import jax  # pylint: disable=g-import-not-at-top
+  return f'process {jax.process_index()} of {jax.process_count()}'
+
+
 def is_main_process() -> bool:
   """Process 0: the one that writes metrics, reports and the console."""
   import jax  # pylint: disable=g-import-not-at-top

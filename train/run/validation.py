@@ -280,9 +280,10 @@ def check_data_prepared(config: ml_collections.ConfigDict) -> None:
     parent = data_dir
     while not os.path.exists(parent):
       parent = os.path.dirname(parent)
-    require(config, 'data_dir', lambda v: os.access(parent, os.W_OK),
+    require(config, 'data_dir',
+             lambda v: os.path.isdir(parent) and os.access(parent, os.W_OK),
              f'allowed: a writable directory to build {config.dataset} in '
-             f'({parent} is not writable)')
+             f'({parent} is not {"writable" if os.path.isdir(parent) else "a directory"})')
     return
   require(config, 'data_dir', lambda v: os.path.isdir(data_dir),
            'allowed: an existing tfds data directory')
