@@ -18,6 +18,7 @@ import json
 import os
 import signal
 import sys
+import traceback
 
 import jax
 
@@ -64,6 +65,13 @@ def main() -> None:
   except loop.Preempted:
     sys.stdout.flush()
     os._exit(PREEMPTED_EXIT)  # pylint: disable=protected-access
+  except Exception:  # pylint: disable=broad-except
+    # As main.py does (jobs.leaving_the_group_on_failure): JAX's exit handler
+    # would wait for the other processes, which wait for this one.
+    traceback.print_exc()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1)  # pylint: disable=protected-access
   state = final['state']
   flat = {f'params{k}': v for k, v in sharding_worker.host_copy(state.params).items()}
   flat.update({f'batch_stats{k}': v
