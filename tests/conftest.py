@@ -5,6 +5,8 @@ import contextlib
 import fcntl
 import io
 import os
+import pathlib
+import shutil
 from typing import NamedTuple
 
 import pytest
@@ -71,6 +73,21 @@ def pytest_collection_modifyitems(items):
   items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
+def _shared_dir(tmp_path_factory, name: str) -> pathlib.Path:
+  """A folder of this test run that every xdist worker sees.
+
+  Under pytest-xdist each worker is its own process with its own basetemp
+  (.../pytest-N/popen-gwK); their parent is the run's alone. Without xdist the
+  basetemp itself is the run's (its parent is shared by every run of this user).
+  """
+  base = tmp_path_factory.getbasetemp()
+  if os.environ.get('PYTEST_XDIST_WORKER'):
+    base = base.parent
+  folder = base / name
+  folder.mkdir(exist_ok=True)
+  return folder
+
+
 class TinyBuild(NamedTuple):
   data_dir: str  # A tfds data_dir holding embedded_shapes/tiny.
   printed: str  # What datasets.ensure_prepared printed while building it.
@@ -80,17 +97,11 @@ class TinyBuild(NamedTuple):
 def tiny_build(tmp_path_factory) -> TinyBuild:
   """embedded_shapes/tiny, built once per test run (5 to 20 s on 2 cores, by load).
 
-  Under pytest-xdist each worker is its own process with its own basetemp
-  (.../pytest-N/popen-gwK); their parent is the run's alone, so the first worker
-  to take the lock there builds, and the others wait for it, then read. Without
-  xdist the basetemp itself is the run's (its parent is shared by every run of
-  this user). The tests only read the data: one that damages it copies it first.
+  The first xdist worker to take the lock in the run's shared folder builds; the
+  others wait for it, then read. The tests only read the data: one that damages
+  it copies it first.
   """
-  base = tmp_path_factory.getbasetemp()
-  if os.environ.get('PYTEST_XDIST_WORKER'):
-    base = base.parent
-  root = base / 'tiny_data'
-  root.mkdir(exist_ok=True)
+  root = _shared_dir(tmp_path_factory, 'tiny_data')
   data_dir, printed = root / 'tfds', root / 'printed.txt'
   with open(root / 'lock', 'w') as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
@@ -110,3 +121,24 @@ def tiny_build(tmp_path_factory) -> TinyBuild:
 def tiny_data_dir(tiny_build) -> str:
   """The tfds data_dir of tiny_build; read it, never write into it."""
   return tiny_build.data_dir
+
+
+@pytest.fixture(scope='session')
+def inline_comparison(tmp_path_factory, tiny_data_dir) -> str:
+  """The directory of tests/study_runs.py's tiny comparison (2 configs, 2 seeds)
+  run inline, once per test run: the reference that local workers and Slurm
+  jobs must reproduce bit for bit. Read it, never write into it."""
+  root = _shared_dir(tmp_path_factory, 'inline_comparison')
+  workdir, done = root / 'run', root / 'done'
+  with open(root / 'lock', 'w') as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
+    if not done.exists():
+      from tests import study_runs  # pylint: disable=g-import-not-at-top
+      if workdir.exists():  # What a failed attempt left.
+        shutil.rmtree(workdir)
+      log = str(root / 'log.txt')
+      process = study_runs.main(study_runs.comparison_args(tiny_data_dir, str(workdir)), log)
+      out = study_runs.wait(process, log)
+      assert process.returncode == 0 and 'report:' in out, out[-3000:]
+      done.write_text('')
+  return str(workdir)

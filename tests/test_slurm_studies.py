@@ -12,9 +12,9 @@ import time
 import pytest
 
 from tests import slurm_support
-from tests.study_runs import COMPARE, HANG_GUARD_SECONDS, REPO
-from tests.study_runs import accuracy_statistics, claim_dir, claim_records, computed
-from tests.study_runs import flags, main, results, wait
+from tests.study_runs import COMPARISON_SEEDS, HANG_GUARD_SECONDS, REPO
+from tests.study_runs import accuracy_statistics, claim_dir, claim_records, comparison_args
+from tests.study_runs import computed, flags, main, results, wait
 from train.common import claims
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -34,17 +34,15 @@ def _run(args: list[str], log: str, env: dict[str, str] | None = None) -> str:
   return out
 
 
-def test_a_comparison_through_slurm_reports_what_the_inline_one_does(tiny_data_dir,
-                                                                     tmp_path):
-  common = [COMPARE, '--num_seeds=2', *flags(tiny_data_dir)]
-  inline_dir, slurm_dir = str(tmp_path / 'inline'), str(tmp_path / 'slurm')
-  _run([*common, f'--workdir={inline_dir}'], str(tmp_path / 'inline.log'))
-  out = _run([*common, f'--workdir={slurm_dir}', *SLURM, '--num_workers=2'],
+def test_a_comparison_through_slurm_reports_what_the_inline_one_does(
+    tiny_data_dir, inline_comparison, tmp_path):
+  inline_dir, slurm_dir = inline_comparison, str(tmp_path / 'slurm')
+  out = _run([*comparison_args(tiny_data_dir, slurm_dir), *SLURM, '--num_workers=2'],
              str(tmp_path / 'slurm.log'))
   assert 'started a Slurm job array of 2 workers' in out
   assert 'runs 4/4 done, 0 running, 0 pending, 0 failed' in out
   inline, slurm = results(inline_dir), results(slurm_dir)
-  assert sorted(slurm) == sorted(inline) and len(inline) == 4
+  assert sorted(slurm) == sorted(inline) and len(inline) == 2 * COMPARISON_SEEDS
   for run, result in inline.items():
     assert computed(slurm[run]) == computed(result), run
   with open(os.path.join(inline_dir, 'comparison.json')) as f:

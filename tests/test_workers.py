@@ -12,8 +12,9 @@ import time
 
 import pytest
 
-from tests.study_runs import COMPARE, HANG_GUARD_SECONDS, REPO
-from tests.study_runs import accuracy_statistics, claim_records, computed, flags, main
+from tests.study_runs import COMPARISON_SEEDS, HANG_GUARD_SECONDS, REPO
+from tests.study_runs import accuracy_statistics, claim_records, comparison_args, computed
+from tests.study_runs import flags, main
 from tests.study_runs import results, wait
 from train.common import claims
 
@@ -53,19 +54,15 @@ def _kill_mid_seed(workdir: str, workers: list[subprocess.Popen]) -> str:
   raise AssertionError('no seed was ever in the middle of its run')
 
 
-@pytest.mark.slow  # Trains 12 tiny runs in 6 processes.
-def test_local_workers_killed_mid_seed_match_the_inline_comparison(tiny_data_dir, tmp_path):
-  common = [COMPARE, '--num_seeds=3', *flags(tiny_data_dir)]
-  inline_dir = str(tmp_path / 'inline')
-  log = str(tmp_path / 'inline.log')
-  out = wait(main([*common, f'--workdir={inline_dir}'], log), log)
-  assert 'report:' in out, out[-3000:]
-
+@pytest.mark.slow  # Trains 4 tiny runs in 4 processes (and the shared inline reference).
+def test_local_workers_killed_mid_seed_match_the_inline_comparison(
+    tiny_data_dir, inline_comparison, tmp_path):
+  inline_dir = inline_comparison
   workdir = str(tmp_path / 'workers')
   log = str(tmp_path / 'launch.log')
-  out = wait(main([*common, f'--workdir={workdir}', '--launcher=local', '--num_workers=3',
-                     '--nowait'], log), log)
-  assert 'started 3 local workers' in out, out[-3000:]
+  out = wait(main([*comparison_args(tiny_data_dir, workdir), '--launcher=local',
+                   '--num_workers=2', '--nowait'], log), log)
+  assert 'started 2 local workers' in out, out[-3000:]
   pids = [int(p) for p in out.split('(pids ')[1].split(')')[0].split(', ')]
   workers = [_Pid(pid) for pid in pids]
   killed_run = _kill_mid_seed(workdir, workers)
@@ -78,7 +75,7 @@ def test_local_workers_killed_mid_seed_match_the_inline_comparison(tiny_data_dir
     worker.wait()
 
   inline, parallel = results(inline_dir), results(workdir)
-  assert sorted(parallel) == sorted(inline) and len(inline) == 6
+  assert sorted(parallel) == sorted(inline) and len(inline) == 2 * COMPARISON_SEEDS
   for run, result in inline.items():
     assert computed(parallel[run]) == computed(result), run  # Bit for bit.
   # The killed seed was taken over (its holder was gone), resumed, and no seed
@@ -102,7 +99,7 @@ def test_local_workers_killed_mid_seed_match_the_inline_comparison(tiny_data_dir
                           cwd=REPO, capture_output=True, text=True,
                           timeout=HANG_GUARD_SECONDS)
   assert report.returncode == 0, report.stderr[-2000:]
-  assert 'runs 6/6 done, 0 running, 0 pending, 0 failed' in report.stdout
+  assert 'runs 4/4 done, 0 running, 0 pending, 0 failed' in report.stdout
 
 
 class _Pid:
