@@ -1,23 +1,31 @@
-"""One training run of a config (train/run/loop.py, the real input pipeline) in a
-process layout chosen on the command line; tests/test_seed_order.py runs it.
+"""Training runs of a config (train/run/loop.py, the real input pipeline), each in
+a process layout of its own; tests/test_seed_order.py runs them.
 
-  python tests/seed_run_worker.py CONFIG.json WORKDIR --cpu_devices=2
-  python tests/seed_run_worker.py CONFIG.json WORKDIR --cpu_devices=1 \\
-      --coordinator_address=localhost:1234 --num_processes=2 --process_id=0 --stop_at=4
+  python tests/seed_run_worker.py SPEC.json
 
-A device count and a process group can only be chosen before JAX starts, so
-each layout needs a process of its own. `--stop_at=STEP` sends the process
-SIGTERM after that train step: the run saves a checkpoint and stops (exit 3),
-and the same command, in any layout, resumes it. A run that ends writes
-WORKDIR/state.npz (process 0; others state.process_<i>.npz): its final
-parameters and BN statistics, flattened by path.
+SPEC holds {"config": <config JSON>, "runs": [{"workdir": DIR, "processes": P,
+"devices": D, "stop_at": STEP or null}, ...]}. The runs go one after the other;
+each is P processes of D virtual CPU devices, joined through JAX's distributed
+runtime on a loopback port when P > 1. A device count and a process group can
+only be chosen before JAX starts, so each process of each run is a child of its
+own, forked from this one: the modules (TensorFlow among them, several seconds
+a process) are imported once, while each child starts JAX afresh, as a launched
+process would. Nothing here starts a JAX backend before the forks.
+
+`stop_at` sends each process SIGTERM after that train step: the run saves a
+checkpoint and stops (exit 3), and a later run in the same WORKDIR, in any
+layout, resumes it. A run that ends writes WORKDIR/state.npz (process 0; others
+state.process_<i>.npz): its final parameters and BN statistics, flattened by
+path. Each process's output goes to WORKDIR/process_<i>.<n>.log (n: the run's
+index in SPEC). Prints one JSON line: per run, each process's exit status.
 """
 
-import argparse
 import json
 import os
 import signal
+import socket
 import sys
+import time
 import traceback
 
 import jax
@@ -36,49 +44,108 @@ from train.run import loop
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 PREEMPTED_EXIT = 3
+# Hang guard, not a time limit: a process still running after this long is
+# killed and its run fails as hung.
+HANG_GUARD_SECONDS = 600
 
 
-def main() -> None:
-  parser = argparse.ArgumentParser()
-  parser.add_argument('config')
-  parser.add_argument('workdir')
-  parser.add_argument('--cpu_devices', type=int, required=True)
-  parser.add_argument('--stop_at', type=int)
-  parser.add_argument('--coordinator_address')
-  parser.add_argument('--num_processes', type=int)
-  parser.add_argument('--process_id', type=int)
-  args = parser.parse_args()
-  jax.config.update('jax_num_cpu_devices', args.cpu_devices)
-  distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
-  with open(args.config) as f:
-    config = ml_collections.ConfigDict(json.load(f))
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+def _train(config: ml_collections.ConfigDict, workdir: str, devices: int,
+           stop_at: int | None, group: tuple[str, int, int] | None) -> int:
+  """One process of a run; returns its exit status."""
+  jax.config.update('jax_num_cpu_devices', devices)
+  if group:
+    distributed.initialize(*group)
   final = {}
 
   def hook(event: str, step: int, state) -> None:
-    if event == 'train_step' and step == args.stop_at:
+    if event == 'train_step' and step == stop_at:
       os.kill(os.getpid(), signal.SIGTERM)
     if event == 'end':
       final['state'] = state
 
   try:
-    loop.train_and_evaluate(config, args.workdir, hook=hook)
+    loop.train_and_evaluate(config, workdir, hook=hook)
   except loop.Preempted:
-    sys.stdout.flush()
-    os._exit(PREEMPTED_EXIT)  # pylint: disable=protected-access
-  except Exception:  # pylint: disable=broad-except
-    # As main.py does (jobs.leaving_the_group_on_failure): JAX's exit handler
-    # would wait for the other processes, which wait for this one.
-    traceback.print_exc()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(1)  # pylint: disable=protected-access
+    return PREEMPTED_EXIT
   state = final['state']
   flat = {f'params{k}': v for k, v in sharding_worker.host_copy(state.params).items()}
   flat.update({f'batch_stats{k}': v
                for k, v in sharding_worker.host_copy(state.batch_stats).items()})
   suffix = '' if jax.process_index() == 0 else f'.process_{jax.process_index()}'
-  np.savez(os.path.join(args.workdir, f'state{suffix}.npz'), **flat)
+  np.savez(os.path.join(workdir, f'state{suffix}.npz'), **flat)
+  if group:
+    # What JAX's exit handler does in a process that exits normally: the
+    # processes leave the group together, none while another still needs it.
+    jax.distributed.shutdown()
+  return 0
+
+
+def _child(config: ml_collections.ConfigDict, run: dict, index: int, process_id: int,
+           address: str) -> None:
+  """A forked process of a run; never returns."""
+  status = 1
+  try:
+    os.makedirs(run['workdir'], exist_ok=True)
+    log = os.path.join(run['workdir'], f'process_{process_id}.{index}.log')
+    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    for stream in (1, 2):
+      os.dup2(fd, stream)
+    group = ((address, run['processes'], process_id) if run['processes'] > 1 else None)
+    status = _train(config, run['workdir'], run['devices'], run['stop_at'], group)
+  except BaseException:  # pylint: disable=broad-except
+    traceback.print_exc()
+  finally:
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A forked child leaves without the parent's exit handlers. A preempted
+    # process of a group does not wait for the others at JAX's shutdown
+    # barrier, as a job stopped by its scheduler would not.
+    os._exit(status)  # pylint: disable=protected-access
+
+
+def _wait(pids: list[int]) -> list[int]:
+  """The exit status of each child; -SIGKILL for one that hung."""
+  deadline = time.monotonic() + HANG_GUARD_SECONDS
+  statuses = {}
+  while len(statuses) < len(pids):
+    for pid in pids:
+      if pid in statuses:
+        continue
+      done, status = os.waitpid(pid, os.WNOHANG)
+      if done:
+        statuses[pid] = os.waitstatus_to_exitcode(status)
+      elif time.monotonic() > deadline:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        statuses[pid] = -signal.SIGKILL
+    time.sleep(0.05)
+  return [statuses[pid] for pid in pids]
+
+
+def main(spec_path: str) -> None:
+  with open(spec_path) as f:
+    spec = json.load(f)
+  config = ml_collections.ConfigDict(spec['config'])
+  report = []
+  for index, run in enumerate(spec['runs']):
+    address = f'localhost:{_free_port()}'
+    pids = []
+    for process_id in range(run['processes']):
+      sys.stdout.flush()
+      sys.stderr.flush()
+      pid = os.fork()
+      if pid == 0:
+        _child(config, run, index, process_id, address)
+      pids.append(pid)
+    report.append(_wait(pids))
+  print(json.dumps(report))
 
 
 if __name__ == '__main__':
-  main()
+  main(sys.argv[1])

@@ -2,16 +2,16 @@
 
 Each run here is train/run/loop.py end to end on the embedded data, through the
 real input pipeline, each process reading only its slice of every global batch
-(tests/seed_run_worker.py). Two JAX CPU processes of one device each, joined on
-the loopback interface, must end where one process of two devices ends, to
-float32 round-off: parameters, BN statistics and every eval. A run stopped
-(SIGTERM, with a checkpoint) on two processes and resumed on one must end there
-too.
+(tests/seed_run_worker.py, which forks every process of every run from one
+driver that has imported the modules once). Two JAX CPU processes of one device
+each, joined on the loopback interface, must end where one process of two
+devices ends, to float32 round-off: parameters, BN statistics and every eval. A
+run stopped (SIGTERM, with a checkpoint) on two processes and resumed on one
+must end there too.
 """
 
 import json
 import os
-import socket
 import subprocess
 import sys
 
@@ -26,7 +26,9 @@ pytestmark = pytest.mark.slow
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKER = os.path.join(REPO, 'tests', 'seed_run_worker.py')
-TIMEOUT_SECONDS = 600
+# A hang guard, not a time limit: the driver's own guard ends a hung process
+# after 10 minutes; this ends a hung driver.
+DRIVER_HANG_GUARD_SECONDS = 3000
 PREEMPTED_EXIT = 3
 
 # 512 training examples at batch 64: 8 steps an epoch; 12 steps, so the last
@@ -49,45 +51,16 @@ OVERRIDES = {
 }
 
 
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
-
-
-def _run(config_path: str, workdir: str, *, processes: int, devices: int,
-         stop_at: int | None = None) -> None:
-  """One run of the config in WORKDIR on `processes` processes of `devices` each."""
-  env = {**os.environ, 'JAX_PLATFORMS': 'cpu'}
-  address = f'localhost:{_free_port()}'
-  common = [sys.executable, WORKER, config_path, workdir, f'--cpu_devices={devices}']
-  if stop_at is not None:
-    common.append(f'--stop_at={stop_at}')
-  commands = [common] if processes == 1 else [
-      [*common, f'--coordinator_address={address}', f'--num_processes={processes}',
-       f'--process_id={i}'] for i in range(processes)]
-  workers = [subprocess.Popen(c, env=env, cwd=REPO, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for c in commands]
-  outputs = []
-  for worker in workers:
-    try:
-      output, _ = worker.communicate(timeout=TIMEOUT_SECONDS)
-    except subprocess.TimeoutExpired:
-      worker.kill()
-      output, _ = worker.communicate()
-    outputs.append(output)
-  expected = 0 if stop_at is None else PREEMPTED_EXIT
-  # Every process's first error and last lines: when one fails, the others
-  # often die of it later, and only the first error says why.
-  report = '\n'.join(
-      f'--- process {i}, exit {w.returncode}:\n{_first_error(o)}\n...\n{o[-2000:]}'
-      for i, (w, o) in enumerate(zip(workers, outputs)))
-  assert [w.returncode for w in workers] == [expected] * len(workers), report
-
-
-def _first_error(output: str) -> str:
-  start = output.find('Traceback')
-  return output[start:start + 3000] if start >= 0 else ''
+def _log_tails(paths: list[str]) -> str:
+  """Each process's first error and last lines: when one fails, the others often
+  die of it later, and only the first error says why."""
+  parts = []
+  for path in paths:
+    text = open(path).read() if os.path.exists(path) else '(no log)'
+    start = text.find('Traceback')
+    first_error = text[start:start + 3000] if start >= 0 else ''
+    parts.append(f'--- {path}:\n{first_error}\n...\n{text[-2000:]}')
+  return '\n'.join(parts)
 
 
 @pytest.fixture(scope='module')
@@ -95,15 +68,24 @@ def runs(tmp_path_factory, tiny_data_dir):
   root = tmp_path_factory.mktemp('seed_order')
   config = config_dicts.with_overrides(embedded_lars.get_config(),
                                       {**OVERRIDES, 'data_dir': tiny_data_dir})
-  config_path = str(root / 'config.json')
-  with open(config_path, 'w') as f:
-    f.write(config.to_json())
   dirs = {name: str(root / name) for name in ('one', 'two', 'resumed')}
-  # One at a time: two cores.
-  _run(config_path, dirs['one'], processes=1, devices=2)
-  _run(config_path, dirs['two'], processes=2, devices=1)
-  _run(config_path, dirs['resumed'], processes=2, devices=1, stop_at=4)
-  _run(config_path, dirs['resumed'], processes=1, devices=2)
+  # (workdir, processes, devices per process, stop_at), one at a time: two cores.
+  layouts = [('one', 1, 2, None), ('two', 2, 1, None),
+             ('resumed', 2, 1, 4), ('resumed', 1, 2, None)]
+  spec = {'config': json.loads(config.to_json()),
+          'runs': [{'workdir': dirs[name], 'processes': processes, 'devices': devices,
+                    'stop_at': stop_at} for name, processes, devices, stop_at in layouts]}
+  spec_path = root / 'spec.json'
+  spec_path.write_text(json.dumps(spec))
+  proc = subprocess.run([sys.executable, WORKER, str(spec_path)], capture_output=True,
+                        text=True, cwd=REPO, env={**os.environ, 'JAX_PLATFORMS': 'cpu'},
+                        timeout=DRIVER_HANG_GUARD_SECONDS)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  statuses = json.loads(proc.stdout.strip().splitlines()[-1])
+  for index, ((name, processes, _, stop_at), status) in enumerate(zip(layouts, statuses)):
+    expected = 0 if stop_at is None else PREEMPTED_EXIT
+    logs = [os.path.join(dirs[name], f'process_{i}.{index}.log') for i in range(processes)]
+    assert status == [expected] * processes, _log_tails(logs)
   return dirs
 
 

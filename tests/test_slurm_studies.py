@@ -62,8 +62,10 @@ def _evals(result: dict) -> list[tuple[int, float, float]]:
 
 def test_a_seed_over_two_slurm_tasks_matches_one_process_with_two_devices(tiny_data_dir,
                                                                           tmp_path):
+  # 16 steps, no checkpoint: a comparison of two runs needs no longer ones.
   common = ['--config=configs/embedded_lars.py', '--num_seeds=1',  # Virtual BN per device.
-            *flags(tiny_data_dir, model__virtual_batch_size=32)]
+            *flags(tiny_data_dir, model__virtual_batch_size=32, num_train_steps=16,
+                   eval_every_steps=8, checkpoint__every_steps=0)]
   one_dir, two_dir = str(tmp_path / 'one_process'), str(tmp_path / 'two_tasks')
   xla_flags = os.environ.get('XLA_FLAGS', '')
   env = {**os.environ, 'XLA_FLAGS': f'{xla_flags} --xla_force_host_platform_device_count=2'}
@@ -75,7 +77,8 @@ def test_a_seed_over_two_slurm_tasks_matches_one_process_with_two_devices(tiny_d
         '--slurm_tasks_per_node=2'], str(tmp_path / 'two.log'), env)
   [one] = results(one_dir).values()
   [two] = results(two_dir).values()
-  assert one['steps_completed'] == two['steps_completed'] == 48
+  assert one['steps_completed'] == two['steps_completed'] == 16
+  assert len(one['evals']) == len(two['evals']) == 2
   for (step_a, loss_a, acc_a), (step_b, loss_b, acc_b) in zip(_evals(one), _evals(two)):
     assert step_a == step_b
     assert loss_b == pytest.approx(loss_a, rel=1e-5)  # float32 round-off.
@@ -93,8 +96,8 @@ def test_a_preempted_slurm_worker_is_requeued_and_resumes_its_seed(tiny_data_dir
   workdir = str(tmp_path / 'study')
   run_dir = os.path.join(workdir, 'seed_0')
   args = ['--config=configs/embedded_lars.py', '--num_seeds=1', f'--workdir={workdir}',
-          *flags(tiny_data_dir, num_train_steps=160,
-                 eval_every_steps=80, log_every_steps=10, checkpoint__every_steps=10),
+          *flags(tiny_data_dir, num_train_steps=120,
+                 eval_every_steps=60, log_every_steps=10, checkpoint__every_steps=20),
           *SLURM, '--num_workers=1', '--nowait']
   out = _run(args, str(tmp_path / 'submit.log'))
   assert 'started a Slurm job array of 1 workers' in out
@@ -112,7 +115,7 @@ def test_a_preempted_slurm_worker_is_requeued_and_resumes_its_seed(tiny_data_dir
     time.sleep(0.5)
   with open(result_path) as f:
     result = json.load(f)
-  assert result['resumed'] and result['steps_completed'] == 160
+  assert result['resumed'] and result['steps_completed'] == 120
   # The preempted worker let go of its claim; the requeued task (the same job) took it.
   first, second = claim_records(claim_dir(run_dir))
   assert second['took_over'] == 'released'

@@ -129,7 +129,8 @@ _RAN_LINE = re.compile(r'^embedded_lars seed (\d+): final accuracy .*, \d+\.\ds$
 def test_two_commands_on_one_study_train_each_seed_once(tiny_data_dir, tmp_path):
   workdir = str(tmp_path / 'study')
   args = ['--config=configs/embedded_lars.py', '--num_seeds=4', f'--workdir={workdir}',
-          *flags(tiny_data_dir)]
+          *flags(tiny_data_dir, num_train_steps=16, eval_every_steps=8,
+                 checkpoint__every_steps=0)]
   logs = [str(tmp_path / 'a.log'), str(tmp_path / 'b.log')]
   processes = [main(args, log) for log in logs]
   outputs = [wait(p, log) for p, log in zip(processes, logs)]
