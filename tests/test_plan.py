@@ -170,6 +170,27 @@ def test_a_worker_of_several_processes_stops_at_a_failed_run(tmp_path, monkeypat
   assert not os.path.exists(second.failure_path)  # Never started.
 
 
+def test_the_first_failing_process_of_a_run_names_the_cause(tmp_path, monkeypatch):
+  """Process 1 failed first; process 0's later error (its collective lost a
+  peer) must not replace process 1's failure.json."""
+  _comparison_plan(str(tmp_path), num_seeds=1)
+
+  def fail_after_process_1(config, workdir, *args, **kwargs):
+    os.makedirs(workdir, exist_ok=True)
+    files.write_json(os.path.join(workdir, plan_lib.FAILURE_FILE),
+                     {'error': 'DataError: the shard is damaged', 'process': 'process 1 of 2'})
+    raise RuntimeError('Gloo all-reduce failed: Connection closed by peer')
+
+  monkeypatch.setattr(worker_lib.loop, 'train_and_evaluate', fail_after_process_1)
+  monkeypatch.setattr(worker_lib.distributed, 'joined_group', lambda: True)
+  monkeypatch.setattr(worker_lib.distributed, 'process_label', lambda: 'process 0 of 2')
+  worker = worker_lib.Worker(str(tmp_path))
+  with pytest.raises(RuntimeError, match='Gloo'):
+    worker.run()
+  with open(worker.plan.runs[0].failure_path) as f:
+    assert json.load(f)['error'] == 'DataError: the shard is damaged'
+
+
 def test_gpus_are_split_evenly_between_local_workers():
   assert launchers.split_gpus([str(i) for i in range(8)], 4) == ['0,1', '2,3', '4,5', '6,7']
   assert launchers.split_gpus([], 3) == [None, None, None]

@@ -94,7 +94,12 @@ def prepare_run_dir(run: plan_lib.PlannedRun) -> None:
 
 
 def _record_failure(run: plan_lib.PlannedRun, error: BaseException) -> None:
+  """Writes the run's failure.json, unless a process of the same run wrote it
+  first: in a run of several processes the first error is the cause, and the
+  others' (a collective whose peer went away) only follow from it."""
   logging.error('%s failed:\n%s', run.label, ''.join(traceback.format_exception(error)))
+  if os.path.exists(run.failure_path):  # Workers never start a run that has one.
+    return
   try:
     os.makedirs(run.run_dir, exist_ok=True)
     files.write_json(run.failure_path, {
