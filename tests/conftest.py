@@ -41,28 +41,29 @@ def pytest_configure(config):
 TINY = 'embedded_shapes/tiny'
 
 # The files whose tests take longest, longest first (seconds of one xdist worker
-# on the 2-core machine, 2026-12-02): they start first, so that the two workers
-# end together. pytest-xdist hands out whole files (--dist loadfile) in
-# collection order (--no-loadscope-reorder in pyproject.toml; by default it
-# would order them by their number of tests, which sends the long files of two
-# or three tests last, where one of them then runs alone). Other files follow
-# in alphabetical order. A file that grows long belongs here.
+# in a quiet whole-suite run on the 2-core machine, 2026-12-02): they start
+# first, so that the two workers end together. pytest-xdist hands out whole
+# files (--dist loadfile) in collection order (--no-loadscope-reorder in
+# pyproject.toml; by default it would order them by their number of tests,
+# which sends the long files of two or three tests last, where one of them then
+# runs alone). Other files follow in alphabetical order. A file that grows long
+# belongs here.
 LONGEST_FIRST = (
-    'test_configs.py',  # 230: 20 shrunk configs and ResNet-50 trained in-process.
-    'test_workers.py',  # Worker processes train a comparison twice.
+    'test_configs.py',  # 350: 20 shrunk configs and ResNet-50 trained in-process.
+    'test_workers.py',  # 270, with the inline comparison that the Slurm tests reuse.
+    'test_slurm_studies.py',  # 260: studies through a one-node Slurm cluster.
+    'test_resume.py',  # 125
     'test_study.py',  # 110
-    'test_seed_order.py',  # 100
-    'test_resume.py',  # 90
-    'test_slurm_studies.py',  # Studies through a one-node Slurm cluster.
-    'test_mlperf_compliance.py',  # 75
-    'test_sharding.py',  # 55
-    'test_bad_input.py',  # 50
+    'test_mlperf_compliance.py',  # 105
+    'test_seed_order.py',  # 75
+    'test_bad_input.py',  # 55
+    'test_sharding.py',  # 45
+    'test_end_to_end.py',  # 40
     'test_models.py',  # 30
-    'test_console.py',  # 25
-    'test_end_to_end.py',  # 25
-    'test_multiprocess.py',  # 20
+    'test_multiprocess.py',  # 30
+    'test_console.py',  # 30
     'test_bench.py',  # 20
-    'test_slurm_cluster.py',
+    'test_slurm_cluster.py',  # 15
     'test_exact_eval.py',  # 15
 )
 
