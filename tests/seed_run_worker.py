@@ -72,6 +72,11 @@ def _train(config: ml_collections.ConfigDict, workdir: str, devices: int,
   try:
     loop.train_and_evaluate(config, workdir, hook=hook)
   except loop.Preempted:
+    if group:
+      # As main.py does: the processes stopped at the same agreed step and
+      # leave together, or process 0 (the coordination service) would leave
+      # while another still finishes, which then aborts.
+      jax.distributed.shutdown()
     return PREEMPTED_EXIT
   state = final['state']
   flat = {f'params{k}': v for k, v in sharding_worker.host_copy(state.params).items()}
@@ -103,9 +108,9 @@ def _child(config: ml_collections.ConfigDict, run: dict, index: int, process_id:
   finally:
     sys.stdout.flush()
     sys.stderr.flush()
-    # A forked child leaves without the parent's exit handlers. A preempted
-    # process of a group does not wait for the others at JAX's shutdown
-    # barrier, as a job stopped by its scheduler would not.
+    # A forked child leaves without the parent's exit handlers: a process of
+    # a group that ended (trained or preempted) has met the others at JAX's
+    # shutdown barrier in _train; one that failed does not wait for them.
     os._exit(status)  # pylint: disable=protected-access
 
 

@@ -416,4 +416,9 @@ def _exit_now(job: Job, status: int) -> None:
   until the job was killed): nothing is left to clean up that the shutdown would."""
   if job.claim is not None:
     job.claim.release()
+  if distributed.joined_group():
+    # Every process stopped at the same agreed step and meets here; process 0,
+    # which serves the coordination service, must not leave before the others
+    # are done with it (they would abort: "another task died").
+    jax.distributed.shutdown()
   _flush_and_exit(status)
