@@ -704,10 +704,22 @@ def _runnable(case: Case) -> bool:
   return not (case.unprivileged and os.geteuid() == 0 and not _others_can_read_the_repo())
 
 
+def _selected_cases(session: pytest.Session) -> set[str]:
+  """The names of the cases whose tests this session runs (`-k name` runs only those)."""
+  selected = set()
+  for item in session.items:
+    callspec = getattr(item, 'callspec', None)
+    if item.path.name == os.path.basename(__file__) and callspec and 'case' in callspec.params:
+      selected.add(callspec.params['case'].name)
+  return selected
+
+
 @pytest.fixture(scope='module')
-def outcomes(tiny_data_dir):
-  """{case name: {'result': what the driver saw, 'before'/'after': snapshots, 'dir'}}."""
+def outcomes(tiny_data_dir, request):
+  """{case name: {'result': what the driver saw, 'before'/'after': snapshots, 'dir'}}
+  for the cases this session selected (all of them in a whole-suite run)."""
   _TINY_DATA['path'] = tiny_data_dir
+  selected = _selected_cases(request.session)
   # Not pytest's tmp_path: its folders are private to their owner, and the
   # unprivileged cases must reach theirs.
   root = tempfile.mkdtemp(prefix='bad_input_')
@@ -715,7 +727,7 @@ def outcomes(tiny_data_dir):
   try:
     runs = {}
     for index, case in enumerate(CASES):
-      if not _runnable(case):
+      if not _runnable(case) or case.name not in selected:
         continue
       directory = os.path.join(root, f'{index:02d}_{case.name}')
       os.mkdir(directory)
