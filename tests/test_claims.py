@@ -320,6 +320,57 @@ def test_a_damaged_record_is_held_until_stale_by_its_mtime(tmp_path, keep, text)
   assert claim.holder.took_over.startswith('record claim/0.json cannot be read and is 7')
 
 
+# 2100-01-01: a record or heartbeat dated far in the future (damage, or a clock far off).
+_YEAR_2100 = 4102444800.0
+
+
+def test_a_damaged_record_dated_in_the_future_is_gone_not_held_for_ever(tmp_path, keep):
+  # Its mtime is its only sign of life: one past stale_after_seconds ahead of
+  # now is as untrustworthy as one past it behind (the docstring's rule).
+  run_dir = str(tmp_path)
+  path = tmp_path / 'claim' / '0.json'
+  path.parent.mkdir()
+  path.write_text('garbage')
+  os.utime(path, (_YEAR_2100, _YEAR_2100))
+  now = claims.status(run_dir)
+  assert now.state == claims.GONE
+  assert 'cannot be read and is dated' in now.reason and 'in the future' in now.reason
+  claim = keep(claims.try_acquire(run_dir))
+  assert claim.holder.generation == 1
+  # A little ahead (clocks that differ by less than the limit) still holds.
+  other = tmp_path / 'other'
+  (other / 'claim').mkdir(parents=True)
+  (other / 'claim' / '0.json').write_text('garbage')
+  os.utime(other / 'claim' / '0.json', (time.time() + 60, time.time() + 60))
+  assert claims.status(str(other)).state == claims.HELD
+
+
+@pytest.mark.parametrize('since', [_YEAR_2100, time.time() + 3600])
+def test_a_readable_record_dated_in_the_future_is_gone(tmp_path, keep, since):
+  _write_record(str(tmp_path), 0, since=since)
+  now = claims.status(str(tmp_path))
+  assert now.state == claims.GONE and 'in the future' in now.reason, now
+  assert keep(claims.try_acquire(str(tmp_path))).holder.generation == 1
+
+
+def test_a_heartbeat_dated_in_the_future_is_stale(tmp_path):
+  _write_record(str(tmp_path), 0)
+  with open(tmp_path / 'claim' / '0.heartbeat', 'w') as f:
+    json.dump({'time': _YEAR_2100, 'count': 1}, f)
+  assert claims.status(str(tmp_path)).state == claims.GONE
+
+
+@pytest.mark.parametrize('fields', [{'pid': 2**70}, {'pid': True}, {'since': 1e300},
+                                    {'since': 2**70}])
+def test_a_record_with_an_impossible_pid_or_date_counts_as_damaged(tmp_path, fields):
+  # 2**70 made os.kill raise OverflowError; 1e300 made time.gmtime raise.
+  _write_record(str(tmp_path), 0, host=socket.gethostname(),
+                pid_namespace=claims.pid_namespace(), **fields)
+  now = claims.status(str(tmp_path))
+  assert (now.state, now.holder, now.reason) == (
+      claims.HELD, None, 'record claim/0.json cannot be read')
+
+
 def test_a_holder_that_finds_itself_taken_over_calls_on_lost_once(tmp_path, keep):
   lost = []
   claim = keep(claims.try_acquire(str(tmp_path), heartbeat_seconds=0.05, on_lost=lost.append))

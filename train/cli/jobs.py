@@ -32,6 +32,7 @@ from train.common import claims
 from train.common import config_dicts
 from train.common import errors
 from train.common import files
+from train.experiments import plan as plan_lib
 from train.mlperf import rules
 from train.run import distributed
 from train.run import memory
@@ -266,12 +267,16 @@ def _hold_workdir(workdir: str, created: bool) -> claims.Claim | None:
 def _study_dir_job(kind: str) -> Job:
   """`main.py worker` and `main.py report`: the plan in --workdir says the rest."""
   workdir = os.path.abspath(FLAGS.workdir)
+  if os.path.isfile(workdir):
+    errors.fail(f'--workdir={workdir} is a file, not a directory; give the directory of a '
+                'study, comparison or search started with python main.py')
   if not os.path.isdir(workdir):
     errors.fail(f'--workdir={workdir} does not exist; give the directory of a study, '
                 'comparison or search started with python main.py')
-  if not os.path.exists(os.path.join(workdir, 'plan.json')):  # Before any log is written.
-    errors.fail(f'--workdir={workdir} holds no study plan (plan.json); give the directory '
-                'of a study, comparison or search started with python main.py')
+  try:  # The whole plan, checked before any log file is set up in the directory.
+    plan_lib.read_plan(workdir)
+  except plan_lib.StudyDirError as e:
+    errors.fail(str(e))
   return Job(kind, os.path.basename(workdir), {}, workdir,
              compilation_cache_dir=FLAGS.compilation_cache_dir)
 

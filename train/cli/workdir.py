@@ -44,6 +44,9 @@ def check_single_run(workdir: str, config_json: str) -> None:
   except (OSError, ValueError) as e:
     errors.fail(f'--workdir={workdir} holds a config.json that cannot be read '
                 f'({type(e).__name__}); choose a new --workdir')
+  if not isinstance(there, dict):  # Read as a config below, key by key.
+    errors.fail(f'--workdir={workdir} holds a config.json that is a JSON '
+                f'{type(there).__name__}, not a config; choose a new --workdir')
   here = json.loads(config_json)
   if there != here:
     errors.fail(f'--workdir={workdir} holds a run of another config ({existing}): '

@@ -46,9 +46,18 @@ when any of these holds:
    longer running (pending, requeued, finished or unknown to squeue). A squeue
    that is missing, fails or times out decides nothing.
 
-Otherwise it is HELD. A record that cannot be read (a damaged file) counts as
-HELD by someone unknown until its last sign of life (its heartbeat, else the
-file's modification time) is `stale_after_seconds` old; then it is GONE.
+Otherwise it is HELD. A record that cannot be read (a damaged file: not JSON,
+a field missing or of the wrong type, a pid outside 1 .. 2**31-1, a time that
+is no date) counts as HELD by someone unknown until its last sign of life (its
+heartbeat, else the file's modification time) is `stale_after_seconds` old;
+then it is GONE. Records are never half-written (see above), so an unreadable
+one is damage, not a claim in the making.
+
+A sign of life dated in the future is judged by its distance from now, as one
+in the past is: more than `stale_after_seconds` ahead (a damaged record, a
+hand-set mtime, a clock far off NTP) breaks the assumption of rule 3, and the
+holder is GONE. Without this, a record dated in the year 2100 would hold its
+run dir, and a command waiting for it, for ever.
 
 Rules 3 and 4 can judge a live holder gone (a process stopped for ten minutes,
 a Slurm job briefly shown as requeued). Such a holder has LOST its claim: at its
@@ -63,6 +72,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -87,6 +97,8 @@ CLAIM_DIR = 'claim'
 SLURM_RUNNING_STATES = frozenset(
     {'RUNNING', 'COMPLETING', 'CONFIGURING', 'SUSPENDED', 'STOPPED', 'RESIZING'})
 SQUEUE_TIMEOUT_SECONDS = 30.0
+# pids are positive C ints; a larger one in a record is damage (os.kill would overflow).
+MAX_PID = 2**31 - 1
 
 FREE, HELD, GONE, RELEASED = 'FREE', 'HELD', 'GONE', 'RELEASED'
 _RECORD = re.compile(r'^(\d+)\.json$')
@@ -239,18 +251,31 @@ def _read_holder(claim_dir: str, generation: int) -> Holder | None:
   record = _read_json(_path(claim_dir, generation, 'json'))
   if not isinstance(record, dict):
     return None
-  if not all(isinstance(record.get(k), t) for k, t in _FIELDS.items()):
+  if not all(isinstance(record.get(k), t) and not isinstance(record.get(k), bool)
+             for k, t in _FIELDS.items()):
     return None
-  if record['pid'] <= 0:  # os.kill(0 or less) would address process groups.
+  # os.kill(0 or less) would address process groups, and a pid past a C int overflows.
+  if not 0 < record['pid'] <= MAX_PID or _as_date(record['since']) is None:
     return None
   return Holder(**{k: record[k] for k in _FIELDS}, generation=generation)
+
+
+def _as_date(seconds: float) -> float | None:
+  """`seconds` (a time.time()) as a float, if it is a date time.gmtime can show."""
+  try:
+    time.gmtime(seconds)
+  except (OverflowError, OSError, ValueError):
+    return None
+  return float(seconds) if math.isfinite(seconds) else None
 
 
 def _last_sign_of_life(claim_dir: str, generation: int, holder: Holder | None) -> float:
   """The last heartbeat's time; else the holder's `since`; else the record's mtime."""
   beat = _read_json(_path(claim_dir, generation, 'heartbeat'))
   if isinstance(beat, dict) and isinstance(beat.get('time'), (int, float)):
-    return float(beat['time'])
+    when = _as_date(beat['time'])
+    if when is not None:
+      return when
   if holder is not None:
     return holder.since
   try:
@@ -276,13 +301,23 @@ def _pid_gone(holder: Holder) -> str | None:
   return None
 
 
+def _stale(age: float, what: str, stale_after_seconds: float) -> str | None:
+  """Rule 3, with a sign of life in the future judged as one in the past."""
+  if age > stale_after_seconds:
+    return f'{what} {age:.0f} s old (stale after {stale_after_seconds:g} s)'
+  if -age > stale_after_seconds:
+    return (f'{what} dated {-age:.0f} s in the future (more than the '
+            f'{stale_after_seconds:g} s that clocks may differ by)')
+  return None
+
+
 def _gone_reason(holder: Holder, age: float, stale_after_seconds: float,
                  ask_slurm: bool = True) -> str | None:
   """Why a readable holder is gone by rules 2 to 4 (rule 4 only if `ask_slurm`);
   None if it is alive."""
   reason = _pid_gone(holder)
-  if reason is None and age > stale_after_seconds:
-    reason = f'heartbeat {age:.0f} s old (stale after {stale_after_seconds:g} s)'
+  if reason is None:
+    reason = _stale(age, 'heartbeat', stale_after_seconds)
   if reason is None and ask_slurm and holder.slurm_job_id is not None:
     if slurm_job_running(holder.slurm_job_id) is False:
       reason = f'slurm job {holder.slurm_job_id} is no longer running'
@@ -300,8 +335,9 @@ def _judge(claim_dir: str, generation: int, stale_after_seconds: float,
     return Status(RELEASED, holder, age, 'released')
   if holder is None:
     damaged = f'record {CLAIM_DIR}/{generation}.json cannot be read'
-    if age > stale_after_seconds:
-      return Status(GONE, None, age, f'{damaged} and is {age:.0f} s old')
+    stale = _stale(age, 'is', stale_after_seconds)
+    if stale is not None:
+      return Status(GONE, None, age, f'{damaged} and {stale}')
     return Status(HELD, None, age, damaged)
   reason = _gone_reason(holder, age, stale_after_seconds, ask_slurm)
   return Status(HELD if reason is None else GONE, holder, age, reason)

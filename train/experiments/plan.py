@@ -15,7 +15,17 @@ arrays come back as tuples, the only sequences the configs hold).
 
 `DIR/study_spec.json` records what the directory holds, without the seed count
 (which may grow between invocations), so that a directory holding another
-study is refused, never overwritten.
+study is refused, never overwritten. A rerun with fewer seeds keeps the seeds
+planned before: the plan grows, never shrinks, so no finished seed drops out
+of the report or the MLPerf results folder.
+
+The study directory is shared, so its files are input that anyone with write
+access may have changed. Every path the plan names is checked before anything
+acts on it (`check_paths`): an entry's directory is DIR itself (a study) or
+DIR/<entry name>, a run's is <entry dir>/seed_<seed>, each a real directory or
+absent, never a symbolic link or a file; so no plan can lead a worker or a
+report outside DIR, onto another run's folder or onto the harness's own files.
+Each config must have exactly the keys of configs/default.py.
 """
 
 import dataclasses
@@ -25,7 +35,9 @@ import time
 from typing import Any, Sequence
 
 import ml_collections
+from absl import logging
 
+from train.common import claims
 from train.common import config_dicts
 from train.common import console
 from train.common import files
@@ -33,6 +45,13 @@ from train.common import files
 PLAN_FILE = 'plan.json'
 SPEC_FILE = 'study_spec.json'
 STUDY, COMPARISON, SEARCH = 'study', 'comparison', 'search'
+KINDS = (STUDY, COMPARISON, SEARCH)
+# What the harness itself keeps in a study directory: no entry may be named so.
+RESERVED_NAMES = frozenset({
+    PLAN_FILE, SPEC_FILE, 'claims', 'workers', 'mlperf', 'config.json', 'log.txt',
+    'report.md', 'study.json', 'comparison.json', 'search.json', 'result.json'})
+_DAMAGED_PLAN_REMEDY = ('plan.json was changed or damaged: restore it, or start the study '
+                        'afresh in a new --workdir')
 # A run's files that say it is over: its result, or the error that ended it.
 RESULT_FILE = 'result.json'
 FAILURE_FILE = 'failure.json'
@@ -102,14 +121,19 @@ def config_values(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return json.loads(config.to_json())
 
 
-def read_json(path: str, remedy: str) -> Any:
-  """The JSON file at `path`; StudyDirError, with `remedy`, when it cannot be read."""
+def read_json(path: str, remedy: str) -> dict[str, Any]:
+  """The JSON object at `path`; StudyDirError, with `remedy`, when it cannot be
+  read or holds something else (every file of a study holds one object)."""
   try:
     with open(path) as f:
-      return json.load(f)
+      values = json.load(f)
   except (OSError, ValueError) as e:
     raise StudyDirError(f'{path} cannot be read ({type(e).__name__}: '
                         f'{" ".join(str(e).split())}); {remedy}') from None
+  if not isinstance(values, dict):
+    raise StudyDirError(f'{path} holds a JSON {type(values).__name__}, not an object; '
+                        f'{remedy}')
+  return values
 
 
 def check_study_dir(directory: str, spec: dict) -> None:
@@ -160,11 +184,12 @@ def make_plan(kind: str, name: str, directory: str, entries: Sequence[Entry],
 
 def write_plan(plan: Plan, spec: dict) -> Plan:
   """Checks the directory, then writes study_spec.json and plan.json; returns the
-  plan as written (an earlier plan's creation time is kept)."""
+  plan as written (an earlier plan's creation time is kept, and so are its seeds)."""
   check_study_dir(plan.directory, spec)
   path = os.path.join(plan.directory, PLAN_FILE)
   if os.path.exists(path):
-    plan = dataclasses.replace(plan, created=read_plan(plan.directory).created)
+    plan = _keep_earlier_seeds(read_plan(plan.directory), plan)
+  check_paths(plan)
   write_spec(plan.directory, spec)
   files.write_json(path, _to_json(plan))
   for entry in plan.entries:
@@ -172,6 +197,18 @@ def write_plan(plan: Plan, spec: dict) -> Plan:
     files.write_json(os.path.join(entry.directory, 'config.json'),
                      config_values(entry.config))
   return plan
+
+
+def _keep_earlier_seeds(earlier: Plan, plan: Plan) -> Plan:
+  """`plan` with `earlier`'s creation time and at least its seeds: a rerun with a
+  smaller --num_seeds must not drop finished seeds from the report (it says so)."""
+  if earlier.num_seeds > plan.num_seeds:
+    logging.warning('%s already plans %d seeds; --num_seeds=%d keeps them all (a study '
+                    'grows, never shrinks: give a new --workdir for fewer seeds)',
+                    plan.directory, earlier.num_seeds, plan.num_seeds)
+    plan = make_plan(plan.kind, plan.name, plan.directory, plan.entries, earlier.num_seeds,
+                     plan.overrides, plan.search)
+  return dataclasses.replace(plan, created=earlier.created)
 
 
 def _relative(plan: Plan, path: str) -> str:
@@ -194,7 +231,8 @@ def _to_json(plan: Plan) -> dict[str, Any]:
 
 
 def read_plan(directory: str) -> Plan:
-  """DIR/plan.json; StudyDirError naming the fix when it is missing or damaged."""
+  """DIR/plan.json, checked (`check_paths`, the configs' keys); StudyDirError
+  naming the fix when it is missing, damaged or names a path it must not."""
   path = os.path.join(directory, PLAN_FILE)
   if not os.path.exists(path):
     raise StudyDirError(f'--workdir={directory} holds no study plan ({PLAN_FILE}); give '
@@ -203,23 +241,163 @@ def read_plan(directory: str) -> Plan:
   values = read_json(path, 'it is written when a study starts: re-run the command that '
                      'started the study')
   try:
-    return _from_json(directory, values)
-  except (KeyError, TypeError, ValueError) as e:
+    plan = _from_json(directory, values)
+  except _PlanFieldError as e:
+    raise StudyDirError(f'{path}: {e}; {_DAMAGED_PLAN_REMEDY}') from None
+  except (KeyError, TypeError, ValueError, AttributeError) as e:
     raise StudyDirError(f'{path} is not a study plan ({type(e).__name__}: {e}); re-run '
                         'the command that started the study') from None
+  check_paths(plan)
+  return plan
+
+
+class _PlanFieldError(ValueError):
+  """A field of plan.json holds what it must not; the message names the field."""
+
+
+def _field(values: dict[str, Any], key: str, kind: type | tuple[type, ...],
+           where: str) -> Any:
+  """values[key], which must be of `kind` (a bool is no int here)."""
+  value = values[key]
+  if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+    raise _PlanFieldError(f'{where}{key}={value!r} is not a {_type_name(kind)}')
+  return value
+
+
+def _type_name(kind: type | tuple[type, ...]) -> str:
+  kinds = kind if isinstance(kind, tuple) else (kind,)
+  return ' or '.join({dict: 'JSON object', list: 'list', str: 'string', int: 'integer',
+                      float: 'number'}.get(k, k.__name__) for k in kinds)
+
+
+def _config(values: Any, where: str) -> ml_collections.ConfigDict:
+  """A plan's config, which must have exactly the keys of configs/default.py: a
+  key it lost would end the run deep inside, one it no longer has would be
+  dropped without a word."""
+  from configs import default  # pylint: disable=g-import-not-at-top
+  if not isinstance(values, dict):
+    raise _PlanFieldError(f'{where}={values!r} is not a config (a JSON object)')
+  config = config_dicts.from_values(values)
+  known = config_dicts.flatten(default.get_config())
+  given = config_dicts.flatten(config)
+  unknown = [k for k in given if k not in known]
+  if unknown:
+    raise _PlanFieldError(f'{where} sets config key {unknown[0]!r}, which '
+                          'configs/default.py no longer defines (the study was planned '
+                          'by another version of the harness: finish it with that version)')
+  missing = [k for k in known if k not in given]
+  if missing:
+    raise _PlanFieldError(f'{where} lacks config key {missing[0]!r} of configs/default.py '
+                          '(the study was planned by another version of the harness: '
+                          'finish it with that version)')
+  return config
 
 
 def _from_json(directory: str, values: dict[str, Any]) -> Plan:
   def path(relative: str) -> str:
     return os.path.normpath(os.path.join(directory, relative))
 
-  entries = tuple(Entry(e['name'], config_dicts.from_values(e['config']), path(e['directory']))
-                  for e in values['entries'])
-  runs = tuple(PlannedRun(r['entry'], int(r['seed']), path(r['run_dir']), r['config'])
-               for r in values['runs'])
-  return Plan(values['kind'], values['name'], directory, entries, runs,
-              int(values['num_seeds']), float(values['created']),
-              values.get('overrides') or {}, values.get('search'))
+  kind = _field(values, 'kind', str, '')
+  if kind not in KINDS:
+    raise _PlanFieldError(f'kind={kind!r} is none of {", ".join(KINDS)}')
+  entries = []
+  for i, e in enumerate(_field(values, 'entries', list, '')):
+    where = f'entries[{i}].'
+    if not isinstance(e, dict):
+      raise _PlanFieldError(f'entries[{i}]={e!r} is not a JSON object')
+    entries.append(Entry(_field(e, 'name', str, where),
+                         _config(e['config'], f'{where}config'),
+                         path(_field(e, 'directory', str, where))))
+  runs = []
+  for i, r in enumerate(_field(values, 'runs', list, '')):
+    where = f'runs[{i}].'
+    if not isinstance(r, dict):
+      raise _PlanFieldError(f'runs[{i}]={r!r} is not a JSON object')
+    _config(r['config'], f'{where}config')
+    runs.append(PlannedRun(_field(r, 'entry', str, where), _field(r, 'seed', int, where),
+                           path(_field(r, 'run_dir', str, where)), r['config']))
+  search = values.get('search')
+  plan = Plan(kind, _field(values, 'name', str, ''), directory, tuple(entries), tuple(runs),
+              _field(values, 'num_seeds', int, ''),
+              float(_field(values, 'created', (int, float), '')),
+              values.get('overrides') or {}, search)
+  _check_kind(plan)
+  return plan
+
+
+def _check_kind(plan: Plan) -> None:
+  """A study has one entry; a search names each trial's params."""
+  if plan.kind == STUDY and len(plan.entries) != 1:
+    raise _PlanFieldError(f'kind=study with {len(plan.entries)} entries (a study has one)')
+  if plan.kind == SEARCH:
+    search = plan.search
+    if (not isinstance(search, dict) or not isinstance(search.get('axes'), list)
+        or not isinstance(search.get('params'), list)
+        or len(search['params']) != len(plan.entries)):
+      raise _PlanFieldError(f'kind=search needs search={{"axes": [...], "params": [one '
+                            f'per entry]}}, not {search!r}')
+
+
+def check_paths(plan: Plan) -> None:
+  """Raises StudyDirError unless every path `plan` names stays inside its directory.
+
+  The rule is strict so that it is simple: an entry's directory is the study
+  directory itself (a study's one entry) or <DIR>/<entry name>; a run's is
+  <entry dir>/seed_<seed>; names are unique; and each of these, and the claims
+  folders next to the runs, is a real directory or absent, never a symbolic
+  link or a file. The paths are read only, never resolved through a link.
+  """
+  base = os.path.normpath(plan.directory)
+  where = os.path.join(base, PLAN_FILE)
+  directories = {}
+  for i, entry in enumerate(plan.entries):
+    expected = base if plan.kind == STUDY else os.path.join(base, entry.name)
+    if (plan.kind != STUDY and (entry.name in RESERVED_NAMES or entry.name in ('', '.', '..')
+                                or os.sep in entry.name or entry.name.startswith('seed_'))):
+      raise StudyDirError(f'{where}: entries[{i}].name={entry.name!r} cannot name a folder of '
+                          f'the study; {_DAMAGED_PLAN_REMEDY}')
+    if os.path.normpath(entry.directory) != expected or entry.name in directories:
+      raise StudyDirError(
+          f'{where}: entries[{i}].directory={os.path.relpath(entry.directory, base)!r} is '
+          f'not allowed (it must be {os.path.relpath(expected, base)!r}, once); '
+          f'{_DAMAGED_PLAN_REMEDY}')
+    directories[entry.name] = expected
+    _check_real_dir(expected, base)
+  seen = set()
+  for i, run in enumerate(plan.runs):
+    if run.entry not in directories:
+      raise StudyDirError(f'{where}: runs[{i}].entry={run.entry!r} names no entry; '
+                          f'{_DAMAGED_PLAN_REMEDY}')
+    expected = os.path.join(directories[run.entry], f'seed_{run.seed}')
+    if os.path.normpath(run.run_dir) != expected or expected in seen:
+      raise StudyDirError(
+          f'{where}: runs[{i}].run_dir={os.path.relpath(run.run_dir, base)!r} is not '
+          f'allowed (it must be {os.path.relpath(expected, base)!r}, once); '
+          f'{_DAMAGED_PLAN_REMEDY}')
+    seen.add(expected)
+    check_run_paths(run, base)
+
+
+def check_run_paths(run: PlannedRun, directory: str) -> None:
+  """Raises StudyDirError unless the run's folder and its claim's are real
+  directories or absent: a link there would lead a worker out of the study.
+  Workers check again just before they claim and prepare a run."""
+  for path in (os.path.dirname(run.claim_dir), run.claim_dir,
+               os.path.join(run.claim_dir, claims.CLAIM_DIR), run.run_dir):
+    _check_real_dir(os.path.normpath(path), os.path.normpath(directory))
+
+
+def _check_real_dir(path: str, directory: str) -> None:
+  if path == directory or not os.path.lexists(path):
+    return
+  if os.path.islink(path):
+    what = f'a symbolic link (to {os.readlink(path)})'
+  elif not os.path.isdir(path):
+    what = 'a file'
+  else:
+    return
+  raise StudyDirError(f'{path} is {what}, where the study keeps a folder of its own; move '
+                      'it aside, then run the command again')
 
 
 def clear_failures(plan: Plan) -> list[str]:

@@ -104,8 +104,10 @@ def _unfinished_state(run: plan_lib.PlannedRun) -> dict[str, Any]:
     failure = plan_lib.read_json(run.failure_path, 'move it aside; the run is tried again')
     return state | {'state': FAILED, 'detail': failure.get('error', '')}
   status = claims.status(run.claim_dir)
-  if status.state == claims.HELD:
-    return state | {'state': RUNNING, 'detail': status.holder.describe()}
+  if status.state == claims.HELD:  # By someone unknown when its record is damaged.
+    holder = (status.holder.describe() if status.holder is not None
+              else f'an unknown process ({status.reason})')
+    return state | {'state': RUNNING, 'detail': holder}
   detail = f'its worker is gone ({status.reason})' if status.state == claims.GONE else ''
   return state | {'state': PENDING, 'detail': detail}
 

@@ -142,6 +142,9 @@ class Worker:
       if os.path.exists(run.result_path):
         self._show_finished(run)
       elif not os.path.exists(run.failure_path):
+        # Checked again here: the directory is shared, and a link put there since
+        # the plan was read would lead this worker out of the study.
+        plan_lib.check_run_paths(run, self.plan.directory)
         os.makedirs(os.path.dirname(run.claim_dir), exist_ok=True)
         claim = claims.try_acquire(run.claim_dir)
         if claim is not None:
