@@ -273,6 +273,71 @@ def _study_of_embedded_lars(damage: dict[str, str]) -> Callable[[str], None]:
   return setup
 
 
+def _pending_study(edit: Callable[[dict], None] | None = None,
+                   damage: Callable[[str], None] | None = None,
+                   kind: str = 'study') -> Callable[[str], None]:
+  """{dir}/study: a pending study (plan and spec only) of embedded_lars.py with
+  2 seeds on the tiny budget, as `main.py --num_seeds=2` plans it (a comparison
+  of two copies, 'a' and 'b', when `kind` says so); then `edit`(plan.json's
+  values) and `damage`({dir}). {dir}/o/victim/mine.txt stands for a user's files
+  outside the study."""
+  def setup(directory: str) -> None:
+    from configs import embedded_lars  # pylint: disable=g-import-not-at-top
+    from train.common import config_dicts  # pylint: disable=g-import-not-at-top
+    from train.experiments import plan as plan_lib  # pylint: disable=g-import-not-at-top
+    config = config_dicts.with_overrides(
+        embedded_lars.get_config(), {**_TINY_RUN, 'data_dir': f'{directory}/data'})
+    study = os.path.join(directory, 'study')
+    if kind == 'study':
+      entries = [plan_lib.Entry('embedded_lars', config, study)]
+    else:
+      entries = [plan_lib.Entry(n, config, os.path.join(study, n)) for n in ('a', 'b')]
+    spec = {'kind': kind, 'configs': {e.name: plan_lib.config_values(config) for e in entries}}
+    plan_lib.write_plan(plan_lib.make_plan(kind, 'embedded_lars', study, entries, 2), spec)
+    _write('o/victim/mine.txt', 'mine\n')(directory)
+    path = os.path.join(study, 'plan.json')
+    with open(path) as f:
+      values = json.load(f)
+    if edit:
+      edit(values)
+    with open(path, 'w') as f:
+      json.dump(values, f, indent=2)
+    if damage:
+      damage(directory)
+  return setup
+
+
+def _set(field: str, value: object) -> Callable[[dict], None]:
+  """Sets plan.json's `field`, e.g. 'runs.0.run_dir' ('{dir}' as in argv)."""
+  def edit(values: dict) -> None:
+    *parents, leaf = field.split('.')
+    node = values
+    for part in parents:
+      node = node[int(part)] if isinstance(node, list) else node[part]
+    node[int(leaf) if isinstance(node, list) else leaf] = value
+  return edit
+
+
+def _symlink(name: str, target: str) -> Callable[[str], None]:
+  """{dir}/<name> a symbolic link to `target` ('{dir}' replaced)."""
+  def damage(directory: str) -> None:
+    path = os.path.join(directory, name)
+    if os.path.isdir(path) and not os.path.islink(path):
+      shutil.rmtree(path)
+    os.symlink(target.replace('{dir}', directory), path)
+  return damage
+
+
+def _absolute_run_dir(directory: str) -> None:
+  """plan.json's runs[0].run_dir set to {dir}/o/victim, an existing folder outside."""
+  path = os.path.join(directory, 'study', 'plan.json')
+  with open(path) as f:
+    values = json.load(f)
+  values['runs'][0]['run_dir'] = os.path.join(directory, 'o', 'victim')
+  with open(path, 'w') as f:
+    json.dump(values, f, indent=2)
+
+
 def _fake_imagenet(train_tar: Callable[[bytes], bytes]) -> Callable[[str], None]:
   """{dir}/manual holding fake ILSVRC2012 tars, the train tar replaced by
   train_tar(its bytes)."""
@@ -577,6 +642,86 @@ CASES = [
     Case('workdir_held_by_a_live_run', ('--workdir={dir}/run',), 'is held by host',
          also=('--workdir={dir}/run is held by host', 'wait for it to end or stop it'),
          setup=_held('run')),
+    # Part A: the files of a shared study directory are input (docs/cluster.md,
+    # "Plan, workers, report"): no path in them leads outside the study.
+    Case('plan_run_dir_absolute_outside', ('worker', '--workdir={dir}/study'),
+         'runs[0].run_dir leads to', also=(
+             '{dir}/study/plan.json: runs[0].run_dir leads to {dir}/o/victim; a run\'s '
+             'directory must be {dir}/study/seed_0',
+             'plan.json was changed or damaged: restore it, or start the study afresh'),
+         setup=_pending_study(damage=_absolute_run_dir), keeps=('o/victim/mine.txt',),
+         leaves_no=('o/claims', 'o/victim.interrupted.1')),
+    Case('plan_run_dir_dotdot', ('worker', '--workdir={dir}/study'),
+         "(seed_<seed> in its entry's directory), and no other run's",
+         also=('runs[0].run_dir leads to {dir}/o/x;',),
+         setup=_pending_study(_set('runs.0.run_dir', '../o/x')), leaves_no=('o/x', 'o/claims')),
+    Case('plan_run_dir_is_the_study', ('worker', '--workdir={dir}/study'),
+         'runs[0].run_dir leads to',
+         also=('runs[0].run_dir leads to {dir}/study;',),
+         setup=_pending_study(_set('runs.0.run_dir', '.'))),
+    Case('plan_run_dir_inside_another_run', ('worker', '--workdir={dir}/study'),
+         "a run's directory must be",
+         also=('runs[0].run_dir leads to {dir}/study/seed_1/seed_0;',),
+         setup=_pending_study(_set('runs.0.run_dir', 'seed_1/seed_0'))),
+    Case('plan_runs_share_a_run_dir', ('worker', '--workdir={dir}/study'),
+         'and no other run\'s;', also=('runs[1].run_dir leads to {dir}/study/seed_0;',),
+         setup=_pending_study(_set('runs.1.run_dir', 'seed_0'))),
+    Case('plan_run_dir_is_the_claims_folder', ('worker', '--workdir={dir}/study'),
+         'runs[0].run_dir leads to', also=('runs[0].run_dir leads to {dir}/study/claims;',),
+         setup=_pending_study(_set('runs.0.run_dir', 'claims'))),
+    Case('plan_run_dir_is_the_plan', ('worker', '--workdir={dir}/study'),
+         'runs[0].run_dir leads to', also=('runs[0].run_dir leads to {dir}/study/plan.json;',),
+         setup=_pending_study(_set('runs.0.run_dir', 'plan.json'))),
+    Case('plan_entry_directory_outside', ('report', '--workdir={dir}/study'),
+         "entries[0].directory leads to", also=(
+             "entries[0].directory leads to {dir}/o2; an entry's directory must be "
+             '{dir}/study,',),
+         setup=_pending_study(_set('entries.0.directory', '../o2')), leaves_no=('o2',)),
+    Case('study_seed_dir_links_outside', ('worker', '--workdir={dir}/study'),
+         'is a symbolic link (to', also=(
+             '{dir}/study/seed_0 is a symbolic link (to {dir}/o/victim), where the study '
+             'keeps a folder of its own; move it aside, then run the command again',),
+         setup=_pending_study(damage=_symlink('study/seed_0', '{dir}/o/victim')),
+         keeps=('o/victim/mine.txt',)),
+    Case('comparison_entry_dir_links_outside', ('report', '--workdir={dir}/study'),
+         'where the study keeps a folder of its own',
+         also=('{dir}/study/a is a symbolic link (to {dir}/o/victim)',),
+         setup=_pending_study(kind='comparison',
+                              damage=_symlink('study/a', '{dir}/o/victim')),
+         keeps=('o/victim/mine.txt',)),
+    Case('study_seed_dir_is_a_symlink_loop', ('worker', '--workdir={dir}/study'),
+         'move it aside, then run the command again',
+         also=('{dir}/study/seed_0 is a symbolic link (to {dir}/study/seed_0)',),
+         setup=_pending_study(damage=_symlink('study/seed_0', '{dir}/study/seed_0'))),
+    Case('study_claims_is_a_file', ('worker', '--workdir={dir}/study'),
+         'is a file, where the study keeps a folder of its own',
+         also=('{dir}/study/claims is a file',),
+         setup=_pending_study(damage=_write('study/claims', 'mine\n'))),
+    Case('study_command_on_a_seed_dir_linking_outside',
+         _tiny_run_argv('--num_seeds=2', '--workdir={dir}/study'),
+         'is a symbolic link (to', also=('{dir}/study/seed_0 is a symbolic link',),
+         setup=_pending_study(damage=_symlink('study/seed_0', '{dir}/o/victim')),
+         mid_run=True, keeps=('o/victim/mine.txt',)),
+    Case('plan_entry_config_not_a_config', ('worker', '--workdir={dir}/study'),
+         'entries[0].config=5 is not a config (a JSON object)',
+         setup=_pending_study(_set('entries.0.config', 5))),
+    Case('plan_config_has_an_obsolete_key', ('worker', '--workdir={dir}/study'),
+         "sets config key 'old_key', which configs/default.py no longer defines",
+         also=('finish it with that version',),
+         setup=_pending_study(_set('entries.0.config.old_key', 1))),
+    Case('plan_kind_search_on_a_study', ('report', '--workdir={dir}/study'),
+         'kind=search needs search=', setup=_pending_study(_set('kind', 'search'))),
+    Case('plan_json_empty', ('worker', '--workdir={dir}/study'),
+         'plan.json cannot be read (JSONDecodeError',
+         setup=_pending_study(damage=_write('study/plan.json', ''))),
+    Case('report_of_a_file', ('report', '--workdir={dir}/taken'),
+         'is a file, not a directory', setup=_write('taken', 'mine\n')),
+    Case('study_spec_is_a_list', ('--num_seeds=1', '--workdir={dir}/study'),
+         'study_spec.json holds a JSON list, not an object',
+         setup=_study_of_embedded_lars({'study/study_spec.json': '[]\n'}), mid_run=True),
+    Case('workdir_config_json_is_a_list', ('--workdir={dir}/run',),
+         'holds a config.json that is a JSON list, not a config',
+         setup=_write('run/config.json', '[]\n')),
 ]
 
 

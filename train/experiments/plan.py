@@ -358,8 +358,8 @@ def check_paths(plan: Plan) -> None:
                           f'the study; {_DAMAGED_PLAN_REMEDY}')
     if os.path.normpath(entry.directory) != expected or entry.name in directories:
       raise StudyDirError(
-          f'{where}: entries[{i}].directory={os.path.relpath(entry.directory, base)!r} is '
-          f'not allowed (it must be {os.path.relpath(expected, base)!r}, once); '
+          f'{where}: entries[{i}].directory leads to {os.path.normpath(entry.directory)}; '
+          f'an entry\'s directory must be {expected}, and no other entry\'s; '
           f'{_DAMAGED_PLAN_REMEDY}')
     directories[entry.name] = expected
     _check_real_dir(expected, base)
@@ -371,9 +371,9 @@ def check_paths(plan: Plan) -> None:
     expected = os.path.join(directories[run.entry], f'seed_{run.seed}')
     if os.path.normpath(run.run_dir) != expected or expected in seen:
       raise StudyDirError(
-          f'{where}: runs[{i}].run_dir={os.path.relpath(run.run_dir, base)!r} is not '
-          f'allowed (it must be {os.path.relpath(expected, base)!r}, once); '
-          f'{_DAMAGED_PLAN_REMEDY}')
+          f'{where}: runs[{i}].run_dir leads to {os.path.normpath(run.run_dir)}; a run\'s '
+          f'directory must be {expected} (seed_<seed> in its entry\'s directory), and no '
+          f'other run\'s; {_DAMAGED_PLAN_REMEDY}')
     seen.add(expected)
     check_run_paths(run, base)
 
