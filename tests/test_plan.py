@@ -81,6 +81,135 @@ def test_a_missing_or_damaged_plan_is_one_clear_error(tmp_path):
     plan_lib.read_plan(str(tmp_path))
 
 
+def _edit_plan(directory: str, edit) -> None:
+  path = os.path.join(directory, plan_lib.PLAN_FILE)
+  with open(path) as f:
+    values = json.load(f)
+  edit(values)
+  with open(path, 'w') as f:
+    json.dump(values, f)
+
+
+def _paths_of(plan: plan_lib.Plan) -> list[str]:
+  """Every path a worker or a report of `plan` writes in or under."""
+  return ([e.directory for e in plan.entries] +
+          [p for r in plan.runs for p in (r.run_dir, r.claim_dir, os.path.dirname(r.claim_dir))])
+
+
+@pytest.mark.parametrize('kind', ['study', 'comparison'])
+def test_no_path_in_a_plan_leads_outside_the_study(tmp_path, kind):
+  directory = str(tmp_path / 'study')
+  outside = str(tmp_path / 'outside')
+  os.makedirs(outside)
+  if kind == 'study':
+    study.plan_study(embedded_lars.get_config(), 'embedded_lars', directory, 2)
+  else:
+    _comparison_plan(directory, num_seeds=2)
+  with open(os.path.join(directory, plan_lib.PLAN_FILE)) as f:
+    pristine = json.load(f)
+  real = os.path.realpath(directory)
+  for path in _paths_of(plan_lib.read_plan(directory)):
+    assert os.path.realpath(path).startswith(real + os.sep) or os.path.realpath(path) == real
+  entry = pristine['entries'][0]['directory']
+  hostile = [outside, '..', '../outside', '.', '', 'seed_1', 'seed_1/seed_0',
+             'seed_0/../../outside', 'claims', 'plan.json', 'workers', 'mlperf',
+             os.path.join(directory, entry, 'seed_0', 'x'), os.path.join(entry, 'claims')]
+  for value in hostile:
+    for field in (('runs', 0, 'run_dir'), ('entries', 0, 'directory'), ('runs', 1, 'run_dir')):
+      def edit(values, field=field, value=value):
+        values[field[0]][field[1]][field[2]] = value
+      _edit_plan(directory, edit)
+      if os.path.normpath(os.path.join(directory, value)) == os.path.normpath(
+          os.path.join(directory, pristine[field[0]][field[1]][field[2]])):
+        plan_lib.read_plan(directory)  # The same path, written another way.
+      else:
+        with pytest.raises(plan_lib.StudyDirError, match=r'leads to|cannot name'):
+          plan_lib.read_plan(directory)
+      _edit_plan(directory, lambda values: values.update(pristine))
+  # Links (and a file) where the study keeps its own folders.
+  run = plan_lib.read_plan(directory).runs[0]
+  for path in (run.run_dir, os.path.dirname(run.claim_dir), run.claim_dir,
+               os.path.join(run.claim_dir, claims.CLAIM_DIR),
+               *([] if kind == 'study' else [os.path.dirname(run.run_dir)])):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    for make in (lambda p: os.symlink(outside, p), lambda p: os.symlink(p, p),
+                 lambda p: open(p, 'w').close()):
+      if os.path.isdir(path) and not os.path.islink(path):
+        os.rename(path, path + '.aside')
+      make(path)
+      with pytest.raises(plan_lib.StudyDirError, match='where the study keeps a folder'):
+        plan_lib.read_plan(directory)
+      os.remove(path)
+      if os.path.exists(path + '.aside'):
+        os.rename(path + '.aside', path)
+  assert os.listdir(outside) == []
+
+
+def test_a_link_made_after_the_plan_was_read_stops_the_worker(tmp_path):
+  directory = str(tmp_path / 'study')
+  study.plan_study(embedded_lars.get_config(), 'embedded_lars', directory, 1)
+  worker = worker_lib.Worker(directory)
+  os.makedirs(tmp_path / 'outside')
+  os.symlink(tmp_path / 'outside', os.path.join(directory, 'claims'))
+  with pytest.raises(plan_lib.StudyDirError, match='claims is a symbolic link'):
+    worker.run()
+  assert os.listdir(tmp_path / 'outside') == []
+
+
+def test_a_plan_config_must_have_the_keys_of_the_default(tmp_path):
+  directory = str(tmp_path / 'study')
+  study.plan_study(embedded_lars.get_config(), 'embedded_lars', directory, 1)
+  _edit_plan(directory, lambda v: v['runs'][0]['config']['lr'].update(old_key=1))
+  with pytest.raises(plan_lib.StudyDirError, match=r"runs\[0\]\.config sets config key "
+                     r"'lr\.old_key', which configs/default\.py no longer defines"):
+    plan_lib.read_plan(directory)
+  _edit_plan(directory, lambda v: v['runs'][0]['config']['lr'].pop('old_key'))
+  _edit_plan(directory, lambda v: v['runs'][0]['config'].pop('seed'))
+  with pytest.raises(plan_lib.StudyDirError, match="lacks config key 'seed'"):
+    plan_lib.read_plan(directory)
+
+
+def test_a_rerun_with_fewer_seeds_keeps_the_seeds_planned_before(tmp_path, caplog):
+  directory = str(tmp_path / 'study')
+  _comparison_plan(directory, num_seeds=3)
+  fewer = _comparison_plan(directory, num_seeds=1)
+  assert fewer.num_seeds == 3 and len(fewer.runs) == 6
+  assert plan_lib.read_plan(directory).num_seeds == 3
+  assert 'already plans 3 seeds; --num_seeds=1 keeps them all' in caplog.text
+
+
+def test_a_damaged_claim_record_reads_as_held_by_an_unknown_process(tmp_path):
+  # It made the report fail with AttributeError ('NoneType' has no 'describe').
+  directory = str(tmp_path / 'study')
+  plan = study.plan_study(embedded_lars.get_config(), 'embedded_lars', directory, 1)
+  record = os.path.join(plan.runs[0].claim_dir, claims.CLAIM_DIR, '0.json')
+  os.makedirs(os.path.dirname(record))
+  with open(record, 'w') as f:
+    f.write('garbage')
+  (state,) = study.run_states(plan, 'embedded_lars').unfinished
+  assert state['state'] == study.RUNNING
+  assert state['detail'] == 'an unknown process (record claim/0.json cannot be read)'
+
+
+def test_a_worker_takes_over_a_damaged_claim_dated_in_the_future(tmp_path):
+  # Dated 2100, it made the inline command wait for ever ("waiting for 1 runs
+  # that other workers hold"); docs/cluster.md's rule judges it gone.
+  directory = str(tmp_path / 'study')
+  plan = study.plan_study(embedded_lars.get_config(), 'embedded_lars', directory, 1)
+  record = os.path.join(plan.runs[0].claim_dir, claims.CLAIM_DIR, '0.json')
+  os.makedirs(os.path.dirname(record))
+  with open(record, 'w') as f:
+    f.write('garbage')
+  os.utime(record, (4102444800.0, 4102444800.0))
+  worker = worker_lib.Worker(directory, wait_for_others=True)
+  run, claim = worker._next()  # pylint: disable=protected-access
+  try:
+    assert run == plan.runs[0] and claim.holder.generation == 1
+    assert 'in the future' in claim.holder.took_over
+  finally:
+    claim.release()
+
+
 def _finish(run: plan_lib.PlannedRun, final: float) -> None:
   os.makedirs(run.run_dir, exist_ok=True)
   files.write_json(os.path.join(run.run_dir, 'config.json'), run.config)
