@@ -213,11 +213,22 @@ def _prepared(args: list[str], tmp: str) -> tuple[list[str], bool]:
     out.append('--config.data_dir=' + os.path.join(tmp, 'tfds'))
   if out[:1] in (['worker'], ['report']):  # They need a study: one with a plan.
     for a in out:
-      if a.startswith('--workdir='):
-        os.makedirs(a.partition('=')[2], exist_ok=True)
-        with open(os.path.join(a.partition('=')[2], 'plan.json'), 'w') as f:
-          f.write('{}')
+      if a.startswith('--workdir=') and not os.path.exists(
+          os.path.join(a.partition('=')[2], 'plan.json')):
+        _write_a_plan(a.partition('=')[2])
   return out, needs_imagenet
+
+
+def _write_a_plan(directory: str) -> None:
+  """A pending one-seed study of embedded_lars.py in `directory`: worker and
+  report read and check the whole plan before they start."""
+  from configs import embedded_lars  # pylint: disable=g-import-not-at-top
+  from train.experiments import plan as plan_lib  # pylint: disable=g-import-not-at-top
+  config = embedded_lars.get_config()
+  entries = [plan_lib.Entry('embedded_lars', config, directory)]
+  spec = {'kind': plan_lib.STUDY, 'configs': {'embedded_lars': plan_lib.config_values(config)}}
+  plan_lib.write_plan(plan_lib.make_plan(plan_lib.STUDY, 'embedded_lars', directory, entries,
+                                         1), spec)
 
 
 def _main_py_cases() -> tuple[list[dict], list[str]]:
