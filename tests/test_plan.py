@@ -145,6 +145,21 @@ def test_no_path_in_a_plan_leads_outside_the_study(tmp_path, kind):
   assert os.listdir(outside) == []
 
 
+@pytest.mark.parametrize('name', ['embedded_nesterov/mlperf', 'embedded_lars/mlperf', 'workers',
+                                  'log.txt'])
+def test_the_report_and_the_logs_follow_no_link_out_of_the_study(tmp_path, name):
+  # The report replaces DIR/<entry>/mlperf/<org> (rmtree): through a link it
+  # would delete a folder outside; workers append to DIR/workers and log.txt.
+  directory = str(tmp_path / 'study')
+  _comparison_plan(directory, num_seeds=1)
+  outside = tmp_path / 'outside'
+  (outside / 'mine').mkdir(parents=True)
+  os.symlink(outside, os.path.join(directory, name))
+  with pytest.raises(plan_lib.StudyDirError, match=f'{name} is a symbolic link'):
+    study.write_report(directory)
+  assert os.listdir(outside) == ['mine']
+
+
 def test_a_link_made_after_the_plan_was_read_stops_the_worker(tmp_path):
   directory = str(tmp_path / 'study')
   study.plan_study(embedded_lars.get_config(), 'embedded_lars', directory, 1)

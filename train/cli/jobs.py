@@ -312,7 +312,7 @@ def start(job: Job) -> Job:
   several hosts do not share one file on a network filesystem.
   """
   if job.kind == WORKER:
-    logs.set_up(os.path.join(job.workdir, 'workers'),
+    logs.set_up(os.path.join(job.workdir, plan_lib.WORKERS_DIR),
                 f'{socket.gethostname()}.{os.getpid()}.log')
   else:
     logs.set_up(job.workdir if distributed.is_main_process() else None)

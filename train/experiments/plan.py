@@ -29,6 +29,7 @@ Each config must have exactly the keys of configs/default.py.
 """
 
 import dataclasses
+import functools
 import json
 import os
 import time
@@ -41,11 +42,13 @@ from train.common import claims
 from train.common import config_dicts
 from train.common import console
 from train.common import files
+from train.mlperf import results as mlperf_results
 
 PLAN_FILE = 'plan.json'
 SPEC_FILE = 'study_spec.json'
 STUDY, COMPARISON, SEARCH = 'study', 'comparison', 'search'
 KINDS = (STUDY, COMPARISON, SEARCH)
+WORKERS_DIR = 'workers'  # Where each worker logs (train/cli/jobs.start).
 # What the harness itself keeps in a study directory: no entry may be named so.
 RESERVED_NAMES = frozenset({
     PLAN_FILE, SPEC_FILE, 'claims', 'workers', 'mlperf', 'config.json', 'log.txt',
@@ -274,11 +277,10 @@ def _config(values: Any, where: str) -> ml_collections.ConfigDict:
   """A plan's config, which must have exactly the keys of configs/default.py: a
   key it lost would end the run deep inside, one it no longer has would be
   dropped without a word."""
-  from configs import default  # pylint: disable=g-import-not-at-top
   if not isinstance(values, dict):
     raise _PlanFieldError(f'{where}={values!r} is not a config (a JSON object)')
   config = config_dicts.from_values(values)
-  known = config_dicts.flatten(default.get_config())
+  known = _default_keys()
   given = config_dicts.flatten(config)
   unknown = [k for k in given if k not in known]
   if unknown:
@@ -291,6 +293,13 @@ def _config(values: Any, where: str) -> ml_collections.ConfigDict:
                           '(the study was planned by another version of the harness: '
                           'finish it with that version)')
   return config
+
+
+@functools.cache
+def _default_keys() -> tuple[str, ...]:
+  """The dotted keys of configs/default.py (a plan holds a config per run)."""
+  from configs import default  # pylint: disable=g-import-not-at-top
+  return tuple(config_dicts.flatten(default.get_config()))
 
 
 def _from_json(directory: str, values: dict[str, Any]) -> Plan:
@@ -362,7 +371,14 @@ def check_paths(plan: Plan) -> None:
           f'an entry\'s directory must be {expected}, and no other entry\'s; '
           f'{_DAMAGED_PLAN_REMEDY}')
     directories[entry.name] = expected
-    _check_real_dir(expected, base)
+    # The report replaces the entry's MLPerf results folder (rmtree, then rename).
+    for path in (expected, os.path.join(expected, mlperf_results.RESULTS_FOLDER)):
+      _check_real_dir(path, base)
+  # Workers log into these; a link would carry their lines elsewhere.
+  _check_real_dir(os.path.join(base, WORKERS_DIR), base)
+  if os.path.islink(os.path.join(base, console.LOG_FILE)):
+    raise StudyDirError(f'{os.path.join(base, console.LOG_FILE)} is a symbolic link, where '
+                        'the study keeps its log; move it aside, then run the command again')
   seen = set()
   for i, run in enumerate(plan.runs):
     if run.entry not in directories:
