@@ -74,7 +74,7 @@ def test_a_missing_or_damaged_plan_is_one_clear_error(tmp_path):
   with pytest.raises(plan_lib.StudyDirError, match='holds no study plan'):
     plan_lib.read_plan(str(tmp_path))
   (tmp_path / plan_lib.PLAN_FILE).write_text('{"kind": ')
-  with pytest.raises(plan_lib.StudyDirError, match='cannot be read.*re-run the command'):
+  with pytest.raises(plan_lib.StudyDirError, match='cannot be read.*restore it, or start the study afresh'):
     plan_lib.read_plan(str(tmp_path))
   (tmp_path / plan_lib.PLAN_FILE).write_text('{"kind": "study"}')
   with pytest.raises(plan_lib.StudyDirError, match='is not a study plan'):

@@ -241,15 +241,16 @@ def read_plan(directory: str) -> Plan:
     raise StudyDirError(f'--workdir={directory} holds no study plan ({PLAN_FILE}); give '
                         'the directory of a study, comparison or search that was started '
                         'with python main.py')
-  values = read_json(path, 'it is written when a study starts: re-run the command that '
-                     'started the study')
+  # Not "re-run the command": it reads the earlier plan too, and would refuse again.
+  values = read_json(path, 'it is written when a study starts: restore it, or start the '
+                     'study afresh in a new --workdir')
   try:
     plan = _from_json(directory, values)
   except _PlanFieldError as e:
     raise StudyDirError(f'{path}: {e}; {_DAMAGED_PLAN_REMEDY}') from None
   except (KeyError, TypeError, ValueError, AttributeError) as e:
-    raise StudyDirError(f'{path} is not a study plan ({type(e).__name__}: {e}); re-run '
-                        'the command that started the study') from None
+    raise StudyDirError(f'{path} is not a study plan ({type(e).__name__}: {e}); '
+                        f'{_DAMAGED_PLAN_REMEDY}') from None
   check_paths(plan)
   return plan
 
@@ -326,6 +327,8 @@ def _from_json(directory: str, values: dict[str, Any]) -> Plan:
     runs.append(PlannedRun(_field(r, 'entry', str, where), _field(r, 'seed', int, where),
                            path(_field(r, 'run_dir', str, where)), r['config']))
   search = values.get('search')
+  if not isinstance(values.get('overrides') or {}, dict):
+    raise _PlanFieldError(f'overrides={values["overrides"]!r} is not a JSON object')
   plan = Plan(kind, _field(values, 'name', str, ''), directory, tuple(entries), tuple(runs),
               _field(values, 'num_seeds', int, ''),
               float(_field(values, 'created', (int, float), '')),
