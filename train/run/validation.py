@@ -30,6 +30,9 @@ WARMUP_BATCH_SCALINGS = ('none', 'linear')
 CACHE_EVAL_MODES = ('auto', 'always', 'never')
 # The step counter (TrainState.step) is a 32-bit integer on the device.
 MAX_TRAIN_STEPS = 2**31 - 1
+# jax.random.key keeps 32 bits of the seed (without jax_enable_x64): seed
+# 2**32 would start from seed 0's weights, and from 2**63 it overflows.
+MAX_SEED = 2**32 - 1
 # The loop lists a run's evals up front (budget.eval_points): a cadence that
 # gives more than this is a slip of a digit, and would fill the memory first.
 MAX_EVALS = 100_000
@@ -39,8 +42,20 @@ class ConfigError(ValueError):
   """A config value that the harness cannot run with."""
 
   def __init__(self, key: str, value: Any, allowed: str):
-    super().__init__(f'config error: {key}={value!r} is not allowed; {allowed}')
+    super().__init__(f'config error: {key}={value!r} is not allowed; {allowed}'
+                     f'{_NOT_FINITE if _has_non_finite(value) else ""}')
     self.key = key
+
+
+# Said of a value that holds inf or nan: Python's float() reads both, and the
+# checks' "a number" means a finite one.
+_NOT_FINITE = ' (a finite one: inf, -inf and nan are not numbers here)'
+
+
+def _has_non_finite(value: Any) -> bool:
+  """Whether `value`, or an element of a tuple or list value, is inf or nan."""
+  values = value if isinstance(value, (tuple, list)) else (value,)
+  return any(isinstance(v, float) and not math.isfinite(v) for v in values)
 
 
 def get(config: ml_collections.ConfigDict, key: str) -> Any:
@@ -81,7 +96,8 @@ def _range_pair(low: float, high: float) -> Callable[[Any], bool]:
 # Type and range of each key on its own: (key, predicate, what is allowed), in the
 # order they are checked, so that the first bad key of a config is the one named.
 _SCALAR_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
-    ('seed', lambda v: _is_int(v) and v >= 0, 'allowed: an integer >= 0'),
+    ('seed', lambda v: _is_int(v) and 0 <= v <= MAX_SEED,
+     f'allowed: an integer in [0, {MAX_SEED}] (jax.random.key keeps 32 bits of it)'),
     ('dataset', lambda v: v in info.dataset_names(),
      f'allowed: {", ".join(info.dataset_names())}'),
     ('data_dir', lambda v: isinstance(v, str) and v.strip() != '',
@@ -300,21 +316,23 @@ def check_data_prepared(config: ml_collections.ConfigDict) -> None:
       f'{info.prepare_command(config.dataset, data_dir)}')
 
 
-def check_memory(config: ml_collections.ConfigDict, num_devices: int,
-                  device: memory.DeviceMemory) -> None:
-  """Refuses a step that cannot fit on the devices (train/run/memory.py's lower bound).
-
-  Names image_size when a single image per device is already too much, else
-  the batch, with the largest value that would pass.
-  """
-  per_device = config.global_batch_size // num_devices
+def _need(config: ml_collections.ConfigDict, device: memory.DeviceMemory,
+          step_bytes: Callable[[ml_collections.ConfigDict, int], int],
+          image_size: int, batch: int) -> int:
+  """What one step needs at `image_size` and `batch` per device, on each of the
+  process's devices together when they share the host's memory."""
+  sized = config.copy_and_resolve_references()
+  sized.image_size = image_size
   sharers = device.num_local_devices if device.shared else 1
+  return step_bytes(sized, batch) * sharers
 
-  def need(image_size: int, batch: int) -> int:
-    sized = config.copy_and_resolve_references()
-    sized.image_size = image_size
-    return memory.step_bytes(sized, batch) * sharers
 
+def _check_train_step_memory(config: ml_collections.ConfigDict, num_devices: int,
+                             device: memory.DeviceMemory) -> None:
+  """Names image_size when a single image per device is already too much, else
+  the batch, with the largest value that would pass."""
+  per_device = config.global_batch_size // num_devices
+  need = lambda size, batch: _need(config, device, memory.step_bytes, size, batch)
   needed = need(config.image_size, per_device)
   if needed <= device.bytes:
     return
@@ -334,17 +352,49 @@ def check_memory(config: ml_collections.ConfigDict, num_devices: int,
                     f'(global_batch_size {largest * num_devices})')
 
 
+def _check_eval_step_memory(config: ml_collections.ConfigDict, num_devices: int,
+                            device: memory.DeviceMemory) -> None:
+  """Names eval_batch_size, with the largest that would pass. An eval step needs
+  less than a train step at the same batch, so one image always fits here once
+  the train step's check has passed."""
+  per_device = config.eval_batch_size // num_devices
+  need = lambda batch: _need(config, device, memory.eval_step_bytes, config.image_size, batch)
+  needed = need(per_device)
+  if needed <= device.bytes:
+    return
+  largest = memory.largest_fitting(lambda b: need(b) <= device.bytes, per_device)
+  raise ConfigError(
+      'eval_batch_size', config.eval_batch_size,
+      f'one eval step of ResNet-{config.model.depth} (width {config.model.width}) at '
+      f'{config.image_size} px, {per_device} images per device, needs at least '
+      f'{memory.gigabytes(needed)}, over the {memory.gigabytes(device.bytes)} of '
+      f'{device.where}; allowed: at most {largest} images per device '
+      f'(eval_batch_size {largest * num_devices})')
+
+
+def check_memory(config: ml_collections.ConfigDict, num_devices: int,
+                 device: memory.DeviceMemory, with_eval: bool = True) -> None:
+  """Refuses a compiled step that cannot fit on the devices (train/run/memory.py's
+  lower bound): the train step, and the eval step unless `with_eval` is False
+  (the benchmark compiles none)."""
+  _check_train_step_memory(config, num_devices, device)
+  if with_eval:
+    _check_eval_step_memory(config, num_devices, device)
+
+
 def validate_config(config: ml_collections.ConfigDict, num_devices: int,
                     check_data: bool = True,
-                    device_memory: memory.DeviceMemory | None = None) -> None:
+                    device_memory: memory.DeviceMemory | None = None,
+                    with_eval: bool = True) -> None:
   """Raises ConfigError for the first problem found in `config`.
 
   With `device_memory` (memory.device_memory(), for the devices a run will
-  use), a step that cannot fit in it is refused too.
+  use), a step that cannot fit in it is refused too: the eval step's as well
+  unless `with_eval` is False.
   """
   _check_scalars(config)
   _check_relations(config, num_devices)
   if device_memory is not None:
-    check_memory(config, num_devices, device_memory)
+    check_memory(config, num_devices, device_memory, with_eval)
   if check_data:
     check_data_prepared(config)
