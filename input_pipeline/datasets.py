@@ -13,6 +13,7 @@ from typing import Callable
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from google.protobuf import json_format
 from tensorflow_datasets.core.utils import tqdm_utils
 
 from input_pipeline import embedded_shapes
@@ -109,16 +110,33 @@ _BUILDERS: dict[str, Callable[[str], tfds.core.DatasetBuilder]] = {
 _SELF_BUILDING = frozenset({info.EMBEDDED_SHAPES, info.EMBEDDED_SHAPES_TINY})
 
 
+def _version_dir(dataset: str, data_dir: str) -> str:
+  """Where tfds keeps `dataset` in `data_dir`: <data_dir>/<name>[/<config>]/<version>,
+  the version being its builder's (the one get_builder reads)."""
+  builder_class = (embedded_shapes.EmbeddedShapes if dataset in _SELF_BUILDING
+                   else tfds.builder_cls(dataset))
+  return os.path.join(data_dir, dataset, str(builder_class.VERSION))
+
+
 def get_builder(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
   """Returns the tfds builder of `dataset` in `data_dir` (`~` expanded).
 
-  Cheap: it builds nothing. Raises ValueError naming the valid datasets.
+  Cheap: it builds nothing. Raises ValueError naming the valid datasets, and
+  DataError when the copy there has a dataset_info.json that cannot be read:
+  tfds parses it as it makes the builder, and would raise protobuf's ParseError
+  (or a UnicodeDecodeError for bytes that are no text).
   """
   if dataset not in _BUILDERS:
     raise ValueError(
         f'unknown dataset {dataset!r}; valid datasets: '
         f'{", ".join(sorted(_BUILDERS))}')
-  return _BUILDERS[dataset](os.path.expanduser(data_dir))
+  data_dir = os.path.expanduser(data_dir)
+  try:
+    return _BUILDERS[dataset](data_dir)
+  except (json_format.Error, UnicodeDecodeError) as e:
+    data_path = _version_dir(dataset, data_dir)
+    raise DataError(f'{data_path} holds a damaged copy of {dataset} (its dataset_info.json '
+                    f'cannot be read: {_one_line(e)}); {_remedy(dataset, data_path)}') from None
 
 
 def _is_prepared(builder: tfds.core.DatasetBuilder) -> bool:

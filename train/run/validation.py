@@ -308,8 +308,11 @@ def check_data_prepared(config: ml_collections.ConfigDict) -> None:
   if info.looks_prepared(config.dataset, data_dir):
     # Imported here: the exact check needs TensorFlow, the rest does not.
     from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
-    if datasets.is_prepared(config.dataset, data_dir):
-      return
+    try:
+      if datasets.is_prepared(config.dataset, data_dir):
+        return
+    except datasets.DataError as e:  # A copy there whose metadata cannot be read.
+      raise ConfigError('data_dir', config.data_dir, str(e)) from None
   raise ConfigError(
       'dataset', config.dataset,
       f'it is not prepared in {data_dir}; prepare it with: '
