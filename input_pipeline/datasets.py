@@ -98,7 +98,9 @@ def _embedded(config: str) -> Callable[[str], tfds.core.DatasetBuilder]:
 
 
 def _imagenet2012(data_dir: str) -> tfds.core.DatasetBuilder:
-  return tfds.builder(info.IMAGENET2012, data_dir=data_dir)
+  # The class itself, not tfds.builder, which wraps the errors of reading its
+  # dataset_info.json in a paragraph about constructing the dataset.
+  return tfds.builder_cls(info.IMAGENET2012)(data_dir=data_dir)
 
 
 _BUILDERS: dict[str, Callable[[str], tfds.core.DatasetBuilder]] = {
@@ -146,8 +148,18 @@ def _is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
 
 
 def is_prepared(dataset: str, data_dir: str) -> bool:
-  """Whether `dataset` is ready to read in `data_dir`; builds nothing."""
-  return _is_prepared(get_builder(dataset, data_dir))
+  """Whether `dataset` is ready to read in `data_dir`; builds nothing.
+
+  Quietly: it runs at validation, before the command's logs go to their file,
+  and tfds logs at INFO each dataset_info.json it reads.
+  """
+  absl_logger = logging.getLogger('absl')
+  level = absl_logger.level
+  absl_logger.setLevel(max(level, logging.WARNING))
+  try:
+    return _is_prepared(get_builder(dataset, data_dir))
+  finally:
+    absl_logger.setLevel(level)
 
 
 prepare_command = info.prepare_command
