@@ -622,6 +622,9 @@ CASES = [
     Case('eval_batch_beyond_memory', ('--config.eval_batch_size=1000000000',),
          'eval_batch_size=1000000000 is not allowed; one eval step of ResNet-10',
          also=('allowed: at most',)),
+    Case('prefetch_beyond_memory', ('--config.input.prefetch_batches=100000000',),
+         'input.prefetch_batches=100000000 is not allowed; 100,000,000 batches of 128 images',
+         also=('beside one training step', 'batches ahead')),
     Case('peak_lr_infinite', ('--config.lr.peak=inf',),
          'lr.peak=inf is not allowed; allowed: a number > 0 (a finite one: inf, -inf and '
          'nan are not numbers here)'),

@@ -206,6 +206,21 @@ def test_an_eval_step_that_cannot_fit_names_the_largest_eval_batch_that_does():
                              with_eval=False)
 
 
+def test_prefetched_batches_that_cannot_fit_beside_the_step_are_refused():
+  device = memory.DeviceMemory(bytes=2**30, where='test memory')
+  config = embedded_lars.get_config()
+  config.input.prefetch_batches = 2**30
+  with pytest.raises(validation.ConfigError, match='input.prefetch_batches=1073741824 is not '
+                     'allowed') as e:
+    validation.validate_config(config, num_devices=1, check_data=False, device_memory=device)
+  largest = int(str(e.value).rpartition('allowed: at most ')[2].split()[0].replace(',', ''))
+  config.input.prefetch_batches = largest
+  validation.validate_config(config, num_devices=1, check_data=False, device_memory=device)
+  config.input.prefetch_batches = largest + 1
+  with pytest.raises(validation.ConfigError, match='input.prefetch_batches'):
+    validation.validate_config(config, num_devices=1, check_data=False, device_memory=device)
+
+
 def test_the_eval_step_needs_less_than_the_train_step_at_one_batch():
   """Why the eval check can name the batch alone: one image that fits a train step
   fits an eval step."""

@@ -12,6 +12,8 @@ A run compiles three programs (train/run/programs.py): init, the train step
 (global_batch_size) and the eval step (eval_batch_size). Both steps are
 estimated here; init builds the state alone, which the train step's bound
 already holds (the parameters and their gradient), so it needs no check of its own.
+Beside the train step, the loop keeps input.prefetch_batches batches on the
+devices (`batch_bytes`).
 """
 
 import dataclasses
@@ -118,6 +120,12 @@ def _input_bytes(config: ml_collections.ConfigDict) -> int:
   """One image of the batch as the step gets it (uint8) and as the stem reads it."""
   pixels = config.image_size * config.image_size * 3
   return pixels * (1 + _DTYPE_BYTES.get(config.model.dtype, 4))
+
+
+def batch_bytes(config: ml_collections.ConfigDict, per_device_batch: int) -> int:
+  """One device's share of an input batch as it waits on the device (uint8 images):
+  the loop keeps input.prefetch_batches of them there ahead of the step."""
+  return config.image_size * config.image_size * 3 * per_device_batch
 
 
 def step_bytes(config: ml_collections.ConfigDict, per_device_batch: int) -> int:

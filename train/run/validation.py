@@ -335,10 +335,15 @@ def _check_train_step_memory(config: ml_collections.ConfigDict, num_devices: int
   """Names image_size when a single image per device is already too much, else
   the batch, with the largest value that would pass."""
   per_device = config.global_batch_size // num_devices
-  need = lambda size, batch: _need(config, device, memory.step_bytes, size, batch)
-  needed = need(config.image_size, per_device)
+  step = lambda size, batch: _need(config, device, memory.step_bytes, size, batch)
+  needed = step(config.image_size, per_device)
   if needed <= device.bytes:
     return
+  # The largest values named below leave room for the prefetched batches too
+  # (_check_prefetch_memory), so that the value suggested passes.
+  ahead = config.input.prefetch_batches
+  need = lambda size, batch: step(size, batch) + ahead * _need(
+      config, device, memory.batch_bytes, size, batch)
   what = (f'one training step of ResNet-{config.model.depth} (width {config.model.width}) '
           f'at {config.image_size} px, {per_device} images per device, needs at least '
           f'{memory.gigabytes(needed)}, over the {memory.gigabytes(device.bytes)} of '
@@ -375,12 +380,32 @@ def _check_eval_step_memory(config: ml_collections.ConfigDict, num_devices: int,
       f'(eval_batch_size {largest * num_devices})')
 
 
+def _check_prefetch_memory(config: ml_collections.ConfigDict, num_devices: int,
+                           device: memory.DeviceMemory) -> None:
+  """The batches the loop puts on the devices ahead of the step fit beside it."""
+  per_device = config.global_batch_size // num_devices
+  step = _need(config, device, memory.step_bytes, config.image_size, per_device)
+  batch = _need(config, device, memory.batch_bytes, config.image_size,
+                per_device)
+  ahead = config.input.prefetch_batches
+  if step + ahead * batch <= device.bytes:
+    return
+  largest = (device.bytes - step) // batch
+  raise ConfigError(
+      'input.prefetch_batches', ahead,
+      f'{ahead:,} batches of {per_device} images per device at {config.image_size} px, '
+      f'beside one training step, need at least {memory.gigabytes(step + ahead * batch)}, '
+      f'over the {memory.gigabytes(device.bytes)} of {device.where}; allowed: at most '
+      f'{largest:,} batches ahead')
+
+
 def check_memory(config: ml_collections.ConfigDict, num_devices: int,
                  device: memory.DeviceMemory, with_eval: bool = True) -> None:
   """Refuses a compiled step that cannot fit on the devices (train/run/memory.py's
-  lower bound): the train step, and the eval step unless `with_eval` is False
-  (the benchmark compiles none)."""
+  lower bound): the train step with the input batches prefetched beside it, and
+  the eval step unless `with_eval` is False (the benchmark compiles none)."""
   _check_train_step_memory(config, num_devices, device)
+  _check_prefetch_memory(config, num_devices, device)
   if with_eval:
     _check_eval_step_memory(config, num_devices, device)
 
