@@ -625,6 +625,9 @@ CASES = [
     Case('prefetch_beyond_memory', ('--config.input.prefetch_batches=100000000',),
          'input.prefetch_batches=100000000 is not allowed; 100,000,000 batches of 128 images',
          also=('beside one training step', 'batches ahead')),
+    Case('crop_attempts_beyond_int32', ('--config.input.crop_max_attempts=10000000000',),
+         'input.crop_max_attempts=10000000000 is not allowed; allowed: an integer > 0, at '
+         'most 2,147,483,647 (a 32-bit integer'),
     Case('peak_lr_infinite', ('--config.lr.peak=inf',),
          'lr.peak=inf is not allowed; allowed: a number > 0 (a finite one: inf, -inf and '
          'nan are not numbers here)'),

@@ -239,6 +239,16 @@ def test_a_non_finite_number_is_named_as_such(key, value):
     validation.validate_config(config, num_devices=1, check_data=False)
 
 
+@pytest.mark.parametrize('key', ['input.crop_max_attempts', 'model.width',
+                                 'checkpoint.max_to_keep', 'log_every_steps'])
+def test_an_integer_key_beyond_int32_is_refused(key):
+  config = embedded_lars.get_config()
+  _set(config, key, validation.MAX_INT32 + 1)
+  with pytest.raises(validation.ConfigError, match=f'{key}=2147483648 is not allowed; '
+                     r'allowed: .*, at most 2,147,483,647 \(a 32-bit integer'):
+    validation.validate_config(config, num_devices=1, check_data=False)
+
+
 def test_a_seed_beyond_32_bits_is_refused():
   config = embedded_lars.get_config()
   config.seed = validation.MAX_SEED

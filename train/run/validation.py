@@ -33,6 +33,11 @@ MAX_TRAIN_STEPS = 2**31 - 1
 # jax.random.key keeps 32 bits of the seed (without jax_enable_x64): seed
 # 2**32 would start from seed 0's weights, and from 2**63 it overflows.
 MAX_SEED = 2**32 - 1
+# Integer keys reach TensorFlow's ops and XLA's programs as 32-bit integers
+# (tf.data refuses input.crop_max_attempts=10**10 only once the run has
+# started). The seed and the budget have bounds of their own.
+MAX_INT32 = 2**31 - 1
+_OWN_INT_BOUNDS = ('seed', 'num_train_steps')
 # The loop lists a run's evals up front (budget.eval_points): a cadence that
 # gives more than this is a slip of a digit, and would fill the memory first.
 MAX_EVALS = 100_000
@@ -204,6 +209,10 @@ def _check_scalars(config: ml_collections.ConfigDict) -> None:
   """Type and range of each key on its own (_SCALAR_CHECKS)."""
   for key, predicate, allowed in _SCALAR_CHECKS:
     require(config, key, predicate, allowed)
+    if key not in _OWN_INT_BOUNDS:
+      require(config, key, lambda v: not _is_int(v) or v <= MAX_INT32,
+               f'{allowed}, at most {MAX_INT32:,} (a 32-bit integer, as TensorFlow and '
+               'XLA take it)')
 
 
 def _min_image_size(stem: str) -> int:
