@@ -625,6 +625,8 @@ CASES = [
     Case('prefetch_beyond_memory', ('--config.input.prefetch_batches=100000000',),
          'input.prefetch_batches=100000000 is not allowed; 100,000,000 batches of 128 images',
          also=('beside one training step', 'batches ahead')),
+    Case('bench_input_threads_beyond_limit', ('bench', '--input_threads=100000000000'),
+         '--input_threads=100000000000: 100000000000 is not an integer in the range [1, 1024]'),
     Case('crop_attempts_beyond_int32', ('--config.input.crop_max_attempts=10000000000',),
          'input.crop_max_attempts=10000000000 is not allowed; allowed: an integer > 0, at '
          'most 2,147,483,647 (a 32-bit integer'),

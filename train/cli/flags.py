@@ -49,6 +49,10 @@ STUDY_DIR_FLAGS = ('workdir', 'compilation_cache_dir')
 MAX_SEEDS = 1_000
 MAX_TRIALS = 1_000
 MAX_PLANNED_RUNS = 10_000
+# tf.data starts a thread per --input_threads: beyond the cores of the largest
+# hosts (a few hundred) more threads only add switching, and 10**11 was refused
+# by tf.data with a traceback.
+MAX_INPUT_THREADS = 1024
 BENCH_ONLY = ('modes', 'per_device_batch_size', 'warmup_steps', 'steps', 'repetitions',
               'peak_tflops', 'input_threads', 'profile_dir')
 
@@ -118,7 +122,8 @@ def _define_bench_flags() -> None:
                      'default: the datasheet of a known accelerator, a measured matmul '
                      'on a CPU.', lower_bound=0.0)
   flags.DEFINE_integer('input_threads', None, "bench: tf.data's thread pool in the input "
-                       'and train modes; default: all cores.', lower_bound=1)
+                       f'and train modes; default: all cores; at most {MAX_INPUT_THREADS}.',
+                       lower_bound=1, upper_bound=MAX_INPUT_THREADS)
   flags.DEFINE_string('profile_dir', None, 'bench: also write a profiler trace of one '
                       'window of synthetic steps here.')
 
