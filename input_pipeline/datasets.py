@@ -13,6 +13,7 @@ from typing import Callable
 
 import tensorflow as tf
 import tensorflow_datasets as tfds
+from google.protobuf import json_format
 from tensorflow_datasets.core.utils import tqdm_utils
 
 from input_pipeline import embedded_shapes
@@ -97,7 +98,9 @@ def _embedded(config: str) -> Callable[[str], tfds.core.DatasetBuilder]:
 
 
 def _imagenet2012(data_dir: str) -> tfds.core.DatasetBuilder:
-  return tfds.builder(info.IMAGENET2012, data_dir=data_dir)
+  # The class itself, not tfds.builder, which wraps the errors of reading its
+  # dataset_info.json in a paragraph about constructing the dataset.
+  return tfds.builder_cls(info.IMAGENET2012)(data_dir=data_dir)
 
 
 _BUILDERS: dict[str, Callable[[str], tfds.core.DatasetBuilder]] = {
@@ -109,16 +112,33 @@ _BUILDERS: dict[str, Callable[[str], tfds.core.DatasetBuilder]] = {
 _SELF_BUILDING = frozenset({info.EMBEDDED_SHAPES, info.EMBEDDED_SHAPES_TINY})
 
 
+def _version_dir(dataset: str, data_dir: str) -> str:
+  """Where tfds keeps `dataset` in `data_dir`: <data_dir>/<name>[/<config>]/<version>,
+  the version being its builder's (the one get_builder reads)."""
+  builder_class = (embedded_shapes.EmbeddedShapes if dataset in _SELF_BUILDING
+                   else tfds.builder_cls(dataset))
+  return os.path.join(data_dir, dataset, str(builder_class.VERSION))
+
+
 def get_builder(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
   """Returns the tfds builder of `dataset` in `data_dir` (`~` expanded).
 
-  Cheap: it builds nothing. Raises ValueError naming the valid datasets.
+  Cheap: it builds nothing. Raises ValueError naming the valid datasets, and
+  DataError when the copy there has a dataset_info.json that cannot be read:
+  tfds parses it as it makes the builder, and would raise protobuf's ParseError
+  (or a UnicodeDecodeError for bytes that are no text).
   """
   if dataset not in _BUILDERS:
     raise ValueError(
         f'unknown dataset {dataset!r}; valid datasets: '
         f'{", ".join(sorted(_BUILDERS))}')
-  return _BUILDERS[dataset](os.path.expanduser(data_dir))
+  data_dir = os.path.expanduser(data_dir)
+  try:
+    return _BUILDERS[dataset](data_dir)
+  except (json_format.Error, UnicodeDecodeError) as e:
+    data_path = _version_dir(dataset, data_dir)
+    raise DataError(f'{data_path} holds a damaged copy of {dataset} (its dataset_info.json '
+                    f'cannot be read: {_one_line(e)}); {_remedy(dataset, data_path)}') from None
 
 
 def _is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
@@ -128,8 +148,18 @@ def _is_prepared(builder: tfds.core.DatasetBuilder) -> bool:
 
 
 def is_prepared(dataset: str, data_dir: str) -> bool:
-  """Whether `dataset` is ready to read in `data_dir`; builds nothing."""
-  return _is_prepared(get_builder(dataset, data_dir))
+  """Whether `dataset` is ready to read in `data_dir`; builds nothing.
+
+  Quietly: it runs at validation, before the command's logs go to their file,
+  and tfds logs at INFO each dataset_info.json it reads.
+  """
+  absl_logger = logging.getLogger('absl')
+  level = absl_logger.level
+  absl_logger.setLevel(max(level, logging.WARNING))
+  try:
+    return _is_prepared(get_builder(dataset, data_dir))
+  finally:
+    absl_logger.setLevel(level)
 
 
 prepare_command = info.prepare_command

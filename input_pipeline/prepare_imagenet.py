@@ -46,6 +46,25 @@ class BadArchiveError(ValueError):
   """A tar is there but is not, or no longer, what image-net.org serves."""
 
 
+class DataDirError(ValueError):
+  """--data_dir cannot hold the prepared data, or holds a damaged copy of it."""
+
+
+def check_data_dir(data_dir: str) -> None:
+  """Raises DataDirError unless `data_dir` is, or can be created as, a writable
+  directory: checked before the tars are read, not an hour into the build."""
+  existing = os.path.abspath(data_dir)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    where = '' if existing == os.path.abspath(data_dir) else f' ({existing} is a file)'
+    raise DataDirError(f'--data_dir={data_dir} is not a directory{where}; give a directory '
+                       'for the tfds data (the one config.data_dir will name)')
+  if not os.access(existing, os.W_OK):
+    raise DataDirError(f'--data_dir={data_dir}: {existing} is not writable; give a '
+                       'directory you can write to')
+
+
 _DOWNLOAD_AGAIN = ('check its sha256 against image-net.org\'s and download it again')
 # What each tar holds first: the train tar holds a tar per class, the
 # validation tar the JPEGs themselves.
@@ -120,8 +139,12 @@ def prepare(data_dir: str, manual_dir: str) -> str:
   from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
   from input_pipeline import imagenet_builder  # pylint: disable=g-import-not-at-top
 
+  try:  # Before the builder, which would read a damaged dataset_info.json too.
+    prepared = datasets.is_prepared(info.IMAGENET2012, data_dir)
+  except datasets.DataError as e:
+    raise DataDirError(str(e)) from None
   builder = imagenet_builder.CheckedImagenet2012(data_dir=data_dir)
-  if datasets.is_prepared(info.IMAGENET2012, data_dir):
+  if prepared:
     print(f'imagenet2012 is already prepared in {builder.data_path}; '
           'nothing to do.', flush=True)
     return os.fspath(builder.data_path)
@@ -169,11 +192,12 @@ def main(argv: list[str] | None = None) -> int:
   # Fail fast, before TensorFlow loads, unless there is nothing to build.
   manual_dir = os.path.expanduser(args.manual_dir)
   try:
+    check_data_dir(os.path.expanduser(args.data_dir))
     if not info.looks_prepared(info.IMAGENET2012, args.data_dir):
       check_archives(manual_dir)
       check_archive_contents(manual_dir)
     prepare(args.data_dir, args.manual_dir)
-  except (MissingArchiveError, BadArchiveError) as e:
+  except (MissingArchiveError, BadArchiveError, DataDirError) as e:
     print(f'error: {e}', file=sys.stderr)
     return USAGE_ERROR
   except (tarfile.TarError, EOFError) as e:

@@ -375,6 +375,36 @@ def _a_config_file(body: str) -> Callable[[str], None]:
   return _write('mine.py', text)
 
 
+# --- part C: sizes without bounds, Slurm submission failures, data -----------------
+
+
+def _garble_dataset_info(version_dir: str) -> None:
+  with open(os.path.join(version_dir, 'dataset_info.json'), 'w') as f:
+    f.write('garbage, not JSON\n')
+
+
+def _imagenet_with_garbled_info(directory: str) -> None:
+  """{dir}/imagenet2012/<its builder's version>/ holding a dataset_info.json of garbage."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  version = tfds.builder_cls('imagenet2012').VERSION
+  _write(f'imagenet2012/{version}/dataset_info.json', 'garbage, not JSON\n')(directory)
+
+
+def _fake_sbatch(said: str) -> Callable[[str], None]:
+  """{dir}/bin/sbatch: prints `said` on stderr and fails, as sbatch does when it
+  refuses a job; `_fake_sbatch_first` puts it first on the case's PATH."""
+  return _write('bin/sbatch', f"#!/bin/sh\necho \"{said}\" >&2\nexit 1\n", 0o755)
+
+
+def _fake_sbatch_first(directory: str) -> None:
+  os.environ['PATH'] = f'{os.path.join(directory, "bin")}{os.pathsep}{os.environ["PATH"]}'
+
+
+_CONTROLLER_DOWN = ('sbatch: error: Batch job submission failed: Unable to contact slurm '
+                    'controller (connect failure)')
+_SLURM_STUDY = ('--num_seeds=2', '--launcher=slurm')
+
+
 _PREPARE = ('--data_dir={dir}/tfds', '--manual_dir={dir}/manual')
 
 
@@ -722,6 +752,64 @@ CASES = [
     Case('workdir_config_json_is_a_list', ('--workdir={dir}/run',),
          'holds a config.json that is a JSON list, not a config',
          setup=_write('run/config.json', '[]\n')),
+    # Part C: sizes without bounds, Slurm submission failures, data.
+    Case('num_seeds_beyond_limit', ('--num_seeds=1000000',),
+         '--num_seeds=1000000 is more than the 1,000 seeds a study may have'),
+    Case('num_trials_beyond_limit', ('--num_trials=1000000',),
+         '--num_trials=1000000 is more than the 1,000 trials a search may have'),
+    Case('plan_beyond_limit',
+         ('--config=configs/embedded_search.py', '--num_trials=100', '--num_seeds=1000'),
+         'is 100,000 runs, more than the 10,000 one plan may hold'),
+    Case('seed_beyond_32_bits', ('--config.seed=18446744073709551616',),
+         'seed=18446744073709551616 is not allowed; allowed: an integer in [0, 4294967295]'),
+    Case('study_seeds_beyond_32_bits', ('--num_seeds=2', '--config.seed=4294967295'),
+         'runs seeds up to 4294967296, past the largest seed 4294967295'),
+    Case('eval_batch_beyond_memory', ('--config.eval_batch_size=1000000000',),
+         'eval_batch_size=1000000000 is not allowed; one eval step of ResNet-10',
+         also=('allowed: at most',)),
+    Case('prefetch_beyond_memory', ('--config.input.prefetch_batches=100000000',),
+         'input.prefetch_batches=100000000 is not allowed; 100,000,000 batches of 128 images',
+         also=('beside one training step', 'batches ahead')),
+    Case('bench_input_threads_beyond_limit', ('bench', '--input_threads=100000000000'),
+         '--input_threads=100000000000: 100000000000 is not an integer in the range [1, 1024]'),
+    Case('crop_attempts_beyond_int32', ('--config.input.crop_max_attempts=10000000000',),
+         'input.crop_max_attempts=10000000000 is not allowed; allowed: an integer > 0, at '
+         'most 2,147,483,647 (a 32-bit integer'),
+    Case('peak_lr_infinite', ('--config.lr.peak=inf',),
+         'lr.peak=inf is not allowed; allowed: a number > 0 (a finite one: inf, -inf and '
+         'nan are not numbers here)'),
+    Case('momentum_nan', ('--config.optimizer.momentum=nan',),
+         'optimizer.momentum=nan is not allowed; allowed: a number in [0, 1) (a finite one'),
+    Case('sbatch_short_option_of_the_harness', (*_SLURM_STUDY, '--slurm_option=N=4'),
+         "N stands for sbatch's --nodes; the harness sets nodes"),
+    Case('sbatch_abbreviated_option_of_the_harness', (*_SLURM_STUDY, '--slurm_option=partitio=gpu'),
+         "partitio stands for sbatch's --partition; the harness sets partition"),
+    Case('sbatch_short_option', (*_SLURM_STUDY, '--slurm_option=q=high'),
+         "q stands for sbatch's --qos; give the long name: --slurm_option=qos=high"),
+    Case('sbatch_refuses_an_option', (*_SLURM_STUDY, '--slurm_option=no-such=1'),
+         "sbatch did not take the job array of 2 workers (sbatch: unrecognized option "
+         "'--no-such=1')", also=('the plan in {dir}/run is kept',
+                                 'python main.py worker --workdir={dir}/run'),
+         setup=_fake_sbatch("sbatch: unrecognized option '--no-such=1'"),
+         in_child=_fake_sbatch_first, mid_run=True, keeps=('run/plan.json',)),
+    Case('slurm_controller_down', _SLURM_STUDY,
+         f'({_CONTROLLER_DOWN}); the plan in', also=('{dir}/run is kept',),
+         setup=_fake_sbatch(_CONTROLLER_DOWN), in_child=_fake_sbatch_first, mid_run=True,
+         keeps=('run/plan.json',)),
+    Case('garbled_dataset_info', _tiny_run_argv(),
+         'holds a damaged copy of embedded_shapes/tiny (its dataset_info.json cannot be '
+         'read: ParseError', also=(
+             'delete {dir}/data/embedded_shapes/tiny/1.0.0 and the next run builds it again',),
+         setup=_tiny_data(_garble_dataset_info), mid_run=True),
+    Case('imagenet_garbled_dataset_info',
+         ('--config.dataset=imagenet2012', '--config.data_dir={dir}'),
+         'holds a damaged copy of imagenet2012 (its dataset_info.json cannot be read',
+         also=('prepare it again: move {dir}/imagenet2012/',),
+         setup=_imagenet_with_garbled_info),
+    Case('prepare_imagenet_data_dir_is_a_file', ('--data_dir={dir}/taken', '--manual_dir={dir}'),
+         'is not a directory; give a directory for the tfds data',
+         also=('--data_dir={dir}/taken is not a directory',),
+         setup=_write('taken', 'mine\n'), module=PREPARE_IMAGENET),
 ]
 
 

@@ -1,14 +1,19 @@
 """A study's plan, its report from what finished, and the launchers' pieces, without
 training: plans are written and read back, results are made up."""
 
+import glob
 import json
 import os
 import pickle
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
+# Imported before any test runs: submitit configures logging as it is imported
+# (logging.config.dictConfig), which closes the handlers pytest has set up by then.
+import submitit  # pylint: disable=unused-import
 
 from configs import embedded_lars
 from configs import embedded_nesterov
@@ -351,6 +356,86 @@ def test_sbatch_options_pass_through_unless_the_harness_sets_them():
     launchers.parse_sbatch_options(['exclusive'])
   with pytest.raises(launchers.LaunchError, match='the harness sets nodes'):
     launchers.parse_sbatch_options(['nodes=2'])
+
+
+@pytest.mark.parametrize('option, says', [
+    ('N=4', "N stands for sbatch's --nodes; the harness sets nodes (from its --slurm_* "
+            'flags); use --slurm_nodes'),
+    ('t=60', "t stands for sbatch's --time; the harness sets time"),
+    ('partitio=gpu', "partitio stands for sbatch's --partition; the harness sets partition"),
+    ('o=log.txt', 'the harness sets output itself; drop this option'),
+    ('q=high', "q stands for sbatch's --qos; give the long name: --slurm_option=qos=high"),
+    ('gpus-per-n=1', "the harness sets gpus_per_node (from its --slurm_* flags)"),
+])
+def test_short_and_abbreviated_sbatch_keys_are_refused_with_the_long_name(option, says):
+  with pytest.raises(launchers.LaunchError) as e:
+    launchers.parse_sbatch_options([option])
+  assert says in str(e.value)
+
+
+def test_an_ambiguous_or_unknown_sbatch_key_goes_to_sbatch_as_given():
+  # mem-per abbreviates both --mem-per-cpu and --mem-per-gpu; sbatch refuses it
+  # itself, and that refusal is one line too (the test below).
+  assert launchers.parse_sbatch_options(['mem-per=4G', 'newer-option=1']) == (
+      ('mem_per', '4G'), ('newer_option', '1'))
+
+
+def _fake_sbatch(directory, said: str) -> str:
+  """A directory holding an sbatch that refuses every job with `said`."""
+  bin_dir = os.path.join(directory, 'bin')
+  os.makedirs(bin_dir)
+  path = os.path.join(bin_dir, 'sbatch')
+  with open(path, 'w') as f:
+    f.write(f'#!/bin/sh\necho "{said}" >&2\necho \'Try "sbatch --help" for more '
+            'information\' >&2\nexit 1\n')
+  os.chmod(path, 0o755)
+  return bin_dir
+
+
+def test_a_job_array_sbatch_refuses_is_one_error_that_keeps_the_study(monkeypatch, tmp_path,
+                                                                      capsys):
+  said = 'sbatch: error: Batch job submission failed: Unable to contact slurm controller'
+  monkeypatch.setenv('PATH', f'{_fake_sbatch(tmp_path, said)}{os.pathsep}{os.environ["PATH"]}')
+  workdir = tmp_path / 'study'
+  (workdir / 'plan.json').parent.mkdir()
+  (workdir / 'plan.json').write_text('{}')
+  with pytest.raises(launchers.LaunchError) as e:
+    launchers.submit_slurm(str(workdir), launchers.SlurmOptions(), 2, None)
+  assert f'({said}); the plan in {workdir} is kept' in str(e.value)
+  assert 'sbatch --help' not in str(e.value)
+  assert capsys.readouterr().err == ''  # submitit's own print of sbatch's stderr is kept out.
+  assert (workdir / 'plan.json').read_text() == '{}'
+  assert not list((workdir / 'workers' / 'slurm').glob('*.pkl'))  # The array's pickles.
+
+
+def _one_run_study(directory: str) -> plan_lib.Plan:
+  return study.plan_study(embedded_lars.get_config(), 'embedded_lars', directory, 1)
+
+
+@pytest.mark.parametrize('gpus, num_workers, started', [
+    ('', 1000, ['']),  # A CPU machine (none visible): one worker for the one run.
+    ('0,1,2,3', 4, ['0']),  # Its share of the GPUs, as validation assumed.
+    ('0,1,2,3', None, ['0']),  # Default: one per GPU, still one per run left.
+])
+def test_no_more_local_workers_start_than_runs_are_left(monkeypatch, tmp_path, gpus,
+                                                        num_workers, started):
+  from train.cli import jobs  # pylint: disable=g-import-not-at-top
+  from train.cli import runners  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / 'study')
+  plan = _one_run_study(workdir)
+  monkeypatch.setenv('CUDA_VISIBLE_DEVICES', gpus)
+  # Each "worker" says which GPUs it was given, then ends.
+  monkeypatch.setattr(launchers, 'worker_command', lambda *args: [
+      sys.executable, '-c', 'import os; print(os.environ.get("CUDA_VISIBLE_DEVICES"))'])
+  job = jobs.Job(jobs.STUDY, 'embedded_lars', {}, workdir,
+                 launch=launchers.LaunchOptions('local', num_workers))
+  said, alive = runners._start_workers(job, plan)  # pylint: disable=protected-access
+  while alive():
+    time.sleep(0.1)
+  logs = sorted(glob.glob(os.path.join(workdir, 'workers', 'local_*.log')))
+  assert [open(log).read().strip() for log in logs] == started
+  assert said.startswith(f'{len(started)} local workers')
+  assert ('one per run left to do' in said) == ((num_workers or len(gpus.split(','))) > 1)
 
 
 def test_slurm_needs_sbatch(monkeypatch, tmp_path):

@@ -131,3 +131,23 @@ def test_a_preempted_slurm_worker_is_requeued_and_resumes_its_seed(tiny_data_dir
                           timeout=HANG_GUARD_SECONDS)
   assert report.returncode == 0, report.stderr[-2000:]
   assert 'runs 1/1 done' in report.stdout
+
+
+def test_an_array_the_real_sbatch_refuses_is_one_line_and_its_plan_goes_on(
+    tiny_data_dir, tmp_path):
+  """The real sbatch's words for an option it does not know reach the line, and
+  the plan written before stays usable (`main.py report` reads it)."""
+  workdir, log = str(tmp_path / 'study'), str(tmp_path / 'study.log')
+  process = main([*flags(tiny_data_dir), '--num_seeds=2', f'--workdir={workdir}', *SLURM,
+                  '--slurm_option=no-such-option=1'], log)
+  out = wait(process, log)
+  assert process.returncode == 2, out[-4000:]
+  assert 'Traceback' not in out
+  last = out.strip().splitlines()[-1]
+  assert last.startswith("error: sbatch did not take the job array of 2 workers (sbatch: "
+                         "unrecognized option '--no-such-option=1')"), last
+  assert f'the plan in {workdir} is kept' in last
+  report = main(['report', f'--workdir={workdir}'], str(tmp_path / 'report.log'))
+  out = wait(report, str(tmp_path / 'report.log'))
+  assert report.returncode == 0, out[-4000:]
+  assert 'runs 0/2 done, 0 running, 2 pending, 0 failed' in out

@@ -4,6 +4,7 @@ main.py's handling of bad input (one line, exit status 2) is tests/test_bad_inpu
 """
 
 import glob
+import math
 import os
 
 import pytest
@@ -185,6 +186,80 @@ def test_a_step_that_cannot_fit_names_the_largest_that_does():
   config.image_size, config.global_batch_size = 16, 2**30
   with pytest.raises(validation.ConfigError, match='allowed: at most .* images per device'):
     validation.validate_config(config, num_devices=1, check_data=False, device_memory=device)
+
+
+def test_an_eval_step_that_cannot_fit_names_the_largest_eval_batch_that_does():
+  device = memory.DeviceMemory(bytes=2**30, where='test memory')
+  config = embedded_lars.get_config()
+  config.eval_batch_size = 2**30
+  with pytest.raises(validation.ConfigError, match='eval_batch_size=1073741824 is not allowed; '
+                     'one eval step') as e:
+    validation.validate_config(config, num_devices=1, check_data=False, device_memory=device)
+  largest = int(str(e.value).rpartition('allowed: at most ')[2].split()[0])
+  config.eval_batch_size = largest
+  validation.validate_config(config, num_devices=1, check_data=False, device_memory=device)
+  config.eval_batch_size = largest + 1
+  with pytest.raises(validation.ConfigError, match='eval_batch_size'):
+    validation.validate_config(config, num_devices=1, check_data=False, device_memory=device)
+  # The benchmark compiles no eval step: its eval_batch_size is not its concern.
+  validation.validate_config(config, num_devices=1, check_data=False, device_memory=device,
+                             with_eval=False)
+
+
+def test_prefetched_batches_that_cannot_fit_beside_the_step_are_refused():
+  device = memory.DeviceMemory(bytes=2**30, where='test memory')
+  config = embedded_lars.get_config()
+  config.input.prefetch_batches = 2**30
+  with pytest.raises(validation.ConfigError, match='input.prefetch_batches=1073741824 is not '
+                     'allowed') as e:
+    validation.validate_config(config, num_devices=1, check_data=False, device_memory=device)
+  largest = int(str(e.value).rpartition('allowed: at most ')[2].split()[0].replace(',', ''))
+  config.input.prefetch_batches = largest
+  validation.validate_config(config, num_devices=1, check_data=False, device_memory=device)
+  config.input.prefetch_batches = largest + 1
+  with pytest.raises(validation.ConfigError, match='input.prefetch_batches'):
+    validation.validate_config(config, num_devices=1, check_data=False, device_memory=device)
+
+
+def test_the_eval_step_needs_less_than_the_train_step_at_one_batch():
+  """Why the eval check can name the batch alone: one image that fits a train step
+  fits an eval step."""
+  for module in (default, embedded_lars):
+    config = module.get_config()
+    assert memory.eval_step_bytes(config, 64) < memory.step_bytes(config, 64)
+
+
+@pytest.mark.parametrize('key, value', [('lr.peak', math.inf), ('lr.peak', math.nan),
+                                        ('optimizer.momentum', -math.inf),
+                                        ('input.mean_rgb', (1.0, math.nan, 2.0))])
+def test_a_non_finite_number_is_named_as_such(key, value):
+  config = embedded_lars.get_config()
+  _set(config, key, value)
+  with pytest.raises(validation.ConfigError, match=r'\(a finite one: inf, -inf and nan'):
+    validation.validate_config(config, num_devices=1, check_data=False)
+
+
+@pytest.mark.parametrize('key', ['input.crop_max_attempts', 'model.width',
+                                 'checkpoint.max_to_keep', 'log_every_steps'])
+def test_an_integer_key_beyond_int32_is_refused(key):
+  config = embedded_lars.get_config()
+  _set(config, key, validation.MAX_INT32 + 1)
+  with pytest.raises(validation.ConfigError, match=f'{key}=2147483648 is not allowed; '
+                     r'allowed: .*, at most 2,147,483,647 \(a 32-bit integer'):
+    validation.validate_config(config, num_devices=1, check_data=False)
+
+
+def test_a_seed_beyond_32_bits_is_refused():
+  config = embedded_lars.get_config()
+  config.seed = validation.MAX_SEED
+  validation.validate_config(config, num_devices=1, check_data=False)
+  config.seed = validation.MAX_SEED + 1
+  # Why: jax.random.key keeps 32 bits, so seed 2**32 would start from seed 0's weights.
+  import jax  # pylint: disable=g-import-not-at-top
+  assert (jax.random.key_data(jax.random.key(config.seed))
+          == jax.random.key_data(jax.random.key(0))).all()
+  with pytest.raises(validation.ConfigError, match=r'allowed: an integer in \[0, 4294967295\]'):
+    validation.validate_config(config, num_devices=1, check_data=False)
 
 
 def test_budget_past_the_step_counter_is_refused():

@@ -41,6 +41,18 @@ LAUNCH = ('launcher', 'num_workers', 'nowait', 'slurm_partition', 'slurm_nodes',
           'slurm_time', 'slurm_account', 'slurm_option')
 # What `main.py worker` and `main.py report` read: the rest comes from the plan.
 STUDY_DIR_FLAGS = ('workdir', 'compilation_cache_dir')
+# Upper limits of the counts a user gives (docs/configs.md, "Sizes"). The paper's
+# protocol runs 50-100 seeds a config and the search of its Table 9 251 trials;
+# each limit leaves room for several times that. Every planned run carries its
+# whole config in plan.json (about 2 KB) and in memory while the plan is made:
+# 10,000 runs is some 20 MB of plan and half a minute of planning.
+MAX_SEEDS = 1_000
+MAX_TRIALS = 1_000
+MAX_PLANNED_RUNS = 10_000
+# tf.data starts a thread per --input_threads: beyond the cores of the largest
+# hosts (a few hundred) more threads only add switching, and 10**11 was refused
+# by tf.data with a traceback.
+MAX_INPUT_THREADS = 1024
 BENCH_ONLY = ('modes', 'per_device_batch_size', 'warmup_steps', 'steps', 'repetitions',
               'peak_tflops', 'input_threads', 'profile_dir')
 
@@ -52,8 +64,8 @@ def _define_train_flags() -> None:
                       'shows warnings and a progress line, or with --verbosity=0 the '
                       'INFO records too.')
   flags.DEFINE_integer('num_seeds', 1, 'Run a study: seeds config.seed to '
-                       'config.seed + num_seeds - 1, each in WORKDIR/seed_<s>/.',
-                       lower_bound=1)
+                       'config.seed + num_seeds - 1, each in WORKDIR/seed_<s>/; at most '
+                       f'{MAX_SEEDS:,}.', lower_bound=1)
   flags.DEFINE_list('compare', [], 'Compare these config files (FILE.py[:VARIANT], '
                     'FILE.py:* for all its variants) side by side, each a study of '
                     'num_seeds seeds; --config.KEY=VALUE overrides apply to each.')
@@ -63,7 +75,8 @@ def _define_train_flags() -> None:
                       '/large-batch-harness/jax; empty turns it off.')
   flags.DEFINE_integer('num_trials', 0, 'Quasi-random search over the search space of '
                        'the --config file (its get_search_space()), num_seeds seeds '
-                       'per trial.', lower_bound=0)
+                       f'per trial; at most {MAX_TRIALS:,} trials, and {MAX_PLANNED_RUNS:,} '
+                       'runs in all.', lower_bound=0)
 
 
 def _define_launch_flags() -> None:
@@ -109,7 +122,8 @@ def _define_bench_flags() -> None:
                      'default: the datasheet of a known accelerator, a measured matmul '
                      'on a CPU.', lower_bound=0.0)
   flags.DEFINE_integer('input_threads', None, "bench: tf.data's thread pool in the input "
-                       'and train modes; default: all cores.', lower_bound=1)
+                       f'and train modes; default: all cores; at most {MAX_INPUT_THREADS}.',
+                       lower_bound=1, upper_bound=MAX_INPUT_THREADS)
   flags.DEFINE_string('profile_dir', None, 'bench: also write a profiler trace of one '
                       'window of synthetic steps here.')
 

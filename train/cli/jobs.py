@@ -204,7 +204,7 @@ def _bench_job() -> Job:
     validation.validate_config(
         config, num_devices=jax.device_count(),
         check_data=throughput.INPUT in modes or throughput.TRAIN in modes,
-        device_memory=memory.device_memory())
+        device_memory=memory.device_memory(), with_eval=False)  # It compiles no eval step.
   except validation.ConfigError as e:
     errors.fail(str(e))
   options = BenchOptions(modes, throughput.Windows(FLAGS.warmup_steps, FLAGS.steps,
@@ -220,9 +220,42 @@ def _training_kind() -> str:
   return SEARCH if FLAGS.num_trials else STUDY if FLAGS['num_seeds'].present else RUN
 
 
+def _check_counts() -> None:
+  """--num_seeds and --num_trials within their limits (train/cli/flags.py says why)."""
+  if FLAGS.num_seeds > cli_flags.MAX_SEEDS:
+    errors.fail(f'--num_seeds={FLAGS.num_seeds} is more than the {cli_flags.MAX_SEEDS:,} '
+                'seeds a study may have (the paper\'s protocol runs 50-100); run more as a '
+                'second study that starts at another --config.seed')
+  if FLAGS.num_trials > cli_flags.MAX_TRIALS:
+    errors.fail(f'--num_trials={FLAGS.num_trials} is more than the '
+                f'{cli_flags.MAX_TRIALS:,} trials a search may have (the search of the '
+                'paper\'s Table 9 has 251); run more as a second search with another '
+                '--config.seed, which draws other trials')
+
+
+def _check_plan_size(configs: dict[str, ml_collections.ConfigDict]) -> None:
+  """The runs of a study, comparison or search fit in one plan, and their seeds
+  stay in the seed's range."""
+  entries, what = ((FLAGS.num_trials, f'--num_trials={FLAGS.num_trials}') if FLAGS.num_trials
+                   else (len(configs), f'{len(configs)} configs'))
+  runs = entries * FLAGS.num_seeds
+  if runs > cli_flags.MAX_PLANNED_RUNS:
+    errors.fail(f'{what} times --num_seeds={FLAGS.num_seeds} is {runs:,} runs, more than '
+                f'the {cli_flags.MAX_PLANNED_RUNS:,} one plan may hold (each run\'s '
+                'config is written into its plan.json); lower one of them, or split the '
+                'runs over several commands')
+  for name, config in configs.items():
+    last = config.seed + FLAGS.num_seeds - 1
+    if last > validation.MAX_SEED:
+      errors.fail(f'--num_seeds={FLAGS.num_seeds} from seed={config.seed} ({name}) runs '
+                  f'seeds up to {last}, past the largest seed {validation.MAX_SEED} '
+                  '(jax.random.key keeps 32 bits of it); lower config.seed or --num_seeds')
+
+
 def _training_job() -> Job:
   if FLAGS.compare and FLAGS.num_trials:
     errors.fail('--compare and --num_trials do not combine; search one config at a time')
+  _check_counts()
   spec = cli_flags.config_spec()
   overrides = cli_flags.command_line_overrides()
   kind = _training_kind()
@@ -236,6 +269,8 @@ def _training_job() -> Job:
     configs, name = {spec.name: FLAGS.config}, spec.name
     _validate(FLAGS.config, devices)
     space = _search_space(spec, FLAGS.config) if FLAGS.num_trials else ()
+  if kind != RUN:
+    _check_plan_size(configs)
   workdir = os.path.abspath(FLAGS.workdir or workdir_lib.default_workdir(name))
   workdir_lib.check_location(workdir)
   claim, created = None, not os.path.exists(workdir)

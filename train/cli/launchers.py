@@ -14,9 +14,11 @@ lets go of its claim; submitit requeues the array task, which resumes the seed
 from that checkpoint. `scancel` (SIGTERM) also saves, but nothing is requeued.
 """
 
+import contextlib
 import ctypes
 import ctypes.util
 import dataclasses
+import io
 import os
 import shutil
 import signal
@@ -38,10 +40,41 @@ SIGNAL_DELAY_SECONDS = 90
 # warning late in a job as a time limit (preemptions too), and a worker may run
 # many seeds, each over many jobs' time: the default (3) would strand them.
 MAX_REQUEUES = 1000
-# Options the --slurm_* flags set, refused in --slurm_option.
-_OWN_SBATCH_OPTIONS = ('partition', 'nodes', 'ntasks_per_node', 'gpus_per_node',
-                       'cpus_per_task', 'time', 'account', 'array', 'signal', 'output',
-                       'error', 'job_name')
+# Options the harness sets, refused in --slurm_option: each with the flag that
+# sets it, or None for those it sets on its own (the array, Slurm's warning
+# signal, submitit's log files, the job's name).
+_OWN_SBATCH_OPTIONS = {'partition': 'slurm_partition', 'nodes': 'slurm_nodes',
+                       'ntasks_per_node': 'slurm_tasks_per_node',
+                       'gpus_per_node': 'slurm_gpus_per_node',
+                       'cpus_per_task': 'slurm_cpus_per_task', 'time': 'slurm_time',
+                       'account': 'slurm_account', 'array': None, 'signal': None,
+                       'output': None, 'error': None, 'job_name': None}
+# sbatch's options (Slurm 22.05's `sbatch --help`), with '_' for '-' as submitit
+# spells them: sbatch also takes a single-letter short option, and any
+# unambiguous prefix of a long one, but submitit writes every key as
+# `#SBATCH --KEY=VALUE`, where `--N=4` is refused; and an abbreviation would slip
+# past the check of the harness's own options (`partitio`). Such keys are
+# refused with the long name to give. A key outside this list (a newer sbatch's
+# option) goes to sbatch as it is.
+_SBATCH_SHORT_OPTIONS = {
+    'a': 'array', 'A': 'account', 'b': 'begin', 'B': 'extra_node_info', 'c': 'cpus_per_task',
+    'C': 'constraint', 'd': 'dependency', 'D': 'chdir', 'e': 'error', 'F': 'nodefile',
+    'G': 'gpus', 'H': 'hold', 'i': 'input', 'J': 'job_name', 'k': 'no_kill',
+    'L': 'licenses', 'm': 'distribution', 'M': 'clusters', 'n': 'ntasks', 'N': 'nodes',
+    'o': 'output', 'O': 'overcommit', 'p': 'partition', 'q': 'qos', 'Q': 'quiet',
+    's': 'oversubscribe', 'S': 'core_spec', 't': 'time', 'v': 'verbose', 'w': 'nodelist',
+    'W': 'wait', 'x': 'exclude'}
+_SBATCH_LONG_OPTIONS = frozenset({
+    *_SBATCH_SHORT_OPTIONS.values(), 'bb', 'bbf', 'cluster_constraint', 'comment',
+    'container', 'contiguous', 'cores_per_socket', 'cpu_freq', 'cpus_per_gpu', 'deadline',
+    'delay_boot', 'exclusive', 'export', 'export_file', 'get_user_env', 'gid', 'gpu_bind',
+    'gpu_freq', 'gpus_per_node', 'gpus_per_socket', 'gpus_per_task', 'gres', 'gres_flags',
+    'ignore_pbs', 'mail_type', 'mail_user', 'mcs_label', 'mem', 'mem_per_cpu',
+    'mem_per_gpu', 'mincpus', 'nice', 'no_requeue', 'ntasks_per_core', 'ntasks_per_node',
+    'ntasks_per_socket', 'parsable', 'power', 'priority', 'profile', 'propagate',
+    'reboot', 'requeue', 'reservation', 'signal', 'sockets_per_node', 'spread_job',
+    'switches', 'thread_spec', 'threads_per_core', 'time_min', 'tmp', 'uid',
+    'use_min_nodes', 'wckey', 'wrap'})
 
 
 class LaunchError(ValueError):
@@ -74,6 +107,17 @@ class SlurmOptions:
     return self.nodes * self.tasks_per_node
 
 
+def _long_sbatch_option(key: str) -> str | None:
+  """The long option that sbatch reads `key` as, when `key` is a short option or an
+  abbreviation of exactly one; None when it is a long option itself, or unknown."""
+  if key in _SBATCH_LONG_OPTIONS:
+    return None
+  if len(key) == 1:
+    return _SBATCH_SHORT_OPTIONS.get(key)
+  completions = [name for name in _SBATCH_LONG_OPTIONS if name.startswith(key)]
+  return completions[0] if len(completions) == 1 else None
+
+
 def parse_sbatch_options(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
   """--slurm_option's KEY=VALUE entries, as submitit's additional_parameters keys."""
   parsed = []
@@ -82,9 +126,16 @@ def parse_sbatch_options(values: Sequence[str]) -> tuple[tuple[str, str], ...]:
     key = key.strip().lstrip('-').replace('-', '_')
     if not equals or not key:
       raise LaunchError(f'--slurm_option={text} is not KEY=VALUE (e.g. qos=high)')
-    if key in _OWN_SBATCH_OPTIONS:
-      raise LaunchError(f'--slurm_option={text}: the harness sets {key} (from its '
-                        '--slurm_* flags); use those flags, or drop this option')
+    long_key = _long_sbatch_option(key)
+    stands_for = f'{key} stands for sbatch\'s --{long_key.replace("_", "-")}; ' if long_key else ''
+    if (long_key or key) in _OWN_SBATCH_OPTIONS:
+      flag = _OWN_SBATCH_OPTIONS[long_key or key]
+      how = f'(from its --slurm_* flags); use --{flag}' if flag else 'itself; drop this option'
+      raise LaunchError(f'--slurm_option={text}: {stands_for}the harness sets '
+                        f'{long_key or key} {how}')
+    if long_key:
+      raise LaunchError(f'--slurm_option={text}: {stands_for}give the long name: '
+                        f'--slurm_option={long_key}={value}')
     parsed.append((key, value))
   return tuple(parsed)
 
@@ -128,15 +179,20 @@ def split_gpus(gpus: Sequence[str], num_workers: int) -> list[str | None]:
 
 
 def start_local(workdir: str, num_workers: int, compilation_cache_dir: str | None,
-                gpus: Sequence[str], detach: bool) -> list[subprocess.Popen]:
-  """Starts `num_workers` worker processes; each writes to DIR/workers/local_<k>.log.
+                gpus: Sequence[str], detach: bool,
+                count: int | None = None) -> list[subprocess.Popen]:
+  """Starts worker processes, the GPUs split between `num_workers`; each writes to
+  DIR/workers/local_<k>.log.
 
-  `detach`: the workers go on when this command ends (their own session).
+  `count`: start only the first `count` of them (each with its share of the
+  GPUs, as if all were started); default: all. `detach`: the workers go on when
+  this command ends (their own session).
   """
   log_dir = os.path.join(workdir, 'workers')
   os.makedirs(log_dir, exist_ok=True)
   processes = []
-  for k, devices in enumerate(split_gpus(gpus, num_workers)):
+  shares = split_gpus(gpus, num_workers)[:num_workers if count is None else count]
+  for k, devices in enumerate(shares):
     environ = dict(os.environ)
     if devices is not None:
       environ['CUDA_VISIBLE_DEVICES'] = devices
@@ -239,12 +295,42 @@ def slurm_executor(workdir: str, options: SlurmOptions, num_workers: int):
 
 def submit_slurm(workdir: str, options: SlurmOptions, num_workers: int,
                  compilation_cache_dir: str | None) -> list:
-  """Submits the job array; returns submitit's jobs (one per array task)."""
+  """Submits the job array; returns submitit's jobs (one per array task).
+
+  sbatch refusing the array (an option it does not know, a controller that does
+  not answer) is a LaunchError whose line says what sbatch said; the plan was
+  written before, so the same command, or `main.py worker`, goes on from it.
+  """
+  import submitit  # pylint: disable=g-import-not-at-top
   executor = slurm_executor(workdir, options, num_workers)
   command = worker_command(workdir, compilation_cache_dir)
-  with executor.batch():
-    jobs = [executor.submit(SlurmWorker(command)) for _ in range(num_workers)]
+  said = io.StringIO()
+  pickles = os.path.join(workdir, 'workers', 'slurm')
+  before = set(os.listdir(pickles)) if os.path.isdir(pickles) else set()
+  try:
+    # submitit prints sbatch's stderr before it raises; the line below says it once.
+    with contextlib.redirect_stderr(said), executor.batch():
+      jobs = [executor.submit(SlurmWorker(command)) for _ in range(num_workers)]
+  except (submitit.core.utils.FailedJobError, submitit.core.utils.FailedSubmissionError,
+          OSError, subprocess.SubprocessError) as e:
+    # submitit pickled each worker for the array that sbatch did not take.
+    for name in set(os.listdir(pickles)) - before if os.path.isdir(pickles) else ():
+      if name.endswith('.pkl'):
+        os.remove(os.path.join(pickles, name))
+    raise LaunchError(
+        f'sbatch did not take the job array of {num_workers} workers '
+        f'({_sbatch_said(str(e) or said.getvalue())}); the plan in {workdir} is kept: '
+        'once what sbatch names is fixed (a --slurm_option, the cluster), run the same '
+        'command again, or start workers on that plan with python main.py worker '
+        f'--workdir={workdir}') from None
   return jobs
+
+
+def _sbatch_said(text: str) -> str:
+  """sbatch's error in one line, without its advice to run `sbatch --help`."""
+  lines = [line.strip() for line in text.splitlines()
+           if line.strip() and 'sbatch --help' not in line]
+  return ' '.join(lines) or 'it gave no reason'
 
 
 def slurm_jobs_queued(job_ids: Sequence[str]) -> bool:

@@ -98,32 +98,40 @@ def run_studies(job: Job) -> None:
   _print_outcome(job, studies)
 
 
-def _num_workers(job: Job, plan, gpus: list[str]) -> int:
-  if job.launch.num_workers:
-    return job.launch.num_workers
-  if job.launch.launcher == cli_flags.LOCAL:
-    return max(1, len(gpus))
+def _worker_counts(job: Job, plan, gpus: list[str]) -> tuple[int, int]:
+  """(The workers the GPUs are split between, the workers to start).
+
+  The split is --num_workers (default: one per GPU locally, which validation
+  assumed for each run's devices); no more are started than runs are left to
+  do, as a worker without a run would only start and end (a thousand of them,
+  for --num_workers=1000 on a one-run plan, a thousand processes).
+  """
   from train.experiments import worker  # pylint: disable=g-import-not-at-top
-  counts = worker.count_states(plan)
-  return max(1, counts['pending'])
+  left = max(1, worker.count_states(plan)['pending'])
+  split = job.launch.num_workers
+  if not split:
+    split = max(1, len(gpus)) if job.launch.launcher == cli_flags.LOCAL else left
+  return split, min(split, left)
 
 
 def _start_workers(job: Job, plan) -> tuple[str, Callable[[], bool]]:
   """Starts the launcher's workers; returns what was started, in words, and a
   function that says whether any of them is still alive (or queued)."""
   gpus = launchers.local_gpus() if job.launch.launcher == cli_flags.LOCAL else []
-  num_workers = _num_workers(job, plan, gpus)
+  split, num_workers = _worker_counts(job, plan, gpus)
+  capped = (f' (of --num_workers={split}: one per run left to do)'
+            if num_workers < split else '')
   if job.launch.launcher == cli_flags.LOCAL:
-    processes = launchers.start_local(job.workdir, num_workers, job.compilation_cache_dir,
-                                      gpus, detach=not job.launch.wait)
+    processes = launchers.start_local(job.workdir, split, job.compilation_cache_dir,
+                                      gpus, detach=not job.launch.wait, count=num_workers)
     pids = ', '.join(str(p.pid) for p in processes)
-    return (f'{num_workers} local workers (pids {pids})',
+    return (f'{num_workers} local workers (pids {pids}){capped}',
             lambda: any(p.poll() is None for p in processes))
   slurm_jobs = launchers.submit_slurm(job.workdir, job.launch.slurm, num_workers,
                                       job.compilation_cache_dir)
   ids = [j.job_id for j in slurm_jobs]
-  return (f'a Slurm job array of {num_workers} workers (job {ids[0].partition("_")[0]})',
-          lambda: launchers.slurm_jobs_queued(ids))
+  return (f'a Slurm job array of {num_workers} workers (job {ids[0].partition("_")[0]})'
+          f'{capped}', lambda: launchers.slurm_jobs_queued(ids))
 
 
 def _launch(job: Job, plan) -> list[dict] | None:

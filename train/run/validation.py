@@ -30,6 +30,14 @@ WARMUP_BATCH_SCALINGS = ('none', 'linear')
 CACHE_EVAL_MODES = ('auto', 'always', 'never')
 # The step counter (TrainState.step) is a 32-bit integer on the device.
 MAX_TRAIN_STEPS = 2**31 - 1
+# jax.random.key keeps 32 bits of the seed (without jax_enable_x64): seed
+# 2**32 would start from seed 0's weights, and from 2**63 it overflows.
+MAX_SEED = 2**32 - 1
+# Integer keys reach TensorFlow's ops and XLA's programs as 32-bit integers
+# (tf.data refuses input.crop_max_attempts=10**10 only once the run has
+# started). The seed and the budget have bounds of their own.
+MAX_INT32 = 2**31 - 1
+_OWN_INT_BOUNDS = ('seed', 'num_train_steps')
 # The loop lists a run's evals up front (budget.eval_points): a cadence that
 # gives more than this is a slip of a digit, and would fill the memory first.
 MAX_EVALS = 100_000
@@ -39,8 +47,20 @@ class ConfigError(ValueError):
   """A config value that the harness cannot run with."""
 
   def __init__(self, key: str, value: Any, allowed: str):
-    super().__init__(f'config error: {key}={value!r} is not allowed; {allowed}')
+    super().__init__(f'config error: {key}={value!r} is not allowed; {allowed}'
+                     f'{_NOT_FINITE if _has_non_finite(value) else ""}')
     self.key = key
+
+
+# Said of a value that holds inf or nan: Python's float() reads both, and the
+# checks' "a number" means a finite one.
+_NOT_FINITE = ' (a finite one: inf, -inf and nan are not numbers here)'
+
+
+def _has_non_finite(value: Any) -> bool:
+  """Whether `value`, or an element of a tuple or list value, is inf or nan."""
+  values = value if isinstance(value, (tuple, list)) else (value,)
+  return any(isinstance(v, float) and not math.isfinite(v) for v in values)
 
 
 def get(config: ml_collections.ConfigDict, key: str) -> Any:
@@ -81,7 +101,8 @@ def _range_pair(low: float, high: float) -> Callable[[Any], bool]:
 # Type and range of each key on its own: (key, predicate, what is allowed), in the
 # order they are checked, so that the first bad key of a config is the one named.
 _SCALAR_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
-    ('seed', lambda v: _is_int(v) and v >= 0, 'allowed: an integer >= 0'),
+    ('seed', lambda v: _is_int(v) and 0 <= v <= MAX_SEED,
+     f'allowed: an integer in [0, {MAX_SEED}] (jax.random.key keeps 32 bits of it)'),
     ('dataset', lambda v: v in info.dataset_names(),
      f'allowed: {", ".join(info.dataset_names())}'),
     ('data_dir', lambda v: isinstance(v, str) and v.strip() != '',
@@ -188,6 +209,10 @@ def _check_scalars(config: ml_collections.ConfigDict) -> None:
   """Type and range of each key on its own (_SCALAR_CHECKS)."""
   for key, predicate, allowed in _SCALAR_CHECKS:
     require(config, key, predicate, allowed)
+    if key not in _OWN_INT_BOUNDS:
+      require(config, key, lambda v: not _is_int(v) or v <= MAX_INT32,
+               f'{allowed}, at most {MAX_INT32:,} (a 32-bit integer, as TensorFlow and '
+               'XLA take it)')
 
 
 def _min_image_size(stem: str) -> int:
@@ -292,32 +317,42 @@ def check_data_prepared(config: ml_collections.ConfigDict) -> None:
   if info.looks_prepared(config.dataset, data_dir):
     # Imported here: the exact check needs TensorFlow, the rest does not.
     from input_pipeline import datasets  # pylint: disable=g-import-not-at-top
-    if datasets.is_prepared(config.dataset, data_dir):
-      return
+    try:
+      if datasets.is_prepared(config.dataset, data_dir):
+        return
+    except datasets.DataError as e:  # A copy there whose metadata cannot be read.
+      raise ConfigError('data_dir', config.data_dir, str(e)) from None
   raise ConfigError(
       'dataset', config.dataset,
       f'it is not prepared in {data_dir}; prepare it with: '
       f'{info.prepare_command(config.dataset, data_dir)}')
 
 
-def check_memory(config: ml_collections.ConfigDict, num_devices: int,
-                  device: memory.DeviceMemory) -> None:
-  """Refuses a step that cannot fit on the devices (train/run/memory.py's lower bound).
-
-  Names image_size when a single image per device is already too much, else
-  the batch, with the largest value that would pass.
-  """
-  per_device = config.global_batch_size // num_devices
+def _need(config: ml_collections.ConfigDict, device: memory.DeviceMemory,
+          step_bytes: Callable[[ml_collections.ConfigDict, int], int],
+          image_size: int, batch: int) -> int:
+  """What one step needs at `image_size` and `batch` per device, on each of the
+  process's devices together when they share the host's memory."""
+  sized = config.copy_and_resolve_references()
+  sized.image_size = image_size
   sharers = device.num_local_devices if device.shared else 1
+  return step_bytes(sized, batch) * sharers
 
-  def need(image_size: int, batch: int) -> int:
-    sized = config.copy_and_resolve_references()
-    sized.image_size = image_size
-    return memory.step_bytes(sized, batch) * sharers
 
-  needed = need(config.image_size, per_device)
+def _check_train_step_memory(config: ml_collections.ConfigDict, num_devices: int,
+                             device: memory.DeviceMemory) -> None:
+  """Names image_size when a single image per device is already too much, else
+  the batch, with the largest value that would pass."""
+  per_device = config.global_batch_size // num_devices
+  step = lambda size, batch: _need(config, device, memory.step_bytes, size, batch)
+  needed = step(config.image_size, per_device)
   if needed <= device.bytes:
     return
+  # The largest values named below leave room for the prefetched batches too
+  # (_check_prefetch_memory), so that the value suggested passes.
+  ahead = config.input.prefetch_batches
+  need = lambda size, batch: step(size, batch) + ahead * _need(
+      config, device, memory.batch_bytes, size, batch)
   what = (f'one training step of ResNet-{config.model.depth} (width {config.model.width}) '
           f'at {config.image_size} px, {per_device} images per device, needs at least '
           f'{memory.gigabytes(needed)}, over the {memory.gigabytes(device.bytes)} of '
@@ -334,17 +369,69 @@ def check_memory(config: ml_collections.ConfigDict, num_devices: int,
                     f'(global_batch_size {largest * num_devices})')
 
 
+def _check_eval_step_memory(config: ml_collections.ConfigDict, num_devices: int,
+                            device: memory.DeviceMemory) -> None:
+  """Names eval_batch_size, with the largest that would pass. An eval step needs
+  less than a train step at the same batch, so one image always fits here once
+  the train step's check has passed."""
+  per_device = config.eval_batch_size // num_devices
+  need = lambda batch: _need(config, device, memory.eval_step_bytes, config.image_size, batch)
+  needed = need(per_device)
+  if needed <= device.bytes:
+    return
+  largest = memory.largest_fitting(lambda b: need(b) <= device.bytes, per_device)
+  raise ConfigError(
+      'eval_batch_size', config.eval_batch_size,
+      f'one eval step of ResNet-{config.model.depth} (width {config.model.width}) at '
+      f'{config.image_size} px, {per_device} images per device, needs at least '
+      f'{memory.gigabytes(needed)}, over the {memory.gigabytes(device.bytes)} of '
+      f'{device.where}; allowed: at most {largest} images per device '
+      f'(eval_batch_size {largest * num_devices})')
+
+
+def _check_prefetch_memory(config: ml_collections.ConfigDict, num_devices: int,
+                           device: memory.DeviceMemory) -> None:
+  """The batches the loop puts on the devices ahead of the step fit beside it."""
+  per_device = config.global_batch_size // num_devices
+  step = _need(config, device, memory.step_bytes, config.image_size, per_device)
+  batch = _need(config, device, memory.batch_bytes, config.image_size,
+                per_device)
+  ahead = config.input.prefetch_batches
+  if step + ahead * batch <= device.bytes:
+    return
+  largest = (device.bytes - step) // batch
+  raise ConfigError(
+      'input.prefetch_batches', ahead,
+      f'{ahead:,} batches of {per_device} images per device at {config.image_size} px, '
+      f'beside one training step, need at least {memory.gigabytes(step + ahead * batch)}, '
+      f'over the {memory.gigabytes(device.bytes)} of {device.where}; allowed: at most '
+      f'{largest:,} batches ahead')
+
+
+def check_memory(config: ml_collections.ConfigDict, num_devices: int,
+                 device: memory.DeviceMemory, with_eval: bool = True) -> None:
+  """Refuses a compiled step that cannot fit on the devices (train/run/memory.py's
+  lower bound): the train step with the input batches prefetched beside it, and
+  the eval step unless `with_eval` is False (the benchmark compiles none)."""
+  _check_train_step_memory(config, num_devices, device)
+  _check_prefetch_memory(config, num_devices, device)
+  if with_eval:
+    _check_eval_step_memory(config, num_devices, device)
+
+
 def validate_config(config: ml_collections.ConfigDict, num_devices: int,
                     check_data: bool = True,
-                    device_memory: memory.DeviceMemory | None = None) -> None:
+                    device_memory: memory.DeviceMemory | None = None,
+                    with_eval: bool = True) -> None:
   """Raises ConfigError for the first problem found in `config`.
 
   With `device_memory` (memory.device_memory(), for the devices a run will
-  use), a step that cannot fit in it is refused too.
+  use), a step that cannot fit in it is refused too: the eval step's as well
+  unless `with_eval` is False.
   """
   _check_scalars(config)
   _check_relations(config, num_devices)
   if device_memory is not None:
-    check_memory(config, num_devices, device_memory)
+    check_memory(config, num_devices, device_memory, with_eval)
   if check_data:
     check_data_prepared(config)
