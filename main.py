@@ -19,6 +19,13 @@ Compiled programs are kept in ~/.cache/large-batch-harness/jax for later command
 
 import os
 
+from train.common import stops
+
+if __name__ == '__main__':
+  # Before the imports, which take seconds: a Ctrl-C or SIGTERM from here on
+  # ends the command in one line, and none is lost (train/common/stops.py).
+  stops.install()
+
 # TensorFlow serves tf.data only: keep its C++ chatter and its hands off GPUs.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
@@ -33,7 +40,8 @@ def main(argv: list[str]) -> None:
   from train.cli import runners  # pylint: disable=g-import-not-at-top
   with jobs.leaving_the_group_on_failure():
     job = jobs.job_from_flags(argv)
-    with jobs.reported_errors(job):
+    # From here a stop signal unwinds: the job may have a step to save.
+    with stops.deferred(), stops.reported(), jobs.reported_errors(job):
       job = jobs.start(job)
       runners.RUNNERS[job.kind](job)
 
