@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tarfile
 import time
@@ -183,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
           f'{" ".join(str(e).split())}): one is damaged or was cut short; for each, '
           f'{_DOWNLOAD_AGAIN}', file=sys.stderr)
     return USAGE_ERROR
+  except KeyboardInterrupt:  # prepare() has removed what the build had written.
+    print(f'\ninterrupted: stopped by SIGINT; nothing half-built is left in {args.data_dir}; '
+          'run the same command again to prepare imagenet2012', file=sys.stderr)
+    return 128 + signal.SIGINT
   return 0
 
 
