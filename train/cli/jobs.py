@@ -361,7 +361,8 @@ def reported_errors(job: Job) -> Iterator[None]:
     _clean_up_after_failure(job, existed)
     errors.fail(str(e))
   except KeyboardInterrupt as e:  # Outside the training steps, which save first.
-    _stopped_without_saving(job, existed, getattr(e, 'signal_number', signal.SIGINT))
+    _stopped_without_saving(job, existed, getattr(e, 'signal_number', signal.SIGINT),
+                            getattr(e, 'note', ''))
   else:
     if stops.received() is not None:  # It came as the job ended: the job is done.
       signum = stops.received()
@@ -384,13 +385,14 @@ def _clean_up_after_failure(job: Job, existed: bool) -> None:
                                      (logs.LOG_FILE, claims.CLAIM_DIR))
 
 
-def _stopped_without_saving(job: Job, existed: bool, signum: int) -> None:
+def _stopped_without_saving(job: Job, existed: bool, signum: int, note: str = '') -> None:
   """One line and 128 + `signum` for a stop outside the training steps (a dataset
-  build, compilation), where there is no step to save."""
+  build, compilation), where there is no step to save; `note` says what became
+  of the work instead (a submitter's workers)."""
   _clean_up_after_failure(job, existed)
-  print(f'{stops.how(signum)}: stopped by {stops.name(signum)} without saving '
-        '(checkpoints written before are kept); run the same command again to resume',
-        file=sys.stderr)
+  what = note or 'without saving (checkpoints written before are kept)'
+  print(f'{stops.how(signum)}: stopped by {stops.name(signum)} {what}; run the same '
+        'command again to resume', file=sys.stderr)
   # Not _exit_now: the other processes of a group did not stop with this one, and
   # would keep it at JAX's shutdown barrier.
   _flush_and_exit(stops.status(signum))

@@ -33,9 +33,10 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class Stopped(KeyboardInterrupt):
   """A stop signal arrived while a job ran; `signal_number` says which."""
 
-  def __init__(self, signal_number: int):
+  def __init__(self, signal_number: int, note: str = ''):
     super().__init__(signal.Signals(signal_number).name)
     self.signal_number = signal_number
+    self.note = note  # What became of the command's work, for its one line.
 
 
 _received: int | None = None  # The first stop signal this process had.
