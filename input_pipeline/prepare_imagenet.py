@@ -21,6 +21,7 @@ folders a killed build left behind (do not run two builds into one data_dir).
 """
 
 import argparse
+import gc
 import json
 import os
 import shutil
@@ -169,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   # Fail fast, before TensorFlow loads, unless there is nothing to build.
   manual_dir = os.path.expanduser(args.manual_dir)
+  interrupted = False
   try:
     if not info.looks_prepared(info.IMAGENET2012, args.data_dir):
       check_archives(manual_dir)
@@ -185,6 +187,11 @@ def main(argv: list[str] | None = None) -> int:
           f'{_DOWNLOAD_AGAIN}', file=sys.stderr)
     return USAGE_ERROR
   except KeyboardInterrupt:  # prepare() has removed what the build had written.
+    interrupted = True
+  if interrupted:
+    # Out of the except clause, the interrupted build's frames are gone; collected,
+    # tfds' progress bars they held close (and redraw) before the line, not after.
+    gc.collect()
     print(f'\ninterrupted: stopped by SIGINT; nothing half-built is left in {args.data_dir}; '
           'run the same command again to prepare imagenet2012', file=sys.stderr)
     return 128 + signal.SIGINT

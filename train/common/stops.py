@@ -45,11 +45,26 @@ _at_once = True  # Outside deferred(): nothing to save or clean up yet.
 
 def install() -> None:
   """Takes SIGINT and SIGTERM over from Python's defaults (main thread only)."""
-  global _received, _at_once
+  global _received, _at_once, _previous_unraisablehook
   _received, _at_once = None, True
   if threading.current_thread() is threading.main_thread():
     for signum in SIGNALS:
       signal.signal(signum, _handle)
+  if sys.unraisablehook is not _unraisable:
+    _previous_unraisablehook = sys.unraisablehook
+    sys.unraisablehook = _unraisable
+
+
+_previous_unraisablehook = sys.unraisablehook
+
+
+def _unraisable(unraisable) -> None:
+  """Python prints an exception it cannot raise (one from a gc callback, such as
+  JAX's) as 'Exception ignored in ...' with a traceback. A Stopped among them is
+  not ignored here: it is recorded, and acted on at the next safe point."""
+  if isinstance(unraisable.exc_value, Stopped):
+    return
+  _previous_unraisablehook(unraisable)
 
 
 def record(signum: int) -> None:
