@@ -258,6 +258,19 @@ def _interrupt_inside_a_gc_callback(directory: str) -> None:
   compilation_cache.configure = configure_then_interrupt
 
 
+def _interrupt_the_wait_for_workers(directory: str) -> None:
+  """In the case's process: Ctrl-C arrives as a submitter first shows how its
+  workers stand (they are started, and it waits for them)."""
+  del directory
+  from train.cli import launchers  # pylint: disable=g-import-not-at-top
+  describe_counts = launchers.describe_counts
+
+  def describe_then_interrupt(counts):
+    os.kill(os.getpid(), signal.SIGINT)
+    return describe_counts(counts)
+  launchers.describe_counts = describe_then_interrupt
+
+
 # 'path': the session's built embedded_shapes/tiny (conftest.py's tiny_data_dir),
 # set by the outcomes fixture before the cases' setups run.
 _TINY_DATA = {}
@@ -632,6 +645,13 @@ CASES = [
          prefix='interrupted: ', status=INTERRUPTED, setup=_fake_imagenet(lambda data: data),
          in_child=_interrupt_while_writing_records, module=PREPARE_IMAGENET, mid_run=True,
          leaves_no=('tfds',)),
+    Case('ctrl_c_while_waiting_for_local_workers',
+         _tiny_run_argv('--num_seeds=2', '--launcher=local', '--num_workers=1',
+                        '--workdir={dir}/study'),
+         'stopped by SIGINT while waiting; sent SIGTERM to its local workers (pids ',
+         also=('each saves its run and stops; python main.py report --workdir={dir}/study says',),
+         prefix='interrupted: ', status=INTERRUPTED, in_child=_interrupt_the_wait_for_workers,
+         mid_run=True),
     Case('config_file_is_a_directory', ('--config={dir}/configs',),
          'is a directory; give the path of a .py config file',
          also=('config file {dir}/configs is a directory',),
