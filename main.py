@@ -9,7 +9,9 @@
   python main.py bench --config=configs/embedded_lars.py --modes=synthetic,input,train
 
 Bad input (an unknown key, a value out of range, a missing dataset) ends with one
-line on stderr and exit status 2 (train/cli/).
+line on stderr and exit status 2 (train/cli/). A Ctrl-C or SIGTERM at any moment
+ends it with one line and 130 or 143, a run saving the step it reached
+(train/common/stops.py).
 
 The console shows warnings, one progress line and a line per finished run; every
 log record goes to WORKDIR/log.txt (`--verbosity=0` shows them on the console too).

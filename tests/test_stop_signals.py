@@ -27,11 +27,12 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DRIVER = os.path.join(REPO, 'tests', 'stop_driver.py')
 HANG_GUARD_SECONDS = 600
 
-# From main.py's first imports to the training loop's compilation, in order:
-# absl (right after main.py takes the signals over), jax (once the flags are
-# parsed), tensorflow (the input pipeline, once the job has started), compile.
+# From main.py's first imports to the first train step, in order: absl (right
+# after main.py takes the signals over), jax (once the flags are parsed),
+# tensorflow (the input pipeline, once the job has started), compilation, the
+# first step (the run saves the step it stops at).
 STAGES = [('import:absl', 'SIGINT'), ('import:jax', 'SIGINT'),
-          ('import:tensorflow', 'SIGINT'), ('compile', 'SIGINT'),
+          ('import:tensorflow', 'SIGINT'), ('compile', 'SIGINT'), ('first_step', 'SIGINT'),
           ('import:tensorflow', 'SIGTERM')]
 
 
@@ -55,3 +56,6 @@ def test_an_early_stop_signal_is_honoured(stage, signal_name, tmp_path, tiny_dat
   assert [line for line in lines if line.startswith(how)] == lines[-1:], done.stderr
   assert f'stopped by {signal_name}' in lines[-1]
   assert not (workdir / 'result.json').exists(), 'the run trained to its end'
+  if stage == 'first_step':  # It came after step 1's check: step 2 is saved.
+    assert 'at step 2; its checkpoint is in' in lines[-1]
+    assert (workdir / 'checkpoints' / '2').is_dir(), 'the step was not saved'
