@@ -9,7 +9,9 @@
   python main.py bench --config=configs/embedded_lars.py --modes=synthetic,input,train
 
 Bad input (an unknown key, a value out of range, a missing dataset) ends with one
-line on stderr and exit status 2 (train/cli/).
+line on stderr and exit status 2 (train/cli/). A Ctrl-C or SIGTERM at any moment
+ends it with one line and 130 or 143, a run saving the step it reached
+(train/common/stops.py).
 
 The console shows warnings, one progress line and a line per finished run; every
 log record goes to WORKDIR/log.txt (`--verbosity=0` shows them on the console too).
@@ -18,6 +20,13 @@ Compiled programs are kept in ~/.cache/large-batch-harness/jax for later command
 """
 
 import os
+
+from train.common import stops
+
+if __name__ == '__main__':
+  # Before the imports, which take seconds: a Ctrl-C or SIGTERM from here on
+  # ends the command in one line, and none is lost (train/common/stops.py).
+  stops.install()
 
 # TensorFlow serves tf.data only: keep its C++ chatter and its hands off GPUs.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -33,7 +42,8 @@ def main(argv: list[str]) -> None:
   from train.cli import runners  # pylint: disable=g-import-not-at-top
   with jobs.leaving_the_group_on_failure():
     job = jobs.job_from_flags(argv)
-    with jobs.reported_errors(job):
+    # From here a stop signal unwinds: the job may have a step to save.
+    with stops.deferred(), stops.reported(), jobs.reported_errors(job):
       job = jobs.start(job)
       runners.RUNNERS[job.kind](job)
 

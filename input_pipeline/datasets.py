@@ -230,6 +230,10 @@ def ensure_prepared(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
     _remove_created(data_dir, before, data_path)
     raise DataError(f'cannot build {dataset} in {data_dir} ({_one_line(e)}); free disk '
                     'space there or give another --config.data_dir') from None
+  except BaseException:  # A Ctrl-C, or the builder's own failure: no half-built copy.
+    print(flush=True)
+    _remove_created(data_dir, before, data_path)
+    raise
   finally:
     tfds.display_progress_bar(progress_bar_was_on)
   print(f' done in {time.perf_counter() - start:.1f} s.', flush=True)

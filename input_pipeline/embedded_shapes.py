@@ -104,6 +104,7 @@ class EmbeddedShapes(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     # why they are plain subprocesses).
     workers = [_start_worker(split, start, stop)
                for start, stop in _halves(num_examples)]
+    drawn = False
     try:
       # Round robin: each worker blocks only when its pipe is full, so both
       # keep drawing while the examples are written. The keys, not the order
@@ -117,12 +118,19 @@ class EmbeddedShapes(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             live.remove(worker)
             continue
           yield example['file_name'], example
+      drawn = True
     finally:
       for worker in workers:
+        if not drawn:  # Stopped (Ctrl-C) or failed: what they draw is not wanted.
+          worker.kill()
         worker.stdout.close()
-        if worker.wait() != 0:
-          raise RuntimeError(f'drawing worker {worker.args} failed with status '
-                             f'{worker.returncode}')
+        worker.wait()
+    # Only after a whole pass: a worker's own failure must not hide the error
+    # (or the Ctrl-C) that ended the pass and the worker with it.
+    for worker in workers:
+      if worker.returncode != 0:
+        raise RuntimeError(f'drawing worker {worker.args} failed with status '
+                           f'{worker.returncode}')
 
 
 def _halves(num_examples: int) -> list[tuple[int, int]]:

@@ -21,9 +21,11 @@ folders a killed build left behind (do not run two builds into one data_dir).
 """
 
 import argparse
+import gc
 import json
 import os
 import shutil
+import signal
 import sys
 import tarfile
 import time
@@ -191,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
   args = parser.parse_args(argv)
   # Fail fast, before TensorFlow loads, unless there is nothing to build.
   manual_dir = os.path.expanduser(args.manual_dir)
+  interrupted = False
   try:
     check_data_dir(os.path.expanduser(args.data_dir))
     if not info.looks_prepared(info.IMAGENET2012, args.data_dir):
@@ -207,6 +210,15 @@ def main(argv: list[str] | None = None) -> int:
           f'{" ".join(str(e).split())}): one is damaged or was cut short; for each, '
           f'{_DOWNLOAD_AGAIN}', file=sys.stderr)
     return USAGE_ERROR
+  except KeyboardInterrupt:  # prepare() has removed what the build had written.
+    interrupted = True
+  if interrupted:
+    # Out of the except clause, the interrupted build's frames are gone; collected,
+    # tfds' progress bars they held close (and redraw) before the line, not after.
+    gc.collect()
+    print(f'\ninterrupted: stopped by SIGINT; nothing half-built is left in {args.data_dir}; '
+          'run the same command again to prepare imagenet2012', file=sys.stderr)
+    return 128 + signal.SIGINT
   return 0
 
 

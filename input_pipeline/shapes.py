@@ -14,6 +14,7 @@ seeded with `(s, i)`, so every build writes the same bytes.
 import io
 import math
 import pickle
+import signal
 import sys
 from typing import BinaryIO
 
@@ -202,4 +203,7 @@ def write_examples(split: str, start: int, stop: int, stream: BinaryIO) -> None:
 
 if __name__ == '__main__':
   # A drawing worker of the tfds builder: python -m input_pipeline.shapes SPLIT START STOP
+  # A Ctrl-C reaches the whole terminal's process group: the builder decides
+  # what it means, and ends this worker (or it ends when its pipe closes).
+  signal.signal(signal.SIGINT, signal.SIG_IGN)
   write_examples(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.stdout.buffer)

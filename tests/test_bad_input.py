@@ -218,6 +218,59 @@ def _interrupt_after_step_1(directory: str) -> None:
   checkpoint.Cadence.due = due_then_interrupt
 
 
+def _interrupt_while_writing_records(directory: str) -> None:
+  """In the case's process: Ctrl-C (SIGINT) arrives as a dataset build writes its
+  records (the embedded dataset's first build, or prepare_imagenet's)."""
+  del directory
+  from tensorflow_datasets.core import file_adapters  # pylint: disable=g-import-not-at-top
+
+  def interrupting(write):
+    def write_examples(cls, *args, **kwargs):
+      del cls
+      os.kill(os.getpid(), signal.SIGINT)
+      return write(*args, **kwargs)
+    return classmethod(write_examples)
+  for adapter in file_adapters.ADAPTER_FOR_FORMAT.values():
+    adapter.write_examples = interrupting(adapter.write_examples)
+
+
+def _interrupt_inside_a_gc_callback(directory: str) -> None:
+  """In the case's process: Ctrl-C arrives, once the job has started, while a gc
+  callback runs, so the exception it raises there is swallowed (Python only
+  prints it), as it was in JAX's _xla_gc_callback during compilation."""
+  del directory
+  import gc  # pylint: disable=g-import-not-at-top
+
+  from train.cli import compilation_cache  # pylint: disable=g-import-not-at-top
+  configure = compilation_cache.configure
+
+  def interrupt(phase, info):
+    del phase, info
+    gc.callbacks.remove(interrupt)
+    os.kill(os.getpid(), signal.SIGINT)
+    for _ in range(3):  # Python runs the handler here, inside the callback.
+      pass
+
+  def configure_then_interrupt(*args, **kwargs):
+    gc.callbacks.insert(0, interrupt)
+    gc.collect()
+    return configure(*args, **kwargs)
+  compilation_cache.configure = configure_then_interrupt
+
+
+def _interrupt_the_wait_for_workers(directory: str) -> None:
+  """In the case's process: Ctrl-C arrives as a submitter first shows how its
+  workers stand (they are started, and it waits for them)."""
+  del directory
+  from train.cli import launchers  # pylint: disable=g-import-not-at-top
+  describe_counts = launchers.describe_counts
+
+  def describe_then_interrupt(counts):
+    os.kill(os.getpid(), signal.SIGINT)
+    return describe_counts(counts)
+  launchers.describe_counts = describe_then_interrupt
+
+
 # 'path': the session's built embedded_shapes/tiny (conftest.py's tiny_data_dir),
 # set by the outcomes fixture before the cases' setups run.
 _TINY_DATA = {}
@@ -810,6 +863,46 @@ CASES = [
          'is not a directory; give a directory for the tfds data',
          also=('--data_dir={dir}/taken is not a directory',),
          setup=_write('taken', 'mine\n'), module=PREPARE_IMAGENET),
+    # Part D: stop signals outside the training steps, and config-file mistakes.
+    Case('ctrl_c_swallowed_by_a_gc_callback', _tiny_run_argv(),
+         'stopped by SIGINT at step 1; its checkpoint is in',
+         also=('{dir}/run/checkpoints; run the same command again to resume',),
+         prefix='interrupted: ', status=INTERRUPTED, in_child=_interrupt_inside_a_gc_callback,
+         mid_run=True, keeps=('run/checkpoints/1',)),
+    Case('ctrl_c_while_building_the_dataset', _tiny_run_argv(),
+         'stopped by SIGINT without saving (checkpoints written before are kept)',
+         prefix='interrupted: ', status=INTERRUPTED, in_child=_interrupt_while_writing_records,
+         mid_run=True, leaves_no=('data',)),
+    Case('prepare_imagenet_ctrl_c', _PREPARE,
+         'stopped by SIGINT; nothing half-built is left in', also=('{dir}/tfds',),
+         prefix='interrupted: ', status=INTERRUPTED, setup=_fake_imagenet(lambda data: data),
+         in_child=_interrupt_while_writing_records, module=PREPARE_IMAGENET, mid_run=True,
+         leaves_no=('tfds',)),
+    Case('ctrl_c_while_waiting_for_local_workers',
+         _tiny_run_argv('--num_seeds=2', '--launcher=local', '--num_workers=1',
+                        '--workdir={dir}/study'),
+         'stopped by SIGINT while waiting; sent SIGTERM to its local workers (pids ',
+         also=('each saves its run and stops; python main.py report --workdir={dir}/study says',),
+         prefix='interrupted: ', status=INTERRUPTED, in_child=_interrupt_the_wait_for_workers,
+         mid_run=True),
+    Case('config_file_is_a_directory', ('--config={dir}/configs',),
+         'is a directory; give the path of a .py config file',
+         also=('config file {dir}/configs is a directory',),
+         setup=_write('configs/mine.py', 'from configs.embedded_lars import get_config\n')),
+    Case('config_file_returns_none', ('--config={dir}/none.py',),
+         'get_config() returned None; end it with `return config`',
+         setup=_write('none.py', 'def get_config():\n  config = 1\n')),
+    Case('config_file_calls_sys_exit', ('--config={dir}/exits.py',),
+         'it called sys.exit(0); a config file only defines get_config()',
+         also=('cannot load config file {dir}/exits.py',),
+         setup=_write('exits.py', 'import sys\nsys.exit(0)\n')),
+    Case('config_file_raises_keyboard_interrupt', ('--config={dir}/ki.py',),
+         'get_config() failed: KeyboardInterrupt',
+         setup=_write('ki.py', 'def get_config():\n  raise KeyboardInterrupt\n')),
+    Case('compare_empty_entry', ('--compare=,',),
+         '--compare=,: an entry of the list is empty; give config files separated by single '
+         'commas'),
+    Case('compare_empty_list', ('--compare=',), '--compare= names no config file'),
 ]
 
 

@@ -23,6 +23,7 @@ from ml_collections import config_flags
 
 from train.common import config_dicts
 from train.common import errors
+from train.common import stops
 
 ALL_VARIANTS = '*'
 
@@ -47,8 +48,31 @@ def parse_spec(text: str) -> ConfigSpec:
   return ConfigSpec(path=path, variant=variant)
 
 
+# What a config file's code may raise that must not end the command its own way:
+# SystemExit (a `sys.exit()` in the file would end it silently, with the file's
+# status) and KeyboardInterrupt (a real Ctrl-C is handled by train/common/stops.py
+# before it raises anything here, so one raised here is the file's own).
+_FILE_FAILURES = (Exception, SystemExit, KeyboardInterrupt)
+
+
+def _failure(error: BaseException) -> str:
+  """What a config file's code raised, in words: 'RuntimeError: why'."""
+  if isinstance(error, SystemExit):
+    return f'it called sys.exit({error.code!r}); a config file only defines get_config()'
+  text = errors.one_line(error)
+  return f'{type(error).__name__}: {text}' if text else type(error).__name__
+
+
+def _reraise_a_real_stop(error: BaseException) -> None:
+  if isinstance(error, KeyboardInterrupt) and stops.received() is not None:
+    raise error
+
+
 def load_module(path: str) -> ModuleType:
   """Imports a config file by path; raises ValueError when it cannot."""
+  if os.path.isdir(path):
+    raise ValueError(f'config file {path} is a directory; give the path of a .py '
+                     'config file, e.g. configs/embedded_lars.py')
   if not os.path.isfile(path):
     raise ValueError(f'config file {path} does not exist; give the path of a .py '
                      'config file, e.g. configs/embedded_lars.py')
@@ -60,9 +84,9 @@ def load_module(path: str) -> ModuleType:
   module = importlib.util.module_from_spec(module_spec)
   try:
     module_spec.loader.exec_module(module)
-  except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f'cannot load config file {path}: {type(e).__name__}: '
-                     f'{errors.one_line(e)}') from None
+  except _FILE_FAILURES as e:  # pylint: disable=broad-except
+    _reraise_a_real_stop(e)
+    raise ValueError(f'cannot load config file {path}: {_failure(e)}') from None
   return module
 
 
@@ -87,9 +111,12 @@ def load_config(spec: ConfigSpec) -> ml_collections.ConfigDict:
     config = get_config(spec.variant) if spec.variant else get_config()
   except ValueError as e:  # The variants' own messages (configs/variants.py).
     raise ValueError(f'{spec}: {errors.one_line(e)}') from None
-  except Exception as e:  # pylint: disable=broad-except
-    raise ValueError(f'{spec}: get_config() failed: {type(e).__name__}: '
-                     f'{errors.one_line(e)}') from None
+  except _FILE_FAILURES as e:  # pylint: disable=broad-except
+    _reraise_a_real_stop(e)
+    raise ValueError(f'{spec}: get_config() failed: {_failure(e)}') from None
+  if config is None:
+    raise ValueError(f'{spec}: get_config() returned None; end it with `return config`, '
+                     'the ConfigDict it built from configs/default.py\'s get_config()')
   if not isinstance(config, ml_collections.ConfigDict):
     raise ValueError(f'{spec}: get_config() returned {type(config).__name__}, '
                      'not a ConfigDict; start from configs/default.py\'s get_config()')

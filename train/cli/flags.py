@@ -174,6 +174,13 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
   subcommand = command(argv)
   default = BENCH_DEFAULT_CONFIG if subcommand == BENCH else DEFAULT_CONFIG
   program = f'main.py {subcommand}' if subcommand else 'main.py'
+  # The config file first, through the loader that turns everything it can do
+  # wrong into one line: ml_collections' own load lets a `sys.exit()` in it end
+  # the command silently and logs warnings of its own.
+  problem = config_files.config_file_problem(
+      config_files.parse_spec(config_files.config_arg(argv, default)))
+  if problem:
+    errors.fail(problem)
   try:
     config_files.allow_none_overrides()
     config_flags.DEFINE_config_file(
@@ -191,7 +198,21 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
   except Exception as e:  # pylint: disable=broad-except
     errors.fail(config_files.flag_error_message(e, argv, FLAGS, default, program=program))
   _refuse_foreign_flags(subcommand)
+  _check_compare_list()
   return remaining
+
+
+def _check_compare_list() -> None:
+  """absl reads `--compare=,` as two empty names, which would name the checkout."""
+  if not FLAGS['compare'].present:
+    return
+  given = ','.join(FLAGS.compare)
+  if not FLAGS.compare:
+    errors.fail('--compare= names no config file; give two or more, separated by commas, '
+                f'e.g. {MAIN_JOB_ARGS[0]}')
+  if not all(entry.strip() for entry in FLAGS.compare):
+    errors.fail(f'--compare={given}: an entry of the list is empty; give config files '
+                f'separated by single commas, e.g. {MAIN_JOB_ARGS[0]}')
 
 
 def config_spec(subcommand: str | None = None) -> config_files.ConfigSpec:

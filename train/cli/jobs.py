@@ -32,6 +32,7 @@ from train.common import claims
 from train.common import config_dicts
 from train.common import errors
 from train.common import files
+from train.common import stops
 from train.experiments import plan as plan_lib
 from train.mlperf import rules
 from train.run import distributed
@@ -388,25 +389,53 @@ def reported_errors(job: Job) -> Iterator[None]:
   except Exception as e:  # pylint: disable=broad-except
     loop = sys.modules.get('train.run.loop')
     if loop is not None and isinstance(e, loop.Preempted):
-      how = 'interrupted' if e.signal_number == signal.SIGINT else 'preempted'
-      print(f'{how}: {e}; run the same command again to resume', file=sys.stderr)
-      _exit_now(job, 128 + e.signal_number)
+      print(f'{stops.how(e.signal_number)}: {e}; run the same command again to resume',
+            file=sys.stderr)
+      _exit_now(job, stops.status(e.signal_number))
+    if stops.received() is not None:
+      # What a swallowed stop signal left behind (an extension module it
+      # interrupted fails to import): the stop is the news, not this.
+      _stopped_without_saving(job, existed, stops.received())
     if not isinstance(e, _late_bad_input()):
       raise
-    logs.close()
-    if job.claim is not None:
-      job.claim.release()
-    if job.workdir:
-      workdir_lib.remove_if_left_empty(job.workdir, existed,
-                                       (logs.LOG_FILE, claims.CLAIM_DIR))
+    _clean_up_after_failure(job, existed)
     errors.fail(str(e))
-  except KeyboardInterrupt:  # Outside the training steps, which save first.
-    print('interrupted: stopped by SIGINT without saving (checkpoints written before '
-          'are kept); run the same command again to resume', file=sys.stderr)
-    sys.exit(128 + signal.SIGINT)
+  except KeyboardInterrupt as e:  # Outside the training steps, which save first.
+    _stopped_without_saving(job, existed, getattr(e, 'signal_number', signal.SIGINT),
+                            getattr(e, 'note', ''))
+  else:
+    if stops.received() is not None:  # It came as the job ended: the job is done.
+      signum = stops.received()
+      print(f'{stops.how(signum)}: {stops.name(signum)} came as the command ended; '
+            'what it reported above is complete', file=sys.stderr)
+      _exit_now(job, stops.status(signum))
   finally:
     if job.claim is not None:
       job.claim.release()
+
+
+def _clean_up_after_failure(job: Job, existed: bool) -> None:
+  """Lets go of the job's workdir, and removes it if this command made it and
+  left nothing in it but its log and claim."""
+  logs.close()
+  if job.claim is not None:
+    job.claim.release()
+  if job.workdir:
+    workdir_lib.remove_if_left_empty(job.workdir, existed,
+                                     (logs.LOG_FILE, claims.CLAIM_DIR))
+
+
+def _stopped_without_saving(job: Job, existed: bool, signum: int, note: str = '') -> None:
+  """One line and 128 + `signum` for a stop outside the training steps (a dataset
+  build, compilation), where there is no step to save; `note` says what became
+  of the work instead (a submitter's workers)."""
+  _clean_up_after_failure(job, existed)
+  what = note or 'without saving (checkpoints written before are kept)'
+  print(f'{stops.how(signum)}: stopped by {stops.name(signum)} {what}; run the same '
+        'command again to resume', file=sys.stderr)
+  # Not _exit_now: the other processes of a group did not stop with this one, and
+  # would keep it at JAX's shutdown barrier.
+  _flush_and_exit(stops.status(signum))
 
 
 @contextlib.contextmanager

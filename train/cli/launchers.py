@@ -29,6 +29,7 @@ from typing import Callable, Sequence
 
 from train.common import console
 from train.common import files
+from train.common import stops
 
 # The submitting command looks at the study directory this often while it waits.
 POLL_SECONDS = 2.0
@@ -357,17 +358,46 @@ def slurm_jobs_queued(job_ids: Sequence[str]) -> bool:
 def wait_for_workers(count_states: Callable[[], dict[str, int]],
                      workers_alive: Callable[[], bool],
                      progress: console.Progress,
-                     poll_seconds: float = POLL_SECONDS) -> dict[str, int]:
+                     poll_seconds: float = POLL_SECONDS,
+                     when_stopped: Callable[[], str] = lambda: '') -> dict[str, int]:
   """Shows the runs done, running, pending and failed until none is running or
-  pending, or no worker is left; returns the last counts."""
-  while True:
-    counts = count_states()
-    progress.note(describe_counts(counts))
-    if not counts['running'] and not counts['pending']:
-      return counts
-    if not workers_alive():
-      return count_states()
-    time.sleep(poll_seconds)
+  pending, or no worker is left; returns the last counts.
+
+  A stop signal (Ctrl-C) ends the wait with stops.Stopped, whose line then says
+  what `when_stopped` did with the workers (stop_local_workers, slurm_workers_go_on).
+  """
+  try:
+    while True:
+      counts = count_states()
+      progress.note(describe_counts(counts))
+      if not counts['running'] and not counts['pending']:
+        return counts
+      if not workers_alive():
+        return count_states()
+      time.sleep(poll_seconds)
+  except KeyboardInterrupt as e:
+    raise stops.Stopped(getattr(e, 'signal_number', signal.SIGINT), when_stopped()) from None
+
+
+def _report_hint(workdir: str) -> str:
+  return f'python main.py report --workdir={workdir} says where the runs stand'
+
+
+def stop_local_workers(processes: Sequence[subprocess.Popen], workdir: str) -> str:
+  """SIGTERM to the local workers still running: each saves its run and stops
+  (a terminal's Ctrl-C reached them already; SIGTERM, unlike a second SIGINT,
+  never makes one stop without saving). Returns what was done, for the line."""
+  alive = [p for p in processes if p.poll() is None]
+  for process in alive:
+    process.send_signal(signal.SIGTERM)
+  pids = ', '.join(str(p.pid) for p in alive) or 'none left'
+  return (f'while waiting; sent SIGTERM to its local workers (pids {pids}): each saves '
+          f'its run and stops; {_report_hint(workdir)}')
+
+
+def slurm_workers_go_on(started: str, workdir: str) -> str:
+  return (f'while waiting; {started} goes on (scancel stops it, each worker saving its '
+          f'run); {_report_hint(workdir)}')
 
 
 def describe_counts(counts: dict[str, int]) -> str:

@@ -114,9 +114,10 @@ def _worker_counts(job: Job, plan, gpus: list[str]) -> tuple[int, int]:
   return split, min(split, left)
 
 
-def _start_workers(job: Job, plan) -> tuple[str, Callable[[], bool]]:
-  """Starts the launcher's workers; returns what was started, in words, and a
-  function that says whether any of them is still alive (or queued)."""
+def _start_workers(job: Job, plan) -> tuple[str, Callable[[], bool], Callable[[], str]]:
+  """Starts the launcher's workers; returns what was started, in words, a
+  function that says whether any of them is still alive (or queued), and one
+  for a stopped wait that stops them or says why not."""
   gpus = launchers.local_gpus() if job.launch.launcher == cli_flags.LOCAL else []
   split, num_workers = _worker_counts(job, plan, gpus)
   capped = (f' (of --num_workers={split}: one per run left to do)'
@@ -126,19 +127,22 @@ def _start_workers(job: Job, plan) -> tuple[str, Callable[[], bool]]:
                                       gpus, detach=not job.launch.wait, count=num_workers)
     pids = ', '.join(str(p.pid) for p in processes)
     return (f'{num_workers} local workers (pids {pids}){capped}',
-            lambda: any(p.poll() is None for p in processes))
+            lambda: any(p.poll() is None for p in processes),
+            lambda: launchers.stop_local_workers(processes, job.workdir))
   slurm_jobs = launchers.submit_slurm(job.workdir, job.launch.slurm, num_workers,
                                       job.compilation_cache_dir)
   ids = [j.job_id for j in slurm_jobs]
-  return (f'a Slurm job array of {num_workers} workers (job {ids[0].partition("_")[0]})'
-          f'{capped}', lambda: launchers.slurm_jobs_queued(ids))
+  started = (f'a Slurm job array of {num_workers} workers (job {ids[0].partition("_")[0]})'
+             f'{capped}')
+  return (started, lambda: launchers.slurm_jobs_queued(ids),
+          lambda: launchers.slurm_workers_go_on(started, job.workdir))
 
 
 def _launch(job: Job, plan) -> list[dict] | None:
   """Starts the workers; unless --nowait, waits for them and writes the report.
   Returns the studies, or None when the command does not wait."""
   from train.experiments import worker  # pylint: disable=g-import-not-at-top
-  started, alive = _start_workers(job, plan)
+  started, alive, when_stopped = _start_workers(job, plan)
   print(f'started {started}; their logs are in {os.path.join(job.workdir, "workers")}',
         file=sys.stderr)
   if not job.launch.wait:
@@ -146,7 +150,9 @@ def _launch(job: Job, plan) -> list[dict] | None:
           'the runs stand; the last worker writes the report', file=sys.stderr)
     return None
   with console.Progress(len(plan.runs), enabled=True) as progress:
-    counts = launchers.wait_for_workers(lambda: worker.count_states(plan), alive, progress)
+    counts = launchers.wait_for_workers(
+        lambda: worker.count_states(plan), alive, progress,
+        when_stopped=when_stopped)
   studies = _study_module().write_report(job.workdir)
   _check_finished(job, counts)
   return studies

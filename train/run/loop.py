@@ -30,6 +30,7 @@ from input_pipeline import info
 from input_pipeline import pipeline
 from train.common import console
 from train.common import files
+from train.common import stops
 from train.run import budget
 from train.run import checkpoint
 from train.run import distributed
@@ -188,12 +189,17 @@ class _StopSignals:
     if threading.current_thread() is threading.main_thread():
       for signum in STOP_SIGNALS:
         self._previous[signum] = signal.signal(signum, self._handle)
+    # One that came before (while compiling; a library may have swallowed the
+    # exception it raised) stops the run at its first step.
+    if stops.received() is not None:
+      self.raised, self.signal_number = True, stops.received()
     return self
 
   def _handle(self, signum, frame) -> None:
     del frame
     if self.raised and signum == signal.SIGINT:
-      raise KeyboardInterrupt
+      raise stops.Stopped(signum)
+    stops.record(signum)
     self.raised, self.signal_number = True, signum
     logging.warning('%s: saving a checkpoint at the end of this step, then stopping%s',
                     self.name, ' (Ctrl-C again stops without saving)'
