@@ -429,7 +429,7 @@ def test_no_more_local_workers_start_than_runs_are_left(monkeypatch, tmp_path, g
       sys.executable, '-c', 'import os; print(os.environ.get("CUDA_VISIBLE_DEVICES"))'])
   job = jobs.Job(jobs.STUDY, 'embedded_lars', {}, workdir,
                  launch=launchers.LaunchOptions('local', num_workers))
-  said, alive = runners._start_workers(job, plan)  # pylint: disable=protected-access
+  said, alive, _ = runners._start_workers(job, plan)  # pylint: disable=protected-access
   while alive():
     time.sleep(0.1)
   logs = sorted(glob.glob(os.path.join(workdir, 'workers', 'local_*.log')))

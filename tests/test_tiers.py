@@ -21,6 +21,7 @@ ONLY_SLOW: dict[str, str] = {
     'test_sharding.py': 'trains on 1, 2, 4 and 8 devices',
     'test_slurm_cluster.py': 'each test submits jobs to Slurm',
     'test_slurm_studies.py': 'each test trains tiny runs through Slurm',
+    'test_stop_signals.py': 'each test is a main.py process stopped by a signal',
     'test_workers.py': 'each test trains tiny runs in worker processes',
 }
 
