@@ -10,13 +10,12 @@ are imported only inside the runners that build an input pipeline.
 
 import contextlib
 import dataclasses
-import errno
 import logging as std_logging
 import os
 import signal
 import socket
 import sys
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import jax
 import ml_collections
@@ -257,10 +256,8 @@ def _hold_workdir(workdir: str, created: bool) -> claims.Claim | None:
     errors.fail(str(e))
   except OSError as e:
     workdir_lib.remove_if_left_empty(workdir, not created, (claims.CLAIM_DIR,))
-    remedy = ('free disk space there' if e.errno in (errno.ENOSPC, errno.EDQUOT)
-              else f'check that {workdir} is writable')
     errors.fail(f'cannot write the claim on --workdir={workdir} ({type(e).__name__}: '
-                f'{e.strerror or e}); {remedy}, then re-run the same command')
+                f'{e.strerror or e}); {files.remedy(e, os.path.join(workdir, claims.CLAIM_DIR))}, then re-run the same command')
 
 
 def _study_dir_job(kind: str) -> Job:
@@ -272,6 +269,9 @@ def _study_dir_job(kind: str) -> Job:
   if not os.path.exists(os.path.join(workdir, 'plan.json')):  # Before any log is written.
     errors.fail(f'--workdir={workdir} holds no study plan (plan.json); give the directory '
                 'of a study, comparison or search started with python main.py')
+  if not os.access(workdir, os.W_OK | os.X_OK):  # Also a read-only mount (EROFS).
+    errors.fail(f'--workdir={workdir} is not writable, and main.py {kind} writes its files '
+                'there; make it writable, or copy the study to a directory you can write to')
   return Job(kind, os.path.basename(workdir), {}, workdir,
              compilation_cache_dir=FLAGS.compilation_cache_dir)
 
@@ -332,14 +332,34 @@ def _late_bad_input() -> tuple[type[BaseException], ...]:
   return (validation.ConfigError, files.FileWriteError, *found)
 
 
+def _filesystem_error(error: BaseException) -> files.FileWriteError | None:
+  """A write the filesystem refused (full, read-only, a name too long), as the
+  one-line error that names its remedy; None for any other error."""
+  if not isinstance(error, OSError) or error.errno not in files.FILESYSTEM_ERRNOS:
+    return None
+  path = error.filename if isinstance(error.filename, str) else '(a file of the job)'
+  return files.write_error(path, error)
+
+
+def _quietly(what: str, close: Callable[[], None]) -> None:
+  """Runs `close` after a failure: its own error (the same full disk, say) goes
+  to the log file, never over the line that says what went wrong."""
+  try:
+    close()
+  except Exception as e:  # pylint: disable=broad-except
+    std_logging.getLogger(__name__).info('%s failed after the error: %s', what,
+                                            errors.one_line(e))
+
+
 @contextlib.contextmanager
 def reported_errors(job: Job) -> Iterator[None]:
   """Ends the command in one line for what can go wrong once a job runs.
 
   Bad input found late (a dataset, a checkpoint, a study directory, a full
-  disk) exits with status 2; SIGTERM, SIGINT and SIGUSR2 (Slurm's warning)
-  during training save the step and exit with 128 + the signal's number, as
-  schedulers and shells expect. A single run lets go of its workdir's claim.
+  disk or a read-only one) exits with status 2; SIGTERM, SIGINT and SIGUSR2
+  (Slurm's warning) during training save the step and exit with 128 + the
+  signal's number, as schedulers and shells expect. A single run lets go of its
+  workdir's claim.
   """
   existed = (bool(job.workdir) and os.path.exists(job.workdir)
              and not job.created_workdir)
@@ -351,22 +371,23 @@ def reported_errors(job: Job) -> Iterator[None]:
       how = 'interrupted' if e.signal_number == signal.SIGINT else 'preempted'
       print(f'{how}: {e}; run the same command again to resume', file=sys.stderr)
       _exit_now(job, 128 + e.signal_number)
-    if not isinstance(e, _late_bad_input()):
+    refused = _filesystem_error(e)
+    if refused is None and not isinstance(e, _late_bad_input()):
       raise
-    logs.close()
     if job.claim is not None:
-      job.claim.release()
+      _quietly('releasing the claim', job.claim.release)
+    _quietly('closing the log', logs.close)
     if job.workdir:
-      workdir_lib.remove_if_left_empty(job.workdir, existed,
-                                       (logs.LOG_FILE, claims.CLAIM_DIR))
-    errors.fail(str(e))
+      _quietly('removing the empty workdir', lambda: workdir_lib.remove_if_left_empty(
+          job.workdir, existed, (logs.LOG_FILE, claims.CLAIM_DIR)))
+    errors.fail(str(refused or e))
   except KeyboardInterrupt:  # Outside the training steps, which save first.
     print('interrupted: stopped by SIGINT without saving (checkpoints written before '
           'are kept); run the same command again to resume', file=sys.stderr)
     sys.exit(128 + signal.SIGINT)
   finally:
     if job.claim is not None:
-      job.claim.release()
+      _quietly('releasing the claim', job.claim.release)
 
 
 @contextlib.contextmanager

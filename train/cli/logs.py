@@ -29,10 +29,32 @@ LOG_FILE = console.LOG_FILE
 
 
 class _LogFile(logging.FileHandler):
-  """The log file; a disk that fills up loses log records, never the run."""
+  """The log file; a disk that fills up, or a directory that cannot be written,
+  loses log records, never the run: the harness's own writes report those in one
+  line, and a log record that raised instead would be a traceback from whatever
+  library logged it, or a second error over that line when the file is closed.
+  """
+
+  def emit(self, record: logging.LogRecord) -> None:
+    try:
+      super().emit(record)
+    except OSError:  # Opening the file (delay=True) happens here, outside handleError.
+      pass
 
   def handleError(self, record: logging.LogRecord) -> None:
-    del record  # The harness's own writes report a full disk, in one line.
+    del record  # See the class's docstring.
+
+  def flush(self) -> None:
+    try:
+      super().flush()
+    except OSError:
+      pass
+
+  def close(self) -> None:
+    try:
+      super().close()
+    except OSError:  # Flushing what the full disk did not take; the stream is closed.
+      pass
 
 
 class _ClearProgressLine(logging.Filter):
