@@ -257,7 +257,7 @@ def _hold_workdir(workdir: str, created: bool) -> claims.Claim | None:
   except OSError as e:
     workdir_lib.remove_if_left_empty(workdir, not created, (claims.CLAIM_DIR,))
     errors.fail(f'cannot write the claim on --workdir={workdir} ({type(e).__name__}: '
-                f'{e.strerror or e}); {files.remedy(e, os.path.join(workdir, claims.CLAIM_DIR))}, then re-run the same command')
+                f'{e.strerror or e}); {files.remedy(e, workdir)}, then re-run the same command')
 
 
 def _study_dir_job(kind: str) -> Job:
@@ -332,13 +332,15 @@ def _late_bad_input() -> tuple[type[BaseException], ...]:
   return (validation.ConfigError, files.FileWriteError, *found)
 
 
-def _filesystem_error(error: BaseException) -> files.FileWriteError | None:
+def _filesystem_error(error: BaseException, workdir: str | None) -> files.FileWriteError | None:
   """A write the filesystem refused (full, read-only, a name too long), as the
-  one-line error that names its remedy; None for any other error."""
+  one-line error that names its remedy; None for any other error. A failed
+  write(2) names no file: the job's workdir then says where."""
   if not isinstance(error, OSError) or error.errno not in files.FILESYSTEM_ERRNOS:
     return None
-  path = error.filename if isinstance(error.filename, str) else '(a file of the job)'
-  return files.write_error(path, error)
+  if isinstance(error.filename, str):
+    return files.write_error(error.filename, error)
+  return files.write_error(workdir or os.getcwd(), error, directory=True)
 
 
 def _quietly(what: str, close: Callable[[], None]) -> None:
@@ -371,7 +373,7 @@ def reported_errors(job: Job) -> Iterator[None]:
       how = 'interrupted' if e.signal_number == signal.SIGINT else 'preempted'
       print(f'{how}: {e}; run the same command again to resume', file=sys.stderr)
       _exit_now(job, 128 + e.signal_number)
-    refused = _filesystem_error(e)
+    refused = _filesystem_error(e, job.workdir)
     if refused is None and not isinstance(e, _late_bad_input()):
       raise
     if job.claim is not None:

@@ -17,7 +17,8 @@ import contextlib
 import logging
 import os
 import sys
-from typing import Iterator
+import threading
+from typing import Callable, Iterator
 
 from absl import flags
 from absl import logging as absl_logging
@@ -65,7 +66,32 @@ class _ClearProgressLine(logging.Filter):
     return True
 
 
+class _OrbaxFailuresToFile(logging.Filter):
+  """Keeps Orbax's records of a failed save (a traceback from each of its
+  threads) off the console: train/run/checkpoint.py reports that save in one
+  line. The log file still gets them."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not (record.levelno >= logging.ERROR
+                and f'{os.sep}orbax{os.sep}' in record.pathname)
+
+
 _file_handler: _LogFile | None = None
+
+
+def _background_errors_to_log(hook: Callable[..., None]) -> Callable[..., None]:
+  """sys.excepthook, but an error printed from a thread other than the main one
+  goes to the log file. Native libraries print there what their threads' Python
+  callbacks raised (TensorStore's, after Orbax closed the event loop of a failed
+  save: dozens of 'Event loop is closed'); the harness reports the failure itself
+  in one line, and the main thread's own uncaught errors still reach the console."""
+  def excepthook(kind, value, tb) -> None:
+    if threading.current_thread() is threading.main_thread():
+      hook(kind, value, tb)
+    else:
+      logging.getLogger(__name__).info('a background thread printed an error',
+                                       exc_info=(kind, value, tb))
+  return excepthook
 
 
 def console_level() -> int:
@@ -85,6 +111,8 @@ def set_up(workdir: str | None, file_name: str = LOG_FILE) -> None:
   root.setLevel(min(on_console, logging.INFO))
   handler = absl_logging.get_absl_handler()
   handler.setLevel(on_console)
+  sys.excepthook = _background_errors_to_log(sys.excepthook)
+  handler.addFilter(_OrbaxFailuresToFile())
   handler.addFilter(_ClearProgressLine())
   if workdir is None:
     return

@@ -46,12 +46,12 @@ _REMEDIES = (
 FILESYSTEM_ERRNOS = frozenset(n for numbers, _ in _REMEDIES for n in numbers)
 
 
-def remedy(error: OSError, path: str) -> str:
-  """What to do about `error`, raised writing `path`, in words."""
+def remedy(error: OSError, directory: str) -> str:
+  """What to do about `error`, raised writing in `directory`, in words."""
   for numbers, text in _REMEDIES:
     if error.errno in numbers:
-      return text.format(dir=os.path.dirname(path) or '.')
-  return f'check that {os.path.dirname(path) or "."} exists and is writable'
+      return text.format(dir=directory)
+  return f'check that {directory} exists and is writable'
 
 
 def os_error_cause(error: BaseException) -> OSError | None:
@@ -65,11 +65,14 @@ def os_error_cause(error: BaseException) -> OSError | None:
   return None
 
 
-def write_error(path: str, error: OSError) -> FileWriteError:
-  """The one-line error for `error`, raised writing `path`."""
-  return FileWriteError(f'cannot write {path} ({type(error).__name__}: '
-                        f'{error.strerror or error}); {remedy(error, path)}, then re-run the '
-                        'same command')
+def write_error(path: str, error: OSError, *, directory: bool = False) -> FileWriteError:
+  """The one-line error for `error`, raised writing the file `path` (or in the
+  directory `path`, when the error does not name its file)."""
+  where = f'in {path}' if directory else path
+  return FileWriteError(f'cannot write {where} ({type(error).__name__}: '
+                        f'{error.strerror or error}); '
+                        f'{remedy(error, path if directory else os.path.dirname(path) or ".")}'
+                        ', then re-run the same command')
 
 
 def write_text(path: str, text: str) -> str:
