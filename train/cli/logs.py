@@ -17,8 +17,7 @@ import contextlib
 import logging
 import os
 import sys
-import threading
-from typing import Callable, Iterator
+from typing import Iterator
 
 from absl import flags
 from absl import logging as absl_logging
@@ -79,19 +78,16 @@ class _OrbaxFailuresToFile(logging.Filter):
 _file_handler: _LogFile | None = None
 
 
-def _background_errors_to_log(hook: Callable[..., None]) -> Callable[..., None]:
-  """sys.excepthook, but an error printed from a thread other than the main one
-  goes to the log file. Native libraries print there what their threads' Python
-  callbacks raised (TensorStore's, after Orbax closed the event loop of a failed
-  save: dozens of 'Event loop is closed'); the harness reports the failure itself
-  in one line, and the main thread's own uncaught errors still reach the console."""
-  def excepthook(kind, value, tb) -> None:
-    if threading.current_thread() is threading.main_thread():
-      hook(kind, value, tb)
-    else:
-      logging.getLogger(__name__).info('a background thread printed an error',
-                                       exc_info=(kind, value, tb))
-  return excepthook
+def _unraisable_to_log(unraisable) -> None:
+  """sys.unraisablehook: an error that Python could not raise goes to the log
+  file, not the console. It ends nothing, and it comes in bursts: TensorStore
+  calls back into the event loop of an Orbax save or restore that failed and
+  closed that loop, each callback printing 'Event loop is closed', dozens of
+  them, during the run and after its one line that says what went wrong."""
+  where = f' in {unraisable.object!r}' if unraisable.object is not None else ''
+  logging.getLogger(__name__).info(
+      '%s%s', unraisable.err_msg or 'Exception ignored', where,
+      exc_info=(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback))
 
 
 def console_level() -> int:
@@ -111,7 +107,7 @@ def set_up(workdir: str | None, file_name: str = LOG_FILE) -> None:
   root.setLevel(min(on_console, logging.INFO))
   handler = absl_logging.get_absl_handler()
   handler.setLevel(on_console)
-  sys.excepthook = _background_errors_to_log(sys.excepthook)
+  sys.unraisablehook = _unraisable_to_log
   handler.addFilter(_OrbaxFailuresToFile())
   handler.addFilter(_ClearProgressLine())
   if workdir is None:
