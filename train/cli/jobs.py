@@ -382,7 +382,15 @@ def reported_errors(job: Job) -> Iterator[None]:
     if job.workdir:
       _quietly('removing the empty workdir', lambda: workdir_lib.remove_if_left_empty(
           job.workdir, existed, (logs.LOG_FILE, claims.CLAIM_DIR)))
-    errors.fail(str(refused or e))
+    if 'tensorflow' not in sys.modules:
+      errors.fail(str(refused or e))
+    # An input pipeline may still be reading in tf.data's threads, which the
+    # interpreter's shutdown finalizes: a native warning after the one line
+    # ('Error occurred when finalizing GeneratorDataset iterator'), or a hang
+    # (seen after a checkpoint failed on a full disk). Nothing is left to clean
+    # up that the shutdown would.
+    print(f'error: {errors.one_line(refused or e)}', file=sys.stderr)
+    _flush_and_exit(errors.USAGE_ERROR)
   except KeyboardInterrupt:  # Outside the training steps, which save first.
     print('interrupted: stopped by SIGINT without saving (checkpoints written before '
           'are kept); run the same command again to resume', file=sys.stderr)
