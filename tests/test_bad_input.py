@@ -662,10 +662,10 @@ CASES = [
          setup=_finished_study(read_only=True), unprivileged=True),
     Case('report_on_a_full_disk', ('report', '--workdir={dir}/study'),
          '(OSError: No space left on device); free disk space there, then re-run the same '
-         'command', also=('cannot write in {dir}/study',),
+         'command', also=('cannot write {dir}/study/mlperf/',),
          setup=_finished_study(), in_child=_disk_full_at_start),
     Case('worker_on_a_full_disk', ('worker', '--workdir={dir}/study'),
-         'No space left on device); free disk space there', also=('cannot write in {dir}/study',),
+         'No space left on device); free disk space there', also=('cannot write {dir}/study/',),
          setup=_finished_study(), in_child=_disk_full_at_start, mid_run=True),
     Case('disk_full_after_the_claim', _tiny_run_argv(),
          'run/config.json (OSError: No space left on device); free disk space there',

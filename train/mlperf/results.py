@@ -138,9 +138,12 @@ def write_results_folder(study_dir: str, config: ml_collections.ConfigDict,
   try:
     _write_tree(staging, os.path.relpath(benchmark_folder(study_dir, config), org), config,
                 run_logs)
-  except BaseException:
+  except BaseException as e:
     # A full or read-only disk: nothing half-written stays (the error says what to do).
     shutil.rmtree(staging, ignore_errors=True)
+    if isinstance(e, OSError) and e.filename is None:
+      # A failed write(2) names no file (a full disk): name the folder it was for.
+      raise OSError(e.errno, e.strerror, org) from None
     raise
   _move_into_place(staging, org)
   return org
