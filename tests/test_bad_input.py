@@ -36,6 +36,7 @@ tiny training). CASE_HANG_GUARD_SECONDS only ends a case that hangs, and is
 minutes long: a case that reaches it fails as hung.
 """
 
+import atexit
 import dataclasses
 import hashlib
 import importlib
@@ -164,33 +165,7 @@ def _corrupt_checkpoint(directory: str) -> None:
 def _disk_full_at_start(directory: str) -> None:
   """In the case's process: a file opened for writing under `directory` is
   created, but writing into it fails as on a full disk."""
-  import builtins  # pylint: disable=g-import-not-at-top
-  import errno  # pylint: disable=g-import-not-at-top
-  real_open = builtins.open
-
-  class FullFile:
-    def __init__(self, f):
-      self._f = f
-
-    def write(self, data):
-      raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-
-    def __enter__(self):
-      return self
-
-    def __exit__(self, *exc):
-      self._f.close()
-
-    def __getattr__(self, name):
-      return getattr(self._f, name)
-
-  def full_open(file, mode='r', *args, **kwargs):
-    f = real_open(file, mode, *args, **kwargs)
-    writing = any(c in mode for c in 'wax+')
-    if writing and isinstance(file, str) and os.path.abspath(file).startswith(directory):
-      return FullFile(f)
-    return f
-  builtins.open = full_open
+  _failing_writes(directory)
 
 
 def _data_dir_full(directory: str) -> None:
@@ -389,6 +364,101 @@ def _absolute_run_dir(directory: str) -> None:
   values['runs'][0]['run_dir'] = os.path.join(directory, 'o', 'victim')
   with open(path, 'w') as f:
     json.dump(values, f, indent=2)
+# A finished study made by main.py (2 seeds of _TINY_RUN), built once per test
+# process on the first case that asks and copied for each: {'path': its folder}.
+_FINISHED_STUDY = {}
+
+
+def _finished_study(read_only: bool = False) -> Callable[[str], None]:
+  """{dir}/study: a study that `python main.py --num_seeds=2` finished (its
+  report, MLPerf folder and claims included); every folder of it read-only
+  (0o555) if `read_only`."""
+  def setup(directory: str) -> None:
+    if 'path' not in _FINISHED_STUDY:
+      root = tempfile.mkdtemp(prefix='bad_input_study_')
+      atexit.register(shutil.rmtree, root, ignore_errors=True)
+      study = os.path.join(root, 'study')
+      argv = [a.replace('{dir}', root) for a in _tiny_run_argv()]
+      done = subprocess.run(
+          [sys.executable, MAIN, '--config=configs/embedded_lars.py', '--num_seeds=2',
+           f'--workdir={study}', *argv, f'--config.data_dir={_TINY_DATA["path"]}'],
+          cwd=REPO, env=dict(os.environ, JAX_PLATFORMS='cpu'), capture_output=True,
+          text=True, timeout=CASE_HANG_GUARD_SECONDS, check=False)
+      assert done.returncode == 0, done.stderr[-3000:]
+      _FINISHED_STUDY['path'] = study
+    target = os.path.join(directory, 'study')
+    shutil.copytree(_FINISHED_STUDY['path'], target, symlinks=True)
+    if read_only:
+      for path, dirs, _ in os.walk(target, topdown=False):
+        for name in dirs:
+          os.chmod(os.path.join(path, name), 0o555)
+      os.chmod(target, 0o555)
+  return setup
+
+
+def _disk_full_after_claim(directory: str) -> None:
+  """In the case's process: the disk fills up once a single run has written its
+  claim ({dir}/run/claim): writing any other file under `directory` fails."""
+  _failing_writes(directory, spared=os.path.join(directory, 'run', 'claim'))
+
+
+def _failing_writes(directory: str, spared: str | None = None) -> None:
+  """In the case's process: files under `directory` (but not under `spared`)
+  can be created, but writing into them fails as on a full disk (ENOSPC):
+  through open() and through os.open()'s file descriptors alike."""
+  import builtins  # pylint: disable=g-import-not-at-top
+  import errno  # pylint: disable=g-import-not-at-top
+  real_open, real_os_open, real_write, real_close = builtins.open, os.open, os.write, os.close
+  full_fds = set()
+
+  def no_space():
+    return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+  class FullFile:
+    def __init__(self, f):
+      self._f = f
+
+    def write(self, data):
+      raise no_space()
+
+    def __enter__(self):
+      return self
+
+    def __exit__(self, *exc):
+      self._f.close()
+
+    def __iter__(self):
+      return iter(self._f)
+
+    def __getattr__(self, name):
+      return getattr(self._f, name)
+
+  def full(path) -> bool:
+    if not isinstance(path, (str, os.PathLike)):
+      return False
+    path = os.path.abspath(os.fspath(path))
+    inside = path.startswith(directory + os.sep)
+    return inside and not (spared and path.startswith(spared + os.sep))
+
+  def full_open(file, mode='r', *args, **kwargs):
+    f = real_open(file, mode, *args, **kwargs)
+    return FullFile(f) if any(c in mode for c in 'wax+') and full(file) else f
+
+  def full_os_open(path, flags, *args, **kwargs):
+    fd = real_os_open(path, flags, *args, **kwargs)
+    if flags & (os.O_WRONLY | os.O_RDWR) and full(path):
+      full_fds.add(fd)
+    return fd
+
+  def full_write(fd, data):
+    if fd in full_fds:
+      raise no_space()
+    return real_write(fd, data)
+
+  def close(fd):
+    full_fds.discard(fd)  # Its number may next be another file's.
+    real_close(fd)
+  builtins.open, os.open, os.write, os.close = full_open, full_os_open, full_write, close
 
 
 def _fake_imagenet(train_tar: Callable[[bytes], bytes]) -> Callable[[str], None]:
@@ -903,6 +973,31 @@ CASES = [
          '--compare=,: an entry of the list is empty; give config files separated by single '
          'commas'),
     Case('compare_empty_list', ('--compare=',), '--compare= names no config file'),
+    # Part B: filesystems that fail (full, read-only, names too long). A study's
+    # report and worker write into the study; tests/test_full_disk.py fills a real
+    # filesystem under Orbax's background writes.
+    Case('report_of_a_read_only_study', ('report', '--workdir={dir}/study'),
+         'is not writable, and main.py report writes its files there; make it writable',
+         also=('--workdir={dir}/study is not writable',),
+         setup=_finished_study(read_only=True), unprivileged=True),
+    Case('worker_of_a_read_only_study', ('worker', '--workdir={dir}/study'),
+         'is not writable, and main.py worker writes its files there',
+         also=('--workdir={dir}/study is not writable',),
+         setup=_finished_study(read_only=True), unprivileged=True),
+    Case('report_on_a_full_disk', ('report', '--workdir={dir}/study'),
+         '(OSError: No space left on device); free disk space there, then re-run the same '
+         'command', also=('cannot write {dir}/study/mlperf/',),
+         setup=_finished_study(), in_child=_disk_full_at_start),
+    Case('worker_on_a_full_disk', ('worker', '--workdir={dir}/study'),
+         'No space left on device); free disk space there', also=('cannot write {dir}/study/',),
+         setup=_finished_study(), in_child=_disk_full_at_start, mid_run=True),
+    Case('disk_full_after_the_claim', _tiny_run_argv(),
+         'run/config.json (OSError: No space left on device); free disk space there',
+         also=('cannot write {dir}/run/config.json',),
+         in_child=_disk_full_after_claim, leaves_no=('run',)),
+    Case('workdir_name_too_long', ('--workdir={dir}/' + 'a' * 4000,),
+         '(OSError: File name too long); choose a shorter path, then re-run the same command',
+         also=('cannot write the claim on --workdir={dir}/aaaa',)),
 ]
 
 

@@ -10,13 +10,12 @@ are imported only inside the runners that build an input pipeline.
 
 import contextlib
 import dataclasses
-import errno
 import logging as std_logging
 import os
 import signal
 import socket
 import sys
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import jax
 import ml_collections
@@ -294,10 +293,8 @@ def _hold_workdir(workdir: str, created: bool) -> claims.Claim | None:
     errors.fail(str(e))
   except OSError as e:
     workdir_lib.remove_if_left_empty(workdir, not created, (claims.CLAIM_DIR,))
-    remedy = ('free disk space there' if e.errno in (errno.ENOSPC, errno.EDQUOT)
-              else f'check that {workdir} is writable')
     errors.fail(f'cannot write the claim on --workdir={workdir} ({type(e).__name__}: '
-                f'{e.strerror or e}); {remedy}, then re-run the same command')
+                f'{e.strerror or e}); {files.remedy(e, workdir)}, then re-run the same command')
 
 
 def _study_dir_job(kind: str) -> Job:
@@ -313,6 +310,9 @@ def _study_dir_job(kind: str) -> Job:
     plan_lib.read_plan(workdir)
   except plan_lib.StudyDirError as e:
     errors.fail(str(e))
+  if not os.access(workdir, os.W_OK | os.X_OK):  # Also a read-only mount (EROFS).
+    errors.fail(f'--workdir={workdir} is not writable, and main.py {kind} writes its files '
+                'there; make it writable, or copy the study to a directory you can write to')
   return Job(kind, os.path.basename(workdir), {}, workdir,
              compilation_cache_dir=FLAGS.compilation_cache_dir)
 
@@ -373,14 +373,36 @@ def _late_bad_input() -> tuple[type[BaseException], ...]:
   return (validation.ConfigError, files.FileWriteError, *found)
 
 
+def _filesystem_error(error: BaseException, workdir: str | None) -> files.FileWriteError | None:
+  """A write the filesystem refused (full, read-only, a name too long), as the
+  one-line error that names its remedy; None for any other error. A failed
+  write(2) names no file: the job's workdir then says where."""
+  if not isinstance(error, OSError) or error.errno not in files.FILESYSTEM_ERRNOS:
+    return None
+  if isinstance(error.filename, str):
+    return files.write_error(error.filename, error)
+  return files.write_error(workdir or os.getcwd(), error, directory=True)
+
+
+def _quietly(what: str, close: Callable[[], None]) -> None:
+  """Runs `close` after a failure: its own error (the same full disk, say) goes
+  to the log file, never over the line that says what went wrong."""
+  try:
+    close()
+  except Exception as e:  # pylint: disable=broad-except
+    std_logging.getLogger(__name__).info('%s failed after the error: %s', what,
+                                            errors.one_line(e))
+
+
 @contextlib.contextmanager
 def reported_errors(job: Job) -> Iterator[None]:
   """Ends the command in one line for what can go wrong once a job runs.
 
   Bad input found late (a dataset, a checkpoint, a study directory, a full
-  disk) exits with status 2; SIGTERM, SIGINT and SIGUSR2 (Slurm's warning)
-  during training save the step and exit with 128 + the signal's number, as
-  schedulers and shells expect. A single run lets go of its workdir's claim.
+  disk or a read-only one) exits with status 2; SIGTERM, SIGINT and SIGUSR2
+  (Slurm's warning) during training save the step and exit with 128 + the
+  signal's number, as schedulers and shells expect. A single run lets go of its
+  workdir's claim.
   """
   existed = (bool(job.workdir) and os.path.exists(job.workdir)
              and not job.created_workdir)
@@ -396,10 +418,11 @@ def reported_errors(job: Job) -> Iterator[None]:
       # What a swallowed stop signal left behind (an extension module it
       # interrupted fails to import): the stop is the news, not this.
       _stopped_without_saving(job, existed, stops.received())
-    if not isinstance(e, _late_bad_input()):
+    refused = _filesystem_error(e, job.workdir)
+    if refused is None and not isinstance(e, _late_bad_input()):
       raise
     _clean_up_after_failure(job, existed)
-    errors.fail(str(e))
+    _fail_after_clean_up(refused or e)
   except KeyboardInterrupt as e:  # Outside the training steps, which save first.
     _stopped_without_saving(job, existed, getattr(e, 'signal_number', signal.SIGINT),
                             getattr(e, 'note', ''))
@@ -411,18 +434,31 @@ def reported_errors(job: Job) -> Iterator[None]:
       _exit_now(job, stops.status(signum))
   finally:
     if job.claim is not None:
-      job.claim.release()
+      _quietly('releasing the claim', job.claim.release)
 
 
 def _clean_up_after_failure(job: Job, existed: bool) -> None:
   """Lets go of the job's workdir, and removes it if this command made it and
   left nothing in it but its log and claim."""
-  logs.close()
   if job.claim is not None:
-    job.claim.release()
+    _quietly('releasing the claim', job.claim.release)
+  _quietly('closing the log', logs.close)
   if job.workdir:
-    workdir_lib.remove_if_left_empty(job.workdir, existed,
-                                     (logs.LOG_FILE, claims.CLAIM_DIR))
+    _quietly('removing the empty workdir', lambda: workdir_lib.remove_if_left_empty(
+        job.workdir, existed, (logs.LOG_FILE, claims.CLAIM_DIR)))
+
+
+def _fail_after_clean_up(error: BaseException) -> None:
+  """The one error line and exit status 2, once the job has cleaned up."""
+  if 'tensorflow' not in sys.modules:
+    errors.fail(str(error))
+  # An input pipeline may still be reading in tf.data's threads, which the
+  # interpreter's shutdown finalizes: a native warning after the one line
+  # ('Error occurred when finalizing GeneratorDataset iterator'), or a hang
+  # (seen after a checkpoint failed on a full disk). Nothing is left to clean
+  # up that the shutdown would.
+  print(f'error: {errors.one_line(error)}', file=sys.stderr)
+  _flush_and_exit(errors.USAGE_ERROR)
 
 
 def _stopped_without_saving(job: Job, existed: bool, signum: int, note: str = '') -> None:

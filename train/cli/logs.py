@@ -29,10 +29,32 @@ LOG_FILE = console.LOG_FILE
 
 
 class _LogFile(logging.FileHandler):
-  """The log file; a disk that fills up loses log records, never the run."""
+  """The log file; a disk that fills up, or a directory that cannot be written,
+  loses log records, never the run: the harness's own writes report those in one
+  line, and a log record that raised instead would be a traceback from whatever
+  library logged it, or a second error over that line when the file is closed.
+  """
+
+  def emit(self, record: logging.LogRecord) -> None:
+    try:
+      super().emit(record)
+    except OSError:  # Opening the file (delay=True) happens here, outside handleError.
+      pass
 
   def handleError(self, record: logging.LogRecord) -> None:
-    del record  # The harness's own writes report a full disk, in one line.
+    del record  # See the class's docstring.
+
+  def flush(self) -> None:
+    try:
+      super().flush()
+    except OSError:
+      pass
+
+  def close(self) -> None:
+    try:
+      super().close()
+    except OSError:  # Flushing what the full disk did not take; the stream is closed.
+      pass
 
 
 class _ClearProgressLine(logging.Filter):
@@ -43,7 +65,29 @@ class _ClearProgressLine(logging.Filter):
     return True
 
 
+class _OrbaxFailuresToFile(logging.Filter):
+  """Keeps Orbax's records of a failed save (a traceback from each of its
+  threads) off the console: train/run/checkpoint.py reports that save in one
+  line. The log file still gets them."""
+
+  def filter(self, record: logging.LogRecord) -> bool:
+    return not (record.levelno >= logging.ERROR
+                and f'{os.sep}orbax{os.sep}' in record.pathname)
+
+
 _file_handler: _LogFile | None = None
+
+
+def _unraisable_to_log(unraisable) -> None:
+  """sys.unraisablehook: an error that Python could not raise goes to the log
+  file, not the console. It ends nothing, and it comes in bursts: TensorStore
+  calls back into the event loop of an Orbax save or restore that failed and
+  closed that loop, each callback printing 'Event loop is closed', dozens of
+  them, during the run and after its one line that says what went wrong."""
+  where = f' in {unraisable.object!r}' if unraisable.object is not None else ''
+  logging.getLogger(__name__).info(
+      '%s%s', unraisable.err_msg or 'Exception ignored', where,
+      exc_info=(unraisable.exc_type, unraisable.exc_value, unraisable.exc_traceback))
 
 
 def console_level() -> int:
@@ -63,6 +107,8 @@ def set_up(workdir: str | None, file_name: str = LOG_FILE) -> None:
   root.setLevel(min(on_console, logging.INFO))
   handler = absl_logging.get_absl_handler()
   handler.setLevel(on_console)
+  sys.unraisablehook = _unraisable_to_log
+  handler.addFilter(_OrbaxFailuresToFile())
   handler.addFilter(_ClearProgressLine())
   if workdir is None:
     return

@@ -365,10 +365,16 @@ def _link_exclusive(path: str, text: str, token: str) -> bool:
   tmp = os.path.join(os.path.dirname(path),
                      f'.{os.path.basename(path)}.{socket.gethostname()}.{os.getpid()}.{token}')
   try:
-    with open(tmp, 'x') as f:
-      f.write(text)
-      f.flush()
-      os.fsync(f.fileno())
+    try:
+      with open(tmp, 'x') as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    except OSError as e:
+      if e.filename is not None:
+        raise
+      # A failed write(2) names no file (a full disk): the one-line error names this one.
+      raise OSError(e.errno, e.strerror, path) from None
     try:
       os.link(tmp, path)
     except FileExistsError:

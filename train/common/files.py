@@ -33,6 +33,48 @@ class FileWriteError(RuntimeError):
   """A result file cannot be written (a full disk); the message says what to do."""
 
 
+# What to do about a write that the filesystem refused, by errno: the user's
+# move, not the harness's (a full disk needs space, a read-only one another place).
+_REMEDIES = (
+    ((errno.ENOSPC, errno.EDQUOT), 'free disk space there'),
+    ((errno.EROFS, errno.EACCES, errno.EPERM), 'make {dir} writable or choose a writable directory'),
+    ((errno.ENAMETOOLONG,), 'choose a shorter path'),
+    ((errno.EMFILE, errno.ENFILE), 'raise the limit on open files (ulimit -n)'),
+    ((errno.EIO,), 'check the disk or the network filesystem'),
+)
+# The errnos above: a refusal of the filesystem's, never a bug of the harness's.
+FILESYSTEM_ERRNOS = frozenset(n for numbers, _ in _REMEDIES for n in numbers)
+
+
+def remedy(error: OSError, directory: str) -> str:
+  """What to do about `error`, raised writing in `directory`, in words."""
+  for numbers, text in _REMEDIES:
+    if error.errno in numbers:
+      return text.format(dir=directory)
+  return f'check that {directory} exists and is writable'
+
+
+def os_error_cause(error: BaseException) -> OSError | None:
+  """The OSError that `error` is or was raised from (Orbax wraps them), if any."""
+  seen = set()
+  while error is not None and id(error) not in seen:
+    if isinstance(error, OSError):
+      return error
+    seen.add(id(error))
+    error = error.__cause__ or error.__context__
+  return None
+
+
+def write_error(path: str, error: OSError, *, directory: bool = False) -> FileWriteError:
+  """The one-line error for `error`, raised writing the file `path` (or in the
+  directory `path`, when the error does not name its file)."""
+  where = f'in {path}' if directory else path
+  return FileWriteError(f'cannot write {where} ({type(error).__name__}: '
+                        f'{error.strerror or error}); '
+                        f'{remedy(error, path if directory else os.path.dirname(path) or ".")}'
+                        ', then re-run the same command')
+
+
 def write_text(path: str, text: str) -> str:
   """Writes `text` (ending in one newline) atomically; returns `path`.
 
@@ -43,10 +85,7 @@ def write_text(path: str, text: str) -> str:
     with atomic_path(path) as tmp, open(tmp, 'w') as f:
       f.write(text.rstrip('\n') + '\n')
   except OSError as e:
-    remedy = ('free disk space there' if e.errno in (errno.ENOSPC, errno.EDQUOT)
-              else f'check that {os.path.dirname(path)} exists and is writable')
-    raise FileWriteError(f'cannot write {path} ({type(e).__name__}: {e.strerror or e}); '
-                         f'{remedy}, then re-run the same command') from None
+    raise write_error(path, e) from None
   return path
 
 

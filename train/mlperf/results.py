@@ -135,8 +135,24 @@ def write_results_folder(study_dir: str, config: ml_collections.ConfigDict,
   # Built aside and moved into place: the folder is never seen half-written. The
   # staging folder is this writer's own: two workers may finish a study at once.
   staging = f'{org}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp'
-  shutil.rmtree(staging, ignore_errors=True)
-  results = os.path.join(staging, os.path.relpath(benchmark_folder(study_dir, config), org))
+  try:
+    _write_tree(staging, os.path.relpath(benchmark_folder(study_dir, config), org), config,
+                run_logs)
+  except BaseException as e:
+    # A full or read-only disk: nothing half-written stays (the error says what to do).
+    shutil.rmtree(staging, ignore_errors=True)
+    if isinstance(e, OSError) and e.filename is None:
+      # A failed write(2) names no file (a full disk): name the folder it was for.
+      raise OSError(e.errno, e.strerror, org) from None
+    raise
+  _move_into_place(staging, org)
+  return org
+
+
+def _write_tree(staging: str, benchmark: str, config: ml_collections.ConfigDict,
+                run_logs: Sequence[str]) -> None:
+  """The submission tree in `staging`, its logs in `staging`/`benchmark`."""
+  results = os.path.join(staging, benchmark)
   os.makedirs(results)
   for i, log in enumerate(run_logs):
     if os.path.exists(log):
@@ -148,8 +164,6 @@ def write_results_folder(study_dir: str, config: ml_collections.ConfigDict,
   with open(os.path.join(systems, f'{system_name(config)}.json'), 'w') as f:
     json.dump(system_description(config), f, indent=2)
     f.write('\n')
-  _move_into_place(staging, org)
-  return org
 
 
 def _move_into_place(staging: str, org: str, attempts: int = 3) -> None:

@@ -14,7 +14,11 @@ shards from the process that holds them and synchronises the processes, so a
 save called by process 0 alone would hang (flax issue 3364).
 """
 
+import contextlib
+import errno
 import os
+import re
+import shutil
 from typing import Any
 
 import jax
@@ -23,9 +27,12 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from train.common import errors
+from train.common import files
 from train.run import steps
 
 DIRECTORY = 'checkpoints'
+# How Orbax names a save being written: '<step>.orbax-checkpoint-tmp...'.
+TMP_INFIX = '.orbax-checkpoint-tmp'
 
 
 class CheckpointError(RuntimeError):
@@ -97,6 +104,8 @@ class RunCheckpointer:
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, create=True, enable_async_checkpointing=True,
         cleanup_tmp_directories=True)
+    self._pending: int | None = None  # The step of a save still being written.
+    self._failed = False  # A save failed: closing must not raise its error again.
     try:
       self._manager = ocp.CheckpointManager(
           self.directory, options=options, item_names=('state', 'progress'))
@@ -116,26 +125,63 @@ class RunCheckpointer:
     """
     if step == self._manager.latest_step():
       return  # Saved at this step already (a SIGTERM right after the eval of a save).
+    # Orbax waits for the previous save here anyway; waiting first names the
+    # step whose background write failed, not the step that found out.
+    self._finish_pending()
     try:
       with jax.transfer_guard('allow'):
         self._manager.save(step, args=ocp.args.Composite(
             state=ocp.args.StandardSave(state), progress=ocp.args.JsonSave(progress)))
     except Exception as e:  # pylint: disable=broad-except
-      raise self._write_error(step, e) from None
+      raise self._failure(step, e) from None
+    self._pending = step
 
   def wait(self) -> None:
     """Blocks until the last save is on disk; raises CheckpointError if it failed."""
+    self._finish_pending()
+
+  def _finish_pending(self) -> None:
+    """Waits for the save in the background, if any; raises CheckpointError if
+    it failed (Orbax's threads write the files after `save` has returned)."""
     try:
       self._manager.wait_until_finished()
       self._manager.check_for_errors()
     except Exception as e:  # pylint: disable=broad-except
-      raise self._write_error(self._manager.latest_step(), e) from None
+      step = self._pending if self._pending is not None else self._manager.latest_step()
+      raise self._failure(step, e) from None
+    self._pending = None
+
+  def _failure(self, step: int | None, error: BaseException) -> CheckpointError:
+    """The one-line error for the save of `step`, once its temporary directory
+    is gone: a failed save must leave nothing half-written behind."""
+    self._failed, self._pending = True, None
+    if step is not None and jax.process_index() == 0:
+      self._remove_unfinished(step)
+    return self._write_error(step, error)
+
+  def _remove_unfinished(self, step: int) -> None:
+    # Orbax writes a save into '<step>.orbax-checkpoint-tmp...' and renames it when done.
+    prefix = f'{step}{TMP_INFIX}'
+    with contextlib.suppress(OSError):
+      for name in os.listdir(self.directory):
+        if name.startswith(prefix):
+          shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
 
   def _write_error(self, step: int | None, error: BaseException) -> CheckpointError:
+    number = _errno(error)
+    if number in (errno.ENOSPC, errno.EDQUOT):
+      remedy = 'free disk space'
+    elif number in files.FILESYSTEM_ERRNOS:
+      remedy = files.remedy(OSError(number, os.strerror(number)), self.directory)
+    else:
+      remedy = f'check that {self.directory} can be written'
+    # TensorStore's messages hold every path of the save: the errno says enough.
+    why = (f'{os.strerror(number)} [errno {number}]' if number is not None
+           else _shortened(errors.one_line(f'{type(error).__name__}: {error}')))
     return CheckpointError(
-        f'cannot write the checkpoint of step {step} to {self.directory} '
-        f'({errors.one_line(error)}); free disk space or set checkpoint.every_steps=0 and '
-        'checkpoint.every_seconds=0, then re-run the same command to resume')
+        f'cannot write the checkpoint of step {step} to {self.directory} ({why}); '
+        f'{remedy} or set checkpoint.every_steps=0 and checkpoint.every_seconds=0, then '
+        're-run the same command to resume')
 
   def restore_latest(self, abstract_state: steps.TrainState
                      ) -> tuple[steps.TrainState, dict[str, Any]] | None:
@@ -174,7 +220,43 @@ class RunCheckpointer:
     return None
 
   def close(self) -> None:
-    self._manager.close()
+    """Waits for the last save and lets Orbax's threads go; raises CheckpointError
+    if that save failed. After a failure it only lets go, and says nothing more:
+    Orbax raises the failed save's error again when it is closed."""
+    if self._failed:
+      try:
+        self._manager.close()
+      except Exception as e:  # pylint: disable=broad-except
+        logging.info('closing the checkpoint manager after a failed save: %s',
+                     errors.one_line(e))
+      return
+    try:
+      self._finish_pending()
+    finally:
+      if self._failed:
+        self.close()
+      else:
+        self._manager.close()
+
+
+# How TensorStore (Orbax's array writer, in its background threads) names the
+# errno of a failed write in its message.
+_TENSORSTORE_ERRNO = re.compile(r"os_error_code='(\d+)'")
+_LONGEST_REASON = 300
+
+
+def _errno(error: BaseException) -> int | None:
+  """The errno of a failed save: an OSError's (Orbax's own writes), or the one
+  TensorStore's error names (its array writes)."""
+  cause = files.os_error_cause(error)
+  if cause is not None and cause.errno is not None:
+    return cause.errno
+  found = _TENSORSTORE_ERRNO.search(str(error))
+  return int(found.group(1)) if found else None
+
+
+def _shortened(text: str) -> str:
+  return text if len(text) <= _LONGEST_REASON else text[:_LONGEST_REASON] + '...'
 
 
 def _check_restored(step: int, state: steps.TrainState, progress: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -29,6 +29,7 @@ from input_pipeline import datasets
 from input_pipeline import info
 from input_pipeline import pipeline
 from train.common import console
+from train.common import errors
 from train.common import files
 from train.common import stops
 from train.run import budget
@@ -294,16 +295,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     with _StopSignals() as stop_signal:
       run = _train(config, setup, mllogger, writer, checkpointer, stop_signal, hook,
                    progress)
-  finally:
-    if writer is not None:
-      writer.close()
-    if mllogger is not None:
-      mllogger.close()
-    checkpointer.close()
+  except BaseException:
+    _close_all((writer, mllogger, checkpointer), failing=True)
+    raise
+  _close_all((writer, mllogger, checkpointer), failing=False)
   result = _result(config, setup, run, init_seconds)
   if is_main:
     files.write_json(os.path.join(workdir, 'result.json'), result)
   return result
+
+
+def _close_all(closables: Sequence[Any], failing: bool) -> None:
+  """Closes each of `closables` (None: not opened yet), all of them even when one
+  fails. After a failure (`failing`) closing raises nothing: the metric writer
+  and the logs flush onto the same full disk, and the checkpoint manager would
+  raise its failed save again, each a second error over the line that says what
+  went wrong; those go to the log file. Otherwise the first error is raised."""
+  first = None
+  for closable in closables:
+    if closable is None:
+      continue
+    try:
+      closable.close()
+    except Exception as e:  # pylint: disable=broad-except
+      if failing:
+        logging.info('closing %s after the failure failed too: %s', type(closable).__name__,
+                     errors.one_line(f'{type(e).__name__}: {e}'))
+      elif first is None:
+        first = e
+  if first is not None:
+    raise first
 
 
 def _reopen_log(log_path: str, progress: Progress,
