@@ -498,7 +498,7 @@ def _a_config_file(body: str) -> Callable[[str], None]:
   return _write('mine.py', text)
 
 
-# --- part C: sizes without bounds, Slurm submission failures, data -----------------
+# --- sizes without bounds, Slurm submission failures, data -----------------------
 
 
 def _garble_dataset_info(version_dir: str) -> None:
@@ -795,7 +795,7 @@ CASES = [
     Case('workdir_held_by_a_live_run', ('--workdir={dir}/run',), 'is held by host',
          also=('--workdir={dir}/run is held by host', 'wait for it to end or stop it'),
          setup=_held('run')),
-    # Part A: the files of a shared study directory are input (docs/cluster.md,
+    # The files of a shared study directory are input (docs/cluster.md,
     # "Plan, workers, report"): no path in them leads outside the study.
     Case('plan_run_dir_absolute_outside', ('worker', '--workdir={dir}/study'),
          'runs[0].run_dir leads to', also=(
@@ -875,7 +875,7 @@ CASES = [
     Case('workdir_config_json_is_a_list', ('--workdir={dir}/run',),
          'holds a config.json that is a JSON list, not a config',
          setup=_write('run/config.json', '[]\n')),
-    # Part C: sizes without bounds, Slurm submission failures, data.
+    # Sizes without bounds, Slurm submission failures, data.
     Case('num_seeds_beyond_limit', ('--num_seeds=1000000',),
          '--num_seeds=1000000 is more than the 1,000 seeds a study may have'),
     Case('num_trials_beyond_limit', ('--num_trials=1000000',),
@@ -933,7 +933,7 @@ CASES = [
          'is not a directory; give a directory for the tfds data',
          also=('--data_dir={dir}/taken is not a directory',),
          setup=_write('taken', 'mine\n'), module=PREPARE_IMAGENET),
-    # Part D: stop signals outside the training steps, and config-file mistakes.
+    # Stop signals outside the training steps, and config-file mistakes.
     Case('ctrl_c_swallowed_by_a_gc_callback', _tiny_run_argv(),
          'stopped by SIGINT at step 1; its checkpoint is in',
          also=('{dir}/run/checkpoints; run the same command again to resume',),
@@ -973,7 +973,7 @@ CASES = [
          '--compare=,: an entry of the list is empty; give config files separated by single '
          'commas'),
     Case('compare_empty_list', ('--compare=',), '--compare= names no config file'),
-    # Part B: filesystems that fail (full, read-only, names too long). A study's
+    # Filesystems that fail (full, read-only, names too long). A study's
     # report and worker write into the study; tests/test_full_disk.py fills a real
     # filesystem under Orbax's background writes.
     Case('report_of_a_read_only_study', ('report', '--workdir={dir}/study'),
@@ -998,6 +998,13 @@ CASES = [
     Case('workdir_name_too_long', ('--workdir={dir}/' + 'a' * 4000,),
          '(OSError: File name too long); choose a shorter path, then re-run the same command',
          also=('cannot write the claim on --workdir={dir}/aaaa',)),
+    # A link in place of a log file would carry the log anywhere (train/cli/logs.py).
+    Case('study_log_links_outside', _tiny_run_argv('--num_seeds=2', '--workdir={dir}/study'),
+         'is a symbolic link (to', also=(
+             '{dir}/study/log.txt is a symbolic link (to {dir}/o/victim/mine.txt), where the '
+             'log is written as a file of its own; move the link aside',),
+         setup=_pending_study(damage=_symlink('study/log.txt', '{dir}/o/victim/mine.txt')),
+         keeps=('o/victim/mine.txt',)),
 ]
 
 

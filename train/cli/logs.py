@@ -23,9 +23,13 @@ from absl import flags
 from absl import logging as absl_logging
 
 from train.common import console
+from train.common import files
 
 FLAGS = flags.FLAGS
 LOG_FILE = console.LOG_FILE
+
+
+_APPEND_NO_LINK = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW
 
 
 class _LogFile(logging.FileHandler):
@@ -34,6 +38,12 @@ class _LogFile(logging.FileHandler):
   line, and a log record that raised instead would be a traceback from whatever
   library logged it, or a second error over that line when the file is closed.
   """
+
+  def _open(self):
+    # Never through a symbolic link: a study directory is shared, and a link put
+    # in place of log.txt would carry the log (appended to) anywhere.
+    fd = os.open(self.baseFilename, _APPEND_NO_LINK, 0o644)
+    return open(fd, self.mode, encoding=self.encoding, errors=self.errors)
 
   def emit(self, record: logging.LogRecord) -> None:
     try:
@@ -113,8 +123,13 @@ def set_up(workdir: str | None, file_name: str = LOG_FILE) -> None:
   if workdir is None:
     return
   os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, file_name)
+  if os.path.islink(path):  # Refused here, with a word; _LogFile never follows one.
+    raise files.FileWriteError(f'{path} is a symbolic link (to {os.readlink(path)}), where '
+                               'the log is written as a file of its own; move the link '
+                               'aside, then re-run the same command')
   # Opened at the first record, appended to: a resumed study continues its log.
-  _file_handler = _LogFile(os.path.join(workdir, file_name), delay=True)
+  _file_handler = _LogFile(path, delay=True)
   _file_handler.setFormatter(absl_logging.PythonFormatter())
   _file_handler.setLevel(root.level)
   root.addHandler(_file_handler)
@@ -137,7 +152,7 @@ def native_stderr_to_log() -> Iterator[None]:
     yield
     return
   try:
-    log = os.open(_file_handler.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    log = os.open(_file_handler.baseFilename, _APPEND_NO_LINK, 0o644)
   except OSError:  # The console, then.
     yield
     return
