@@ -17,6 +17,7 @@ import submitit  # pylint: disable=unused-import
 
 from configs import embedded_lars
 from configs import embedded_nesterov
+from configs import embedded_search
 from tests import test_report
 from train.cli import launchers
 from train.common import claims
@@ -196,6 +197,21 @@ def test_a_rerun_with_fewer_seeds_keeps_the_seeds_planned_before(tmp_path, caplo
   assert fewer.num_seeds == 3 and len(fewer.runs) == 6
   assert plan_lib.read_plan(directory).num_seeds == 3
   assert 'already plans 3 seeds; --num_seeds=1 keeps them all' in caplog.text
+
+
+def test_a_search_rerun_with_fewer_trials_keeps_the_trials_planned_before(tmp_path, caplog):
+  directory = str(tmp_path / 'search')
+  config = embedded_search.get_config()
+  space = list(embedded_search.get_search_space())
+  three = study.plan_search(config, 'embedded_search', space, directory, 3, 1, num_devices=1)
+  fewer = study.plan_search(config, 'embedded_search', space, directory, 2, 1, num_devices=1)
+  assert [e.name for e in fewer.entries] == ['trial_0', 'trial_1', 'trial_2']
+  assert fewer.search == three.search and len(fewer.runs) == 3
+  assert len(plan_lib.read_plan(directory).entries) == 3
+  assert 'already plans 3 trials; --num_trials=2 keeps them all' in caplog.text
+  # The first trials of a smaller search are the earlier ones: nothing is re-drawn.
+  assert ([plan_lib.config_values(e.config) for e in fewer.entries]
+          == [plan_lib.config_values(e.config) for e in three.entries])
 
 
 def test_a_damaged_claim_record_reads_as_held_by_an_unknown_process(tmp_path):

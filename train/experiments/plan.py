@@ -15,9 +15,10 @@ arrays come back as tuples, the only sequences the configs hold).
 
 `DIR/study_spec.json` records what the directory holds, without the seed count
 (which may grow between invocations), so that a directory holding another
-study is refused, never overwritten. A rerun with fewer seeds keeps the seeds
-planned before: the plan grows, never shrinks, so no finished seed drops out
-of the report or the MLPerf results folder.
+study is refused, never overwritten. A rerun with fewer seeds (or a search
+with fewer trials) keeps the seeds and trials planned before: the plan grows,
+never shrinks, so no finished run drops out of the report or the MLPerf
+results folder.
 
 The study directory is shared, so its files are input that anyone with write
 access may have changed. Every path the plan names is checked before anything
@@ -187,11 +188,12 @@ def make_plan(kind: str, name: str, directory: str, entries: Sequence[Entry],
 
 def write_plan(plan: Plan, spec: dict) -> Plan:
   """Checks the directory, then writes study_spec.json and plan.json; returns the
-  plan as written (an earlier plan's creation time is kept, and so are its seeds)."""
+  plan as written (an earlier plan's creation time is kept, and so are its seeds
+  and trials)."""
   check_study_dir(plan.directory, spec)
   path = os.path.join(plan.directory, PLAN_FILE)
   if os.path.exists(path):
-    plan = _keep_earlier_seeds(read_plan(plan.directory), plan)
+    plan = _keep_earlier_runs(read_plan(plan.directory), plan)
   check_paths(plan)
   write_spec(plan.directory, spec)
   files.write_json(path, _to_json(plan))
@@ -202,15 +204,25 @@ def write_plan(plan: Plan, spec: dict) -> Plan:
   return plan
 
 
-def _keep_earlier_seeds(earlier: Plan, plan: Plan) -> Plan:
-  """`plan` with `earlier`'s creation time and at least its seeds: a rerun with a
-  smaller --num_seeds must not drop finished seeds from the report (it says so)."""
+def _keep_earlier_runs(earlier: Plan, plan: Plan) -> Plan:
+  """`plan` with `earlier`'s creation time, at least its seeds and, for a search,
+  at least its trials: a rerun with a smaller --num_seeds or --num_trials must
+  not drop finished runs from the report (it says so). A search's trials are the
+  first points of one sequence, so the earlier trials extend the new ones."""
+  entries, search, num_seeds = plan.entries, plan.search, plan.num_seeds
   if earlier.num_seeds > plan.num_seeds:
     logging.warning('%s already plans %d seeds; --num_seeds=%d keeps them all (a study '
                     'grows, never shrinks: give a new --workdir for fewer seeds)',
                     plan.directory, earlier.num_seeds, plan.num_seeds)
-    plan = make_plan(plan.kind, plan.name, plan.directory, plan.entries, earlier.num_seeds,
-                     plan.overrides, plan.search)
+    num_seeds = earlier.num_seeds
+  if plan.kind == SEARCH and len(earlier.entries) > len(plan.entries):
+    logging.warning('%s already plans %d trials; --num_trials=%d keeps them all (a search '
+                    'grows, never shrinks: give a new --workdir for fewer trials)',
+                    plan.directory, len(earlier.entries), len(plan.entries))
+    entries, search = earlier.entries, earlier.search
+  if (entries, num_seeds) != (plan.entries, plan.num_seeds):
+    plan = make_plan(plan.kind, plan.name, plan.directory, entries, num_seeds,
+                     plan.overrides, search)
   return dataclasses.replace(plan, created=earlier.created)
 
 
