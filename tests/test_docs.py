@@ -226,9 +226,10 @@ def _write_a_plan(directory: str) -> None:
   from train.experiments import plan as plan_lib  # pylint: disable=g-import-not-at-top
   config = embedded_lars.get_config()
   entries = [plan_lib.Entry('embedded_lars', config, directory)]
-  spec = {'kind': plan_lib.STUDY, 'configs': {'embedded_lars': plan_lib.config_values(config)}}
-  plan_lib.write_plan(plan_lib.make_plan(plan_lib.STUDY, 'embedded_lars', directory, entries,
-                                         1), spec)
+  spec = {'kind': plan_lib.PlanKind.STUDY,
+          'configs': {'embedded_lars': plan_lib.config_values(config)}}
+  plan_lib.write_plan(plan_lib.make_plan(plan_lib.PlanKind.STUDY, 'embedded_lars', directory,
+                                         entries, 1), spec)
 
 
 def _main_py_cases() -> tuple[list[dict], list[str]]:

@@ -25,6 +25,7 @@ from train.common import config_dicts
 from train.common import console
 from train.common import files
 from train.experiments import plan as plan_lib
+from train.experiments import states as states_lib
 from train.experiments import study
 from train.experiments import worker as worker_lib
 
@@ -223,7 +224,7 @@ def test_a_damaged_claim_record_reads_as_held_by_an_unknown_process(tmp_path):
   with open(record, 'w') as f:
     f.write('garbage')
   (state,) = study.run_states(plan, 'embedded_lars').unfinished
-  assert state['state'] == study.RUNNING
+  assert state['state'] == states_lib.RunState.RUNNING
   assert state['detail'] == 'an unknown process (record claim/0.json cannot be read)'
 
 
@@ -266,7 +267,7 @@ def test_the_report_counts_finished_runs_and_says_where_the_others_stand(tmp_pat
   files.write_json(lars[1].failure_path, {'error': 'DataError: the shard is damaged'})
   held = claims.try_acquire(lars[2].claim_dir)  # This process: a live holder.
   try:
-    assert worker_lib.count_states(plan) == {'done': 3, 'running': 1, 'pending': 1,
+    assert states_lib.count_states(plan) == {'done': 3, 'running': 1, 'pending': 1,
                                              'failed': 1}
     studies = study.write_report(directory)
   finally:
@@ -284,7 +285,7 @@ def test_the_report_counts_finished_runs_and_says_where_the_others_stand(tmp_pat
   # Moving failures aside lets workers try those runs again.
   assert plan_lib.clear_failures(plan) == ['embedded_lars seed 1']
   assert os.path.exists(lars[1].failure_path + '.1')
-  assert worker_lib.count_states(plan)['failed'] == 0
+  assert states_lib.count_states(plan)['failed'] == 0
 
 
 def test_a_finished_run_of_another_config_is_refused(tmp_path):
@@ -435,6 +436,7 @@ def _one_run_study(directory: str) -> plan_lib.Plan:
 ])
 def test_no_more_local_workers_start_than_runs_are_left(monkeypatch, tmp_path, gpus,
                                                         num_workers, started):
+  from train.cli import flags as cli_flags  # pylint: disable=g-import-not-at-top
   from train.cli import jobs  # pylint: disable=g-import-not-at-top
   from train.cli import runners  # pylint: disable=g-import-not-at-top
   workdir = str(tmp_path / 'study')
@@ -443,7 +445,7 @@ def test_no_more_local_workers_start_than_runs_are_left(monkeypatch, tmp_path, g
   # Each "worker" says which GPUs it was given, then ends.
   monkeypatch.setattr(launchers, 'worker_command', lambda *args: [
       sys.executable, '-c', 'import os; print(os.environ.get("CUDA_VISIBLE_DEVICES"))'])
-  job = jobs.Job(jobs.STUDY, 'embedded_lars', {}, workdir,
+  job = jobs.Job(cli_flags.JobKind.STUDY, 'embedded_lars', {}, workdir,
                  launch=launchers.LaunchOptions('local', num_workers))
   said, alive, _ = runners._start_workers(job, plan)  # pylint: disable=protected-access
   while alive():

@@ -10,6 +10,7 @@ A bare `python main.py` is the embedded comparison (`MAIN_JOB_ARGS`). Every
 mistake on the command line ends in one line on stderr and exit status 2.
 """
 
+import enum
 import os
 import sys
 from typing import Sequence
@@ -24,8 +25,21 @@ from train.common import files
 from train.run import distributed
 
 FLAGS = flags.FLAGS
-BENCH, WORKER, REPORT = 'bench', 'worker', 'report'
-SUBCOMMANDS = (BENCH, WORKER, REPORT)
+
+
+class JobKind(enum.StrEnum):
+  """What a command runs: a subcommand (bench, worker, report), or for training
+  what its flags ask for (a run, a study, a comparison or a search)."""
+  RUN = 'run'
+  STUDY = 'study'
+  COMPARISON = 'comparison'
+  SEARCH = 'search'
+  BENCH = 'bench'
+  WORKER = 'worker'
+  REPORT = 'report'
+
+
+SUBCOMMANDS = (JobKind.BENCH, JobKind.WORKER, JobKind.REPORT)
 INLINE, LOCAL, SLURM = 'inline', 'local', 'slurm'
 # The default --config: the embedded LARS run for training, ResNet-50 at 224 px
 # (the MLPerf recipe's model) for the benchmark.
@@ -135,14 +149,14 @@ def _show_in_help() -> None:
     FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
 
 
-def command(argv: Sequence[str]) -> str | None:
+def command(argv: Sequence[str]) -> JobKind | None:
   """The subcommand (bench, worker, report), or None for training: the first
   argument, if it is one."""
-  return argv[1] if len(argv) > 1 and argv[1] in SUBCOMMANDS else None
+  return JobKind(argv[1]) if len(argv) > 1 and argv[1] in SUBCOMMANDS else None
 
 
-def _refuse_foreign_flags(subcommand: str | None) -> None:
-  if subcommand in (WORKER, REPORT):
+def _refuse_foreign_flags(subcommand: JobKind | None) -> None:
+  if subcommand in (JobKind.WORKER, JobKind.REPORT):
     foreign = ('config', *TRAIN_ONLY, *LAUNCH, *BENCH_ONLY)
     given = [name for name in foreign if name not in STUDY_DIR_FLAGS and FLAGS[name].present]
     if given:
@@ -172,7 +186,7 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
   """
   argv = list(argv) if len(argv) > 1 else [*argv, *MAIN_JOB_ARGS]
   subcommand = command(argv)
-  default = BENCH_DEFAULT_CONFIG if subcommand == BENCH else DEFAULT_CONFIG
+  default = BENCH_DEFAULT_CONFIG if subcommand == JobKind.BENCH else DEFAULT_CONFIG
   program = f'main.py {subcommand}' if subcommand else 'main.py'
   # The config file first, through the loader that turns everything it can do
   # wrong into one line: ml_collections' own load lets a `sys.exit()` in it end
@@ -215,9 +229,9 @@ def _check_compare_list() -> None:
                 f'separated by single commas, e.g. {MAIN_JOB_ARGS[0]}')
 
 
-def config_spec(subcommand: str | None = None) -> config_files.ConfigSpec:
+def config_spec(subcommand: JobKind | None = None) -> config_files.ConfigSpec:
   """The --config flag's file and variant, as given (or the subcommand's default)."""
-  default = BENCH_DEFAULT_CONFIG if subcommand == BENCH else DEFAULT_CONFIG
+  default = BENCH_DEFAULT_CONFIG if subcommand == JobKind.BENCH else DEFAULT_CONFIG
   value = FLAGS['config'].serialize().partition('=')[2] if FLAGS['config'].present else ''
   return config_files.parse_spec(value or default)
 

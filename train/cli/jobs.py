@@ -39,8 +39,6 @@ from train.run import memory
 from train.run import validation
 
 FLAGS = cli_flags.FLAGS
-RUN, STUDY, COMPARISON, SEARCH, BENCH = 'run', 'study', 'comparison', 'search', 'bench'
-WORKER, REPORT = cli_flags.WORKER, cli_flags.REPORT
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,7 +54,7 @@ class BenchOptions:
 @dataclasses.dataclass(frozen=True)
 class Job:
   """One command: its kind, its configs (validated) and where it writes."""
-  kind: str
+  kind: cli_flags.JobKind
   name: str
   configs: dict[str, ml_collections.ConfigDict]
   workdir: str | None = None
@@ -115,7 +113,7 @@ def run_devices(launch: launchers.LaunchOptions) -> Devices:
   return Devices(slurm.processes * per_process, None)
 
 
-def _launch_options(kind: str) -> launchers.LaunchOptions:
+def _launch_options(kind: cli_flags.JobKind) -> launchers.LaunchOptions:
   """--launcher and its flags, checked against the job's kind."""
   launcher = FLAGS.launcher
   given = [name for name in cli_flags.LAUNCH[1:] if FLAGS[name].present]
@@ -124,7 +122,7 @@ def _launch_options(kind: str) -> launchers.LaunchOptions:
       errors.fail(f'--{given[0]} needs --launcher=slurm' if given[0].startswith('slurm_')
                   else f'--{given[0]} needs --launcher=local or --launcher=slurm')
     return launchers.LaunchOptions()
-  if kind == RUN:
+  if kind == cli_flags.JobKind.RUN:
     errors.fail(f'--launcher={launcher} runs the seeds of a study, comparison or search; '
                 'add --num_seeds=1 to run one seed as a study')
   slurm_flags = [name for name in given if name.startswith('slurm_')]
@@ -210,14 +208,16 @@ def _bench_job() -> Job:
   options = BenchOptions(modes, throughput.Windows(FLAGS.warmup_steps, FLAGS.steps,
                                                    FLAGS.repetitions),
                          FLAGS.peak_tflops, FLAGS.input_threads, FLAGS.profile_dir)
-  return Job(BENCH, cli_flags.config_spec(cli_flags.BENCH).name, {'bench': config},
-             bench=options)
+  return Job(cli_flags.JobKind.BENCH, cli_flags.config_spec(cli_flags.JobKind.BENCH).name,
+             {'bench': config}, bench=options)
 
 
-def _training_kind() -> str:
+def _training_kind() -> cli_flags.JobKind:
   if FLAGS.compare:
-    return COMPARISON
-  return SEARCH if FLAGS.num_trials else STUDY if FLAGS['num_seeds'].present else RUN
+    return cli_flags.JobKind.COMPARISON
+  if FLAGS.num_trials:
+    return cli_flags.JobKind.SEARCH
+  return cli_flags.JobKind.STUDY if FLAGS['num_seeds'].present else cli_flags.JobKind.RUN
 
 
 def _check_counts() -> None:
@@ -269,12 +269,12 @@ def _training_job() -> Job:
     configs, name = {spec.name: FLAGS.config}, spec.name
     _validate(FLAGS.config, devices)
     space = _search_space(spec, FLAGS.config) if FLAGS.num_trials else ()
-  if kind != RUN:
+  if kind != cli_flags.JobKind.RUN:
     _check_plan_size(configs)
   workdir = os.path.abspath(FLAGS.workdir or workdir_lib.default_workdir(name))
   workdir_lib.check_location(workdir)
   claim, created = None, not os.path.exists(workdir)
-  if kind == RUN:
+  if kind == cli_flags.JobKind.RUN:
     workdir_lib.check_single_run(workdir, FLAGS.config.to_json())
     claim = _hold_workdir(workdir, created)
   return Job(kind, name, configs, workdir, FLAGS.num_seeds, FLAGS.num_trials, space,
@@ -297,7 +297,7 @@ def _hold_workdir(workdir: str, created: bool) -> claims.Claim | None:
                 f'{e.strerror or e}); {files.remedy(e, workdir)}, then re-run the same command')
 
 
-def _study_dir_job(kind: str) -> Job:
+def _study_dir_job(kind: cli_flags.JobKind) -> Job:
   """`main.py worker` and `main.py report`: the plan in --workdir says the rest."""
   workdir = os.path.abspath(FLAGS.workdir)
   if os.path.isfile(workdir):
@@ -329,9 +329,9 @@ def job_from_flags(argv: list[str]) -> Job:
     distributed.initialize_from_flags(FLAGS)
   except distributed.DistributedError as e:
     errors.fail(str(e))
-  if subcommand == cli_flags.BENCH:
+  if subcommand == cli_flags.JobKind.BENCH:
     return _bench_job()
-  if subcommand in (WORKER, REPORT):
+  if subcommand in (cli_flags.JobKind.WORKER, cli_flags.JobKind.REPORT):
     return _study_dir_job(subcommand)
   return _training_job()
 
@@ -347,12 +347,13 @@ def start(job: Job) -> Job:
   A worker logs to its own file, DIR/workers/<host>.<pid>.log: workers on
   several hosts do not share one file on a network filesystem.
   """
-  if job.kind == WORKER:
+  if job.kind == cli_flags.JobKind.WORKER:
     logs.set_up(os.path.join(job.workdir, plan_lib.WORKERS_DIR),
                 f'{socket.gethostname()}.{os.getpid()}.log')
   else:
     logs.set_up(job.workdir if distributed.is_main_process() else None)
-  if job.kind in (BENCH, REPORT):  # The benchmark measures compilation itself.
+  # The benchmark measures compilation itself.
+  if job.kind in (cli_flags.JobKind.BENCH, cli_flags.JobKind.REPORT):
     return job
   directory = compilation_cache.configure(job.compilation_cache_dir)
   return dataclasses.replace(job, compilation_cache_dir=directory or '')

@@ -30,6 +30,7 @@ from typing import Callable, Sequence
 from train.common import console
 from train.common import files
 from train.common import stops
+from train.experiments import states
 
 # The submitting command looks at the study directory this often while it waits.
 POLL_SECONDS = 2.0
@@ -355,11 +356,12 @@ def slurm_jobs_queued(job_ids: Sequence[str]) -> bool:
 # --- waiting for the workers -------------------------------------------------------------
 
 
-def wait_for_workers(count_states: Callable[[], dict[str, int]],
+def wait_for_workers(count_states: Callable[[], dict[states.RunState, int]],
                      workers_alive: Callable[[], bool],
                      progress: console.Progress,
                      poll_seconds: float = POLL_SECONDS,
-                     when_stopped: Callable[[], str] = lambda: '') -> dict[str, int]:
+                     when_stopped: Callable[[], str] = lambda: ''
+                     ) -> dict[states.RunState, int]:
   """Shows the runs done, running, pending and failed until none is running or
   pending, or no worker is left; returns the last counts.
 
@@ -370,7 +372,7 @@ def wait_for_workers(count_states: Callable[[], dict[str, int]],
     while True:
       counts = count_states()
       progress.note(describe_counts(counts))
-      if not counts['running'] and not counts['pending']:
+      if not counts[states.RunState.RUNNING] and not counts[states.RunState.PENDING]:
         return counts
       if not workers_alive():
         return count_states()
@@ -400,7 +402,8 @@ def slurm_workers_go_on(started: str, workdir: str) -> str:
           f'run); {_report_hint(workdir)}')
 
 
-def describe_counts(counts: dict[str, int]) -> str:
-  total = sum(counts.values())
-  return (f'runs {counts["done"]}/{total} done, {counts["running"]} running, '
-          f'{counts["pending"]} pending, {counts["failed"]} failed')
+def describe_counts(counts: dict[states.RunState, int]) -> str:
+  """'runs 3/8 done, 1 running, 3 pending, 1 failed': each state in its own word."""
+  others = (states.RunState.RUNNING, states.RunState.PENDING, states.RunState.FAILED)
+  return (f'runs {counts[states.RunState.DONE]}/{sum(counts.values())} done, '
+          + ', '.join(f'{counts[state]} {state}' for state in others))

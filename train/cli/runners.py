@@ -2,14 +2,18 @@
 has built it: a run, a study, comparison or search (inline, or through
 launchers.py's workers), a worker, a report, a benchmark.
 
-TensorFlow, tfds and clu are imported only inside the runners that build an
-input pipeline.
+The run's loop, the studies and the workers import TensorFlow (the input
+pipeline), tfds and clu: they are imported inside the runners that need them,
+never at the top, so that `main.py bench --modes=synthetic` imports none of
+them (tests/test_bench.py checks it); and under logs.native_stderr_to_log, as
+their imports write to the native stderr. The report's module (matplotlib)
+likewise waits until a runner prints a study's table.
 """
 
-import dataclasses
 import os
 import socket
 import sys
+import types
 from typing import Callable
 
 import jax
@@ -21,22 +25,12 @@ from train.cli import jobs
 from train.cli import launchers
 from train.cli import logs
 from train.common import console
+from train.experiments import plan as plan_lib
+from train.experiments import states
 from train.run import distributed
 
-Job = jobs.Job
-RUN, STUDY, COMPARISON, SEARCH, BENCH = (jobs.RUN, jobs.STUDY, jobs.COMPARISON, jobs.SEARCH,
-                                         jobs.BENCH)
-WORKER, REPORT = jobs.WORKER, jobs.REPORT
 
-
-def _print_studies(job: Job, studies: list[dict]) -> None:
-  from train.experiments import report  # pylint: disable=g-import-not-at-top
-  if distributed.is_main_process():
-    print(report.comparison_table([(s['name'], s, s['runs']) for s in studies]))
-    print(f'report: {os.path.join(job.workdir, "report.md")}')
-
-
-def run_one(job: Job) -> None:
+def run_one(job: jobs.Job) -> None:
   with logs.native_stderr_to_log():
     from train.run import loop  # pylint: disable=g-import-not-at-top
   with console.Progress(1, enabled=distributed.is_main_process()) as progress:
@@ -52,19 +46,19 @@ def run_one(job: Job) -> None:
         f'{result["final_eval_accuracy"]:.4f}; results in {job.workdir}')
 
 
-def _study_module():
+def _study_module() -> types.ModuleType:
   """train.experiments.study, whose imports (TensorFlow's among them) log to the file."""
   with logs.native_stderr_to_log():
     from train.experiments import study  # pylint: disable=g-import-not-at-top
   return study
 
 
-def _plan(job: Job):
+def _plan(job: jobs.Job) -> plan_lib.Plan:
   """Writes the job's plan into its workdir; returns it."""
   study = _study_module()
-  if job.kind == STUDY:
+  if job.kind == cli_flags.JobKind.STUDY:
     return study.plan_study(job.config, job.name, job.workdir, job.num_seeds)
-  if job.kind == COMPARISON:
+  if job.kind == cli_flags.JobKind.COMPARISON:
     return study.plan_comparison(job.configs, job.workdir, job.num_seeds,
                                  overrides=job.overrides, name=job.name)
   return study.plan_search(job.config, job.name, list(job.search_space), job.workdir,
@@ -72,21 +66,22 @@ def _plan(job: Job):
                            num_devices=jobs.run_devices(job.launch).count)
 
 
-def _print_outcome(job: Job, studies: list[dict]) -> None:
+def _print_outcome(plan: plan_lib.Plan, studies: list[dict]) -> None:
   """The comparison table (or a search's best trial) and where the report is."""
   if not distributed.is_main_process():
     return
-  if job.kind != SEARCH:
-    _print_studies(job, studies)
-    return
-  trials = _study_module().search_trials(job.workdir)
-  best = max(trials, key=lambda t: t['summary']['median_final_accuracy'] or -1.0)
-  print(f'best of {len(trials)} trials: trial_{best["trial"]} {best["params"]}, '
-        f'median final accuracy {best["summary"]["median_final_accuracy"]}')
-  print(f'report: {os.path.join(job.workdir, "report.md")}')
+  if plan.kind == plan_lib.PlanKind.SEARCH:
+    trials = _study_module().search_trials(plan.directory)
+    best = max(trials, key=lambda t: t['summary']['median_final_accuracy'] or -1.0)
+    print(f'best of {len(trials)} trials: trial_{best["trial"]} {best["params"]}, '
+          f'median final accuracy {best["summary"]["median_final_accuracy"]}')
+  else:
+    from train.experiments import report  # pylint: disable=g-import-not-at-top
+    print(report.comparison_table([(s['name'], s, s['runs']) for s in studies]))
+  print(f'report: {os.path.join(plan.directory, "report.md")}')
 
 
-def run_studies(job: Job) -> None:
+def run_studies(job: jobs.Job) -> None:
   """A study, comparison or search: its plan, its workers, and its report."""
   plan = _plan(job)
   if job.launch.launcher == cli_flags.INLINE:
@@ -95,10 +90,10 @@ def run_studies(job: Job) -> None:
     studies = _launch(job, plan)
     if studies is None:
       return
-  _print_outcome(job, studies)
+  _print_outcome(plan, studies)
 
 
-def _worker_counts(job: Job, plan, gpus: list[str]) -> tuple[int, int]:
+def _worker_counts(job: jobs.Job, plan: plan_lib.Plan, gpus: list[str]) -> tuple[int, int]:
   """(The workers the GPUs are split between, the workers to start).
 
   The split is --num_workers (default: one per GPU locally, which validation
@@ -106,15 +101,15 @@ def _worker_counts(job: Job, plan, gpus: list[str]) -> tuple[int, int]:
   do, as a worker without a run would only start and end (a thousand of them,
   for --num_workers=1000 on a one-run plan, a thousand processes).
   """
-  from train.experiments import worker  # pylint: disable=g-import-not-at-top
-  left = max(1, worker.count_states(plan)['pending'])
+  left = max(1, states.count_states(plan)[states.RunState.PENDING])
   split = job.launch.num_workers
   if not split:
     split = max(1, len(gpus)) if job.launch.launcher == cli_flags.LOCAL else left
   return split, min(split, left)
 
 
-def _start_workers(job: Job, plan) -> tuple[str, Callable[[], bool], Callable[[], str]]:
+def _start_workers(job: jobs.Job, plan: plan_lib.Plan
+                   ) -> tuple[str, Callable[[], bool], Callable[[], str]]:
   """Starts the launcher's workers; returns what was started, in words, a
   function that says whether any of them is still alive (or queued), and one
   for a stopped wait that stops them or says why not."""
@@ -138,10 +133,9 @@ def _start_workers(job: Job, plan) -> tuple[str, Callable[[], bool], Callable[[]
           lambda: launchers.slurm_workers_go_on(started, job.workdir))
 
 
-def _launch(job: Job, plan) -> list[dict] | None:
+def _launch(job: jobs.Job, plan: plan_lib.Plan) -> list[dict] | None:
   """Starts the workers; unless --nowait, waits for them and writes the report.
   Returns the studies, or None when the command does not wait."""
-  from train.experiments import worker  # pylint: disable=g-import-not-at-top
   started, alive, when_stopped = _start_workers(job, plan)
   print(f'started {started}; their logs are in {os.path.join(job.workdir, "workers")}',
         file=sys.stderr)
@@ -151,29 +145,34 @@ def _launch(job: Job, plan) -> list[dict] | None:
     return None
   with console.Progress(len(plan.runs), enabled=True) as progress:
     counts = launchers.wait_for_workers(
-        lambda: worker.count_states(plan), alive, progress,
+        lambda: states.count_states(plan), alive, progress,
         when_stopped=when_stopped)
   studies = _study_module().write_report(job.workdir)
   _check_finished(job, counts)
   return studies
 
 
-def _check_finished(job: Job, counts: dict[str, int]) -> None:
+def _check_finished(job: jobs.Job, counts: dict[states.RunState, int]) -> None:
   """Says what is left when the workers ended before the plan did."""
-  left = counts['pending'] + counts['running']
-  if counts['failed'] or left:
+  failed = counts[states.RunState.FAILED]
+  if failed or not _plan_over(counts):
     print(f'{launchers.describe_counts(counts)}: see {os.path.join(job.workdir, "report.md")}'
           f' ("Runs not finished"); re-run the same command to run '
-          f'{"the failed and the left runs" if counts["failed"] else "the left runs"}',
+          f'{"the failed and the left runs" if failed else "the left runs"}',
           file=sys.stderr)
 
 
-def run_worker(job: Job) -> None:
+def _plan_over(counts: dict[states.RunState, int]) -> bool:
+  """No run is running or pending: each is done or failed."""
+  return not counts[states.RunState.RUNNING] and not counts[states.RunState.PENDING]
+
+
+def run_worker(job: jobs.Job) -> None:
   """`main.py worker`: claims and runs the plan's runs until none is left; the
   worker that finds the plan complete writes the report."""
   study = _study_module()
   from train.experiments import worker  # pylint: disable=g-import-not-at-top
-  plan = worker.plan_lib.read_plan(job.workdir)
+  plan = plan_lib.read_plan(job.workdir)
   logging.info('worker on %s (pid %d, slurm job %s): process %d of %d, %d of %d devices '
                'local', socket.gethostname(), os.getpid(), os.environ.get('SLURM_JOB_ID'),
                jax.process_index(), jax.process_count(), jax.local_device_count(),
@@ -182,8 +181,8 @@ def run_worker(job: Job) -> None:
     done = worker.Worker(job.workdir, progress).run()
   if not distributed.is_main_process():
     return
-  counts = worker.count_states(plan)
-  if not counts['pending'] and not counts['running']:
+  counts = states.count_states(plan)
+  if _plan_over(counts):
     study.write_report(job.workdir)
   print(f'worker: ran {len(done.ran)} runs ({len(done.failed)} failed); the study has '
         f'{launchers.describe_counts(counts)}', file=sys.stderr)
@@ -191,19 +190,16 @@ def run_worker(job: Job) -> None:
     sys.exit(1)
 
 
-def run_report(job: Job) -> None:
+def run_report(job: jobs.Job) -> None:
   """`main.py report`: the study's JSON summaries and report.md from what finished."""
-  study = _study_module()
-  from train.experiments import worker  # pylint: disable=g-import-not-at-top
-  plan = worker.plan_lib.read_plan(job.workdir)
-  counts = worker.count_states(plan)
-  studies = study.write_report(job.workdir)
-  job = dataclasses.replace(job, kind=plan.kind)
-  _print_outcome(job, studies)
+  plan = plan_lib.read_plan(job.workdir)
+  counts = states.count_states(plan)
+  studies = _study_module().write_report(job.workdir)
+  _print_outcome(plan, studies)
   print(launchers.describe_counts(counts))
 
 
-def run_bench(job: Job) -> None:
+def run_bench(job: jobs.Job) -> None:
   options = job.bench
   table = throughput.run(job.config, options.modes, options.windows,
                          peak_tflops=options.peak_tflops, input_threads=options.input_threads,
@@ -212,7 +208,12 @@ def run_bench(job: Job) -> None:
     print(table, flush=True)
 
 
-RUNNERS: dict[str, Callable[[Job], None]] = {
-    RUN: run_one, STUDY: run_studies, COMPARISON: run_studies, SEARCH: run_studies,
-    BENCH: run_bench, WORKER: run_worker, REPORT: run_report,
+RUNNERS: dict[cli_flags.JobKind, Callable[[jobs.Job], None]] = {
+    cli_flags.JobKind.RUN: run_one,
+    cli_flags.JobKind.STUDY: run_studies,
+    cli_flags.JobKind.COMPARISON: run_studies,
+    cli_flags.JobKind.SEARCH: run_studies,
+    cli_flags.JobKind.BENCH: run_bench,
+    cli_flags.JobKind.WORKER: run_worker,
+    cli_flags.JobKind.REPORT: run_report,
 }

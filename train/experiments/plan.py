@@ -30,6 +30,7 @@ Each config must have exactly the keys of configs/default.py.
 """
 
 import dataclasses
+import enum
 import functools
 import json
 import os
@@ -47,8 +48,6 @@ from train.mlperf import results as mlperf_results
 
 PLAN_FILE = 'plan.json'
 SPEC_FILE = 'study_spec.json'
-STUDY, COMPARISON, SEARCH = 'study', 'comparison', 'search'
-KINDS = (STUDY, COMPARISON, SEARCH)
 WORKERS_DIR = 'workers'  # Where each worker logs (train/cli/jobs.start).
 # What the harness itself keeps in a study directory: no entry may be named so.
 RESERVED_NAMES = frozenset({
@@ -59,6 +58,14 @@ _DAMAGED_PLAN_REMEDY = ('plan.json was changed or damaged: restore it, or start 
 # A run's files that say it is over: its result, or the error that ended it.
 RESULT_FILE = 'result.json'
 FAILURE_FILE = 'failure.json'
+
+
+class PlanKind(enum.StrEnum):
+  """What a study directory holds (plan.json's 'kind'): one config over seeds,
+  several configs side by side, or a search's trials."""
+  STUDY = 'study'
+  COMPARISON = 'comparison'
+  SEARCH = 'search'
 
 
 class StudyDirError(ValueError):
@@ -107,7 +114,7 @@ class PlannedRun:
 @dataclasses.dataclass(frozen=True)
 class Plan:
   """What a study directory holds to do (DIR/plan.json)."""
-  kind: str
+  kind: PlanKind
   name: str
   directory: str
   entries: tuple[Entry, ...]
@@ -170,7 +177,7 @@ def write_spec(directory: str, spec: dict) -> None:
   files.write_json(os.path.join(directory, SPEC_FILE), spec)
 
 
-def make_plan(kind: str, name: str, directory: str, entries: Sequence[Entry],
+def make_plan(kind: PlanKind, name: str, directory: str, entries: Sequence[Entry],
               num_seeds: int, overrides: dict[str, Any] | None = None,
               search: dict[str, Any] | None = None) -> Plan:
   """Seeds config.seed .. config.seed + num_seeds - 1 of every entry, interleaved."""
@@ -215,7 +222,7 @@ def _keep_earlier_runs(earlier: Plan, plan: Plan) -> Plan:
                     'grows, never shrinks: give a new --workdir for fewer seeds)',
                     plan.directory, earlier.num_seeds, plan.num_seeds)
     num_seeds = earlier.num_seeds
-  if plan.kind == SEARCH and len(earlier.entries) > len(plan.entries):
+  if plan.kind == PlanKind.SEARCH and len(earlier.entries) > len(plan.entries):
     logging.warning('%s already plans %d trials; --num_trials=%d keeps them all (a search '
                     'grows, never shrinks: give a new --workdir for fewer trials)',
                     plan.directory, len(earlier.entries), len(plan.entries))
@@ -319,9 +326,7 @@ def _from_json(directory: str, values: dict[str, Any]) -> Plan:
   def path(relative: str) -> str:
     return os.path.normpath(os.path.join(directory, relative))
 
-  kind = _field(values, 'kind', str, '')
-  if kind not in KINDS:
-    raise _PlanFieldError(f'kind={kind!r} is none of {", ".join(KINDS)}')
+  kind = _plan_kind(_field(values, 'kind', str, ''))
   entries = []
   for i, e in enumerate(_field(values, 'entries', list, '')):
     where = f'entries[{i}].'
@@ -349,11 +354,18 @@ def _from_json(directory: str, values: dict[str, Any]) -> Plan:
   return plan
 
 
+def _plan_kind(value: str) -> PlanKind:
+  try:
+    return PlanKind(value)
+  except ValueError:
+    raise _PlanFieldError(f'kind={value!r} is none of {", ".join(PlanKind)}') from None
+
+
 def _check_kind(plan: Plan) -> None:
   """A study has one entry; a search names each trial's params."""
-  if plan.kind == STUDY and len(plan.entries) != 1:
+  if plan.kind == PlanKind.STUDY and len(plan.entries) != 1:
     raise _PlanFieldError(f'kind=study with {len(plan.entries)} entries (a study has one)')
-  if plan.kind == SEARCH:
+  if plan.kind == PlanKind.SEARCH:
     search = plan.search
     if (not isinstance(search, dict) or not isinstance(search.get('axes'), list)
         or not isinstance(search.get('params'), list)
@@ -375,9 +387,10 @@ def check_paths(plan: Plan) -> None:
   where = os.path.join(base, PLAN_FILE)
   directories = {}
   for i, entry in enumerate(plan.entries):
-    expected = base if plan.kind == STUDY else os.path.join(base, entry.name)
-    if (plan.kind != STUDY and (entry.name in RESERVED_NAMES or entry.name in ('', '.', '..')
-                                or os.sep in entry.name or entry.name.startswith('seed_'))):
+    expected = base if plan.kind == PlanKind.STUDY else os.path.join(base, entry.name)
+    if (plan.kind != PlanKind.STUDY
+        and (entry.name in RESERVED_NAMES or entry.name in ('', '.', '..')
+             or os.sep in entry.name or entry.name.startswith('seed_'))):
       raise StudyDirError(f'{where}: entries[{i}].name={entry.name!r} cannot name a folder of '
                           f'the study; {_DAMAGED_PLAN_REMEDY}')
     if os.path.normpath(entry.directory) != expected or entry.name in directories:

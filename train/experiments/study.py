@@ -33,13 +33,13 @@ import numpy as np
 from absl import logging
 
 from input_pipeline import info
-from train.common import claims
 from train.common import config_dicts
 from train.common import console
 from train.common import files
 from train.experiments import plan as plan_lib
 from train.experiments import report
 from train.experiments import search
+from train.experiments import states as states_lib
 from train.experiments import statistics
 from train.experiments import worker as worker_lib
 from train.mlperf import results as mlperf_results
@@ -47,9 +47,6 @@ from train.mlperf import rules
 from train.run import budget
 from train.run import mllog
 from train.run import programs
-
-# The states of a run without a result, in study.json's 'unfinished'.
-RUNNING, PENDING, FAILED = 'running', 'pending', 'failed'
 
 
 def learning_rate_curve(config: ml_collections.ConfigDict,
@@ -97,28 +94,31 @@ class RunStates:
     return [result for _, result in self.finished]
 
 
-def _unfinished_state(run: plan_lib.PlannedRun) -> dict[str, Any]:
-  """A run that has no result: failed (its error), running (its holder) or pending."""
-  state = {'run': run.label, 'seed': run.seed}
-  if os.path.exists(run.failure_path):
+def _unfinished_state(run: plan_lib.PlannedRun,
+                      status: states_lib.RunStatus) -> dict[str, Any]:
+  """A run that has no result: failed (its error), running (its holder) or
+  pending (why its worker is gone, when it was interrupted)."""
+  state = {'run': run.label, 'seed': run.seed, 'state': status.state}
+  if status.state == states_lib.RunState.FAILED:
     failure = plan_lib.read_json(run.failure_path, 'move it aside; the run is tried again')
-    return state | {'state': FAILED, 'detail': failure.get('error', '')}
-  status = claims.status(run.claim_dir)
-  if status.state == claims.HELD:  # By someone unknown when its record is damaged.
-    holder = (status.holder.describe() if status.holder is not None
-              else f'an unknown process ({status.reason})')
-    return state | {'state': RUNNING, 'detail': holder}
-  detail = f'its worker is gone ({status.reason})' if status.state == claims.GONE else ''
-  return state | {'state': PENDING, 'detail': detail}
+    return state | {'detail': failure.get('error', '')}
+  claim = status.claim
+  if status.state == states_lib.RunState.RUNNING:  # A damaged record: by someone unknown.
+    holder = (claim.holder.describe() if claim.holder is not None
+              else f'an unknown process ({claim.reason})')
+    return state | {'detail': holder}
+  return state | {'detail': f'its worker is gone ({claim.reason})' if status.interrupted
+                  else ''}
 
 
 def run_states(plan: plan_lib.Plan, entry: str) -> RunStates:
   states = RunStates([], [])
   for run in plan.runs_of(entry):
-    if os.path.exists(run.result_path):
+    status = states_lib.status_of(run, ask_slurm=True)
+    if status.state == states_lib.RunState.DONE:
       states.finished.append((run, worker_lib.read_result(run)))
     else:
-      states.unfinished.append(_unfinished_state(run))
+      states.unfinished.append(_unfinished_state(run, status))
   return states
 
 
@@ -208,10 +208,10 @@ def config_differences(configs: dict[str, ml_collections.ConfigDict]
 def plan_study(config: ml_collections.ConfigDict, name: str, directory: str,
                num_seeds: int) -> plan_lib.Plan:
   """Seeds config.seed .. config.seed + num_seeds - 1 of one config in `directory`."""
-  spec = {'kind': plan_lib.STUDY, 'configs': {name: plan_lib.config_values(config)}}
+  spec = {'kind': plan_lib.PlanKind.STUDY, 'configs': {name: plan_lib.config_values(config)}}
   entries = [plan_lib.Entry(name, config, directory)]
-  return _write_plan(plan_lib.make_plan(plan_lib.STUDY, name, directory, entries,
-                                        num_seeds), spec)
+  return _write_plan(plan_lib.make_plan(plan_lib.PlanKind.STUDY, name, directory,
+                                        entries, num_seeds), spec)
 
 
 def plan_comparison(configs: dict[str, ml_collections.ConfigDict], directory: str,
@@ -224,12 +224,12 @@ def plan_comparison(configs: dict[str, ml_collections.ConfigDict], directory: st
   comparison.json and report.md so that a reader sees what the command changed.
   """
   overrides = json.loads(json.dumps(overrides or {}, default=list))
-  spec = {'kind': plan_lib.COMPARISON,
+  spec = {'kind': plan_lib.PlanKind.COMPARISON,
           'configs': {n: plan_lib.config_values(c) for n, c in configs.items()},
           'overrides': overrides}
   entries = [plan_lib.Entry(n, c, os.path.join(directory, n)) for n, c in configs.items()]
-  return _write_plan(plan_lib.make_plan(plan_lib.COMPARISON, name, directory, entries,
-                                        num_seeds, overrides=overrides), spec)
+  return _write_plan(plan_lib.make_plan(plan_lib.PlanKind.COMPARISON, name, directory,
+                                        entries, num_seeds, overrides=overrides), spec)
 
 
 def plan_search(config: ml_collections.ConfigDict, name: str,
@@ -239,7 +239,7 @@ def plan_search(config: ml_collections.ConfigDict, name: str,
   each trial checked for `num_devices` devices (default: this process's)."""
   search.check_space(space, config)
   axes = [dataclasses.asdict(a) | {'type': type(a).__name__} for a in space]
-  spec = json.loads(json.dumps({'kind': plan_lib.SEARCH,
+  spec = json.loads(json.dumps({'kind': plan_lib.PlanKind.SEARCH,
                                 'configs': {name: plan_lib.config_values(config)},
                                 'search_space': axes}))
   params = search.draw_trials(space, num_trials, seed=config.seed)
@@ -250,7 +250,7 @@ def plan_search(config: ml_collections.ConfigDict, name: str,
     rules.validate_run_config(entry.config, num_devices=num_devices or jax.device_count(),
                               check_data=False)
   return _write_plan(plan_lib.make_plan(
-      plan_lib.SEARCH, name, directory, entries, num_seeds,
+      plan_lib.PlanKind.SEARCH, name, directory, entries, num_seeds,
       search={'axes': [a.key for a in space], 'params': params}), spec)
 
 
@@ -283,9 +283,9 @@ def write_report(directory: str, wall_seconds: float | None = None,
   studies = [_finish_study(entry, entry_states, [r.seed for r in plan.runs_of(entry.name)],
                            wall_seconds, None if num_ran is None else num_ran.get(entry.name, 0))
              for entry, entry_states in zip(plan.entries, states)]
-  if plan.kind == plan_lib.COMPARISON:
+  if plan.kind == plan_lib.PlanKind.COMPARISON:
     _write_comparison(plan, studies, wall_seconds)
-  elif plan.kind == plan_lib.SEARCH:
+  elif plan.kind == plan_lib.PlanKind.SEARCH:
     _write_search(plan, studies, wall_seconds)
   return studies
 

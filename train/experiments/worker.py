@@ -35,6 +35,7 @@ from train.common import console
 from train.common import errors
 from train.common import files
 from train.experiments import plan as plan_lib
+from train.experiments import states
 from train.run import distributed
 from train.run import loop
 from train.run import programs
@@ -158,8 +159,7 @@ class Worker:
   def held_elsewhere(self) -> list[plan_lib.PlannedRun]:
     """The runs, neither finished nor failed, that another worker holds now."""
     return [run for run in self.plan.runs
-            if not os.path.exists(run.result_path) and not os.path.exists(run.failure_path)
-            and claims.status(run.claim_dir, ask_slurm=False).state == claims.HELD]
+            if states.status_of(run, ask_slurm=False).state == states.RunState.RUNNING]
 
   def _next(self) -> tuple[plan_lib.PlannedRun, claims.Claim] | None:
     """Process 0's next run and claim, waiting for other workers if asked to."""
@@ -220,18 +220,3 @@ class Worker:
 def _release(claim: claims.Claim | None) -> None:
   if claim is not None:
     claim.release()
-
-
-def count_states(plan: plan_lib.Plan) -> dict[str, int]:
-  """How many of the plan's runs are done, running, pending and failed."""
-  counts = dict.fromkeys(('done', 'running', 'pending', 'failed'), 0)
-  for run in plan.runs:
-    if os.path.exists(run.result_path):
-      counts['done'] += 1
-    elif os.path.exists(run.failure_path):
-      counts['failed'] += 1
-    elif claims.status(run.claim_dir, ask_slurm=False).state == claims.HELD:
-      counts['running'] += 1
-    else:
-      counts['pending'] += 1
-  return counts
