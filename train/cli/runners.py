@@ -30,9 +30,9 @@ WORKER, REPORT = jobs.WORKER, jobs.REPORT
 
 
 def _print_studies(job: Job, studies: list[dict]) -> None:
-  from train.experiments import report  # pylint: disable=g-import-not-at-top
+  from train.experiments.reports import comparison  # pylint: disable=g-import-not-at-top
   if distributed.is_main_process():
-    print(report.comparison_table([(s['name'], s, s['runs']) for s in studies]))
+    print(comparison.comparison_table([(s['name'], s, s['runs']) for s in studies]))
     print(f'report: {os.path.join(job.workdir, "report.md")}')
 
 
