@@ -22,13 +22,20 @@ from train.experiments.reports import sections
 Study = sections.Study
 
 
+def _config_cell(out_dir: str | None, name: str) -> str:
+  """The config's name, linked to its study's report.md once the study wrote one."""
+  if out_dir and os.path.isfile(os.path.join(out_dir, name, 'report.md')):
+    return markdown.link(name, f'{name}/report.md')
+  return name
+
+
 def _comparison_rows(studies: Sequence[Study],
                      out_dir: str | None = None) -> tuple[list[str], list[list[str]]]:
   """Header and rows of the comparison table; names linked to studies in `out_dir`."""
   header = ['Config', 'Reached target / runs', 'Median final test accuracy',
             'Median train accuracy', 'Median steps to target', 'Median seconds to target',
             'MLPerf score (s)', 'Kaplan-Meier median steps to target']
-  rows = [[sections.link_to_report(out_dir, name, name) if out_dir else name,
+  rows = [[_config_cell(out_dir, name),
            markdown.reached(s), markdown.percent(s['median_final_accuracy']),
            markdown.percent(s['median_final_train_accuracy']),
            markdown.number(s['median_steps_to_target']),

@@ -65,6 +65,10 @@ def reached(summary: dict) -> str:
   return f"{summary['num_reached_target']} / {summary['num_runs']}"
 
 
+def link(text: str, target: str) -> str:
+  return f'[{text}]({target})'
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
   def line(cells: Sequence[str]) -> str:
     return '| ' + ' | '.join(str(c).replace('|', '\\|') for c in cells) + ' |'

@@ -23,9 +23,16 @@ def _rank(trials: Sequence[dict]) -> list[dict]:
   return sorted(trials, key=key)
 
 
+def _trial_cell(out_dir: str, trial: int) -> str:
+  """The trial's number, linked to its study's report.md once the study wrote one."""
+  if os.path.isfile(os.path.join(out_dir, f'trial_{trial}', 'report.md')):
+    return markdown.link(str(trial), f'trial_{trial}/report.md')
+  return str(trial)
+
+
 def _search_table(out_dir: str, axes: Sequence[str], ranked: Sequence[dict]) -> str:
   """The ranked trials with their params; trials linked to trial_<k>/report.md."""
-  rows = [[str(rank), sections.link_to_report(out_dir, str(t['trial']), f"trial_{t['trial']}"),
+  rows = [[str(rank), _trial_cell(out_dir, t['trial']),
            *[markdown.config_value(t['params'].get(a)) for a in axes],
            markdown.percent(t['summary'].get('median_final_accuracy')),
            markdown.percent_range(t['summary'].get('final_accuracy_quartiles', (None, None))),

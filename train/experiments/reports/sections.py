@@ -1,7 +1,6 @@
-"""Sections that more than one kind of report shows: the runs not finished, the
-time a study took, and links to the reports of the studies inside one."""
+"""Sections that more than one kind of report shows: the runs not finished and
+the time a study took."""
 
-import os
 from collections.abc import Sequence
 
 from train.experiments.reports import markdown
@@ -9,13 +8,6 @@ from train.experiments.reports import markdown
 # A configuration's name, its `statistics.summarize` summary and its runs'
 # result.json dicts: what a comparison report shows of each config.
 Study = tuple[str, dict, list[dict]]
-
-
-def link_to_report(out_dir: str, name: str, subdir: str) -> str:
-  """`name`, linked to `subdir/report.md` when the study runner wrote one there."""
-  if os.path.isfile(os.path.join(out_dir, subdir, 'report.md')):
-    return f'[{name}]({subdir}/report.md)'
-  return name
 
 
 def _sum_run_seconds(runs: Sequence[dict]) -> float:
