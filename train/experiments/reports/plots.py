@@ -87,7 +87,8 @@ def _rotate_long_labels(ax: Axes, names: Sequence[str]) -> None:
 
 
 def final_accuracy(path: str, name: str, runs: Sequence[dict],
-                         target: float | None) -> None:
+                   target: float | None) -> None:
+  """One study's final accuracies: a box plot with a point per seed (Figure 4)."""
   accuracies = _final_accuracies(runs)
   with matplotlib.rc_context(_RC):
     fig = Figure(figsize=(6.4, 5.2), layout='constrained')
@@ -142,7 +143,9 @@ def _seed_colors(count: int) -> list:
 
 
 def eval_curves(path: str, name: str, runs: Sequence[dict],
-                      target: float | None) -> None:
+                target: float | None) -> None:
+  """One study's eval accuracy against the step, a line per seed, and a panel zoomed
+  on the end of training."""
   curves = [_eval_points(run) for run in runs]
   colors = _seed_colors(len(runs))
   with matplotlib.rc_context(_RC):
@@ -169,7 +172,8 @@ def eval_curves(path: str, name: str, runs: Sequence[dict],
 
 
 def learning_rate(path: str, name: str, steps: Sequence[int],
-                        rates: Sequence[float]) -> None:
+                  rates: Sequence[float]) -> None:
+  """The learning-rate schedule against the step, its peak marked (Figure 1)."""
   with matplotlib.rc_context(_RC):
     fig = Figure(figsize=(7.5, 4.5), layout='constrained')
     ax = fig.add_subplot()
@@ -190,11 +194,13 @@ def _config_colors(count: int) -> list:
 
 
 def distinct_targets(studies: Sequence[Study]) -> list[float]:
+  """The target accuracies of the studies, each once, in order."""
   return sorted({s['target_accuracy'] for _, s, _ in studies
                  if markdown.finite(s.get('target_accuracy'))})
 
 
 def comparison(path: str, studies: Sequence[Study]) -> None:
+  """Every config's final accuracies side by side, a box plot each."""
   names = [name for name, _, _ in studies]
   with matplotlib.rc_context(_RC):
     fig = Figure(figsize=(max(6.4, 1.7 * len(studies) + 3), 5.4), layout='constrained')
@@ -214,6 +220,7 @@ def comparison(path: str, studies: Sequence[Study]) -> None:
 
 
 def comparison_curves(path: str, studies: Sequence[Study]) -> None:
+  """Every seed's eval curve, a colour per config, and the end of training zoomed."""
   colors = _config_colors(len(studies))
   with matplotlib.rc_context(_RC):
     fig = Figure(figsize=(12, 5), layout='constrained')
@@ -287,6 +294,7 @@ def _search_axis(ax: Axes, axis: str, trials: Sequence[dict], best: dict | None,
 
 
 def search_axes(path: str, axes: Sequence[str], ranked: Sequence[dict]) -> None:
+  """Each trial's median final accuracy against each searched axis, the best starred."""
   has_best = ranked and markdown.finite(ranked[0]['summary'].get('median_final_accuracy'))
   best = ranked[0] if has_best else None
   targets = [t['summary'].get('target_accuracy') for t in ranked]
@@ -324,8 +332,7 @@ def _survival_curve(time_to_target: dict,
   return steps, fraction, low, high
 
 
-def time_to_target(path: str, title: str,
-                         curves: Sequence[tuple[str, dict]]) -> None:
+def time_to_target(path: str, title: str, curves: Sequence[tuple[str, dict]]) -> None:
   """Kaplan-Meier curves: the fraction of runs that reached the target by each step."""
   colors = _config_colors(len(curves))
   end = 1.04 * max((max(ttt['steps'], default=0.0) for _, ttt in curves), default=0.0) or 1.0

@@ -168,8 +168,8 @@ def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
       plot out.
     wall_seconds: wall time of the whole study.
     config_summary: the settings to show, e.g. optimizer, batch size, steps.
-    mlperf: study.json's 'mlperf' entry (train/mlperf/results.write_submission), or None
-      to leave the MLPerf section out.
+    mlperf: study.json's 'mlperf' entry (train/mlperf/results.write_submission),
+      or None to leave the MLPerf section out.
     unfinished: study.json's 'unfinished' (planned runs without a result), listed
       in a section of their own.
 
@@ -185,7 +185,7 @@ def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
                        f'{name}: fraction of runs that reached the target',
                        [(name, summary['time_to_target'])])
   images = ['![Final eval accuracy of each seed, box plot](final_accuracy.png)',
-           '![Eval accuracy against training step, one line per seed](eval_curves.png)']
+            '![Eval accuracy against training step, one line per seed](eval_curves.png)']
   if learning_rate is not None:
     plots.learning_rate(os.path.join(out_dir, 'learning_rate.png'), name, *learning_rate)
     images.append('![Learning-rate schedule](learning_rate.png)')
