@@ -63,15 +63,15 @@ def test_several_overrides_are_all_kept():
 
 
 def test_comparison_report_states_the_overrides(tmp_path):
-  from train.experiments import report  # pylint: disable=g-import-not-at-top
   from train.experiments import statistics  # pylint: disable=g-import-not-at-top
+  from train.experiments.reports import comparison  # pylint: disable=g-import-not-at-top
   runs = [{'seed': 0, 'status': 'success', 'final_eval_accuracy': 0.7, 'reached_target': False,
            'target_accuracy': 0.75, 'evals': [], 'run_seconds': 1.0}]
   studies = [(name, statistics.summarize(runs), runs) for name in ('a', 'b')]
-  text = open(report.write_comparison_report(
+  text = open(comparison.write_comparison_report(
       str(tmp_path / 'with'), studies, 1.0,
       overrides={'lr.peak': 10.0, 'model.width': 4})).read()
   section = text.partition('## Command-line overrides')[2]
   assert '`--config.lr.peak=10`' in section and '`--config.model.width=4`' in section
-  text = open(report.write_comparison_report(str(tmp_path / 'without'), studies, 1.0)).read()
+  text = open(comparison.write_comparison_report(str(tmp_path / 'without'), studies, 1.0)).read()
   assert 'No `--config.KEY=VALUE` overrides' in text

@@ -6,8 +6,12 @@ import re
 import pytest
 from PIL import Image
 
-from train.experiments import report
 from train.experiments import statistics
+from train.experiments import verdicts
+from train.experiments.reports import comparison as comparison_report
+from train.experiments.reports import markdown
+from train.experiments.reports import search as search_report
+from train.experiments.reports import study as study_report
 
 TARGET = 0.759
 # seed -> final eval accuracy; seeds 0, 2 and 4 reach the target.
@@ -60,7 +64,7 @@ def test_study_report(tmp_path):
   summary = statistics.summarize(runs)
   schedule = (list(range(0, 2400, 10)), [min(s / 700, 1.0) * 29.0 * (1 - s / 2400)
                                          for s in range(0, 2400, 10)])
-  path = report.write_study_report(
+  path = study_report.write_study_report(
       str(tmp_path), 'nesterov_b', summary, runs, schedule, 4321.0,
       {'optimizer': 'nesterov', 'global_batch_size': 32768, 'lr.peak': 7.5})
 
@@ -89,8 +93,8 @@ def test_study_report(tmp_path):
 
 def test_study_report_without_schedule_and_with_a_diverged_run(tmp_path):
   runs = _runs()[:4] + [_run(7, None, status='diverged')]
-  path = report.write_study_report(str(tmp_path), 'lars', statistics.summarize(runs), runs,
-                                   None, 100.0, {})
+  path = study_report.write_study_report(str(tmp_path), 'lars', statistics.summarize(runs),
+                                         runs, None, 100.0, {})
   _assert_links_exist(path, {'final_accuracy.png', 'eval_curves.png', 'time_to_target.png'})
   assert not (tmp_path / 'learning_rate.png').exists()
   text = open(path).read()
@@ -108,12 +112,12 @@ def test_comparison_report(tmp_path):
   studies = _studies()
   (tmp_path / 'cmp' / 'lars').mkdir(parents=True)
   (tmp_path / 'cmp' / 'lars' / 'report.md').write_text('# Study: lars\n')
-  path = report.write_comparison_report(str(tmp_path / 'cmp'), studies, 9000.0)
+  path = comparison_report.write_comparison_report(str(tmp_path / 'cmp'), studies, 9000.0)
   _assert_links_exist(path, {'comparison.png', 'comparison_curves.png', 'time_to_target.png'})
   text = open(path).read()
   pair = statistics.compare_studies([(name, runs) for name, _, runs in studies])[0]
   # The verdict in words, with the numbers of the pairwise comparison.
-  assert report.pairwise_verdict(pair) in text
+  assert verdicts.pairwise_verdict(pair) in text
   assert ('**No evidence that the final accuracies of lars and nesterov_config_b differ** '
           f"(Mann-Whitney p = {pair['mann_whitney_p']:.2f})") in text
   low, high = pair['difference_in_median_final_accuracy_ci95']
@@ -131,7 +135,7 @@ def test_comparison_report(tmp_path):
 
 
 def test_comparison_table_is_fixed_width():
-  table = report.comparison_table(_studies())
+  table = comparison_report.comparison_table(_studies())
   lines = table.splitlines()
   assert len(lines) == 4  # Header, rule, one line per config.
   assert len({len(line) for line in lines}) == 1
@@ -151,7 +155,7 @@ def test_search_report_ranks_trials(tmp_path):
     trials.append({'trial': trial, 'summary': summary,
                    'params': {'lr.peak': peak, 'lr.warmup_power': power, 'optimizer': optimizer}})
   axes = ['lr.peak', 'lr.warmup_power', 'optimizer']
-  path = report.write_search_report(str(tmp_path), axes, trials, 60.0)
+  path = search_report.write_search_report(str(tmp_path), axes, trials, 60.0)
   assert path == str(tmp_path / 'report.md')
   _assert_links_exist(path, {'search_axes.png'})
   rows = [line for line in open(path).read().splitlines() if re.match(r'\| \d+ \| \d+ \|', line)]
@@ -166,7 +170,7 @@ def test_search_report_ranks_trials(tmp_path):
     ((None, None), '—'), ((1400.0, None), '1,400 – ∞'),
     ((2000.0, 2200.5), '2,000 – 2,200.5')])
 def test_number_range(pair, expected):
-  assert report._number_range(pair) == expected
+  assert markdown.number_range(pair) == expected
 
 
 def _pair(**changes) -> dict:
@@ -187,7 +191,7 @@ def _pair(**changes) -> dict:
 
 
 def test_pairwise_verdict_in_words():
-  text = report.pairwise_verdict(_pair())
+  text = verdicts.pairwise_verdict(_pair())
   assert text.startswith('**No evidence that the final accuracies of lars and nesterov differ** '
                          '(Mann-Whitney p = 0.41); the 95% interval of the difference in median '
                          'final accuracy (lars − nesterov) is -8.1 to +4.2 points; about 60 seeds '
@@ -196,23 +200,23 @@ def test_pairwise_verdict_in_words():
   assert 'no evidence that the hit rates differ (Fisher exact p = 0.44)' in text
   assert 'no evidence that the times to target differ' in text and 'p = 0.13' in text
 
-  significant = report.pairwise_verdict(_pair(
+  significant = verdicts.pairwise_verdict(_pair(
       mann_whitney_p=0.0004, wilcoxon_p=0.03, paired_seeds=[0, 1, 2, 3, 4], reasons={},
       seeds_per_config_for_80_percent_power=None))
   assert ('**The final accuracies of lars and nesterov differ** (Mann-Whitney p < 0.001): '
           "nesterov's median is 2.6 points above lars's") in significant
   assert 'Wilcoxon signed-rank p = 0.03' in significant and 'seeds 0–4' in significant
 
-  more = report.pairwise_verdict(_pair(
+  more = verdicts.pairwise_verdict(_pair(
       seeds_per_config_for_80_percent_power=None,
       reasons={'seeds_per_config_for_80_percent_power': 'more than 200 (power 0.31 at 200)'}))
   assert 'more than 200 seeds per config would be needed' in more
 
-  adjusted = report.pairwise_verdict(_pair(mann_whitney_p=0.02, mann_whitney_p_holm=0.06),
-                                     adjusted=True)
+  adjusted = verdicts.pairwise_verdict(_pair(mann_whitney_p=0.02, mann_whitney_p_holm=0.06),
+                                       adjusted=True)
   assert 'No evidence' in adjusted and 'p = 0.06' in adjusted and 'Holm' in adjusted
 
-  undefined = report.pairwise_verdict(_pair(
+  undefined = verdicts.pairwise_verdict(_pair(
       mann_whitney_p=None, difference_in_median_final_accuracy=None,
       difference_in_median_final_accuracy_ci95=[None, None], logrank_p=None,
       seeds_per_config_for_80_percent_power=None,
@@ -223,6 +227,6 @@ def test_pairwise_verdict_in_words():
 
 def test_comparison_report_of_three_configs_adjusts_p_values(tmp_path):
   studies = _studies() + [('third', statistics.summarize(_runs(0.005)), _runs(0.005))]
-  text = open(report.write_comparison_report(str(tmp_path), studies, 1.0)).read()
+  text = open(comparison_report.write_comparison_report(str(tmp_path), studies, 1.0)).read()
   assert text.count('(p-values adjusted for the comparisons of every pair, Holm.)') == 3
   assert 'Mann-Whitney p (Holm-adjusted)' in text

@@ -18,6 +18,7 @@ from train.common import config_dicts
 from train.experiments import search
 from train.experiments import plan as plan_lib
 from train.experiments import study
+from train.experiments import verdicts
 from train.experiments import worker as worker_lib
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -222,14 +223,14 @@ def test_comparison_statistics_of_fake_studies():
   studies = [{'name': 'lars', 'runs': runs([0.669, 0.684, 0.783, 0.705, 0.771])},
              {'name': 'nesterov', 'runs': runs([0.751, 0.763, 0.750, 0.741, 0.709])},
              {'name': 'sgd', 'runs': runs([0.60, 0.61, 0.62, 0.63, 0.64])}]
-  pairwise = study.comparison_statistics(studies)
+  pairwise = verdicts.comparison_statistics(studies)
   json.dumps(pairwise, allow_nan=False)
   assert [(p['a'], p['b']) for p in pairwise] == [('lars', 'nesterov'), ('lars', 'sgd'),
                                                  ('nesterov', 'sgd')]
   assert all('Holm' in p['verdict'] for p in pairwise)
   assert pairwise[0]['verdict'].startswith('**No evidence that the final accuracies of lars '
                                            'and nesterov differ**')
-  assert study.comparison_statistics(studies[:2])[0]['verdict'].count('Holm') == 0
+  assert verdicts.comparison_statistics(studies[:2])[0]['verdict'].count('Holm') == 0
 
 
 # The command line.

@@ -76,8 +76,8 @@ def _print_outcome(plan: plan_lib.Plan, studies: list[dict]) -> None:
     print(f'best of {len(trials)} trials: trial_{best["trial"]} {best["params"]}, '
           f'median final accuracy {best["summary"]["median_final_accuracy"]}')
   else:
-    from train.experiments import report  # pylint: disable=g-import-not-at-top
-    print(report.comparison_table([(s['name'], s, s['runs']) for s in studies]))
+    from train.experiments.reports import comparison  # pylint: disable=g-import-not-at-top
+    print(comparison.comparison_table([(s['name'], s, s['runs']) for s in studies]))
   print(f'report: {os.path.join(plan.directory, "report.md")}')
 
 

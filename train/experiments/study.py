@@ -3,7 +3,7 @@
 Layouts (every run directory holds the files of a single run):
   study       DIR/seed_<s>/, DIR/study.json, DIR/report.md and its plots, and
               DIR/mlperf/<org>/: the first 5 runs' mlperf.log as an MLPerf
-              submission tree (train/mlperf/results.write_results_folder)
+              submission tree (train/mlperf/results.write_submission)
   comparison  DIR/<config name>/ (a study each), DIR/comparison.json, DIR/report.md
   search      DIR/trial_<k>/ (a study each), DIR/search.json, DIR/report.md
 Each of them also holds DIR/plan.json and DIR/study_spec.json (plan.py), and
@@ -37,15 +37,17 @@ from train.common import config_dicts
 from train.common import console
 from train.common import files
 from train.experiments import plan as plan_lib
-from train.experiments import report
 from train.experiments import search
 from train.experiments import states as states_lib
 from train.experiments import statistics
+from train.experiments import verdicts
 from train.experiments import worker as worker_lib
+from train.experiments.reports import comparison as comparison_report
+from train.experiments.reports import search as search_report
+from train.experiments.reports import study as study_report
 from train.mlperf import results as mlperf_results
 from train.mlperf import rules
 from train.run import budget
-from train.run import mllog
 from train.run import programs
 
 
@@ -146,50 +148,16 @@ def _finish_study(entry: plan_lib.Entry, states: RunStates, seeds: list[int],
   }
   # The runs that make the MLPerf score, as an MLPerf submission tree.
   scored = states.finished[:statistics.MLPERF_RESNET_RUNS]
-  org_folder = mlperf_results.write_results_folder(
+  study['mlperf'] = mlperf_results.write_submission(
       entry.directory, entry.config,
-      [os.path.join(run.run_dir, 'mlperf.log') for run, _ in scored])
-  study['mlperf'] = mlperf_summary(entry.config, [r for _, r in scored], org_folder,
-                                   entry.directory)
+      [os.path.join(run.run_dir, 'mlperf.log') for run, _ in scored],
+      [result for _, result in scored])
   files.write_json(os.path.join(entry.directory, 'study.json'), study)
-  report.write_study_report(entry.directory, entry.name, summary, results,
-                            learning_rate_curve(entry.config), wall_seconds,
-                            config_summary(entry.config), mlperf=study['mlperf'],
-                            unfinished=states.unfinished)
+  study_report.write_study_report(entry.directory, entry.name, summary, results,
+                                  learning_rate_curve(entry.config), wall_seconds,
+                                  config_summary(entry.config), mlperf=study['mlperf'],
+                                  unfinished=states.unfinished)
   return study
-
-
-def mlperf_summary(config: ml_collections.ConfigDict, scored: Sequence[dict],
-                   org_folder: str, study_dir: str) -> dict[str, Any]:
-  """The study as an MLPerf submission: division, results folder and RCP verdict.
-
-  The RCP verdict is the 4.0.0 ResNet RCP of the config's batch size against
-  the scored runs' epochs to target; MLPerf's RCPs were measured with the
-  closed LARS and SGD recipes on ImageNet, so on other data it says only how
-  the epoch counts compare.
-  """
-  verdict = mlperf_results.rcp_verdict(config.global_batch_size,
-                                   [run.get('epochs_to_target') for run in scored])
-  return {
-      'division': config.mlperf.submission_division,
-      'ruleset': mllog.RULESET,
-      'num_scored_runs': len(scored),
-      'results_folder': os.path.relpath(org_folder, study_dir),
-      'rcp': dataclasses.asdict(verdict),
-  }
-
-
-def comparison_statistics(studies: Sequence[dict]) -> list[dict]:
-  """comparison.json's 'pairwise': every pair of configs compared, with its verdict.
-
-  Each entry is `statistics.compare_pair`'s, with Holm-adjusted p-values, plus
-  'verdict', the report's paragraph in plain words (on the adjusted p-values
-  when there are more than two configs).
-  """
-  pairwise = statistics.compare_studies([(s['name'], s['runs']) for s in studies])
-  for pair in pairwise:
-    pair['verdict'] = report.pairwise_verdict(pair, adjusted=len(studies) > 2)
-  return pairwise
 
 
 def config_differences(configs: dict[str, ml_collections.ConfigDict]
@@ -295,7 +263,7 @@ def _all_unfinished(studies: Sequence[dict]) -> list[dict]:
 
 
 def _write_comparison(plan: plan_lib.Plan, studies: list[dict], wall_seconds: float) -> None:
-  pairwise = comparison_statistics(studies)
+  pairwise = verdicts.comparison_statistics(studies)
   files.write_json(os.path.join(plan.directory, 'comparison.json'), {
       'names': [e.name for e in plan.entries],
       'num_seeds': plan.num_seeds,
@@ -304,7 +272,7 @@ def _write_comparison(plan: plan_lib.Plan, studies: list[dict], wall_seconds: fl
       'studies': [{k: v for k, v in s.items() if k != 'runs'} for s in studies],
       'pairwise': pairwise,
   })
-  report.write_comparison_report(
+  comparison_report.write_comparison_report(
       plan.directory, [(s['name'], s, s['runs']) for s in studies], wall_seconds,
       differences=config_differences({e.name: e.config for e in plan.entries}),
       overrides=plan.overrides, pairwise=pairwise, unfinished=_all_unfinished(studies))
@@ -316,8 +284,8 @@ def _write_search(plan: plan_lib.Plan, studies: list[dict], wall_seconds: float)
   files.write_json(os.path.join(plan.directory, 'search.json'), {
       'name': plan.name, 'num_trials': len(plan.entries), 'num_seeds': plan.num_seeds,
       'axes': plan.search['axes'], 'wall_seconds': wall_seconds, 'trials': trials})
-  report.write_search_report(plan.directory, plan.search['axes'], trials, wall_seconds,
-                             unfinished=_all_unfinished(studies))
+  search_report.write_search_report(plan.directory, plan.search['axes'], trials,
+                                    wall_seconds, unfinished=_all_unfinished(studies))
 
 
 def search_trials(directory: str) -> list[dict]:
@@ -350,12 +318,6 @@ def run_study(config: ml_collections.ConfigDict, name: str, directory: str,
               num_seeds: int) -> dict:
   """A study of one config, run in this process; returns study.json's content."""
   return work_inline(plan_study(config, name, directory, num_seeds))[0]
-
-
-def run_comparison(configs: dict[str, ml_collections.ConfigDict], directory: str,
-                   num_seeds: int, overrides: dict[str, Any] | None = None) -> list[dict]:
-  """A comparison run in this process; returns each config's study."""
-  return work_inline(plan_comparison(configs, directory, num_seeds, overrides))
 
 
 def run_search(config: ml_collections.ConfigDict, name: str,

@@ -149,6 +149,35 @@ def write_results_folder(study_dir: str, config: ml_collections.ConfigDict,
   return org
 
 
+def write_submission(study_dir: str, config: ml_collections.ConfigDict,
+                     run_logs: Sequence[str], scored: Sequence[dict]) -> dict[str, Any]:
+  """Writes a study's MLPerf results folder; returns study.json's 'mlperf'.
+
+  Args:
+    study_dir: the study's directory; the folder goes in DIR/mlperf/<org>.
+    config: the study's config (its batch size, its submission's names).
+    run_logs: the mlperf.log of each run that makes the score, in order.
+    scored: those runs' result.json dicts.
+
+  Returns:
+    The division, ruleset, number of scored runs, the results folder relative
+    to `study_dir`, and the RCP verdict: the 4.0.0 ResNet RCP of the config's
+    batch size against the scored runs' epochs to target. MLPerf's RCPs were
+    measured with the closed LARS and SGD recipes on ImageNet, so on other data
+    the verdict says only how the epoch counts compare.
+  """
+  org_folder = write_results_folder(study_dir, config, run_logs)
+  verdict = rcp_verdict(config.global_batch_size,
+                        [run.get('epochs_to_target') for run in scored])
+  return {
+      'division': config.mlperf.submission_division,
+      'ruleset': mllog.RULESET,
+      'num_scored_runs': len(scored),
+      'results_folder': os.path.relpath(org_folder, study_dir),
+      'rcp': dataclasses.asdict(verdict),
+  }
+
+
 def _write_tree(staging: str, benchmark: str, config: ml_collections.ConfigDict,
                 run_logs: Sequence[str]) -> None:
   """The submission tree in `staging`, its logs in `staging`/`benchmark`."""
