@@ -17,15 +17,13 @@ from google.protobuf import json_format
 from tensorflow_datasets.core.utils import tqdm_utils
 
 from input_pipeline import embedded_shapes
+from input_pipeline import errors
 from input_pipeline import info
 
 
-class DataError(RuntimeError):
-  """The data cannot be built or read; the one-line message says what to do."""
-
-
-class DatasetNotPreparedError(DataError):
-  """The dataset must be prepared by hand before the harness can read it."""
+# Defined without TensorFlow (input_pipeline/errors.py); their names here too.
+DataError = errors.DataError
+DatasetNotPreparedError = errors.DatasetNotPreparedError
 
 
 def _one_line(error: BaseException) -> str:

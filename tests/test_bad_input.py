@@ -1071,7 +1071,8 @@ def _drive(spec_path: str, results_path: str) -> None:
   # loaded once for every child to inherit. Nothing there starts a JAX backend,
   # which would make the forks unsafe.
   runpy.run_path(MAIN, run_name='bad_input_preload')
-  importlib.import_module('train.cli.jobs')  # What main() imports once flags parse.
+  for module in ('train.cli.exits', 'train.cli.jobs'):  # What main() imports once flags parse.
+    importlib.import_module(module)
   for module in PRELOADED_LIBRARIES:
     importlib.import_module(module)
   results = []

@@ -7,6 +7,8 @@ import os
 import uuid
 from typing import Any, Iterator
 
+from train.common import errors
+
 # The repository's root: configs/, runs/ and the MLPerf package data hang off it.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -29,7 +31,7 @@ def atomic_path(path: str, suffix: str = '.tmp') -> Iterator[str]:
       os.remove(tmp)
 
 
-class FileWriteError(RuntimeError):
+class FileWriteError(errors.BadInput, RuntimeError):
   """A result file cannot be written (a full disk); the message says what to do."""
 
 

@@ -42,6 +42,7 @@ from absl import logging
 from train.common import claims
 from train.common import config_dicts
 from train.common import console
+from train.common import errors
 from train.common import files
 from train.mlperf import results as mlperf_results
 
@@ -61,7 +62,7 @@ RESULT_FILE = 'result.json'
 FAILURE_FILE = 'failure.json'
 
 
-class StudyDirError(ValueError):
+class StudyDirError(errors.BadInput, ValueError):
   """The study directory holds something else; the message says what."""
 
 

@@ -17,6 +17,7 @@ from input_pipeline import info
 from models import resnet
 from optim import optimizers
 from optim import schedules
+from train.common import errors
 from train.run import budget
 from train.run import memory
 
@@ -43,7 +44,7 @@ _OWN_INT_BOUNDS = ('seed', 'num_train_steps')
 MAX_EVALS = 100_000
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.BadInput, ValueError):
   """A config value that the harness cannot run with."""
 
   def __init__(self, key: str, value: Any, allowed: str):
