@@ -30,6 +30,7 @@ from absl import logging
 from array_record.python import array_record_data_source as ards
 from tensorflow_datasets.core import file_adapters
 
+from choices import check_choice
 from input_pipeline import datasets
 from input_pipeline import info
 from input_pipeline import order
@@ -278,9 +279,7 @@ def should_cache_eval(mode: str, cache_bytes: int, available_bytes: int) -> bool
   half of `available_bytes`, leaving the other half to the training input and
   the rest of the host. Raises ValueError naming the valid modes.
   """
-  if mode not in CACHE_EVAL_MODES:
-    raise ValueError(f'unknown cache_eval mode {mode!r}; valid: '
-                     f'{", ".join(CACHE_EVAL_MODES)}')
+  check_choice('cache_eval mode', mode, CACHE_EVAL_MODES, show=str)
   if mode == 'auto':
     return cache_bytes < available_bytes / 2
   return mode == 'always'

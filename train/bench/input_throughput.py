@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from choices import check_choice
 from configs import default
 from configs import embedded_lars
 from input_pipeline import datasets
@@ -103,9 +104,7 @@ class Report:
 def base_config(dataset: str, data_dir: str,
                 image_size: int | None = None) -> ml_collections.ConfigDict:
   """The config whose input settings the benchmark uses for `dataset`."""
-  if dataset not in _BASE_CONFIGS:
-    raise ValueError(f'unknown dataset {dataset!r}; valid datasets: '
-                     f'{", ".join(sorted(_BASE_CONFIGS))}')
+  check_choice('dataset', dataset, sorted(_BASE_CONFIGS), show=str, label='valid datasets')
   config = _BASE_CONFIGS[dataset]()
   config.dataset = dataset
   config.data_dir = data_dir
