@@ -22,7 +22,8 @@ The files, all in RUN_DIR/claim/:
 
 Why NFS cannot break it: every step that decides something is one exclusive
 create. A record is written in full to a file whose name is unique (host, pid,
-token) and then hard-linked to `<g>.json`: `link` fails if that name exists,
+token) and then hard-linked to `<g>.json` (train/common/files.py's
+`create_exclusive`): `link` fails if that name exists,
 even on NFS (where O_EXCL was long unreliable), and it makes a complete file
 appear at once, so nobody ever reads half a record. A lost NFS reply can make
 a `link` that succeeded report an error; as open(2)'s manual recommends, the
@@ -140,15 +141,6 @@ class ClaimHeld(Exception):
   def __init__(self, message: str, status: Status):
     super().__init__(message)
     self.status = status
-
-
-def _slurm_job_id() -> str | None:
-  """This process's Slurm job: 'ARRAYJOB_TASK' for an array task, else the job id."""
-  array_job = os.environ.get('SLURM_ARRAY_JOB_ID')
-  task = os.environ.get('SLURM_ARRAY_TASK_ID')
-  if array_job and task:
-    return f'{array_job}_{task}'
-  return os.environ.get('SLURM_JOB_ID') or None
 
 
 def _path(claim_dir: str, generation: int, kind: str) -> str:
@@ -295,40 +287,6 @@ def status(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECONDS,
   return _judge(claim_dir, _top_generation(claim_dir), stale_after_seconds, ask_slurm)
 
 
-def _link_exclusive(path: str, text: str, token: str) -> bool:
-  """Creates `path` holding `text`, all at once, unless it exists; whether it did.
-
-  NFS-safe, as open(2) recommends for lock files: write a uniquely named file,
-  hard-link it to `path`, and trust its link count if `link` reports an error.
-  """
-  tmp = os.path.join(os.path.dirname(path),
-                     f'.{os.path.basename(path)}.{socket.gethostname()}.{os.getpid()}.{token}')
-  try:
-    try:
-      with open(tmp, 'x') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    except OSError as e:
-      if e.filename is not None:
-        raise
-      # A failed write(2) names no file (a full disk): the one-line error names this one.
-      raise OSError(e.errno, e.strerror, path) from None
-    try:
-      os.link(tmp, path)
-    except FileExistsError:
-      # Another worker's record, or ours if a retried link lost its first reply.
-      return os.stat(tmp).st_nlink == 2
-    except OSError:
-      if os.stat(tmp).st_nlink == 2:
-        return True  # The link was made; only the reply was lost.
-      raise
-    return True
-  finally:
-    with contextlib.suppress(FileNotFoundError):
-      os.remove(tmp)
-
-
 def _write_heartbeat(path: str, count: int, token: str) -> None:
   """Replaces the heartbeat file `path` at once (raises OSError if it cannot)."""
   with files.atomic_path(path, suffix=f'.{token}.tmp') as tmp, open(tmp, 'w') as f:
@@ -437,7 +395,8 @@ class Claim:
 
 def _new_holder(generation: int, took_over: str | None) -> Holder:
   """This process's record for `generation`."""
-  return Holder(host=socket.gethostname(), pid=os.getpid(), slurm_job_id=_slurm_job_id(),
+  return Holder(host=socket.gethostname(), pid=os.getpid(),
+                slurm_job_id=liveness.slurm_job_id(),
                 since=time.time(), token=uuid.uuid4().hex,
                 start_time=liveness.process_start_time(os.getpid()),
                 pid_namespace=liveness.pid_namespace(),
@@ -476,7 +435,7 @@ def try_acquire(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECOND
     return None
   holder = _new_holder(top + 1, took_over=now.reason)
   record = {k: v for k, v in dataclasses.asdict(holder).items() if k != 'generation'}
-  if not _link_exclusive(_path(claim_dir, holder.generation, 'json'),
+  if not files.create_exclusive(_path(claim_dir, holder.generation, 'json'),
                          json.dumps(record, indent=2) + '\n', holder.token):
     return None
   return Claim(run_dir, holder, heartbeat_seconds=heartbeat_seconds, on_lost=on_lost)

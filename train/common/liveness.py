@@ -3,8 +3,9 @@
 A process on this host is looked up in /proc (alive, a zombie, or a reused pid
 whose start time differs); "this host" also means this pid namespace, since a
 container on the same machine has pids of its own. A process in a Slurm job
-elsewhere is judged by its job, as `squeue` reports it. train/common/claims.py
-applies these checks to the records of its claims.
+elsewhere is judged by its job, as `squeue` reports it; `slurm_job_id` is
+this process's own, which a claim records. train/common/claims.py applies these
+checks to the records of its claims.
 """
 
 import os
@@ -72,3 +73,12 @@ def pid_alive(pid: int) -> bool:
     pass  # Someone else's process: alive.
   fields = _proc_stat(pid)
   return not (fields and fields[0] in ('Z', 'X'))
+
+
+def slurm_job_id() -> str | None:
+  """This process's Slurm job: 'ARRAYJOB_TASK' for an array task, else the job id."""
+  array_job = os.environ.get('SLURM_ARRAY_JOB_ID')
+  task = os.environ.get('SLURM_ARRAY_TASK_ID')
+  if array_job and task:
+    return f'{array_job}_{task}'
+  return os.environ.get('SLURM_JOB_ID') or None
