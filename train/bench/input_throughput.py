@@ -156,7 +156,7 @@ def measure_pipeline(config: ml_collections.ConfigDict, *, batch_size: int,
   if deterministic is None:
     deterministic = config.input.deterministic
   iterator = pipeline.create_train_dataset(
-      config, batch_size=batch_size, num_threads=num_threads,
+      config, pipeline.Reading(batch_size, num_threads=num_threads),
       deterministic=deterministic).as_numpy_iterator()
   return _measure(
       PIPELINE, config, lambda: next(iterator), batch_size=batch_size,

@@ -27,8 +27,8 @@ SUBMISSION_DIVISIONS = ('closed', 'open')
 SUBMISSION_STATUSES = ('onprem', 'cloud', 'research', 'preview')
 BATCH_SCALINGS = ('none', 'sqrt', 'linear')
 WARMUP_BATCH_SCALINGS = ('none', 'linear')
-# input_pipeline/pipeline.py's CACHE_EVAL_MODES; listed here to keep TensorFlow out.
-CACHE_EVAL_MODES = ('auto', 'always', 'never')
+# Defined in input_pipeline/info.py, which imports no TensorFlow.
+CACHE_EVAL_MODES = info.CACHE_EVAL_MODES
 # The step counter (TrainState.step) is a 32-bit integer on the device.
 MAX_TRAIN_STEPS = 2**31 - 1
 # jax.random.key keeps 32 bits of the seed (without jax_enable_x64): seed
