@@ -72,8 +72,7 @@ def reported_errors(job: jobs.Job) -> Iterator[None]:
   try:
     yield
   except Exception as e:  # pylint: disable=broad-except
-    loop = sys.modules.get('train.run.loop')
-    if loop is not None and isinstance(e, loop.Preempted):
+    if isinstance(e, stops.SavedAndStopped):
       print(f'{stops.how(e.signal_number)}: {e}; run the same command again to resume',
             file=sys.stderr)
       _exit_now(job, stops.status(e.signal_number))

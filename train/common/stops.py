@@ -39,6 +39,13 @@ class Stopped(KeyboardInterrupt):
     self.note = note  # What became of the command's work, for its one line.
 
 
+class SavedAndStopped(Exception):
+  """A stop signal ended a run once it had saved its step (train/run/loop.py's
+  Preempted); the same command resumes it. `signal_number` says which signal.
+  Defined here so that the command line names it without importing the run."""
+  signal_number: int
+
+
 _received: int | None = None  # The first stop signal this process had.
 _at_once = True  # Outside deferred(): nothing to save or clean up yet.
 

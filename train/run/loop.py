@@ -159,7 +159,7 @@ class Progress:
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
 
 
-class Preempted(Exception):
+class Preempted(stops.SavedAndStopped):
   """A stop signal (STOP_SIGNALS) arrived: the run saved a checkpoint and stopped;
   the same command resumes it. `signal_number` says which."""
 
