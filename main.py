@@ -9,7 +9,7 @@
   python main.py bench --config=configs/embedded_lars.py --modes=synthetic,input,train
 
 Bad input (an unknown key, a value out of range, a missing dataset) ends with one
-line on stderr and exit status 2 (train/cli/). A Ctrl-C or SIGTERM at any moment
+line on stderr and exit status 2 (train/cli/exits.py). A Ctrl-C or SIGTERM at any moment
 ends it with one line and 130 or 143, a run saving the step it reached
 (train/common/stops.py).
 
@@ -38,12 +38,13 @@ from train.cli import flags  # pylint: disable=g-import-not-at-top,wrong-import-
 
 def main(argv: list[str]) -> None:
   # Imported once the flags are parsed: `--help` and flag errors need no JAX.
+  from train.cli import exits  # pylint: disable=g-import-not-at-top
   from train.cli import jobs  # pylint: disable=g-import-not-at-top
   from train.cli import runners  # pylint: disable=g-import-not-at-top
-  with jobs.leaving_the_group_on_failure():
+  with exits.leaving_the_group_on_failure():
     job = jobs.job_from_flags(argv)
     # From here a stop signal unwinds: the job may have a step to save.
-    with stops.deferred(), stops.reported(), jobs.reported_errors(job):
+    with stops.deferred(), stops.reported(), exits.reported_errors(job):
       job = jobs.start(job)
       runners.RUNNERS[job.kind](job)
 

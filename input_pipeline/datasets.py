@@ -16,16 +16,15 @@ import tensorflow_datasets as tfds
 from google.protobuf import json_format
 from tensorflow_datasets.core.utils import tqdm_utils
 
+from choices import check_choice
 from input_pipeline import embedded_shapes
+from input_pipeline import errors
 from input_pipeline import info
 
 
-class DataError(RuntimeError):
-  """The data cannot be built or read; the one-line message says what to do."""
-
-
-class DatasetNotPreparedError(DataError):
-  """The dataset must be prepared by hand before the harness can read it."""
+# Defined without TensorFlow (input_pipeline/errors.py); their names here too.
+DataError = errors.DataError
+DatasetNotPreparedError = errors.DatasetNotPreparedError
 
 
 def _one_line(error: BaseException) -> str:
@@ -128,10 +127,7 @@ def get_builder(dataset: str, data_dir: str) -> tfds.core.DatasetBuilder:
   tfds parses it as it makes the builder, and would raise protobuf's ParseError
   (or a UnicodeDecodeError for bytes that are no text).
   """
-  if dataset not in _BUILDERS:
-    raise ValueError(
-        f'unknown dataset {dataset!r}; valid datasets: '
-        f'{", ".join(sorted(_BUILDERS))}')
+  check_choice('dataset', dataset, sorted(_BUILDERS), show=str, label='valid datasets')
   data_dir = os.path.expanduser(data_dir)
   try:
     return _BUILDERS[dataset](data_dir)

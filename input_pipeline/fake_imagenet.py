@@ -39,6 +39,8 @@ import numpy as np
 from PIL import Image
 from PIL import ImageDraw
 
+from choices import check_choice
+
 TRAIN_TAR = 'ILSVRC2012_img_train.tar'
 VAL_TAR = 'ILSVRC2012_img_val.tar'
 # Names from tfds's imagenet2012 builder (CMYK_IMAGES, PNG_IMAGES).
@@ -174,11 +176,10 @@ def _synset_tar(files: dict[str, bytes]) -> bytes:
 
 def damaged(data: bytes, how: str) -> bytes:
   """`data` as a damaged copy would hold it: 'truncated' (cut in half) or 'garbage'."""
+  check_choice('damage', how, ('truncated', 'garbage'), show=str)
   if how == 'truncated':
     return data[:len(data) // 2]
-  if how == 'garbage':
-    return np.random.default_rng(len(data)).bytes(len(data))
-  raise ValueError(f'unknown damage {how!r}; valid: truncated, garbage')
+  return np.random.default_rng(len(data)).bytes(len(data))
 
 
 def make_fake_imagenet_archives(manual_dir: str, *,

@@ -17,6 +17,10 @@ class DatasetInfo:
   eval_split: str
 
 
+# Values of config.input.cache_eval (input_pipeline/pipeline.py decides by
+# them): here, so that the config's validation needs no TensorFlow.
+CACHE_EVAL_MODES = ('auto', 'always', 'never')
+
 IMAGENET2012 = 'imagenet2012'
 EMBEDDED_SHAPES = 'embedded_shapes'
 EMBEDDED_SHAPES_TINY = 'embedded_shapes/tiny'

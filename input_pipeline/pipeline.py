@@ -16,6 +16,7 @@ crop, cached in memory after preprocessing when it fits
 TensorFlow is kept off the GPUs.
 """
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -30,6 +31,7 @@ from absl import logging
 from array_record.python import array_record_data_source as ards
 from tensorflow_datasets.core import file_adapters
 
+from choices import check_choice
 from input_pipeline import datasets
 from input_pipeline import info
 from input_pipeline import order
@@ -38,10 +40,21 @@ from input_pipeline import preprocessing
 Batch = dict[str, np.ndarray]
 Example = preprocessing.Example
 
-# Values of config.input.cache_eval; train/run/validation.py lists the same.
-CACHE_EVAL_MODES = ('auto', 'always', 'never')
+# Values of config.input.cache_eval, defined TensorFlow-free in info.py.
+CACHE_EVAL_MODES = info.CACHE_EVAL_MODES
 # Eval records read per batch of random-access reads.
 _EVAL_READ_BATCH = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+  """How one process reads a split: its batch size (per process), its place
+  among the processes, and the size of tf.data's private thread pool (None:
+  every core)."""
+  batch_size: int
+  process_index: int = 0
+  process_count: int = 1
+  num_threads: int | None = None
 
 
 def _options(num_threads: int | None) -> tf.data.Options:
@@ -169,35 +182,25 @@ def _train_preprocess(config: ml_collections.ConfigDict, example: Example,
   return example
 
 
-def create_train_dataset(
-    config: ml_collections.ConfigDict, *, batch_size: int,
-    process_index: int = 0, process_count: int = 1,
-    num_threads: int | None = None, deterministic: bool = True, start_batch: int = 0,
-) -> tf.data.Dataset:
+def create_train_dataset(config: ml_collections.ConfigDict, reading: Reading, *,
+                         deterministic: bool = True, start_batch: int = 0) -> tf.data.Dataset:
   """The infinite training stream of this process; see _train_dataset.
 
   A damaged record file ends this stream early; create_train_iterator raises.
   """
-  return _train_dataset(
-      config, batch_size=batch_size, process_index=process_index,
-      process_count=process_count, num_threads=num_threads,
-      deterministic=deterministic, start_batch=start_batch)[0]
+  return _train_dataset(config, reading, deterministic, start_batch)[0]
 
 
-def _train_dataset(
-    config: ml_collections.ConfigDict, *, batch_size: int,
-    process_index: int = 0, process_count: int = 1,
-    num_threads: int | None = None, deterministic: bool = True, start_batch: int = 0,
-) -> tuple[tf.data.Dataset, _ReadErrors]:
+def _train_dataset(config: ml_collections.ConfigDict, reading: Reading, deterministic: bool,
+                   start_batch: int) -> tuple[tf.data.Dataset, _ReadErrors]:
   """The infinite training stream of this process, as a tf.data.Dataset.
 
   Yields {'image': uint8 (batch_size, S, S, 3), 'label': int32 (batch_size,)},
   S = config.image_size: this process's contiguous slice of each global batch
   of batch_size * process_count examples, in the order input_pipeline/order.py
   fixes from config.seed alone, so the global batches are the same on any
-  number of processes. `batch_size` is the per-process batch size.
-  `num_threads` sizes tf.data's private thread pool (default: all cores).
-  `deterministic=False` (the loop passes `config.input.deterministic`) lets the
+  number of processes. batch_size is `reading.batch_size`, the per-process
+  batch size. `deterministic=False` (the loop passes `config.input.deterministic`) lets the
   decoding finish out of order: the stream holds the same augmented images as
   with True, each moved by no more places than there are decodes in flight,
   differently in every run. `start_batch` > 0 starts the stream at that global
@@ -206,15 +209,16 @@ def _train_dataset(
   datasets.hide_gpus_from_tensorflow()
   builder = datasets.ensure_prepared(config.dataset, config.data_dir)
   source = _record_source(builder, 'train', config.dataset)
-  train_order = order.TrainOrder(config.seed, len(source), batch_size * process_count)
+  train_order = order.TrainOrder(config.seed, len(source),
+                                 reading.batch_size * reading.process_count)
+  index, count = reading.process_index, reading.process_count
 
   def batches():
     for step in itertools.count(start_batch):
       ids, epochs = train_order.batch(step)
-      yield (order.process_slice(ids, process_index, process_count),
-             order.process_slice(epochs, process_index, process_count))
+      yield order.process_slice(ids, index, count), order.process_slice(epochs, index, count)
 
-  ds, errors = _records_dataset(source, batches, batch_size)
+  ds, errors = _records_dataset(source, batches, reading.batch_size)
   parse = _parse_fn(builder)
   preprocess = functools.partial(_train_preprocess, config)
   augment_seed = order.augment_seed(config.seed)
@@ -231,24 +235,18 @@ def _train_dataset(
   # and augmentation, since everything upstream stays in order.
   ds = ds.map(parse_and_augment, num_parallel_calls=tf.data.AUTOTUNE,
               deterministic=deterministic)
-  ds = ds.batch(batch_size, drop_remainder=True)
+  ds = ds.batch(reading.batch_size, drop_remainder=True)
   ds = ds.prefetch(tf.data.AUTOTUNE)
-  return ds.with_options(_options(num_threads)), errors
+  return ds.with_options(_options(reading.num_threads)), errors
 
 
-def create_train_iterator(
-    config: ml_collections.ConfigDict, *, batch_size: int,
-    process_index: int = 0, process_count: int = 1,
-    num_threads: int | None = None, deterministic: bool = True, start_batch: int = 0,
-) -> Iterator[Batch]:
+def create_train_iterator(config: ml_collections.ConfigDict, reading: Reading, *,
+                          deterministic: bool = True, start_batch: int = 0) -> Iterator[Batch]:
   """Infinite iterator of numpy training batches; see _train_dataset.
 
   A damaged record file raises tf.errors.DataLossError.
   """
-  ds, errors = _train_dataset(
-      config, batch_size=batch_size, process_index=process_index,
-      process_count=process_count, num_threads=num_threads,
-      deterministic=deterministic, start_batch=start_batch)
+  ds, errors = _train_dataset(config, reading, deterministic, start_batch)
   return errors.checked(ds.as_numpy_iterator())
 
 
@@ -278,9 +276,7 @@ def should_cache_eval(mode: str, cache_bytes: int, available_bytes: int) -> bool
   half of `available_bytes`, leaving the other half to the training input and
   the rest of the host. Raises ValueError naming the valid modes.
   """
-  if mode not in CACHE_EVAL_MODES:
-    raise ValueError(f'unknown cache_eval mode {mode!r}; valid: '
-                     f'{", ".join(CACHE_EVAL_MODES)}')
+  check_choice('cache_eval mode', mode, CACHE_EVAL_MODES, show=str)
   if mode == 'auto':
     return cache_bytes < available_bytes / 2
   return mode == 'always'
@@ -304,11 +300,8 @@ def _padding(image_size: int, count: int) -> tf.data.Dataset:
   return tf.data.Dataset.from_tensors(blank).repeat(count)
 
 
-def create_eval_dataset(
-    config: ml_collections.ConfigDict, *, batch_size: int,
-    process_index: int = 0, process_count: int = 1,
-    num_threads: int | None = None, cache: bool | None = None,
-) -> Iterable[Batch]:
+def create_eval_dataset(config: ml_collections.ConfigDict, reading: Reading, *,
+                        cache: bool | None = None) -> Iterable[Batch]:
   """A re-iterable pass over this process's shard of the eval split.
 
   Build it once and iterate it once per evaluation: each `for batch in ...`
@@ -318,8 +311,8 @@ def create_eval_dataset(
   re-decodes. `cache=None` decides as `config.input.cache_eval` says (and logs
   the decision); True or False overrides it.
 
-  Every batch holds 'image' uint8 (batch_size, S, S, 3), 'label' int32 and
-  'mask' bool (batch_size,): True for real examples, False for the zero padding
+  Every batch holds 'image' uint8 (reading.batch_size, S, S, 3), 'label' int32 and
+  'mask' bool (its batch size,): True for real examples, False for the zero padding
   that fills the last batch. Every example of the split appears exactly once
   over the processes. All processes yield the same number of batches, so a
   multi-host evaluation step never waits on a process that ran out.
@@ -328,9 +321,10 @@ def create_eval_dataset(
   builder = datasets.ensure_prepared(config.dataset, config.data_dir)
   eval_split = info.get_dataset_info(config.dataset).eval_split
   source = _record_source(builder, eval_split, config.dataset)
-  ids = order.eval_range(len(source), process_index, process_count)
+  ids = order.eval_range(len(source), reading.process_index, reading.process_count)
   num_local = len(ids)
-  num_batches = math.ceil(math.ceil(len(source) / process_count) / batch_size)
+  batch_size = reading.batch_size
+  num_batches = math.ceil(math.ceil(len(source) / reading.process_count) / batch_size)
   if cache is None:
     cache = _decide_eval_cache(config, num_local)
 
@@ -353,20 +347,15 @@ def create_eval_dataset(
   # (empty) remainder only gives the batches a static shape.
   ds = ds.batch(batch_size, drop_remainder=True)
   ds = ds.prefetch(tf.data.AUTOTUNE)
-  ds = ds.with_options(_options(num_threads))
+  ds = ds.with_options(_options(reading.num_threads))
   return _CheckedIterable(tfds.as_numpy(ds), errors)
 
 
-def create_eval_iterator(
-    config: ml_collections.ConfigDict, *, batch_size: int,
-    process_index: int = 0, process_count: int = 1,
-    num_threads: int | None = None,
-) -> Iterator[Batch]:
+def create_eval_iterator(config: ml_collections.ConfigDict,
+                         reading: Reading) -> Iterator[Batch]:
   """One pass over the eval shard, uncached; see create_eval_dataset.
 
   For repeated evaluations build create_eval_dataset once and iterate it each
   time instead: this function decodes the images anew on every call.
   """
-  return iter(create_eval_dataset(
-      config, batch_size=batch_size, process_index=process_index,
-      process_count=process_count, num_threads=num_threads, cache=False))
+  return iter(create_eval_dataset(config, reading, cache=False))

@@ -21,6 +21,8 @@ from typing import Any
 
 import tensorflow as tf
 
+from choices import check_choice
+
 Example = dict[str, Any]
 
 _RESIZE_METHODS = {
@@ -32,9 +34,7 @@ _RESIZE_METHODS = {
 def resize_to_uint8(image: tf.Tensor, image_size: int,
                     method: str) -> tf.Tensor:
   """Resizes to image_size x image_size and rounds back into uint8."""
-  if method not in _RESIZE_METHODS:
-    raise ValueError(f'unknown resize_method {method!r}; valid: '
-                     f'{", ".join(sorted(_RESIZE_METHODS))}')
+  check_choice('resize_method', method, sorted(_RESIZE_METHODS), show=str)
   # Bicubic overshoots at edges: clip before the cast, which would wrap around.
   image = tf.image.resize(image, [image_size, image_size],
                           method=_RESIZE_METHODS[method])

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from choices import check_choice
 from models.resnet import get_resnet
 
 _DTYPES = {
@@ -22,9 +23,7 @@ _DTYPES = {
 
 def get_dtype(name: str) -> Any:
   """The jnp dtype called `name`; raises ValueError naming the valid ones."""
-  if name not in _DTYPES:
-    raise ValueError(
-        f'unknown model dtype {name!r}; valid: {", ".join(map(repr, _DTYPES))}')
+  check_choice('model dtype', name, _DTYPES)
   return _DTYPES[name]
 
 

@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from choices import check_choice
 from models.virtual_batch_norm import VirtualBatchNorm
 
 ModuleDef = Any
@@ -30,13 +31,6 @@ ModuleDef = Any
 # 'v1.5' (torchvision, MLPerf) strides the 3x3 conv of a bottleneck; 'v1.0' (the
 # original paper) strides its first 1x1, which skips 3/4 of the input positions.
 VERSIONS = ('v1.0', 'v1.5')
-
-
-def check_choice(kind: str, value: Any, valid: Sequence[Any]) -> None:
-  """Raises a ValueError naming the valid values when `value` is not one."""
-  if value not in valid:
-    raise ValueError(
-        f'unknown {kind} {value!r}; valid: {", ".join(map(repr, valid))}')
 
 
 def _projection_shortcut(x: jax.Array, features: int, strides: int,

@@ -31,6 +31,7 @@ import jax
 import ml_collections
 import optax
 
+from choices import check_choice
 from optim import lamb
 from optim import lars
 from optim import schedules
@@ -121,8 +122,7 @@ def optimizer_names() -> list[str]:
 
 
 def _get_builder(name: str, key: str) -> OptimizerBuilder:
-  if name not in _OPTIMIZERS:
-    raise ValueError(f'unknown {key} {name!r}; valid: {", ".join(optimizer_names())}')
+  check_choice(key, name, optimizer_names(), show=str)
   return _OPTIMIZERS[name]
 
 

@@ -26,6 +26,8 @@ from typing import Callable, Protocol
 import jax.numpy as jnp
 import ml_collections
 
+from choices import check_choice
+
 Schedule = Callable[[jnp.ndarray | int], jnp.ndarray]
 
 
@@ -217,7 +219,5 @@ def create_learning_rate_fn(lr: ml_collections.ConfigDict,
   resolves them from the batch size and the dataset size (train/run/budget.py,
   `learning_rate_fn`), so that a schedule never reads the config's raw numbers.
   """
-  if lr.schedule not in _SCHEDULES:
-    raise ValueError(f'unknown lr.schedule {lr.schedule!r}; '
-                     f'valid: {", ".join(schedule_names())}')
+  check_choice('lr.schedule', lr.schedule, schedule_names(), show=str)
   return _SCHEDULES[lr.schedule](lr, budget)

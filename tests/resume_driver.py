@@ -13,6 +13,7 @@ writes WORKDIR/params.npz (the final parameters and BN statistics). Prints one
 JSON line: per scenario, per attempt, how the child ended.
 """
 
+import functools
 import json
 import os
 import signal
@@ -25,9 +26,13 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import ml_collections  # pylint: disable=g-import-not-at-top,wrong-import-position
 import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
+from tests import forked  # pylint: disable=g-import-not-at-top,wrong-import-position
 from train.run import loop  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 PREEMPTED_EXIT = 3
+# Hang guard, not a time limit: an attempt still running after this long is
+# killed, and its outcome is -9.
+HANG_GUARD_SECONDS = 600
 
 
 def _flat(tree, prefix: str = '') -> dict[str, np.ndarray]:
@@ -40,8 +45,8 @@ def _flat(tree, prefix: str = '') -> dict[str, np.ndarray]:
   return out
 
 
-def _attempt(config: ml_collections.ConfigDict, workdir: str, attempt: dict) -> None:
-  """The child: one launch of the run; never returns."""
+def _attempt(config: ml_collections.ConfigDict, workdir: str, attempt: dict) -> int:
+  """The child: one launch of the run; returns its exit status."""
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, 'stderr.txt'), 'a') as log:
     os.dup2(log.fileno(), 2)
@@ -63,13 +68,13 @@ def _attempt(config: ml_collections.ConfigDict, workdir: str, attempt: dict) -> 
   try:
     loop.train_and_evaluate(config, workdir, hook=hook)
   except loop.Preempted:
-    os._exit(PREEMPTED_EXIT)  # pylint: disable=protected-access
+    return PREEMPTED_EXIT
   import jax  # pylint: disable=g-import-not-at-top
   state = final['state']
   np.savez(os.path.join(workdir, 'params.npz'),
            **_flat(jax.device_get({'params': state.params,
                                    'batch_stats': state.batch_stats})))
-  os._exit(0)  # pylint: disable=protected-access
+  return 0
 
 
 def _corrupt_newest(workdir: str) -> str:
@@ -102,11 +107,9 @@ def main(spec_path: str) -> None:
     for attempt in scenario['attempts']:
       if attempt.get('corrupt_newest_before'):
         outcomes.append({'corrupted': _corrupt_newest(scenario['workdir'])})
-      pid = os.fork()
-      if pid == 0:
-        _attempt(config, scenario['workdir'], attempt)
-      _, status = os.waitpid(pid, 0)
-      outcomes.append({'exit': os.waitstatus_to_exitcode(status)})
+      pid = forked.fork(functools.partial(_attempt, config, scenario['workdir'], attempt))
+      (ended,) = forked.wait([pid], HANG_GUARD_SECONDS)
+      outcomes.append({'exit': ended.status})
     report.append(outcomes)
   print(json.dumps(report))
 

@@ -20,13 +20,12 @@ path. Each process's output goes to WORKDIR/process_<i>.<n>.log (n: the run's
 index in SPEC). Prints one JSON line: per run, each process's exit status.
 """
 
+import functools
 import json
 import os
 import signal
 import socket
 import sys
-import time
-import traceback
 
 import jax
 
@@ -37,6 +36,7 @@ sys.path.insert(0, REPO)
 import ml_collections
 import numpy as np
 
+from tests import forked
 from tests import sharding_worker
 from train.run import distributed
 from train.run import loop
@@ -92,45 +92,20 @@ def _train(config: ml_collections.ConfigDict, workdir: str, devices: int,
 
 
 def _child(config: ml_collections.ConfigDict, run: dict, index: int, process_id: int,
-           address: str) -> None:
-  """A forked process of a run; never returns."""
-  status = 1
-  try:
-    os.makedirs(run['workdir'], exist_ok=True)
-    log = os.path.join(run['workdir'], f'process_{process_id}.{index}.log')
-    fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    for stream in (1, 2):
-      os.dup2(fd, stream)
-    group = ((address, run['processes'], process_id) if run['processes'] > 1 else None)
-    status = _train(config, run['workdir'], run['devices'], run['stop_at'], group)
-  except BaseException:  # pylint: disable=broad-except
-    traceback.print_exc()
-  finally:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    # A forked child leaves without the parent's exit handlers: a process of
-    # a group that ended (trained or preempted) has met the others at JAX's
-    # shutdown barrier in _train; one that failed does not wait for them.
-    os._exit(status)  # pylint: disable=protected-access
+           address: str) -> int:
+  """A forked process of a run: its output to its log, then its training.
 
-
-def _wait(pids: list[int]) -> list[int]:
-  """The exit status of each child; -SIGKILL for one that hung."""
-  deadline = time.monotonic() + HANG_GUARD_SECONDS
-  statuses = {}
-  while len(statuses) < len(pids):
-    for pid in pids:
-      if pid in statuses:
-        continue
-      done, status = os.waitpid(pid, os.WNOHANG)
-      if done:
-        statuses[pid] = os.waitstatus_to_exitcode(status)
-      elif time.monotonic() > deadline:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        statuses[pid] = -signal.SIGKILL
-    time.sleep(0.05)
-  return [statuses[pid] for pid in pids]
+  It leaves without the parent's exit handlers (tests/forked.py): a process of
+  a group that ended (trained or preempted) has met the others at JAX's
+  shutdown barrier in _train; one that failed does not wait for them.
+  """
+  os.makedirs(run['workdir'], exist_ok=True)
+  log = os.path.join(run['workdir'], f'process_{process_id}.{index}.log')
+  fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+  for stream in (1, 2):
+    os.dup2(fd, stream)
+  group = ((address, run['processes'], process_id) if run['processes'] > 1 else None)
+  return _train(config, run['workdir'], run['devices'], run['stop_at'], group)
 
 
 def main(spec_path: str) -> None:
@@ -140,15 +115,9 @@ def main(spec_path: str) -> None:
   report = []
   for index, run in enumerate(spec['runs']):
     address = f'localhost:{_free_port()}'
-    pids = []
-    for process_id in range(run['processes']):
-      sys.stdout.flush()
-      sys.stderr.flush()
-      pid = os.fork()
-      if pid == 0:
-        _child(config, run, index, process_id, address)
-      pids.append(pid)
-    report.append(_wait(pids))
+    pids = [forked.fork(functools.partial(_child, config, run, index, process_id, address))
+            for process_id in range(run['processes'])]
+    report.append([ended.status for ended in forked.wait(pids, HANG_GUARD_SECONDS)])
   print(json.dumps(report))
 
 

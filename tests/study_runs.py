@@ -25,6 +25,20 @@ TINY = {
     'target_accuracy': 0.15,
     'stop_at_target': False,
 }
+# Tiny runs that end quickly: 8 steps of ResNet-10 width 4 on 512 training
+# images, 2 evals (tests/test_study.py and tests/test_console.py).
+QUICK_TINY = {
+    'dataset': 'embedded_shapes/tiny',
+    'model.width': 4,
+    'global_batch_size': 64,
+    'eval_batch_size': 100,
+    'num_train_steps': 8,
+    'eval_every_steps': 4,
+    'log_every_steps': 4,
+    'lr.warmup_steps': 2.0,
+    'target_accuracy': 0.15,
+    'stop_at_target': False,
+}
 COMPARE = '--compare=configs/embedded_lars.py,configs/embedded_nesterov.py'
 # The seeds of the tiny comparison that tests run inline (conftest.py's
 # inline_comparison) and again through workers.

@@ -38,6 +38,7 @@ minutes long: a case that reaches it fails as hung.
 
 import atexit
 import dataclasses
+import functools
 import hashlib
 import importlib
 import json
@@ -49,7 +50,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 from typing import Callable
 
 import pytest
@@ -1012,54 +1012,32 @@ CASES = [
 
 
 def _run_case_in_child(case: Case, argv: list[str], directory: str, out_path: str,
-                       err_path: str) -> None:
-  """In a forked child: main.py's __main__ with `argv`; never returns."""
-  status = 1
+                       err_path: str) -> int:
+  """In a forked child (tests/forked.py): main.py's __main__ with `argv`; returns
+  the exit status the interpreter would have made of it."""
+  for fd, path in ((1, out_path), (2, err_path)):
+    os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), fd)
+  if case.unprivileged and os.geteuid() == 0:
+    os.setgroups([])
+    os.setgid(UNPRIVILEGED_UID)
+    os.setuid(UNPRIVILEGED_UID)
+  if case.in_child:
+    case.in_child(directory)
+  os.chdir(REPO)
   try:
-    for fd, path in ((1, out_path), (2, err_path)):
-      os.dup2(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666), fd)
-    if case.unprivileged and os.geteuid() == 0:
-      os.setgroups([])
-      os.setgid(UNPRIVILEGED_UID)
-      os.setuid(UNPRIVILEGED_UID)
-    if case.in_child:
-      case.in_child(directory)
-    os.chdir(REPO)
-    try:
-      if case.module:
-        sys.argv = [case.module, *argv]
-        runpy.run_module(case.module, run_name='__main__', alter_sys=True)
-      else:
-        sys.argv = [MAIN, *argv]
-        runpy.run_path(MAIN, run_name='__main__')
-      status = 0
-    except SystemExit as e:
-      # What the interpreter does with sys.exit's argument.
-      if isinstance(e.code, int) or e.code is None:
-        status = e.code or 0
-      else:
-        print(e.code, file=sys.stderr)
-    except BaseException:  # pylint: disable=broad-except
-      traceback.print_exc()
-  finally:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)  # pylint: disable=protected-access
-
-
-def _wait(pid: int, hang_guard: float) -> tuple[int, bool]:
-  """(The child's exit status, whether it hung): a child still running after
-  `hang_guard` seconds is killed."""
-  deadline = time.monotonic() + hang_guard
-  while True:
-    done, status = os.waitpid(pid, os.WNOHANG)
-    if done:
-      return os.waitstatus_to_exitcode(status), False
-    if time.monotonic() > deadline:
-      os.kill(pid, signal.SIGKILL)
-      os.waitpid(pid, 0)
-      return -signal.SIGKILL, True
-    time.sleep(0.01)
+    if case.module:
+      sys.argv = [case.module, *argv]
+      runpy.run_module(case.module, run_name='__main__', alter_sys=True)
+    else:
+      sys.argv = [MAIN, *argv]
+      runpy.run_path(MAIN, run_name='__main__')
+  except SystemExit as e:
+    # What the interpreter does with sys.exit's argument.
+    if isinstance(e.code, int) or e.code is None:
+      return e.code or 0
+    print(e.code, file=sys.stderr)
+    return 1
+  return 0
 
 
 def _drive(spec_path: str, results_path: str) -> None:
@@ -1067,11 +1045,13 @@ def _drive(spec_path: str, results_path: str) -> None:
   with open(spec_path) as f:
     spec = json.load(f)
   sys.path.insert(0, REPO)  # As `python main.py` puts main.py's folder first.
+  from tests import forked  # pylint: disable=g-import-not-at-top (needs REPO on the path)
   # main.py's top level (its imports and definitions, not its __main__ block),
   # loaded once for every child to inherit. Nothing there starts a JAX backend,
   # which would make the forks unsafe.
   runpy.run_path(MAIN, run_name='bad_input_preload')
-  importlib.import_module('train.cli.jobs')  # What main() imports once flags parse.
+  for module in ('train.cli.exits', 'train.cli.jobs'):  # What main() imports once flags parse.
+    importlib.import_module(module)
   for module in PRELOADED_LIBRARIES:
     importlib.import_module(module)
   results = []
@@ -1080,15 +1060,11 @@ def _drive(spec_path: str, results_path: str) -> None:
     out_path = os.path.join(scratch, f'{entry["index"]}.out')
     err_path = os.path.join(scratch, f'{entry["index"]}.err')
     start = time.perf_counter()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
-    if pid == 0:
-      _run_case_in_child(CASES[entry['index']], entry['argv'], entry['dir'], out_path,
-                         err_path)
-    status, hung = _wait(pid, CASE_HANG_GUARD_SECONDS)
+    pid = forked.fork(functools.partial(_run_case_in_child, CASES[entry['index']],
+                                        entry['argv'], entry['dir'], out_path, err_path))
+    (ended,) = forked.wait([pid], CASE_HANG_GUARD_SECONDS)
     with open(out_path) as out, open(err_path) as err:
-      results.append({'status': status, 'hung': hung, 'stdout': out.read(),
+      results.append({'status': ended.status, 'hung': ended.hung, 'stdout': out.read(),
                       'stderr': err.read(), 'seconds': time.perf_counter() - start})
   shutil.rmtree(scratch)
   with open(results_path, 'w') as f:

@@ -21,6 +21,7 @@ from typing import Callable
 import pytest
 
 from train.common import claims
+from train.common import liveness
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RACERS = 8
@@ -107,8 +108,8 @@ def test_a_fresh_dir_is_claimed_as_generation_0_once(tmp_path, keep):
   record = _record(run_dir, 0)
   assert record == dict(host=socket.gethostname(), pid=os.getpid(), slurm_job_id=None,
                         since=claim.holder.since, token=claim.holder.token,
-                        start_time=claims.process_start_time(os.getpid()),
-                        pid_namespace=claims.pid_namespace(), took_over=None)
+                        start_time=liveness.process_start_time(os.getpid()),
+                        pid_namespace=liveness.pid_namespace(), took_over=None)
   assert isinstance(record['start_time'], int) and len(record['token']) == 32
   assert abs(record['since'] - time.time()) < 60
   assert claim.holder.generation == 0 and claim.held()
@@ -132,7 +133,7 @@ def test_a_fresh_dir_is_claimed_as_generation_0_once(tmp_path, keep):
 def test_the_record_names_the_slurm_job(tmp_path, monkeypatch, keep, env, expected):
   for name, value in env.items():
     monkeypatch.setenv(name, value)
-  monkeypatch.setattr(claims, 'slurm_job_running', lambda job_id: True)
+  monkeypatch.setattr(liveness, 'slurm_job_running', lambda job_id: True)
   claim = keep(claims.try_acquire(str(tmp_path)))
   assert claim.holder.slurm_job_id == expected == _record(str(tmp_path), 0)['slurm_job_id']
 
@@ -236,7 +237,7 @@ def test_a_released_claim_is_taken_as_the_next_generation(tmp_path, keep):
 def test_a_holder_in_slurm_is_gone_when_squeue_says_its_job_is_not_running(
     tmp_path, monkeypatch, running, state):
   asked = []
-  monkeypatch.setattr(claims, 'slurm_job_running', lambda job: asked.append(job) or running)
+  monkeypatch.setattr(liveness, 'slurm_job_running', lambda job: asked.append(job) or running)
   _write_record(str(tmp_path), 0, slurm_job_id='45_1')  # Another host: no pid rule.
   now = claims.status(str(tmp_path))
   assert (now.state, asked) == (state, ['45_1'])
@@ -245,7 +246,7 @@ def test_a_holder_in_slurm_is_gone_when_squeue_says_its_job_is_not_running(
 
 
 def test_a_stale_heartbeat_outweighs_a_running_slurm_job(tmp_path, monkeypatch):
-  monkeypatch.setattr(claims, 'slurm_job_running', lambda job: True)
+  monkeypatch.setattr(liveness, 'slurm_job_running', lambda job: True)
   _write_record(str(tmp_path), 0, slurm_job_id='45_1', since=time.time() - 700)
   assert claims.status(str(tmp_path)).state == claims.GONE
 
@@ -259,22 +260,22 @@ def test_slurm_job_running_reads_squeue(tmp_path, monkeypatch, printed, status, 
                     f'[ -n "{printed}" ] && echo {printed}\nexit {status}\n')
   squeue.chmod(squeue.stat().st_mode | stat.S_IXUSR)
   monkeypatch.setenv('PATH', str(tmp_path))
-  assert claims.slurm_job_running('45_1') is expected
+  assert liveness.slurm_job_running('45_1') is expected
   assert (tmp_path / 'args').read_text() == '-h -j 45_1 -o %T\n'
 
 
 def test_without_squeue_slurm_decides_nothing(tmp_path, monkeypatch):
   monkeypatch.setenv('PATH', str(tmp_path))
-  assert claims.slurm_job_running('45_1') is None
+  assert liveness.slurm_job_running('45_1') is None
 
 
 @pytest.mark.parametrize('offset, state', [(0, claims.HELD), (1, claims.GONE), (None, claims.HELD)])
 def test_a_reused_pid_is_told_by_its_start_time(tmp_path, offset, state):
   pid = os.getppid()  # Alive, and not this process.
-  started = claims.process_start_time(pid)
+  started = liveness.process_start_time(pid)
   assert isinstance(started, int)
   _write_record(str(tmp_path), 0, host=socket.gethostname(), pid=pid,
-                pid_namespace=claims.pid_namespace(),
+                pid_namespace=liveness.pid_namespace(),
                 start_time=None if offset is None else started + offset)
   now = claims.status(str(tmp_path))
   assert now.state == state
@@ -289,7 +290,7 @@ def test_a_dead_pid_counts_only_in_this_pid_namespace(tmp_path, namespace, state
   dead = subprocess.Popen([sys.executable, '-c', ''])
   dead.wait()
   _write_record(str(tmp_path), 0, host=socket.gethostname(), pid=dead.pid,
-                pid_namespace=claims.pid_namespace() if namespace == 'ours' else namespace)
+                pid_namespace=liveness.pid_namespace() if namespace == 'ours' else namespace)
   assert claims.status(str(tmp_path)).state == state
 
 
@@ -366,7 +367,7 @@ def test_a_heartbeat_dated_in_the_future_is_stale(tmp_path):
 def test_a_record_with_an_impossible_pid_or_date_counts_as_damaged(tmp_path, fields):
   # 2**70 made os.kill raise OverflowError; 1e300 made time.gmtime raise.
   _write_record(str(tmp_path), 0, host=socket.gethostname(),
-                pid_namespace=claims.pid_namespace(), **fields)
+                pid_namespace=liveness.pid_namespace(), **fields)
   now = claims.status(str(tmp_path))
   assert (now.state, now.holder, now.reason) == (
       claims.HELD, None, 'record claim/0.json cannot be read')

@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from tests import test_study
+from tests import study_runs
 from train.cli import compilation_cache
 from train.common import console
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # 8 steps of ResNet-10 width 4 on 512 training images, 2 evals.
-TINY = test_study.TINY
+TINY = study_runs.QUICK_TINY
 # An absl or Python log record as absl prints it: 'I0102 03:04:05.678 ...'.
 LOG_RECORD = re.compile(r'^[IWEF]\d{4} \d\d:\d\d:\d\d')
 

@@ -187,8 +187,8 @@ def _evaluate_sharded(config: ml_collections.ConfigDict, eval_step: Callable,
   count = 0
   for process_index in range(process_count):
     batches = pipeline.create_eval_dataset(
-        config, batch_size=batch_size, process_index=process_index,
-        process_count=process_count)
+        config, pipeline.Reading(batch_size, process_index=process_index,
+                                 process_count=process_count))
     accuracy, loss, n = loop.evaluate(eval_step, state, batches, batch_sharding)
     correct += accuracy * n
     loss_sum += loss * n

@@ -125,7 +125,7 @@ def test_pipeline_reads_every_image(prepared):
   # Shuffle before repeat: the first epoch's batches hold every train image,
   # the CMYK and the PNG one among them.
   batches = math.ceil(len(fakes['train']) / batch_size)
-  train = pipeline.create_train_iterator(config, batch_size=batch_size)
+  train = pipeline.create_train_iterator(config, pipeline.Reading(batch_size))
   labels = []
   for _ in range(batches):
     batch = next(train)
@@ -134,7 +134,7 @@ def test_pipeline_reads_every_image(prepared):
   label = _label_names(data_dir)
   assert {label.int2str(l) for l in labels} <= set(fakes['synsets'])
 
-  eval_batches = list(pipeline.create_eval_dataset(config, batch_size=4))
+  eval_batches = list(pipeline.create_eval_dataset(config, pipeline.Reading(4)))
   mask = np.concatenate([b['mask'] for b in eval_batches])
   eval_labels = np.concatenate([b['label'] for b in eval_batches])[mask]
   assert sorted(label.int2str(l) for l in eval_labels) == sorted(

@@ -271,7 +271,7 @@ def test_split_sizes(config):
 
 
 def test_train_batches(config):
-  batch = next(pipeline.create_train_iterator(config, batch_size=24))
+  batch = next(pipeline.create_train_iterator(config, pipeline.Reading(24)))
   assert set(batch) == {'image', 'label'}
   assert batch['image'].shape == (24, 32, 32, 3)
   assert batch['image'].dtype == np.uint8
@@ -281,13 +281,13 @@ def test_train_batches(config):
 
 
 def test_train_is_reproducible_and_depends_on_the_seed(config):
-  first = _take(pipeline.create_train_iterator(config, batch_size=16), 3)
-  again = _take(pipeline.create_train_iterator(config, batch_size=16), 3)
+  first = _take(pipeline.create_train_iterator(config, pipeline.Reading(16)), 3)
+  again = _take(pipeline.create_train_iterator(config, pipeline.Reading(16)), 3)
   for a, b in zip(first, again):
     np.testing.assert_array_equal(a['image'], b['image'])
     np.testing.assert_array_equal(a['label'], b['label'])
   config.seed = 1
-  other = _take(pipeline.create_train_iterator(config, batch_size=16), 3)
+  other = _take(pipeline.create_train_iterator(config, pipeline.Reading(16)), 3)
   assert not np.array_equal(first[0]['image'], other[0]['image'])
   assert not all(np.array_equal(a['label'], b['label'])
                  for a, b in zip(first, other))
@@ -301,11 +301,12 @@ def test_processes_read_slices_of_the_same_global_batches(config):
   # Each example's augmentation is keyed by (seed, example, epoch), so the
   # processes' images, side by side, are the one-process batch exactly.
   steps = NUM_TRAIN // 64 + 2  # Past the end of the first epoch.
-  whole = _take(pipeline.create_train_iterator(config, batch_size=64), steps)
+  whole = _take(pipeline.create_train_iterator(config, pipeline.Reading(64)), steps)
   for process_count in (2, 4):
     parts = [_take(pipeline.create_train_iterator(
-        config, batch_size=64 // process_count, process_index=i,
-        process_count=process_count), steps) for i in range(process_count)]
+        config, pipeline.Reading(64 // process_count, process_index=i,
+                                 process_count=process_count)), steps)
+             for i in range(process_count)]
     for step, batch in enumerate(whole):
       for key in batch:
         np.testing.assert_array_equal(
@@ -318,20 +319,20 @@ def test_train_epoch_holds_every_example_once(config):
   # the examples of an epoch can be told apart by content.
   config.input.crop_area_range = (1.0, 1.0)
   config.input.random_flip = False
-  epoch = _take(pipeline.create_train_iterator(config, batch_size=32), NUM_TRAIN // 32)
+  epoch = _take(pipeline.create_train_iterator(config, pipeline.Reading(32)), NUM_TRAIN // 32)
   assert len(set(_digests(np.concatenate([b['image'] for b in epoch])))) == NUM_TRAIN
 
 
 def test_train_resumes_at_any_step_in_constant_time(config):
   # The stream from batch t is the tail of the stream from 0: nothing before t
   # is read, so starting at a late step costs what starting at 0 costs.
-  whole = _take(pipeline.create_train_iterator(config, batch_size=32), 18)
-  tail = _take(pipeline.create_train_iterator(config, batch_size=32, start_batch=15), 3)
+  whole = _take(pipeline.create_train_iterator(config, pipeline.Reading(32)), 18)
+  tail = _take(pipeline.create_train_iterator(config, pipeline.Reading(32), start_batch=15), 3)
   for a, b in zip(whole[15:], tail):
     np.testing.assert_array_equal(a['image'], b['image'])
   def first_batch_seconds(start_batch: int) -> float:
     start = time.perf_counter()
-    next(pipeline.create_train_iterator(config, batch_size=32, start_batch=start_batch))
+    next(pipeline.create_train_iterator(config, pipeline.Reading(32), start_batch=start_batch))
     return time.perf_counter() - start
   first_batch_seconds(0)  # Traces the functions once.
   early = min(first_batch_seconds(16) for _ in range(2))
@@ -352,7 +353,7 @@ def test_a_tfrecord_build_says_what_to_do(config, tmp_path):
              f'delete {tmp_path / version} and the next run builds it again')
   for create in (pipeline.create_train_iterator, pipeline.create_eval_dataset):
     with pytest.raises(datasets.DataError, match=re.escape(message)):
-      create(config, batch_size=8)
+      create(config, pipeline.Reading(8))
 
 
 def _eval_pass(eval_data) -> dict[str, np.ndarray]:
@@ -361,7 +362,7 @@ def _eval_pass(eval_data) -> dict[str, np.ndarray]:
 
 
 def test_eval_sees_every_example_once(config):
-  eval_data = pipeline.create_eval_dataset(config, batch_size=64)
+  eval_data = pipeline.create_eval_dataset(config, pipeline.Reading(64))
   out = _eval_pass(eval_data)
   assert out['image'].shape == (256, 32, 32, 3)  # 4 batches for 200 examples.
   assert out['image'].dtype == np.uint8 and out['label'].dtype == np.int32
@@ -377,14 +378,14 @@ def test_eval_sees_every_example_once(config):
   again = _eval_pass(eval_data)
   for key in out:
     np.testing.assert_array_equal(out[key], again[key])
-  once = list(pipeline.create_eval_iterator(config, batch_size=64))
+  once = list(pipeline.create_eval_iterator(config, pipeline.Reading(64)))
   np.testing.assert_array_equal(
       np.concatenate([b['image'] for b in once]), out['image'])
 
 
 def test_eval_shards_cover_the_split_with_equal_batch_counts(config):
   passes = [_eval_pass(pipeline.create_eval_dataset(
-      config, batch_size=32, process_index=i, process_count=3))
+      config, pipeline.Reading(32, process_index=i, process_count=3)))
             for i in range(3)]
   assert {len(p['mask']) for p in passes} == {96}  # ceil(67 / 32) batches.
   assert [p['mask'].sum() for p in passes] == [67, 67, 66]
@@ -398,9 +399,9 @@ def test_train_out_of_order_keeps_each_position_content(config):
   # decoding finish out of order: the example and augmentation at each position
   # of the stream are fixed upstream, so the stream holds the same images,
   # merely permuted within the few decodes in flight.
-  ordered = _take(pipeline.create_train_iterator(config, batch_size=32), 20)
+  ordered = _take(pipeline.create_train_iterator(config, pipeline.Reading(32)), 20)
   unordered = _take(pipeline.create_train_iterator(
-      config, batch_size=32, deterministic=False), 16)
+      config, pipeline.Reading(32), deterministic=False), 16)
   for batch in unordered:
     assert batch['image'].shape == (32, 32, 32, 3)
     assert batch['image'].dtype == np.uint8 and batch['label'].dtype == np.int32
@@ -445,7 +446,7 @@ def test_eval_dataset_logs_its_cache_decision(config, caplog, monkeypatch):
     monkeypatch.setattr(pipeline, 'available_memory_bytes', lambda: available_bytes)
     caplog.clear()
     with caplog.at_level(logging.INFO, logger='absl'):
-      pipeline.create_eval_dataset(config, batch_size=64)
+      pipeline.create_eval_dataset(config, pipeline.Reading(64))
     return caplog.text
   assert "input.cache_eval='auto'): caching 200 preprocessed images, 0.6 MB" in (
       decision(2_000_000))

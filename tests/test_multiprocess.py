@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tests import study_runs
-from train.cli import jobs
+from train.cli import exits
 from train.run import distributed
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -140,12 +140,12 @@ def test_an_unexpected_error_in_one_process_exits_without_the_shutdown_barrier(
 
   monkeypatch.setattr(distributed, 'joined_group', lambda: True)
   monkeypatch.setattr(distributed, 'process_label', lambda: 'process 1 of 2')
-  monkeypatch.setattr(jobs, '_flush_and_exit', fake_exit)
+  monkeypatch.setattr(exits, '_flush_and_exit', fake_exit)
   with pytest.raises(_Exited):
-    with jobs.leaving_the_group_on_failure():
+    with exits.leaving_the_group_on_failure():
       raise RuntimeError('the shard\nis damaged')
   with pytest.raises(_Exited):
-    with jobs.leaving_the_group_on_failure():
+    with exits.leaving_the_group_on_failure():
       sys.exit(2)  # A one-line error, already printed.
   assert statuses == [1, 2]
   assert capsys.readouterr().err.strip().splitlines()[-1] == (
@@ -154,10 +154,10 @@ def test_an_unexpected_error_in_one_process_exits_without_the_shutdown_barrier(
   # A process of no group exits as Python does (JAX's exit handler is then a no-op).
   monkeypatch.setattr(distributed, 'joined_group', lambda: False)
   with pytest.raises(RuntimeError):
-    with jobs.leaving_the_group_on_failure():
+    with exits.leaving_the_group_on_failure():
       raise RuntimeError('boom')
   with pytest.raises(SystemExit):
-    with jobs.leaving_the_group_on_failure():
+    with exits.leaving_the_group_on_failure():
       sys.exit(2)
   assert statuses == [1, 2]
 

@@ -13,6 +13,7 @@ import pytest
 from configs import embedded_lars
 from configs import embedded_nesterov
 from configs import nesterov_search_table9
+from tests import study_runs
 from train.cli import config_files
 from train.common import config_dicts
 from train.experiments import search
@@ -24,18 +25,7 @@ from train.experiments import worker as worker_lib
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # Tiny runs: 8 steps of ResNet-10 width 4 on 512 training images, 2 evals.
-TINY = {
-    'dataset': 'embedded_shapes/tiny',
-    'model.width': 4,
-    'global_batch_size': 64,
-    'eval_batch_size': 100,
-    'num_train_steps': 8,
-    'eval_every_steps': 4,
-    'log_every_steps': 4,
-    'lr.warmup_steps': 2.0,
-    'target_accuracy': 0.15,
-    'stop_at_target': False,
-}
+TINY = study_runs.QUICK_TINY
 
 
 def _tiny(config: ml_collections.ConfigDict, data_dir) -> ml_collections.ConfigDict:

@@ -17,6 +17,7 @@ from tests.study_runs import accuracy_statistics, claim_records, comparison_args
 from tests.study_runs import flags, main
 from tests.study_runs import results, wait
 from train.common import claims
+from train.common import liveness
 
 def _mid_seed_holder(workdir: str) -> tuple[str, int] | None:
   """A run that has a finished checkpoint (named by its step alone; one being
@@ -113,7 +114,7 @@ class _Pid:
       os.kill(self.pid, 0)
     except ProcessLookupError:
       return 0
-    return None if claims.pid_alive(self.pid) else 0
+    return None if liveness.pid_alive(self.pid) else 0
 
   def wait(self) -> None:
     guard = time.monotonic() + HANG_GUARD_SECONDS

@@ -44,6 +44,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
+from choices import check_choice
 from configs import default
 from configs import embedded_lars
 from input_pipeline import datasets
@@ -103,9 +104,7 @@ class Report:
 def base_config(dataset: str, data_dir: str,
                 image_size: int | None = None) -> ml_collections.ConfigDict:
   """The config whose input settings the benchmark uses for `dataset`."""
-  if dataset not in _BASE_CONFIGS:
-    raise ValueError(f'unknown dataset {dataset!r}; valid datasets: '
-                     f'{", ".join(sorted(_BASE_CONFIGS))}')
+  check_choice('dataset', dataset, sorted(_BASE_CONFIGS), show=str, label='valid datasets')
   config = _BASE_CONFIGS[dataset]()
   config.dataset = dataset
   config.data_dir = data_dir
@@ -157,7 +156,7 @@ def measure_pipeline(config: ml_collections.ConfigDict, *, batch_size: int,
   if deterministic is None:
     deterministic = config.input.deterministic
   iterator = pipeline.create_train_dataset(
-      config, batch_size=batch_size, num_threads=num_threads,
+      config, pipeline.Reading(batch_size, num_threads=num_threads),
       deterministic=deterministic).as_numpy_iterator()
   return _measure(
       PIPELINE, config, lambda: next(iterator), batch_size=batch_size,

@@ -320,9 +320,9 @@ def measure_train_loop(config: ml_collections.ConfigDict, windows: Windows,
   # pylint: enable=g-import-not-at-top
   batches = loop.device_batches(
       pipeline.create_train_iterator(
-          config, batch_size=config.global_batch_size // jax.process_count(),
-          process_index=jax.process_index(), process_count=jax.process_count(),
-          num_threads=num_threads, deterministic=config.input.deterministic),
+          config, pipeline.Reading(config.global_batch_size // jax.process_count(),
+                                   jax.process_index(), jax.process_count(), num_threads),
+          deterministic=config.input.deterministic),
       compiled.batch_sharding, config.input.prefetch_batches)
   state = compiled.init(jax.random.key(config.seed))
   times = time_windows(

@@ -28,6 +28,7 @@ import time
 from typing import Callable, Sequence
 
 from train.common import console
+from train.common import errors
 from train.common import files
 from train.common import stops
 from train.experiments import states
@@ -79,7 +80,7 @@ _SBATCH_LONG_OPTIONS = frozenset({
     'use_min_nodes', 'wckey', 'wrap'})
 
 
-class LaunchError(ValueError):
+class LaunchError(errors.BadInput, ValueError):
   """The launcher's settings cannot start the workers; the message says why."""
 
 

@@ -22,7 +22,8 @@ The files, all in RUN_DIR/claim/:
 
 Why NFS cannot break it: every step that decides something is one exclusive
 create. A record is written in full to a file whose name is unique (host, pid,
-token) and then hard-linked to `<g>.json`: `link` fails if that name exists,
+token) and then hard-linked to `<g>.json` (train/common/files.py's
+`create_exclusive`): `link` fails if that name exists,
 even on NFS (where O_EXCL was long unreliable), and it makes a complete file
 appear at once, so nobody ever reads half a record. A lost NFS reply can make
 a `link` that succeeded report an error; as open(2)'s manual recommends, the
@@ -37,14 +38,15 @@ when any of these holds:
 1. it released the claim;
 2. it ran on this host (the same host name and pid namespace) and its pid is
    no longer alive: no such process, a zombie, or (pid reuse) a process whose
-   start time in /proc differs from the one recorded;
+   start time in /proc differs from the one recorded (train/common/liveness.py
+   asks /proc);
 3. its last heartbeat (or, before the first, its `since`) is older than
    `stale_after_seconds` (10 minutes). This compares one host's time.time()
    with another's, so it assumes the hosts' clocks agree to well under that,
    as NTP keeps them;
 4. it ran in a Slurm job, `squeue` is installed and answers, and that job is no
    longer running (pending, requeued, finished or unknown to squeue). A squeue
-   that is missing, fails or times out decides nothing.
+   that is missing, fails or times out decides nothing (liveness.py again).
 
 Otherwise it is HELD. A record that cannot be read (a damaged file: not JSON,
 a field missing or of the wrong type, a pid outside 1 .. 2**31-1, a time that
@@ -75,9 +77,7 @@ import logging
 import math
 import os
 import re
-import shutil
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -87,16 +87,13 @@ from typing import Any, Callable
 from train.common import console
 from train.common import errors
 from train.common import files
+from train.common import liveness
 
 STALE_AFTER_SECONDS = 600.0
 HEARTBEAT_SECONDS = 30.0
 # The exit status of a process that lost its claim (EX_TEMPFAIL: try again later).
 LOST_EXIT_STATUS = 75
 CLAIM_DIR = 'claim'
-# The states of `squeue -o %T` in which a job's processes may still be alive.
-SLURM_RUNNING_STATES = frozenset(
-    {'RUNNING', 'COMPLETING', 'CONFIGURING', 'SUSPENDED', 'STOPPED', 'RESIZING'})
-SQUEUE_TIMEOUT_SECONDS = 30.0
 # pids are positive C ints; a larger one in a record is damage (os.kill would overflow).
 MAX_PID = 2**31 - 1
 
@@ -144,72 +141,6 @@ class ClaimHeld(Exception):
   def __init__(self, message: str, status: Status):
     super().__init__(message)
     self.status = status
-
-
-def slurm_job_running(job_id: str) -> bool | None:
-  """Whether Slurm job `job_id` ('45' or '45_1') is running; None if squeue cannot say.
-
-  None when squeue is not installed, fails or times out. An empty answer, or
-  states such as PENDING or REQUEUED, mean no process of the job is running.
-  """
-  squeue = shutil.which('squeue')
-  if squeue is None:
-    return None
-  try:
-    done = subprocess.run([squeue, '-h', '-j', job_id, '-o', '%T'], capture_output=True,
-                          text=True, timeout=SQUEUE_TIMEOUT_SECONDS, check=False)
-  except (OSError, subprocess.SubprocessError):
-    return None
-  if done.returncode != 0:
-    return None
-  return bool(set(done.stdout.split()) & SLURM_RUNNING_STATES)
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-  """Fields 3 on of /proc/<pid>/stat (state, ppid, ...); None if unreadable."""
-  try:
-    with open(f'/proc/{pid}/stat') as f:
-      text = f.read()
-  except OSError:
-    return None
-  # Field 2 is the command name in parentheses, which may hold spaces or ')'.
-  return text[text.rfind(')') + 2:].split()
-
-
-def process_start_time(pid: int) -> int | None:
-  """When process `pid` started, in clock ticks after boot (field 22 of
-  /proc/<pid>/stat); None where there is no /proc or it cannot be read."""
-  fields = _proc_stat(pid)
-  return int(fields[19]) if fields and len(fields) > 19 else None
-
-
-def pid_namespace() -> str | None:
-  """This process's pid namespace, e.g. 'pid:[4026531836]'; None if /proc does not say."""
-  try:
-    return os.readlink('/proc/self/ns/pid')
-  except OSError:
-    return None
-
-
-def pid_alive(pid: int) -> bool:
-  """Whether process `pid` on this host is alive (a zombie is not)."""
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    pass  # Someone else's process: alive.
-  fields = _proc_stat(pid)
-  return not (fields and fields[0] in ('Z', 'X'))
-
-
-def _slurm_job_id() -> str | None:
-  """This process's Slurm job: 'ARRAYJOB_TASK' for an array task, else the job id."""
-  array_job = os.environ.get('SLURM_ARRAY_JOB_ID')
-  task = os.environ.get('SLURM_ARRAY_TASK_ID')
-  if array_job and task:
-    return f'{array_job}_{task}'
-  return os.environ.get('SLURM_JOB_ID') or None
 
 
 def _path(claim_dir: str, generation: int, kind: str) -> str:
@@ -290,12 +221,12 @@ def _pid_gone(holder: Holder) -> str | None:
   "This host" means the same host name and pid namespace: the pids of another
   container on the same machine cannot be looked up from here.
   """
-  if (holder.host, holder.pid_namespace) != (socket.gethostname(), pid_namespace()):
+  if (holder.host, holder.pid_namespace) != (socket.gethostname(), liveness.pid_namespace()):
     return None
   where = f'holder pid {holder.pid} on host {holder.host}'
-  if not pid_alive(holder.pid):
+  if not liveness.pid_alive(holder.pid):
     return f'{where} is gone'
-  started = process_start_time(holder.pid)
+  started = liveness.process_start_time(holder.pid)
   if None not in (holder.start_time, started) and started != holder.start_time:
     return f'{where} is gone (the pid now belongs to another process)'
   return None
@@ -319,7 +250,7 @@ def _gone_reason(holder: Holder, age: float, stale_after_seconds: float,
   if reason is None:
     reason = _stale(age, 'heartbeat', stale_after_seconds)
   if reason is None and ask_slurm and holder.slurm_job_id is not None:
-    if slurm_job_running(holder.slurm_job_id) is False:
+    if liveness.slurm_job_running(holder.slurm_job_id) is False:
       reason = f'slurm job {holder.slurm_job_id} is no longer running'
   return reason
 
@@ -354,40 +285,6 @@ def status(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECONDS,
   """
   claim_dir = os.path.join(run_dir, CLAIM_DIR)
   return _judge(claim_dir, _top_generation(claim_dir), stale_after_seconds, ask_slurm)
-
-
-def _link_exclusive(path: str, text: str, token: str) -> bool:
-  """Creates `path` holding `text`, all at once, unless it exists; whether it did.
-
-  NFS-safe, as open(2) recommends for lock files: write a uniquely named file,
-  hard-link it to `path`, and trust its link count if `link` reports an error.
-  """
-  tmp = os.path.join(os.path.dirname(path),
-                     f'.{os.path.basename(path)}.{socket.gethostname()}.{os.getpid()}.{token}')
-  try:
-    try:
-      with open(tmp, 'x') as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    except OSError as e:
-      if e.filename is not None:
-        raise
-      # A failed write(2) names no file (a full disk): the one-line error names this one.
-      raise OSError(e.errno, e.strerror, path) from None
-    try:
-      os.link(tmp, path)
-    except FileExistsError:
-      # Another worker's record, or ours if a retried link lost its first reply.
-      return os.stat(tmp).st_nlink == 2
-    except OSError:
-      if os.stat(tmp).st_nlink == 2:
-        return True  # The link was made; only the reply was lost.
-      raise
-    return True
-  finally:
-    with contextlib.suppress(FileNotFoundError):
-      os.remove(tmp)
 
 
 def _write_heartbeat(path: str, count: int, token: str) -> None:
@@ -498,9 +395,11 @@ class Claim:
 
 def _new_holder(generation: int, took_over: str | None) -> Holder:
   """This process's record for `generation`."""
-  return Holder(host=socket.gethostname(), pid=os.getpid(), slurm_job_id=_slurm_job_id(),
+  return Holder(host=socket.gethostname(), pid=os.getpid(),
+                slurm_job_id=liveness.slurm_job_id(),
                 since=time.time(), token=uuid.uuid4().hex,
-                start_time=process_start_time(os.getpid()), pid_namespace=pid_namespace(),
+                start_time=liveness.process_start_time(os.getpid()),
+                pid_namespace=liveness.pid_namespace(),
                 took_over=took_over, generation=generation)
 
 
@@ -536,7 +435,7 @@ def try_acquire(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECOND
     return None
   holder = _new_holder(top + 1, took_over=now.reason)
   record = {k: v for k, v in dataclasses.asdict(holder).items() if k != 'generation'}
-  if not _link_exclusive(_path(claim_dir, holder.generation, 'json'),
+  if not files.create_exclusive(_path(claim_dir, holder.generation, 'json'),
                          json.dumps(record, indent=2) + '\n', holder.token):
     return None
   return Claim(run_dir, holder, heartbeat_seconds=heartbeat_seconds, on_lost=on_lost)

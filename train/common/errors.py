@@ -3,6 +3,13 @@
 import sys
 from typing import NoReturn
 
+class BadInput(Exception):
+  """Input the user can act on, found once a job runs (a config, a dataset, a
+  checkpoint, a study directory, a full or read-only disk): the command ends
+  with its message in one line and USAGE_ERROR (train/cli/exits.py). Its
+  message says what to do."""
+
+
 # The exit status of a usage error (bad flags, a bad config, a bad workdir), as
 # absl and argparse use it.
 USAGE_ERROR = 2

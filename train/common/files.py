@@ -4,8 +4,11 @@ import contextlib
 import errno
 import json
 import os
+import socket
 import uuid
 from typing import Any, Iterator
+
+from train.common import errors
 
 # The repository's root: configs/, runs/ and the MLPerf package data hang off it.
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,7 +32,7 @@ def atomic_path(path: str, suffix: str = '.tmp') -> Iterator[str]:
       os.remove(tmp)
 
 
-class FileWriteError(RuntimeError):
+class FileWriteError(errors.BadInput, RuntimeError):
   """A result file cannot be written (a full disk); the message says what to do."""
 
 
@@ -92,3 +95,38 @@ def write_text(path: str, text: str) -> str:
 def write_json(path: str, value: Any) -> str:
   """Writes `value` as indented JSON atomically; returns `path` (see `write_text`)."""
   return write_text(path, json.dumps(value, indent=2))
+
+
+def create_exclusive(path: str, text: str, token: str) -> bool:
+  """Creates `path` holding `text`, all at once, unless it exists; whether it did.
+
+  NFS-safe, as open(2) recommends for lock files: write a uniquely named file,
+  hard-link it to `path`, and trust its link count if `link` reports an error.
+  `token` (random) makes the name unique among this host's and pid's writers.
+  """
+  tmp = os.path.join(os.path.dirname(path),
+                     f'.{os.path.basename(path)}.{socket.gethostname()}.{os.getpid()}.{token}')
+  try:
+    try:
+      with open(tmp, 'x') as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    except OSError as e:
+      if e.filename is not None:
+        raise
+      # A failed write(2) names no file (a full disk): the one-line error names this one.
+      raise OSError(e.errno, e.strerror, path) from None
+    try:
+      os.link(tmp, path)
+    except FileExistsError:
+      # Another worker's record, or ours if a retried link lost its first reply.
+      return os.stat(tmp).st_nlink == 2
+    except OSError:
+      if os.stat(tmp).st_nlink == 2:
+        return True  # The link was made; only the reply was lost.
+      raise
+    return True
+  finally:
+    with contextlib.suppress(FileNotFoundError):
+      os.remove(tmp)

@@ -16,7 +16,7 @@ can swallow it, and then:
 - inside it (a job that may have a step to save or files to clean up), raises
   `Stopped`, a KeyboardInterrupt, for the job's handlers. Should a library
   swallow it, the record stands: the training loop stops at its next step and
-  saves it (train/run/loop.py), and train/cli/jobs.py reports the stop rather
+  saves it (train/run/loop.py), and train/cli/exits.py reports the stop rather
   than whatever error followed it.
 """
 
@@ -37,6 +37,13 @@ class Stopped(KeyboardInterrupt):
     super().__init__(signal.Signals(signal_number).name)
     self.signal_number = signal_number
     self.note = note  # What became of the command's work, for its one line.
+
+
+class SavedAndStopped(Exception):
+  """A stop signal ended a run once it had saved its step (train/run/loop.py's
+  Preempted); the same command resumes it. `signal_number` says which signal.
+  Defined here so that the command line names it without importing the run."""
+  signal_number: int
 
 
 _received: int | None = None  # The first stop signal this process had.

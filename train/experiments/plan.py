@@ -43,6 +43,7 @@ from absl import logging
 from train.common import claims
 from train.common import config_dicts
 from train.common import console
+from train.common import errors
 from train.common import files
 from train.mlperf import results as mlperf_results
 
@@ -68,7 +69,7 @@ class PlanKind(enum.StrEnum):
   SEARCH = 'search'
 
 
-class StudyDirError(ValueError):
+class StudyDirError(errors.BadInput, ValueError):
   """The study directory holds something else; the message says what."""
 
 

@@ -20,6 +20,7 @@ import math
 
 import ml_collections
 
+from choices import check_choice
 from input_pipeline import info
 from optim import schedules
 
@@ -86,8 +87,7 @@ def _scale(name: str, exponents: dict[str, float], config: ml_collections.Config
            ) -> float:
   """(global_batch_size / lr.reference_batch_size) ** exponents[lr.<name>]."""
   mode = config.lr[name]
-  if mode not in exponents:
-    raise ValueError(f'unknown lr.{name} {mode!r}; valid: {", ".join(sorted(exponents))}')
+  check_choice(f'lr.{name}', mode, sorted(exponents), show=str)
   ratio = config.global_batch_size / config.lr.reference_batch_size
   return ratio ** exponents[mode]
 

@@ -35,7 +35,7 @@ DIRECTORY = 'checkpoints'
 TMP_INFIX = '.orbax-checkpoint-tmp'
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(errors.BadInput, RuntimeError):
   """A checkpoint cannot be written or none can be read; the message says what to do."""
 
 

@@ -159,7 +159,7 @@ class Progress:
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGUSR2)
 
 
-class Preempted(Exception):
+class Preempted(stops.SavedAndStopped):
   """A stop signal (STOP_SIGNALS) arrived: the run saved a checkpoint and stopped;
   the same command resumes it. `signal_number` says which."""
 
@@ -380,7 +380,8 @@ def _set_up(config: ml_collections.ConfigDict, step_cache: programs.StepCache,
     state = compiled.init(jax.random.key(config.seed))
   _warm_up(config, compiled, state)
   batch_sharding = compiled.batch_sharding
-  shard = dict(process_index=jax.process_index(), process_count=jax.process_count())
+  # This process's share of each global batch, and of the eval split.
+  process = jax.process_index(), jax.process_count()
   per_process_batch = config.global_batch_size // jax.process_count()
   _check_process_rows(batch_sharding, config.global_batch_size)
   # Global batch t is fixed by the seed and t alone (input_pipeline/order.py),
@@ -388,11 +389,12 @@ def _set_up(config: ml_collections.ConfigDict, step_cache: programs.StepCache,
   # processes, starts there without reading what came before.
   train_batches = device_batches(datasets.checked_reads(
       pipeline.create_train_iterator(
-          config, batch_size=per_process_batch, deterministic=config.input.deterministic,
-          start_batch=0 if progress is None else progress.step, **shard),
+          config, pipeline.Reading(per_process_batch, *process),
+          deterministic=config.input.deterministic,
+          start_batch=0 if progress is None else progress.step),
       config.dataset, config.data_dir), batch_sharding, config.input.prefetch_batches)
   eval_dataset = datasets.checked_reads(pipeline.create_eval_dataset(
-      config, batch_size=config.eval_batch_size // jax.process_count(), **shard),
+      config, pipeline.Reading(config.eval_batch_size // jax.process_count(), *process)),
       config.dataset, config.data_dir)
   return _Setup(state=state, train_step=compiled.train_step, eval_step=compiled.eval_step,
                 train_batches=train_batches, eval_dataset=eval_dataset,

@@ -17,6 +17,7 @@ from input_pipeline import info
 from models import resnet
 from optim import optimizers
 from optim import schedules
+from train.common import errors
 from train.run import budget
 from train.run import memory
 
@@ -26,8 +27,8 @@ SUBMISSION_DIVISIONS = ('closed', 'open')
 SUBMISSION_STATUSES = ('onprem', 'cloud', 'research', 'preview')
 BATCH_SCALINGS = ('none', 'sqrt', 'linear')
 WARMUP_BATCH_SCALINGS = ('none', 'linear')
-# input_pipeline/pipeline.py's CACHE_EVAL_MODES; listed here to keep TensorFlow out.
-CACHE_EVAL_MODES = ('auto', 'always', 'never')
+# Defined in input_pipeline/info.py, which imports no TensorFlow.
+CACHE_EVAL_MODES = info.CACHE_EVAL_MODES
 # The step counter (TrainState.step) is a 32-bit integer on the device.
 MAX_TRAIN_STEPS = 2**31 - 1
 # jax.random.key keeps 32 bits of the seed (without jax_enable_x64): seed
@@ -43,7 +44,7 @@ _OWN_INT_BOUNDS = ('seed', 'num_train_steps')
 MAX_EVALS = 100_000
 
 
-class ConfigError(ValueError):
+class ConfigError(errors.BadInput, ValueError):
   """A config value that the harness cannot run with."""
 
   def __init__(self, key: str, value: Any, allowed: str):
