@@ -156,7 +156,7 @@ def _corrupt_checkpoint(directory: str) -> None:
   from train.common import config_dicts  # pylint: disable=g-import-not-at-top
   config = config_dicts.with_overrides(
       embedded_lars.get_config(), {**_TINY_RUN, 'data_dir': f'{directory}/data'})
-  # As train/run/loop.write_config writes it, which the resumed run does again.
+  # As train/run/record.write_config writes it, which the resumed run does again.
   _write('run/config.json', json.dumps(json.loads(config.to_json()), indent=2) + '\n')(directory)
   _write('run/checkpoints/2/state/garbage', 'not a checkpoint\n')(directory)
   _write('run/checkpoints/2/progress/garbage', 'not a checkpoint\n')(directory)

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from configs import embedded_lars
+from tests import test_record
 from train.common import config_dicts
 from train.run import loop
 
@@ -50,6 +51,11 @@ def _check_run_files(workdir, config):
   with open(os.path.join(workdir, 'config.json')) as f:
     assert json.load(f) == json.loads(config.to_json())
   assert glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))
+  # The run's hyperparameters, for TensorBoard's HParams view across runs.
+  hparams = test_record.hparams_written(workdir)
+  assert hparams['seed'] == config.seed
+  assert hparams['global_batch_size'] == config.global_batch_size
+  assert hparams['target_accuracy'] == pytest.approx(config.target_accuracy)
 
   # result.json agrees with its own evals.
   evals = result['evals']

@@ -41,7 +41,7 @@ from input_pipeline import pipeline
 from input_pipeline import prepare_imagenet
 from input_pipeline import preprocessing
 from tests import fake_imagenet
-from train.run import loop
+from train.run import evaluation
 from train.run import programs
 from train.run import steps
 
@@ -181,7 +181,7 @@ def _compiled_eval_step(config: ml_collections.ConfigDict) -> Callable:
 def _evaluate_sharded(config: ml_collections.ConfigDict, eval_step: Callable,
                       state: steps.TrainState, batch_size: int,
                       process_count: int) -> tuple[float, float, int]:
-  """(correct, summed loss, count) of loop.evaluate over every process's shard."""
+  """(correct, summed loss, count) of evaluation.evaluate over every process's shard."""
   _, batch_sharding = _shardings()
   correct = loss_sum = 0.0
   count = 0
@@ -189,7 +189,7 @@ def _evaluate_sharded(config: ml_collections.ConfigDict, eval_step: Callable,
     batches = pipeline.create_eval_dataset(
         config, pipeline.Reading(batch_size, process_index=process_index,
                                  process_count=process_count))
-    accuracy, loss, n = loop.evaluate(eval_step, state, batches, batch_sharding)
+    accuracy, loss, n = evaluation.evaluate(eval_step, state, batches, batch_sharding)
     correct += accuracy * n
     loss_sum += loss * n
     count += n

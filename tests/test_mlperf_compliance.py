@@ -32,8 +32,8 @@ from train.experiments import study
 from train.mlperf import results
 from train.mlperf import rules
 from train.run import budget
-from train.run import loop
 from train.run import mllog
+from train.run import record
 from train.run import validation
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -295,7 +295,7 @@ def _write_variant_runs(directory: str, config: ml_collections.ConfigDict, lars_
     os.makedirs(run_dir)
     seeded = config.copy_and_resolve_references()
     seeded.seed = seed
-    loop.write_config(seeded, run_dir)
+    record.write_config(seeded, run_dir)
     files.write_json(os.path.join(run_dir, 'result.json'),
                      _variant_result(lars_run['result'], seed, factor))
     _write_events(os.path.join(run_dir, 'mlperf.log'), _variant(events, seed, factor))

@@ -21,6 +21,7 @@ from train.experiments import plan as plan_lib
 from train.experiments import study
 from train.experiments import verdicts
 from train.experiments import worker as worker_lib
+from train.run import record
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -143,7 +144,7 @@ def test_study_with_a_diverging_seed_completes_and_reports_it(data_dir, tmp_path
       return train_and_evaluate(run_config, workdir, *args, **kwargs)
     result = train_and_evaluate(config_dicts.with_overrides(run_config, {'lr.peak': 1e30}),
                                 workdir, *args, **kwargs)
-    worker_lib.loop.write_config(run_config, workdir)  # The plan's, as the study checks.
+    record.write_config(run_config, workdir)  # The plan's, as the study checks.
     return result
 
   monkeypatch.setattr(worker_lib.loop, 'train_and_evaluate', diverge_seed_1)

@@ -205,11 +205,10 @@ def compile_forward_backward(config: ml_collections.ConfigDict, num_classes: int
   dtype = jnp.dtype(config.model.dtype)
 
   def grads(params, batch_stats, images, labels):
-    def loss_fn(params):
-      logits, _ = model.apply({'params': params, 'batch_stats': batch_stats}, images,
-                              train=True, mutable=['batch_stats'])
-      return jnp.mean(steps.cross_entropy_loss(logits, labels, config.label_smoothing))
-    return jax.grad(loss_fn)(params)
+    # The train step's loss; what it returns besides is unused, so XLA drops it.
+    grads, _ = jax.grad(steps.training_loss, has_aux=True)(
+        params, batch_stats, model.apply, images, labels, config.label_smoothing)
+    return grads
 
   replicated = NamedSharding(batch_sharding.mesh, PartitionSpec())
   shape = (config.global_batch_size, config.image_size, config.image_size, 3)
@@ -314,11 +313,8 @@ def measure_train_loop(config: ml_collections.ConfigDict, windows: Windows,
                        compiled: programs.CompiledSteps, flops_per_image: float,
                        num_threads: int | None) -> Measurement:
   """Steps fed as the loop feeds them: pipeline batch, copy to the devices, step."""
-  # pylint: disable=g-import-not-at-top
-  from input_pipeline import pipeline
-  from train.run import loop
-  # pylint: enable=g-import-not-at-top
-  batches = loop.device_batches(
+  from input_pipeline import pipeline  # pylint: disable=g-import-not-at-top
+  batches = programs.device_batches(
       pipeline.create_train_iterator(
           config, pipeline.Reading(config.global_batch_size // jax.process_count(),
                                    jax.process_index(), jax.process_count(), num_threads),

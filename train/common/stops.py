@@ -16,7 +16,7 @@ can swallow it, and then:
 - inside it (a job that may have a step to save or files to clean up), raises
   `Stopped`, a KeyboardInterrupt, for the job's handlers. Should a library
   swallow it, the record stands: the training loop stops at its next step and
-  saves it (train/run/loop.py), and train/cli/exits.py reports the stop rather
+  saves it (train/run/preemption.py), and train/cli/exits.py reports the stop rather
   than whatever error followed it.
 """
 

@@ -2,19 +2,21 @@
 
 Free of TensorFlow, tfds and clu, so that the throughput benchmark's synthetic
 mode runs where only JAX, Flax and Optax are installed. The loop
-(`train/run/loop.py`) feeds these programs; the seeds of a study share them through
-`StepCache`.
+(`train/run/loop.py`) feeds these programs through `device_batches`; the seeds of a
+study share them through `StepCache`.
 """
 
+import collections
 import dataclasses
 import functools
 import json
 import time
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 from jax.sharding import Mesh
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec
@@ -37,6 +39,26 @@ def create_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
   """
   devices = jax.devices() if devices is None else list(devices)
   return jax.make_mesh((len(devices),), (DATA_AXIS,), devices=devices)
+
+
+def device_batches(batches: Iterable[dict[str, np.ndarray]], sharding: NamedSharding,
+                   prefetch: int) -> Iterator[dict[str, jax.Array]]:
+  """Puts host batches on the devices, `prefetch` batches ahead of the consumer.
+
+  `jax.make_array_from_process_local_data` copies asynchronously, so keeping a few
+  batches in flight overlaps the transfer with the running step.
+  """
+  queue = collections.deque()
+  for batch in batches:
+    # An explicit transfer, allowed inside the loop's transfer guard (with
+    # several processes it would otherwise count as an implicit one).
+    with jax.transfer_guard_host_to_device('allow'):
+      queue.append(jax.tree.map(
+          lambda x: jax.make_array_from_process_local_data(sharding, x), batch))
+    if len(queue) > prefetch:
+      yield queue.popleft()
+  while queue:
+    yield queue.popleft()
 
 
 def abstract_batch(config: ml_collections.ConfigDict, batch_size: int,

@@ -53,22 +53,32 @@ def cross_entropy_loss(logits: jnp.ndarray, labels: jnp.ndarray,
   return optax.softmax_cross_entropy(logits.astype(jnp.float32), targets)
 
 
+def training_loss(params: Any, batch_stats: Any, apply_fn: Callable, images: jnp.ndarray,
+                  labels: jnp.ndarray, label_smoothing: float,
+                  ) -> tuple[jnp.ndarray, tuple[jnp.ndarray, Any]]:
+  """The loss the train step minimises: the mean smoothed cross entropy of the model
+  in training mode (BatchNorm on the batch's statistics).
+
+  Differentiate it in `params`; it returns, beside the loss, the logits and the
+  updated BN moving averages. The train step and the throughput benchmark's bare
+  forward and backward pass (train/bench/throughput.py) both use it.
+  """
+  logits, updates = apply_fn({'params': params, 'batch_stats': batch_stats}, images,
+                             train=True, mutable=['batch_stats'])
+  loss = jnp.mean(cross_entropy_loss(logits, labels, label_smoothing))
+  return loss, (logits, updates['batch_stats'])
+
+
 def train_step(state: TrainState, batch: Batch, *, mean_rgb: tuple[float, ...],
                stddev_rgb: tuple[float, ...], dtype: Any, label_smoothing: float,
                learning_rate_fn: Callable[[jnp.ndarray], jnp.ndarray],
                ) -> tuple[TrainState, Metrics]:
   """One optimizer update on `batch`; returns the new state and batch metrics."""
   images = normalize_images(batch['image'], mean_rgb, stddev_rgb, dtype)
-
-  def loss_fn(params):
-    logits, updates = state.apply_fn(
-        {'params': params, 'batch_stats': state.batch_stats}, images,
-        train=True, mutable=['batch_stats'])
-    loss = jnp.mean(cross_entropy_loss(logits, batch['label'], label_smoothing))
-    return loss, (logits, updates['batch_stats'])
-
-  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-  (loss, (logits, batch_stats)), grads = grad_fn(state.params)
+  grad_fn = jax.value_and_grad(training_loss, has_aux=True)
+  (loss, (logits, batch_stats)), grads = grad_fn(
+      state.params, state.batch_stats, state.apply_fn, images, batch['label'],
+      label_smoothing)
   metrics = {
       'loss': loss,
       'accuracy': jnp.mean(jnp.argmax(logits, -1) == batch['label']),
