@@ -6,6 +6,7 @@ import re
 import pytest
 from PIL import Image
 
+from train.experiments import significance
 from train.experiments import statistics
 from train.experiments import verdicts
 from train.experiments.reports import comparison as comparison_report
@@ -115,7 +116,7 @@ def test_comparison_report(tmp_path):
   path = comparison_report.write_comparison_report(str(tmp_path / 'cmp'), studies, 9000.0)
   _assert_links_exist(path, {'comparison.png', 'comparison_curves.png', 'time_to_target.png'})
   text = open(path).read()
-  pair = statistics.compare_studies([(name, runs) for name, _, runs in studies])[0]
+  pair = significance.compare_studies([(name, runs) for name, _, runs in studies])[0]
   # The verdict in words, with the numbers of the pairwise comparison.
   assert verdicts.pairwise_verdict(pair) in text
   assert ('**No evidence that the final accuracies of lars and nesterov_config_b differ** '
@@ -185,7 +186,7 @@ def _pair(**changes) -> dict:
                                                    'with the same seeds'},
   }
   pair.update(changes)
-  for key in statistics.P_VALUE_KEYS:
+  for key in significance.P_VALUE_KEYS:
     pair.setdefault(f'{key}_holm', pair[key])
   return pair
 

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from train.experiments import significance
 from train.experiments import statistics
 
 
@@ -322,13 +323,13 @@ def _accuracy_runs(accuracies, seeds=None, reached=None) -> list[dict]:
 
 def test_fisher_exact_on_the_lady_tasting_tea():
   # Fisher's tea-tasting table, 3 of 4 against 1 of 4: two-sided p = 34 / 70.
-  pair = statistics.compare_pair(
+  pair = significance.compare_pair(
       'a', _accuracy_runs([0.8] * 4, reached=[True, True, True, False]),
       'b', _accuracy_runs([0.8] * 4, reached=[True, False, False, False]))
   assert pair['reached_target'] == [[3, 4], [1, 4]]
   assert pair['fisher_exact_p'] == pytest.approx(34 / 70)
   # 3 of 5 against 5 of 5: P(3) + P(5) = (10 + 10) / 45 of the hypergeometric.
-  pair = statistics.compare_pair(
+  pair = significance.compare_pair(
       'a', _accuracy_runs([0.8] * 5, reached=[True] * 3 + [False] * 2),
       'b', _accuracy_runs([0.8] * 5, reached=[True] * 5))
   assert pair['fisher_exact_p'] == pytest.approx(20 / 45)
@@ -363,14 +364,14 @@ def test_logrank_against_a_hand_computation():
   # step 500: 0 + 1 at risk: E = V = 0
   # O - E = 2 - 59/30 = 1/30; V = 749/900; chi-square = (1/900) / (749/900) = 1/749.
   assert _logrank_by_hand(a, b) == pytest.approx(1 / 749)
-  pair = statistics.compare_pair('a', _runs_from_times(a), 'b', _runs_from_times(b))
+  pair = significance.compare_pair('a', _runs_from_times(a), 'b', _runs_from_times(b))
   assert pair['logrank_p'] == pytest.approx(chi2.sf(1 / 749, 1))
   assert pair['logrank_time_unit'] == 'epochs'
 
   # A less balanced example with ties of events and censoring at the same step.
   a = [(100, True), (100, True), (200, True), (300, False), (300, True), (500, False)]
   b = [(300, True), (400, True), (400, False), (500, False), (500, False)]
-  pair = statistics.compare_pair('a', _runs_from_times(a), 'b', _runs_from_times(b))
+  pair = significance.compare_pair('a', _runs_from_times(a), 'b', _runs_from_times(b))
   assert pair['logrank_p'] == pytest.approx(chi2.sf(_logrank_by_hand(a, b), 1))
 
 
@@ -401,7 +402,7 @@ def _exact_wilcoxon_p(differences: list[float]) -> float:
 def test_rank_tests_against_enumeration():
   a = [0.712, 0.748, 0.751, 0.760, 0.771, 0.779]
   b = [0.705, 0.709, 0.723, 0.731, 0.744, 0.758]
-  pair = statistics.compare_pair('a', _accuracy_runs(a), 'b', _accuracy_runs(b))
+  pair = significance.compare_pair('a', _accuracy_runs(a), 'b', _accuracy_runs(b))
   assert pair['mann_whitney_p'] == pytest.approx(_exact_mann_whitney_p(a, b))
   assert pair['paired_seeds'] == list(range(6))
   assert pair['wilcoxon_p'] == pytest.approx(
@@ -410,9 +411,9 @@ def test_rank_tests_against_enumeration():
       np.median(a) - np.median(b))
   # Runs pair by seed, not by position in the list.
   shuffled = _accuracy_runs(b)[::-1]
-  assert statistics.compare_pair('a', _accuracy_runs(a), 'b', shuffled)['wilcoxon_p'] == (
+  assert significance.compare_pair('a', _accuracy_runs(a), 'b', shuffled)['wilcoxon_p'] == (
       pytest.approx(pair['wilcoxon_p']))
-  other_seeds = statistics.compare_pair('a', _accuracy_runs(a), 'b',
+  other_seeds = significance.compare_pair('a', _accuracy_runs(a), 'b',
                                         _accuracy_runs(b, seeds=range(10, 16)))
   assert other_seeds['wilcoxon_p'] is None and other_seeds['paired_seeds'] is None
   assert 'same seeds' in other_seeds['reasons']['wilcoxon_p']
@@ -425,7 +426,7 @@ def test_bootstrap_interval_of_the_difference_covers_the_true_difference():
   covered = 0
   for i in range(num_studies):
     a, b = rng.normal(0.75, 0.01, 15), rng.normal(0.74, 0.01, 15)
-    low, high = statistics.median_difference_ci(a, b, seed=i, num_resamples=2000)
+    low, high = significance.median_difference_ci(a, b, seed=i, num_resamples=2000)
     covered += low <= true_difference <= high
   # Three binomial standard errors either side of 0.95.
   tolerance = 3 * math.sqrt(0.95 * 0.05 / num_studies)
@@ -436,7 +437,7 @@ def _true_seeds_for_power(difference: float, sd: float, seed: int = 11) -> int |
   """The grid's smallest n at which Mann-Whitney on the true normals has power 0.8."""
   rng = np.random.default_rng(seed)
   stats = pytest.importorskip('scipy.stats')
-  for n in statistics.POWER_GRID:
+  for n in significance.POWER_GRID:
     x = rng.normal(difference, sd, (2000, n))
     y = rng.normal(0.0, sd, (2000, n))
     if np.mean(stats.mannwhitneyu(x, y, axis=1).pvalue < 0.05) >= 0.8:
@@ -445,48 +446,48 @@ def _true_seeds_for_power(difference: float, sd: float, seed: int = 11) -> int |
 
 
 def test_seeds_for_power_on_simulated_runs_with_a_known_difference():
-  grid = list(statistics.POWER_GRID)
+  grid = list(significance.POWER_GRID)
   rng = np.random.default_rng(5)
   # A difference of one standard deviation: about 17 seeds per config by the
   # asymptotic formula (z_0.975 + z_0.8)^2 (2 / (3 / pi)) = 16.4; 20 on the grid.
   assert _true_seeds_for_power(0.01, 0.01) == 20
   a, b = rng.normal(0.76, 0.01, 200), rng.normal(0.75, 0.01, 200)
-  needed, power = statistics.seeds_for_power(a, b)
+  needed, power = significance.seeds_for_power(a, b)
   assert abs(grid.index(needed) - grid.index(20)) <= 1
   assert power[str(needed)] >= 0.8 and list(power)[-1] == str(needed)
   # Half a standard deviation: 4 times as many, about 66; 75 on the grid.
   a, b = rng.normal(0.755, 0.01, 200), rng.normal(0.75, 0.01, 200)
-  needed, _ = statistics.seeds_for_power(a, b)
+  needed, _ = significance.seeds_for_power(a, b)
   assert abs(grid.index(needed) - grid.index(_true_seeds_for_power(0.005, 0.01))) <= 1
   # No difference: the test rejects 5% of the time at any n.
   same = rng.normal(0.75, 0.01, 200)
-  needed, power = statistics.seeds_for_power(same, same)
+  needed, power = significance.seeds_for_power(same, same)
   assert needed is None and power['200'] < 0.15
   # Separated configs of 5 seeds: 3 seeds can never give p < 0.05 (at best 0.1), 5 can.
-  needed, power = statistics.seeds_for_power(np.array([0.80, 0.81, 0.82, 0.83, 0.84]),
+  needed, power = significance.seeds_for_power(np.array([0.80, 0.81, 0.82, 0.83, 0.84]),
                                              np.array([0.70, 0.71, 0.72, 0.73, 0.74]))
   assert needed == 5 and power['3'] == 0.0
 
 
 def test_holm_step_down():
   # Sorted 0.005 (x4 = 0.02), 0.01 (x3 = 0.03), 0.03 (x2 = 0.06), 0.04 (x1, raised to 0.06).
-  assert statistics.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-  assert statistics.holm([None, 0.02, 0.5]) == [None, pytest.approx(0.04), 0.5]
-  assert statistics.holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # Capped at 1.
-  assert statistics.holm([]) == []
+  assert significance.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+  assert significance.holm([None, 0.02, 0.5]) == [None, pytest.approx(0.04), 0.5]
+  assert significance.holm([0.6, 0.7]) == pytest.approx([1.0, 1.0])  # Capped at 1.
+  assert significance.holm([]) == []
 
 
 def test_compare_studies_adjusts_every_p_value_over_the_pairs():
   studies = [('a', _accuracy_runs([0.70, 0.71, 0.72, 0.73])),
              ('b', _accuracy_runs([0.74, 0.75, 0.76, 0.77])),
              ('c', _accuracy_runs([0.71, 0.72, 0.73, 0.74]))]
-  pairs = statistics.compare_studies(studies)
+  pairs = significance.compare_studies(studies)
   assert [(p['a'], p['b']) for p in pairs] == [('a', 'b'), ('a', 'c'), ('b', 'c')]
-  for key in statistics.P_VALUE_KEYS:
+  for key in significance.P_VALUE_KEYS:
     raw = [p[key] for p in pairs]
-    assert [p[f'{key}_holm'] for p in pairs] == statistics.holm(raw)
+    assert [p[f'{key}_holm'] for p in pairs] == significance.holm(raw)
   assert all(p['mann_whitney_p_holm'] >= p['mann_whitney_p'] for p in pairs)
-  one_pair = statistics.compare_studies(studies[:2])
+  one_pair = significance.compare_studies(studies[:2])
   assert one_pair[0]['mann_whitney_p_holm'] == one_pair[0]['mann_whitney_p']
   json.dumps(pairs, allow_nan=False)
 
@@ -500,10 +501,10 @@ def test_compare_studies_adjusts_every_p_value_over_the_pairs():
     ([], [0.7]),                                          # A config without runs.
 ])
 def test_comparisons_of_degenerate_studies_are_plain_json(a, b):
-  pair = statistics.compare_studies([('a', _accuracy_runs(a)), ('b', _accuracy_runs(b))])[0]
+  pair = significance.compare_studies([('a', _accuracy_runs(a)), ('b', _accuracy_runs(b))])[0]
   json.dumps(pair, allow_nan=False)
-  for key in ('difference_in_median_final_accuracy', *statistics.P_VALUE_KEYS,
+  for key in ('difference_in_median_final_accuracy', *significance.P_VALUE_KEYS,
               'seeds_per_config_for_80_percent_power'):
     assert pair[key] is not None or key in pair['reasons'], key
-  for p in statistics.P_VALUE_KEYS:
+  for p in significance.P_VALUE_KEYS:
     assert pair[p] is None or 0.0 <= pair[p] <= 1.0

@@ -1,6 +1,6 @@
 """The verdict on a pair of configs in plain words, from the numbers that decide it.
 
-`statistics.compare_studies` decides (its p-values at `statistics.SIGNIFICANCE_LEVEL`,
+`significance.compare_studies` decides (its p-values at `significance.SIGNIFICANCE_LEVEL`,
 its bootstrap interval, its power grid); this module says it: the paragraph that
 comparison.json stores as each pair's 'verdict' and the comparison report shows.
 Text only, from `statistics` alone.
@@ -8,7 +8,7 @@ Text only, from `statistics` alone.
 
 from collections.abc import Sequence
 
-from train.experiments import statistics
+from train.experiments import significance
 
 
 def p_value(value: float) -> str:
@@ -33,7 +33,7 @@ def _accuracy_verdict(pair: dict, p_key: str) -> str:
   if p is None:
     return f"The final accuracies cannot be compared ({pair['reasons'].get('mann_whitney_p')})."
   difference = pair['difference_in_median_final_accuracy']
-  if p >= statistics.SIGNIFICANCE_LEVEL:
+  if p >= significance.SIGNIFICANCE_LEVEL:
     words = (f'**No evidence that the final accuracies of {a} and {b} differ** '
              f'(Mann-Whitney {_p_text(p)})')
   else:
@@ -49,7 +49,7 @@ def _accuracy_verdict(pair: dict, p_key: str) -> str:
     words += (f'; about {needed} seeds per config would detect a difference of this size '
               f'({points(difference)} points) 80% of the time at the 5% level')
   elif 'more than' in pair['reasons'].get('seeds_per_config_for_80_percent_power', ''):
-    words += (f'; more than {statistics.POWER_GRID[-1]} seeds per config would be needed to '
+    words += (f'; more than {significance.POWER_GRID[-1]} seeds per config would be needed to '
               f'detect a difference of this size ({points(difference)} points) 80% of the time')
   return words + '.'
 
@@ -70,14 +70,14 @@ def _target_verdict(pair: dict, fisher_key: str, logrank_key: str) -> str:
   fisher = pair[fisher_key]
   if fisher is None:
     return f'{hits}.'
-  differ = ('the hit rates differ' if fisher < statistics.SIGNIFICANCE_LEVEL
+  differ = ('the hit rates differ' if fisher < significance.SIGNIFICANCE_LEVEL
             else 'no evidence that the hit rates differ')
   words = f'{hits}: {differ} (Fisher exact {_p_text(fisher)})'
   logrank = pair[logrank_key]
   if logrank is None:
     words += f"; the times to target cannot be compared ({pair['reasons'].get('logrank_p')})"
   else:
-    differ = ('the times to target differ' if logrank < statistics.SIGNIFICANCE_LEVEL
+    differ = ('the times to target differ' if logrank < significance.SIGNIFICANCE_LEVEL
               else 'no evidence that the times to target differ')
     words += (f'; {differ}, counting a run that missed as censored (log-rank '
               f'{_p_text(logrank)})')
@@ -88,7 +88,7 @@ def pairwise_verdict(pair: dict, adjusted: bool = False) -> str:
   """The verdict on one pair of configs in plain words, with the numbers behind it.
 
   Args:
-    pair: an entry of `statistics.compare_studies`.
+    pair: an entry of `significance.compare_studies`.
     adjusted: use the Holm-adjusted p-values (with more than two configs).
 
   Returns:
@@ -112,14 +112,14 @@ def is_adjusted(pairs: Sequence[dict]) -> bool:
 def comparison_statistics(studies: Sequence[dict]) -> list[dict]:
   """comparison.json's 'pairwise': every pair of configs compared, with its verdict.
 
-  Each entry is `statistics.compare_pair`'s, with Holm-adjusted p-values, plus
+  Each entry is `significance.compare_pair`'s, with Holm-adjusted p-values, plus
   'verdict', the report's paragraph in plain words (on the adjusted p-values
   when there are more than two configs).
 
   Args:
     studies: study.json's content of each config (its 'name' and 'runs').
   """
-  pairwise = statistics.compare_studies([(s['name'], s['runs']) for s in studies])
+  pairwise = significance.compare_studies([(s['name'], s['runs']) for s in studies])
   for pair in pairwise:
     pair['verdict'] = pairwise_verdict(pair, adjusted=len(studies) > 2)
   return pairwise

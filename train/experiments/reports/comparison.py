@@ -1,7 +1,7 @@
 """The report of a comparison: several configs side by side, each a study.
 
 report.md holds the table of the paper's Table 2 columns, whether each pair of
-configs differs (`verdicts.pairwise_verdict`, from `statistics.compare_studies`),
+configs differs (`verdicts.pairwise_verdict`, from `significance.compare_studies`),
 the config keys on which they differ, the command line's overrides, the time, and
 the plots: comparison.png (box plots), comparison_curves.png (eval curves) and
 time_to_target.png (every config's Kaplan-Meier curve). `comparison_table` is
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from train.common import files
-from train.experiments import statistics
+from train.experiments import significance
 from train.experiments import verdicts
 from train.experiments.reports import markdown
 from train.experiments.reports import plots
@@ -120,7 +120,7 @@ def _pairwise_section(pairs: Sequence[dict]) -> str:
          "target: Fisher's exact test on reached / missed. Time to target: the log-rank "
          'test, a missed run censored as in the studies. Seeds per config for 80% power: '
          "the smallest number of seeds on the grid "
-         f"{', '.join(str(n) for n in statistics.POWER_GRID)} at which Mann-Whitney at the "
+         f"{', '.join(str(n) for n in significance.POWER_GRID)} at which Mann-Whitney at the "
          "5% level rejects in 80% of 1,000 resamples drawn from each config's observed "
          'final accuracies; it is only as good as those runs are representative. All from '
          '`scipy.stats`.')
@@ -146,7 +146,7 @@ def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: fl
       configurations differ and its values (seeds excluded); shown as a table.
     overrides: the command line's --config.KEY=VALUE settings, applied to
       every configuration.
-    pairwise: `statistics.compare_studies` of the studies, or None to compute it.
+    pairwise: `significance.compare_studies` of the studies, or None to compute it.
     unfinished: planned runs without a result (study.json's 'unfinished' of
       every configuration), listed in a section of their own.
 
@@ -156,7 +156,7 @@ def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: fl
   """
   os.makedirs(out_dir, exist_ok=True)
   if pairwise is None:
-    pairwise = statistics.compare_studies([(name, runs) for name, _, runs in studies])
+    pairwise = significance.compare_studies([(name, runs) for name, _, runs in studies])
   plots.time_to_target(os.path.join(out_dir, 'time_to_target.png'),
                        'Fraction of runs that reached the target',
                        [(name, s['time_to_target']) for name, s, _ in studies])
