@@ -215,14 +215,19 @@ def test_a_search_rerun_with_fewer_trials_keeps_the_trials_planned_before(tmp_pa
           == [plan_lib.config_values(e.config) for e in three.entries])
 
 
-def test_a_damaged_claim_record_reads_as_held_by_an_unknown_process(tmp_path):
-  # It made the report fail with AttributeError ('NoneType' has no 'describe').
-  directory = str(tmp_path / 'study')
+def _one_run_study_with_a_garbage_claim(directory: str) -> tuple[plan_lib.Plan, str]:
+  """A one-run study whose run's claim record (returned) is not JSON."""
   plan = study.plan_study(embedded_lars.get_config(), 'embedded_lars', directory, 1)
   record = os.path.join(plan.runs[0].claim_dir, claims.CLAIM_DIR, '0.json')
   os.makedirs(os.path.dirname(record))
   with open(record, 'w') as f:
     f.write('garbage')
+  return plan, record
+
+
+def test_a_damaged_claim_record_reads_as_held_by_an_unknown_process(tmp_path):
+  # It made the report fail with AttributeError ('NoneType' has no 'describe').
+  plan, _ = _one_run_study_with_a_garbage_claim(str(tmp_path / 'study'))
   (state,) = study.run_states(plan, 'embedded_lars').unfinished
   assert state['state'] == states_lib.RunState.RUNNING
   assert state['detail'] == 'an unknown process (record claim/0.json cannot be read)'
@@ -232,11 +237,7 @@ def test_a_worker_takes_over_a_damaged_claim_dated_in_the_future(tmp_path):
   # Dated 2100, it made the inline command wait for ever ("waiting for 1 runs
   # that other workers hold"); docs/cluster.md's rule judges it gone.
   directory = str(tmp_path / 'study')
-  plan = study.plan_study(embedded_lars.get_config(), 'embedded_lars', directory, 1)
-  record = os.path.join(plan.runs[0].claim_dir, claims.CLAIM_DIR, '0.json')
-  os.makedirs(os.path.dirname(record))
-  with open(record, 'w') as f:
-    f.write('garbage')
+  plan, record = _one_run_study_with_a_garbage_claim(directory)
   os.utime(record, (4102444800.0, 4102444800.0))
   worker = worker_lib.Worker(directory, wait_for_others=True)
   run, claim = worker._next()  # pylint: disable=protected-access
