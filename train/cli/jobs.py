@@ -290,7 +290,7 @@ def _hold_workdir(workdir: str, created: bool) -> claims.Claim | None:
   except OSError as e:
     workdir_lib.remove_if_left_empty(workdir, not created, (claims.CLAIM_DIR,))
     errors.fail(f'cannot write the claim on --workdir={workdir} ({type(e).__name__}: '
-                f'{e.strerror or e}); {files.remedy(e, workdir)}, then re-run the same command')
+                f'{e.strerror or e}); {files.remedy(e.errno, workdir)}, then re-run the same command')
 
 
 def _study_dir_job(kind: cli_flags.JobKind) -> Job:

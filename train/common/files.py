@@ -49,10 +49,10 @@ _REMEDIES = (
 FILESYSTEM_ERRNOS = frozenset(n for numbers, _ in _REMEDIES for n in numbers)
 
 
-def remedy(error: OSError, directory: str) -> str:
-  """What to do about `error`, raised writing in `directory`, in words."""
+def remedy(number: int | None, directory: str) -> str:
+  """What to do about a write refused with errno `number` in `directory`, in words."""
   for numbers, text in _REMEDIES:
-    if error.errno in numbers:
+    if number in numbers:
       return text.format(dir=directory)
   return f'check that {directory} exists and is writable'
 
@@ -74,7 +74,7 @@ def write_error(path: str, error: OSError, *, directory: bool = False) -> FileWr
   where = f'in {path}' if directory else path
   return FileWriteError(f'cannot write {where} ({type(error).__name__}: '
                         f'{error.strerror or error}); '
-                        f'{remedy(error, path if directory else os.path.dirname(path) or ".")}'
+                        f'{remedy(error.errno, path if directory else os.path.dirname(path) or ".")}'
                         ', then re-run the same command')
 
 

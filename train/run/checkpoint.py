@@ -172,7 +172,7 @@ class RunCheckpointer:
     if number in (errno.ENOSPC, errno.EDQUOT):
       remedy = 'free disk space'
     elif number in files.FILESYSTEM_ERRNOS:
-      remedy = files.remedy(OSError(number, os.strerror(number)), self.directory)
+      remedy = files.remedy(number, self.directory)
     else:
       remedy = f'check that {self.directory} can be written'
     # TensorStore's messages hold every path of the save: the errno says enough.
