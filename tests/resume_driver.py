@@ -28,6 +28,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from tests import forked  # pylint: disable=g-import-not-at-top,wrong-import-position
 from train.run import loop  # pylint: disable=g-import-not-at-top,wrong-import-position
+from train.run import preemption  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 PREEMPTED_EXIT = 3
 # Hang guard, not a time limit: an attempt still running after this long is
@@ -67,7 +68,7 @@ def _attempt(config: ml_collections.ConfigDict, workdir: str, attempt: dict) -> 
 
   try:
     loop.train_and_evaluate(config, workdir, hook=hook)
-  except loop.Preempted:
+  except preemption.Preempted:
     return PREEMPTED_EXIT
   import jax  # pylint: disable=g-import-not-at-top
   state = final['state']

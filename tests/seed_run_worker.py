@@ -40,6 +40,7 @@ from tests import forked
 from tests import sharding_worker
 from train.run import distributed
 from train.run import loop
+from train.run import preemption
 
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -71,7 +72,7 @@ def _train(config: ml_collections.ConfigDict, workdir: str, devices: int,
 
   try:
     loop.train_and_evaluate(config, workdir, hook=hook)
-  except loop.Preempted:
+  except preemption.Preempted:
     if group:
       # As main.py does: the processes stopped at the same agreed step and
       # leave together, or process 0 (the coordination service) would leave

@@ -38,6 +38,7 @@ from train.experiments import plan as plan_lib
 from train.experiments import states
 from train.run import distributed
 from train.run import loop
+from train.run import preemption
 from train.run import programs
 
 # How often a worker that waits for other workers' runs looks again.
@@ -197,7 +198,7 @@ class Worker:
       logging.info('%s: training in %s', run.label, run.run_dir)
       result = loop.train_and_evaluate(run.config_dict(), run.run_dir, self.step_cache,
                                        progress=self.progress)
-    except loop.Preempted:
+    except preemption.Preempted:
       raise  # The run saved its checkpoint: any worker may resume it.
     except Exception as e:  # pylint: disable=broad-except
       several = distributed.joined_group()

@@ -36,10 +36,6 @@ from train.run import programs
 from train.run import record
 from train.run import steps
 
-# Callers catch `loop.Preempted` (train/experiments/worker.py, the tests' drivers);
-# train/cli/exits.py knows it by its base, stops.SavedAndStopped.
-Preempted = preemption.Preempted
-
 # Points of a run where a test may kill it or read its state: hook(event, step,
 # state) is called after every train step ('train_step'), after every eval batch
 # ('eval_batch'), right after a checkpoint save starts ('checkpoint') and once
@@ -60,7 +56,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   `progress`, if given, shows the run's step, images/s and time left on the console.
 
   Raises:
-    Preempted: a stop signal arrived; a checkpoint of the last step is on disk.
+    preemption.Preempted: a stop signal arrived; a checkpoint of the last step is on disk.
     checkpoint.CheckpointError: a checkpoint cannot be written, or none read.
   """
   os.makedirs(workdir, exist_ok=True)
