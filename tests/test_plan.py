@@ -200,6 +200,37 @@ def test_a_rerun_with_fewer_seeds_keeps_the_seeds_planned_before(tmp_path, caplo
   assert 'already plans 3 seeds; --num_seeds=1 keeps them all' in caplog.text
 
 
+def test_a_study_being_planned_by_another_command_is_not_a_stranger(tmp_path, monkeypatch):
+  # Two commands started on one new study at once: the second saw the first's
+  # files and refused the directory as "not empty and holds no study" (seen once
+  # in test_workers' two-commands test).
+  directory = str(tmp_path / 'study')
+  spec = {'kind': 'study', 'configs': {'x': {'seed': 0}}}
+  os.makedirs(directory)
+  (tmp_path / 'study' / 'log.txt').write_text('')
+  # The other command's spec, half-written under atomic_path's temporary name.
+  (tmp_path / 'study' / 'study_spec.json.4242-0123abcd.tmp').write_text('{"ki')
+  plan_lib.check_study_dir(directory, spec)
+  # The other command's spec, plan and config.json land just after the listing.
+  listdir = os.listdir
+
+  def listed_then_planned(path):
+    names = listdir(path)
+    for name in (plan_lib.SPEC_FILE, plan_lib.PLAN_FILE, 'config.json'):
+      files.write_json(os.path.join(path, name), spec)
+    return names
+  monkeypatch.setattr(plan_lib.os, 'listdir', listed_then_planned)
+  plan_lib.check_study_dir(directory, spec)
+  monkeypatch.setattr(plan_lib.os, 'listdir', listdir)
+  # What no planning command leaves is still a stranger's.
+  for name in ('plan.json', 'mine.txt.4242-0123abcd.tmp', 'notes.txt'):
+    other = tmp_path / name.replace('.', '_')
+    other.mkdir()
+    (other / name).write_text('{}')
+    with pytest.raises(plan_lib.StudyDirError, match='is not empty and holds no study'):
+      plan_lib.check_study_dir(str(other), spec)
+
+
 def test_a_search_rerun_with_fewer_trials_keeps_the_trials_planned_before(tmp_path, caplog):
   directory = str(tmp_path / 'search')
   config = embedded_search.get_config()

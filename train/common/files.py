@@ -4,6 +4,7 @@ import contextlib
 import errno
 import json
 import os
+import re
 import socket
 import uuid
 from typing import Any, Iterator
@@ -30,6 +31,17 @@ def atomic_path(path: str, suffix: str = '.tmp') -> Iterator[str]:
   finally:
     if os.path.exists(tmp):
       os.remove(tmp)
+
+
+# The temporary names of `atomic_path`: '<name>.<pid>-<8 hex digits><suffix>'.
+_ATOMIC_TEMPORARY = re.compile(r'^(?P<name>.+)\.\d+-[0-9a-f]{8}\.tmp(\.\w+)?$')
+
+
+def written_name(name: str) -> str:
+  """The file that `name` becomes when it is a temporary of `atomic_path` (another
+  process is writing it right now); else `name` itself."""
+  found = _ATOMIC_TEMPORARY.match(name)
+  return found.group('name') if found else name
 
 
 class FileWriteError(errors.BadInput, RuntimeError):

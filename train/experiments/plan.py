@@ -157,6 +157,11 @@ def check_study_dir(directory: str, spec: dict) -> None:
   if os.path.exists(os.path.join(directory, RESULT_FILE)):
     raise StudyDirError(f'--workdir={directory} holds a single run (result.json), '
                         'not a study; choose a new --workdir')
+  # Listed before the spec is looked for: a command planning the same study at
+  # this moment adds its spec, plan and config.json in that order, so if the
+  # spec is still absent below, the listing holds nothing of theirs but what
+  # `_planning_leaves` allows.
+  names = os.listdir(directory) if os.path.isdir(directory) else []
   path = os.path.join(directory, SPEC_FILE)
   if os.path.exists(path):
     existing = read_json(path, 'it records what the study holds: restore it, or '
@@ -167,9 +172,21 @@ def check_study_dir(directory: str, spec: dict) -> None:
           f'--workdir={directory} holds another study ({path}): '
           f'{config_dicts.differences(existing, spec)}; choose a new --workdir or re-run '
           'its own command')
-  elif os.path.isdir(directory) and set(os.listdir(directory)) - {console.LOG_FILE}:
+  elif [name for name in names if not _planning_leaves(name)]:
     raise StudyDirError(f'--workdir={directory} is not empty and holds no study; '
                         'choose a new --workdir')
+
+
+def _planning_leaves(name: str) -> bool:
+  """Whether `name`, in a directory without a spec, is what a command planning a
+  study there leaves before its spec is whole: the log, or the spec or plan
+  that it is writing right now (under atomic_path's temporary name). Two
+  commands may start the same study at once; the second must not take the
+  first's half-written spec for a stranger's file."""
+  if name == console.LOG_FILE:
+    return True
+  return name != files.written_name(name) and files.written_name(name) in (SPEC_FILE,
+                                                                            PLAN_FILE)
 
 
 def write_spec(directory: str, spec: dict) -> None:
