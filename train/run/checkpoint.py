@@ -91,9 +91,23 @@ def _unreadable(error: BaseException) -> str:
     return 'files are missing'
   if isinstance(error, ValueError) and 'the directory name says' in str(error):
     return str(error)
+  if isinstance(error, _OtherModel):
+    return f'it belongs to another model or optimizer: {error}'
   if isinstance(error, (ValueError, KeyError)) and 'json' in str(error).lower():
     return f'its progress file is damaged ({type(error).__name__})'
   return f'its files are damaged or belong to another config ({type(error).__name__})'
+
+
+def _handlers() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
+  """How each item is written and read; registered up front so that a step's
+  metadata can be read before the step is restored."""
+  registry = ocp.handlers.DefaultCheckpointHandlerRegistry()
+  for item, handler, save, restore in (
+      ('state', ocp.StandardCheckpointHandler, ocp.args.StandardSave, ocp.args.StandardRestore),
+      ('progress', ocp.JsonCheckpointHandler, ocp.args.JsonSave, ocp.args.JsonRestore)):
+    registry.add(item, save, handler)
+    registry.add(item, restore, handler)
+  return registry
 
 
 class RunCheckpointer:
@@ -108,7 +122,7 @@ class RunCheckpointer:
     self._failed = False  # A save failed: closing must not raise its error again.
     try:
       self._manager = ocp.CheckpointManager(
-          self.directory, options=options, item_names=('state', 'progress'))
+          self.directory, options=options, handler_registry=_handlers())
     except OSError as e:
       raise CheckpointError(
           f'cannot create the checkpoint directory {self.directory} ({errors.one_line(e)}); '
@@ -199,6 +213,9 @@ class RunCheckpointer:
     failures = []
     for step in saved:
       try:
+        # Orbax reads a mismatched array in asyncio tasks that fail one by one and
+        # log a traceback each when collected; the shapes are checked first.
+        _check_shapes(self._manager.item_metadata(step)['state'], abstract_state)
         restored = self._manager.restore(step, args=ocp.args.Composite(
             state=ocp.args.StandardRestore(abstract_state), progress=ocp.args.JsonRestore()))
         state, progress = restored.state, restored.progress
@@ -257,6 +274,28 @@ def _errno(error: BaseException) -> int | None:
 
 def _shortened(text: str) -> str:
   return text if len(text) <= _LONGEST_REASON else text[:_LONGEST_REASON] + '...'
+
+
+class _OtherModel(ValueError):
+  """A checkpoint's arrays are not this config's: other names or shapes."""
+
+
+def _check_shapes(saved: Any, abstract_state: steps.TrainState) -> None:
+  """Raises _OtherModel, naming the first array that differs, when the saved
+  state's tree or shapes are not those of `abstract_state`."""
+  if saved is None or getattr(saved, 'tree', None) is None:
+    raise FileNotFoundError('the state has no metadata')
+  stored = ocp.tree.to_flat_dict(saved.tree, sep='/')
+  wanted = ocp.tree.to_flat_dict(ocp.tree.serialize_tree(abstract_state, keep_empty_nodes=True),
+                                 sep='/')
+  for name in sorted(set(stored) ^ set(wanted)):
+    where = 'the checkpoint' if name in stored else 'this config'
+    raise _OtherModel(f'{name} is only in {where}')
+  for name in sorted(wanted):
+    stored_shape = tuple(getattr(stored[name], 'shape', ()) or ())
+    wanted_shape = tuple(getattr(wanted[name], 'shape', ()) or ())
+    if stored_shape != wanted_shape:
+      raise _OtherModel(f'{name} has shape {stored_shape} there, {wanted_shape} here')
 
 
 def _check_restored(step: int, state: steps.TrainState, progress: dict[str, Any]) -> None:
