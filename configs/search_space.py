@@ -72,3 +72,39 @@ class Choice:
 
 
 Axis = Range | Choice
+
+
+# --- searches in stages: what a config file's get_search() returns -------------
+
+MODES = ('quasi_random', 'grid')
+# What a stage's trials are ranked by: a key of each trial's study summary
+# (the median over its seeds), and whether larger is better.
+METRICS = {'median_final_accuracy': True, 'median_best_accuracy': True,
+           'median_steps_to_target': False}
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+  """One stage of a search.
+
+  'quasi_random' draws trials from `space` (scrambled Halton) until
+  `num_trials` of them are feasible (no seed diverged), drawing at most
+  `max_draws` in all; 'grid' runs every point of the product of `space`'s
+  Choice axes once. Each trial runs for `seeds_per_trial` seeds.
+  """
+  name: str
+  space: tuple[Axis, ...]
+  num_trials: int = 0  # Feasible trials wanted ('quasi_random' only).
+  mode: str = 'quasi_random'
+  seeds_per_trial: int = 1
+  max_draws: int | None = None  # Default: 4 * num_trials.
+
+
+@dataclasses.dataclass(frozen=True)
+class Search:
+  """A search as one command: its stages in order, then the best point of the
+  last stage run for `confirm_seeds` seeds (0: no confirmation), every trial
+  ranked by `metric` (a key of METRICS)."""
+  stages: tuple[Stage, ...]
+  confirm_seeds: int = 5
+  metric: str = 'median_final_accuracy'
