@@ -150,6 +150,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint.every_seconds = 600.0
   config.checkpoint.max_to_keep = 2
 
+  # A profiler trace (jax.profiler, for TensorBoard's profile plugin or
+  # Perfetto) of num_steps train steps from first_step, written by process 0
+  # into WORKDIR/plugins/profile; 0 steps: none. A run that ends before the
+  # trace's last step writes no trace.
+  config.profile = ml_collections.ConfigDict()
+  config.profile.num_steps = 0
+  config.profile.first_step = 10
+
   # MLPerf log metadata.
   config.mlperf = ml_collections.ConfigDict()
   config.mlperf.submission_org = 'large-batch-harness'

@@ -105,6 +105,10 @@ def test_main_trains_and_writes_every_file(tmp_path, tiny_data_dir):
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert f'results in {workdir}' in proc.stdout
   assert 'images/s' in proc.stderr  # Progress lines on the console.
+  # CLU's writer logs the metrics and its ReportProgress the time left.
+  with open(workdir / 'log.txt') as f:
+    log = f.read()
+  assert 'train_loss=' in log and 'steps/s' in log and 'ETA:' in log, log[-3000:]
   config = _tiny_config(tiny_data_dir, target_accuracy=0.05)
   result = _check_run_files(str(workdir), config)
   assert result['status'] == 'success'
@@ -113,9 +117,12 @@ def test_main_trains_and_writes_every_file(tmp_path, tiny_data_dir):
 
 
 def test_run_without_reaching_target_trains_the_whole_budget(tmp_path, tiny_data_dir):
-  config = _tiny_config(tiny_data_dir, target_accuracy=0.999)
+  config = _tiny_config(tiny_data_dir, target_accuracy=0.999,
+                        **{'profile.num_steps': 2, 'profile.first_step': 4})
   result = loop.train_and_evaluate(config, str(tmp_path / 'run'))
   _check_run_files(str(tmp_path / 'run'), config)
   assert result['status'] == 'aborted'
   assert [e['step'] for e in result['evals']] == [6, 12]
   assert result['steps_completed'] == 12
+  # The profiler trace that config.profile asked for.
+  assert glob.glob(str(tmp_path / 'run' / 'plugins' / 'profile' / '*' / '*.xplane.pb'))

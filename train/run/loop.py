@@ -21,6 +21,7 @@ import jax
 import ml_collections
 from absl import logging
 from clu import metric_writers
+from clu import periodic_actions
 from mlperf_logging.mllog import constants as mlc
 
 from train.common import console
@@ -91,7 +92,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     with preemption.StopSignals() as stop_signals:
       saves = _Saves(checkpointer, checkpoint.Cadence(config, time.perf_counter()),
                      stop_signals, mllogger, hook)
-      history = _train(config, setup, mllogger, writer, saves, hook, progress)
+      actions = _periodic_actions(config, workdir, setup.budget.num_train_steps, writer)
+      history = _train(config, setup, mllogger, writer, saves, actions, hook, progress)
   except BaseException:
     _close_all((writer, mllogger, checkpointer), failing=True)
     raise
@@ -107,16 +109,31 @@ def _no_hook(event: str, step: int, state: steps.TrainState) -> None:
 
 
 def _metric_writer(workdir: str, is_main: bool) -> metric_writers.MetricWriter:
-  """TensorBoard files from the main process only; the console has its own line."""
-  if not is_main:
-    return metric_writers.MultiWriter([])
-  return metric_writers.AsyncWriter(metric_writers.SummaryWriter(workdir))
+  """CLU's writer: every process logs the metrics (the log file), the main one
+  writes TensorBoard's files too. The console has its own line."""
+  return metric_writers.create_default_writer(workdir, just_logging=not is_main)
+
+
+def _periodic_actions(config: ml_collections.ConfigDict, workdir: str, num_steps: int,
+                      writer: metric_writers.MetricWriter
+                      ) -> list[periodic_actions.PeriodicAction]:
+  """CLU's actions, called after every train step: steps/s and the time left at
+  log steps (the log and TensorBoard), and the profiler trace that
+  `config.profile` asks for, from process 0. Neither waits for the device."""
+  actions: list[periodic_actions.PeriodicAction] = [periodic_actions.ReportProgress(
+      num_train_steps=num_steps, writer=writer, every_steps=config.log_every_steps,
+      every_secs=None)]
+  if config.profile.num_steps and jax.process_index() == 0:
+    actions.append(periodic_actions.Profile(
+        logdir=workdir, num_profile_steps=config.profile.num_steps, profile_duration_ms=None,
+        first_profile=config.profile.first_step, every_secs=None))
+  return actions
 
 
 def _train(config: ml_collections.ConfigDict, setup: initialization.Setup,
            mllogger: mllog.MlperfLogger, writer: metric_writers.MetricWriter,
-           saves: '_Saves', hook: Hook, progress: console.Progress | None,
-           ) -> record.History:
+           saves: '_Saves', actions: Sequence[periodic_actions.PeriodicAction], hook: Hook,
+           progress: console.Progress | None) -> record.History:
   """The timed run: from run_start (or the checkpoint) to run_stop.
 
   Blocks of training end at the evals of `budget.eval_points`. The MLPerf log
@@ -153,6 +170,8 @@ def _train(config: ml_collections.ConfigDict, setup: initialization.Setup,
           history.last_train_metrics = step_log(history.step, metrics)
           if _diverged(history):
             break
+        for action in actions:
+          action(history.step)
         hook('train_step', history.step, state)
         saves.after_step(history, state, at_log_step)
       if history.diverged:

@@ -14,7 +14,6 @@ from typing import Any
 
 import jax
 import ml_collections
-from absl import logging
 from clu import metric_writers
 
 from train.common import console
@@ -83,8 +82,8 @@ class History:
 
 
 class StepLog:
-  """What happens at log steps: the train metrics to the log file and TensorBoard,
-  images/s and time left to the console's progress line."""
+  """What happens at log steps: the train metrics to the writer (the log file and
+  TensorBoard), images/s and time left to the console's progress line."""
 
   def __init__(self, num_steps: int, batch_size: int, writer: metric_writers.MetricWriter,
                start_step: int, progress: console.Progress | None):
@@ -103,9 +102,6 @@ class StepLog:
     self._last = (step, now)
     host['images_per_second'] = (step - last_step) * self._batch_size / (now - last_time)
     eta = (self._num_steps - step) * self._batch_size / host['images_per_second']
-    logging.info('step %d/%d: loss %.4f, train accuracy %.3f, lr %.4g, '
-                 '%.0f images/s, time left %.0fs', step, self._num_steps, host['loss'],
-                 host['accuracy'], host['learning_rate'], host['images_per_second'], eta)
     self._writer.write_scalars(step, {f'train_{k}': v for k, v in host.items()})
     if self._progress is not None:
       self._progress.update(step, self._num_steps, host['images_per_second'], eta)
