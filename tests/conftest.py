@@ -4,6 +4,7 @@ session's shared fixtures."""
 import contextlib
 import fcntl
 import io
+import json
 import os
 import pathlib
 import shutil
@@ -40,38 +41,20 @@ def pytest_configure(config):
 
 TINY = 'embedded_shapes/tiny'
 
-# The files whose tests take longest, longest first (seconds of one xdist worker
-# in a quiet whole-suite run on the 2-core machine, 2026-12-02): they start
-# first, so that the two workers end together. pytest-xdist hands out whole
-# files (--dist loadfile) in collection order (--no-loadscope-reorder in
-# pyproject.toml; by default it would order them by their number of tests,
+# Each test file's seconds in the last measured whole-suite run
+# (tests/durations.json, written by scripts/suite_times.py). The longest files
+# start first, so that the two xdist workers end together: pytest-xdist hands
+# out whole files (--dist loadfile) in collection order (--no-loadscope-reorder
+# in pyproject.toml; by default it would order them by their number of tests,
 # which sends the long files of two or three tests last, where one of them then
-# runs alone). Other files follow in alphabetical order. A file that grows long
-# belongs here.
-LONGEST_FIRST = (
-    'test_configs.py',  # 350: 20 shrunk configs and ResNet-50 trained in-process.
-    'test_workers.py',  # 270, with the inline comparison that the Slurm tests reuse.
-    'test_slurm_studies.py',  # 260: studies through a one-node Slurm cluster.
-    'test_resume.py',  # 125
-    'test_study.py',  # 110
-    'test_mlperf_compliance.py',  # 105
-    'test_seed_order.py',  # 75
-    'test_bad_input.py',  # 55
-    'test_sharding.py',  # 45
-    'test_end_to_end.py',  # 40
-    'test_models.py',  # 30
-    'test_multiprocess.py',  # 30
-    'test_console.py',  # 30
-    'test_bench.py',  # 20
-    'test_slurm_cluster.py',  # 15
-    'test_exact_eval.py',  # 15
-)
+# runs alone). A file not measured yet goes last.
+with open(os.path.join(os.path.dirname(__file__), 'durations.json')) as _f:
+  FILE_SECONDS: dict[str, float] = json.load(_f)['file_seconds']
 
 
 def pytest_collection_modifyitems(items):
-  """Runs the files of LONGEST_FIRST first, in its order; a file's tests keep theirs."""
-  rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-  items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+  """Orders the files longest first, as measured; a file's tests keep their order."""
+  items.sort(key=lambda item: -FILE_SECONDS.get(item.path.name, 0.0))
 
 
 def _shared_dir(tmp_path_factory, name: str) -> pathlib.Path:

@@ -1,13 +1,8 @@
 """Studies: a config over many seeds, several configs side by side, or a search.
 
-Layouts (every run directory holds the files of a single run):
-  study       DIR/seed_<s>/, DIR/study.json, DIR/report.md and its plots, and
-              DIR/mlperf/<org>/: the first 5 runs' mlperf.log as an MLPerf
-              submission tree (train/mlperf/results.write_submission)
-  comparison  DIR/<config name>/ (a study each), DIR/comparison.json, DIR/report.md
-  search      DIR/trial_<k>/ (a study each), DIR/search.json, DIR/report.md
-Each of them also holds DIR/plan.json and DIR/study_spec.json (plan.py), and
-claims/ next to its seed folders (worker.py).
+Each writes its directory's files as docs/outputs.md ("Studies, comparisons and
+searches") lays them out: a run directory per seed, config or trial, the JSON
+summary, report.md, and plan.json and study_spec.json (plan.py).
 
 A study goes in three steps, which may run in different processes and hosts:
 `plan_*` writes down every run it needs; workers (worker.py) run them;

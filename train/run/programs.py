@@ -142,16 +142,24 @@ class StepCache:
     return self._compiled[key]
 
 
-def compile_steps(config: ml_collections.ConfigDict, num_classes: int,
-                  num_train_examples: int, *, mesh: Mesh | None = None,
-                  shard_optimizer_state: bool = False,
-                  with_eval: bool = True) -> CompiledSteps:
-  """Builds the model and optimizer and compiles init, train and eval steps (AOT).
+@dataclasses.dataclass
+class LoweredSteps:
+  """The programs of one config, traced and lowered to XLA but not compiled."""
+  init: jax.stages.Lowered
+  train_step: jax.stages.Lowered
+  eval_step: jax.stages.Lowered | None
+  batch_sharding: NamedSharding
+  learning_rate_fn: Callable
 
-  `mesh` defaults to every device; a smaller one (the tests run 1, 2, 4 and 8
-  devices in one process) compiles the same programs for fewer devices. The
-  throughput benchmark leaves out the eval step (`with_eval=False`), which would
-  only add compile time.
+
+def lower_steps(config: ml_collections.ConfigDict, num_classes: int,
+                num_train_examples: int, *, mesh: Mesh | None = None,
+                shard_optimizer_state: bool = False, with_eval: bool = True) -> LoweredSteps:
+  """Builds the model and optimizer and lowers init, train and eval steps.
+
+  Lowering traces every function of the config (model, optimizer, schedule,
+  loss) at its shapes without XLA compiling them: a config that cannot train
+  fails here, in seconds (tests/test_configs.py lowers every variant).
   """
   mesh = mesh or create_mesh()
   replicated = NamedSharding(mesh, PartitionSpec())
@@ -159,27 +167,44 @@ def compile_steps(config: ml_collections.ConfigDict, num_classes: int,
   model = models.create_model(config, num_classes=num_classes)
   learning_rate_fn = budget.learning_rate_fn(config, num_train_examples)
   tx = optim.create_optimizer(config, learning_rate_fn)
-  compile_start = time.perf_counter()
   init_fn = functools.partial(steps.create_train_state, model, tx,
                               image_size=config.image_size)
   shapes = jax.eval_shape(init_fn, jax.random.key(0))
   shardings = state_shardings(shapes, mesh, shard_optimizer_state)
-  init = jax.jit(init_fn, out_shardings=shardings).lower(jax.random.key(0)).compile()
+  init = jax.jit(init_fn, out_shardings=shardings).lower(jax.random.key(0))
   abstract_state = _with_shardings(shapes, shardings)
   train_fn, eval_fn = steps.bind_step_constants(config, learning_rate_fn)
   train_step = jax.jit(
       train_fn, in_shardings=(shardings, batch_sharding),
       out_shardings=(shardings, replicated), donate_argnums=(0,)).lower(
           abstract_state,
-          abstract_batch(config, config.global_batch_size, batch_sharding, False)
-      ).compile()
+          abstract_batch(config, config.global_batch_size, batch_sharding, False))
   eval_step = None
   if with_eval:
     eval_step = jax.jit(
         eval_fn, in_shardings=(shardings, batch_sharding), out_shardings=replicated).lower(
             abstract_state,
-            abstract_batch(config, config.eval_batch_size, batch_sharding, True)
-        ).compile()
-  return CompiledSteps(init=init, train_step=train_step, eval_step=eval_step,
-                       batch_sharding=batch_sharding, learning_rate_fn=learning_rate_fn,
-                       compile_seconds=time.perf_counter() - compile_start)
+            abstract_batch(config, config.eval_batch_size, batch_sharding, True))
+  return LoweredSteps(init=init, train_step=train_step, eval_step=eval_step,
+                      batch_sharding=batch_sharding, learning_rate_fn=learning_rate_fn)
+
+
+def compile_steps(config: ml_collections.ConfigDict, num_classes: int,
+                  num_train_examples: int, *, mesh: Mesh | None = None,
+                  shard_optimizer_state: bool = False,
+                  with_eval: bool = True) -> CompiledSteps:
+  """The programs of `lower_steps`, compiled ahead of time.
+
+  `mesh` defaults to every device; a smaller one (the tests run 1, 2, 4 and 8
+  devices in one process) compiles the same programs for fewer devices. The
+  throughput benchmark leaves out the eval step (`with_eval=False`), which would
+  only add compile time. `compile_seconds` counts lowering and compiling.
+  """
+  compile_start = time.perf_counter()
+  lowered = lower_steps(config, num_classes, num_train_examples, mesh=mesh,
+                        shard_optimizer_state=shard_optimizer_state, with_eval=with_eval)
+  return CompiledSteps(
+      init=lowered.init.compile(), train_step=lowered.train_step.compile(),
+      eval_step=lowered.eval_step.compile() if with_eval else None,
+      batch_sharding=lowered.batch_sharding, learning_rate_fn=lowered.learning_rate_fn,
+      compile_seconds=time.perf_counter() - compile_start)
