@@ -410,3 +410,37 @@ def test_config_files_schedules_match_the_reference_code(config_name, recipe_nam
       jnp.asarray(steps, jnp.int32)))
   assert got32.dtype == np.float32
   np.testing.assert_allclose(got32, want, rtol=1e-5, atol=0)
+
+
+def _init2winit_polynomial(t, *, initial_value, end_factor, power, decay_steps):
+  """init2winit's schedules.polynomial_schedule (2021): tf.train.polynomial_decay."""
+  end = initial_value * end_factor
+  step = min(decay_steps, t)
+  return (initial_value - end) * (1 - step / decay_steps) ** power + end
+
+
+@pytest.mark.parametrize('path,reference', [
+    # Table 11: linear decay for t_decay = 2,658 steps (the config's start).
+    ('configs/reality_check/table11.py', functools.partial(
+        _init2winit_polynomial, initial_value=7.05, end_factor=1e-3, power=1.0,
+        decay_steps=2658)),
+    # Tables 16-18: 500 warmup steps, quadratic decay frozen at t_decay = 2,250.
+    ('configs/reality_check/table16.py', functools.partial(
+        _init2winit_mlperf_polynomial, base_lr=4.118, warmup_steps=500.0, power=2.0,
+        start_lr=0.0, end_lr=4.118 * 8.144e-5, decay_end=2250.0, warmup_power=1.0,
+        max_training_steps=2815)),
+    # Tables 21-23 (Configuration A with eta_0 = 0.12): no decay_end.
+    ('configs/reality_check/table21.py', functools.partial(
+        _init2winit_mlperf_polynomial, base_lr=7.05, warmup_steps=638.0, power=1.955,
+        start_lr=0.12, end_lr=6e-6, decay_end=-1, warmup_power=2.497,
+        max_training_steps=2512)),
+])
+def test_nesterov_journey_schedules_are_init2winits(path, reference):
+  """Reality Check, Appendix D.4: each schedule shape, from its config file."""
+  config = importlib.import_module(path.removesuffix('.py').replace('/', '.')).get_config()
+  steps = np.arange(config.num_train_steps + 1)
+  want = np.array([reference(float(t)) for t in steps])
+  with jax.enable_x64(True):
+    got = np.asarray(jax.jit(budget.learning_rate_fn(config, 1_281_167))(
+        jnp.asarray(steps, jnp.int32)))
+  np.testing.assert_allclose(got, want, rtol=1e-9, atol=0)
