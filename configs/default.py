@@ -102,7 +102,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Learning rate. Schedules: 'piecewise_polynomial' (Reality Check, section
   # 2.1.4), 'cosine' (section 4), 'linear' (from peak to peak * decay_factor;
-  # Tables 9-11). Warmup is either `warmup_steps` (fractional allowed) or
+  # Tables 9-11), 'piecewise_polynomial_factor' (below). Warmup is either `warmup_steps` (fractional allowed) or
   # `warmup_epochs` (then warmup_steps must be 0). The decay ends at
   # `decay_steps` (None: the end of the budget) and holds `final` after it.
   config.lr = ml_collections.ConfigDict()
@@ -123,6 +123,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.lr.batch_scaling = 'none'
   config.lr.warmup_batch_scaling = 'none'
   config.lr.reference_batch_size = 256
+  # The Reality Check's Nesterov tuning (Appendix D.4, Tables 12-19).
+  # 'piecewise_polynomial_factor' is 'piecewise_polynomial' decaying to
+  # peak * decay_factor instead of `final`. `hold_from_step` (None: off; a step
+  # count > 0, may be fractional) stops any schedule there: from that step on,
+  # the rate stays at its value at that step (init2winit's `decay_end`, the
+  # tables' t_decay), above the decay's final rate unless the decay had ended.
+  config.lr.hold_from_step = config_dict.placeholder(float)
 
   # Target and evaluation.
   config.target_accuracy = 0.759

@@ -10,7 +10,9 @@ then a decay from `peak` to `final` that ends at step T = `decay_steps` (T + 1
 for 'piecewise_polynomial', as in the reference code: see there), after which
 the rate holds at `final`. The two pieces meet at peak when t = t_warmup;
 with t_warmup = 0 there is no warmup and eta_0 = peak. Rates are computed in the
-default float type (float32, or float64 under jax.enable_x64).
+default float type (float32, or float64 under jax.enable_x64). Any schedule can
+also stop at a step of its own (`lr.hold_from_step`, `hold_from`): from there on
+the rate stays where the curve had got to, as init2winit's `decay_end` does.
 
 The LAMB paper's ResNet-50 schedule (You et al., Table 5: eta_t = eta_0 (1 - t/T)
 after a warmup) needs no schedule of its own: it is 'piecewise_polynomial' with
@@ -116,6 +118,10 @@ def piecewise_polynomial(*, init: float, peak: float, final: float,
       decay_end=decay_steps + 1.0)
 
 
+# The schedules whose decay lasts T - t_warmup + 1 steps, as the MLPerf code's.
+_MLPERF_DECAY_LENGTH = ('piecewise_polynomial', 'piecewise_polynomial_factor')
+
+
 def decay_length(schedule_name: str, warmup_steps: float, decay_steps: float) -> float:
   """The number of steps the decay of `schedule_name` lasts, as MLPerf logs it.
 
@@ -123,7 +129,7 @@ def decay_length(schedule_name: str, warmup_steps: float, decay_steps: float) ->
   length of the decay: T - t_warmup + 1 for the polynomial decay (1,806.5 for
   the 32K recipe), T - t_warmup for 'cosine' and 'linear'.
   """
-  extra = 1.0 if schedule_name == 'piecewise_polynomial' else 0.0
+  extra = 1.0 if schedule_name in _MLPERF_DECAY_LENGTH else 0.0
   return decay_steps - warmup_steps + extra
 
 
@@ -166,6 +172,42 @@ def linear(*, init: float, peak: float, decay_factor: float, warmup_steps: float
       warmup_power=warmup_power, decay_power=1.0, decay_end=decay_steps)
 
 
+def piecewise_polynomial_factor(*, init: float, peak: float, decay_factor: float,
+                                warmup_steps: float, warmup_power: float,
+                                decay_power: float, decay_steps: float) -> Schedule:
+  """`piecewise_polynomial` whose final rate is peak * decay_factor.
+
+  Reality Check, Appendix D.4, Tables 12-19: a warmup, then a polynomial decay
+  towards eta_peak * eta_decay_factor, a factor searched apart from the peak.
+  The decay lasts T - t_warmup + 1 steps, as in init2winit's
+  `mlperf_polynomial_schedule` (with end_lr = base_lr * decay_factor), the
+  schedule behind those tables; their t_decay is `lr.hold_from_step`.
+  """
+  if not decay_factor >= 0:
+    raise ValueError(f'decay_factor={decay_factor} must be >= 0')
+  return piecewise_polynomial(
+      init=init, peak=peak, final=peak * decay_factor, warmup_steps=warmup_steps,
+      warmup_power=warmup_power, decay_power=decay_power, decay_steps=decay_steps)
+
+
+def hold_from(schedule: Schedule, hold_step: float) -> Schedule:
+  """`schedule` up to step `hold_step`, then its rate at `hold_step` ever after.
+
+  init2winit's `mlperf_polynomial_schedule` freezes the step at its `decay_end`
+  (`if decay_end > 0 and step >= decay_end: step = decay_end`): the rate stops
+  where the curve has got to, which is above the decay's final rate unless the
+  decay has ended. This is the t_decay of the Reality Check's Tables 12-19
+  (Appendix D.4), whose captions describe the rate after it as the final rate.
+  """
+  if not hold_step > 0:
+    raise ValueError(f'hold_from_step={hold_step} must be > 0')
+
+  def held(step):
+    return schedule(jnp.minimum(_as_float(step), hold_step))
+
+  return held
+
+
 class ScheduleSteps(Protocol):
   """Where a schedule's pieces meet, as the run's budget resolves them."""
   warmup_steps: float  # t_warmup, may be fractional.
@@ -200,10 +242,19 @@ def _linear_from_config(lr: ml_collections.ConfigDict,
       decay_steps=budget.decay_steps)
 
 
+def _piecewise_polynomial_factor_from_config(lr: ml_collections.ConfigDict,
+                                             budget: ScheduleSteps) -> Schedule:
+  return piecewise_polynomial_factor(
+      init=lr.init, peak=budget.peak_learning_rate, decay_factor=lr.decay_factor,
+      warmup_steps=budget.warmup_steps, warmup_power=lr.warmup_power,
+      decay_power=lr.decay_power, decay_steps=budget.decay_steps)
+
+
 _SCHEDULES: dict[str, ScheduleBuilder] = {
     'piecewise_polynomial': _piecewise_polynomial_from_config,
     'cosine': _cosine_from_config,
     'linear': _linear_from_config,
+    'piecewise_polynomial_factor': _piecewise_polynomial_factor_from_config,
 }
 
 
@@ -220,4 +271,8 @@ def create_learning_rate_fn(lr: ml_collections.ConfigDict,
   `learning_rate_fn`), so that a schedule never reads the config's raw numbers.
   """
   check_choice('lr.schedule', lr.schedule, schedule_names(), show=str)
-  return _SCHEDULES[lr.schedule](lr, budget)
+  schedule = _SCHEDULES[lr.schedule](lr, budget)
+  # A step count in steps only, which the budget has nothing to resolve in.
+  if lr.hold_from_step is None:
+    return schedule
+  return hold_from(schedule, lr.hold_from_step)

@@ -1,5 +1,6 @@
 """Schedules against direct float64 transcriptions of the papers' formulas."""
 
+import functools
 import importlib
 import math
 
@@ -129,7 +130,7 @@ def test_piecewise_polynomial_decays_one_step_longer_than_printed():
 
 
 def test_piecewise_polynomial_decay_ends_early_and_holds_final():
-  """Tables 12-13: the decay ends at t_decay < budget, constant after it."""
+  """A decay that ends before the budget (lr.decay_steps) holds `final` after it."""
   recipe = dict(init=0.0, peak=10.0, final=1e-3, warmup=500, p_warmup=1.0, p_decay=2.0)
   t_decay = 2392
   schedule = _piecewise(recipe, t_decay)
@@ -138,6 +139,82 @@ def test_piecewise_polynomial_decay_ends_early_and_holds_final():
   with jax.enable_x64(True):
     tail = np.asarray(schedule(jnp.arange(t_decay + 1, 2658)))
   np.testing.assert_array_equal(tail, 1e-3)
+
+
+def _init2winit_mlperf_polynomial(t, *, base_lr, warmup_steps, power, start_lr, end_lr,
+                                  decay_end, warmup_power, max_training_steps):
+  """init2winit's schedules.mlperf_polynomial_schedule (2021), line for line.
+
+  The schedule behind the Reality Check's Tables 12-23: `decay_end` (their
+  t_decay; -1 for none) freezes the step, so the rate holds where the curve was.
+  """
+  decay_steps = max_training_steps - warmup_steps + 1
+  if decay_end > 0 and t >= decay_end:
+    t = decay_end
+  r = (t / warmup_steps) ** warmup_power
+  warmup_lr = base_lr * r + (1 - r) * start_lr
+  decay_step = min(t - warmup_steps, decay_steps)
+  poly_lr = end_lr + (base_lr - end_lr) * (1 - decay_step / decay_steps) ** power
+  return warmup_lr if t <= warmup_steps else poly_lr
+
+
+@pytest.mark.parametrize('warmup,t_decay,total', [
+    (500, 2400.5, 2658),  # Table 12 (a fractional t_decay, as a linear axis draws).
+    (250, 2392, 2658),  # Table 12's other warmups.
+    (977, 2658, 2658),
+    (500, 2250, 2815),  # Tables 16-18's t_decay.
+])
+def test_piecewise_polynomial_factor_held_is_init2winits_decay_end(warmup, t_decay, total):
+  peak, factor = 4.118, 8.144e-5
+  schedule = schedules.hold_from(schedules.piecewise_polynomial_factor(
+      init=0.0, peak=peak, decay_factor=factor, warmup_steps=warmup, warmup_power=1.0,
+      decay_power=2.0, decay_steps=total), t_decay)
+  reference = functools.partial(
+      _init2winit_mlperf_polynomial, base_lr=peak, warmup_steps=warmup, power=2.0,
+      start_lr=0.0, end_lr=peak * factor, decay_end=t_decay, warmup_power=1.0,
+      max_training_steps=total)
+  _check(schedule, reference, warmup, total)
+  with jax.enable_x64(True):
+    held = float(schedule(total + 5))
+  # The hold keeps the curve's rate at t_decay, not the final rate peak * factor
+  # that the tables' captions name (6% of the peak for Tables 16-18).
+  assert held == pytest.approx(reference(t_decay), rel=1e-12)
+  if t_decay < total:
+    assert held > 10 * peak * factor
+
+
+def test_piecewise_polynomial_factor_without_hold_is_piecewise_polynomial():
+  kwargs = dict(init=0.12, peak=7.05, warmup_steps=638, warmup_power=2.497,
+                decay_power=1.955, decay_steps=MLPERF_T)
+  factor_schedule = schedules.piecewise_polynomial_factor(decay_factor=1e-4, **kwargs)
+  plain = schedules.piecewise_polynomial(final=7.05 * 1e-4, **kwargs)
+  steps = jnp.arange(MLPERF_T + 3)
+  np.testing.assert_array_equal(np.asarray(factor_schedule(steps)), np.asarray(plain(steps)))
+
+
+def test_hold_from_freezes_any_schedule():
+  cosine = schedules.cosine(init=0.0, peak=2.0, final=0.0, warmup_steps=10,
+                            warmup_power=1.0, decay_steps=100)
+  held = schedules.hold_from(cosine, 60)
+  steps = jnp.arange(0, 120)
+  got, want = np.asarray(held(steps)), np.asarray(cosine(steps))
+  np.testing.assert_array_equal(got[:61], want[:61])
+  np.testing.assert_array_equal(got[60:], want[60])
+  assert want[60] > want[61]  # The curve itself goes on falling.
+  with pytest.raises(ValueError, match='hold_from_step=0'):
+    schedules.hold_from(cosine, 0)
+
+
+def test_create_from_config_holds_from_the_key():
+  config = embedded_lars.get_config()  # 400 steps, 50 warmup steps.
+  config.lr.schedule = 'piecewise_polynomial_factor'
+  config.lr.init, config.lr.peak, config.lr.decay_factor = 0.0, 2.0, 0.05
+  config.lr.hold_from_step = 300.0
+  reference = functools.partial(
+      _init2winit_mlperf_polynomial, base_lr=2.0, warmup_steps=50.0,
+      power=config.lr.decay_power, start_lr=0.0, end_lr=0.1, decay_end=300.0,
+      warmup_power=config.lr.warmup_power, max_training_steps=400)
+  _check(budget.learning_rate_fn(config), reference, 50.0, 400.0)
 
 
 def test_piecewise_polynomial_nonzero_init():
@@ -231,7 +308,8 @@ def test_linear_rejects_negative_decay_factor():
 
 
 def test_schedule_names():
-  assert schedules.schedule_names() == ['cosine', 'linear', 'piecewise_polynomial']
+  assert schedules.schedule_names() == ['cosine', 'linear', 'piecewise_polynomial',
+                                       'piecewise_polynomial_factor']
 
 
 def test_unknown_schedule_lists_valid_names():
@@ -332,3 +410,37 @@ def test_config_files_schedules_match_the_reference_code(config_name, recipe_nam
       jnp.asarray(steps, jnp.int32)))
   assert got32.dtype == np.float32
   np.testing.assert_allclose(got32, want, rtol=1e-5, atol=0)
+
+
+def _init2winit_polynomial(t, *, initial_value, end_factor, power, decay_steps):
+  """init2winit's schedules.polynomial_schedule (2021): tf.train.polynomial_decay."""
+  end = initial_value * end_factor
+  step = min(decay_steps, t)
+  return (initial_value - end) * (1 - step / decay_steps) ** power + end
+
+
+@pytest.mark.parametrize('path,reference', [
+    # Table 11: linear decay for t_decay = 2,658 steps (the config's start).
+    ('configs/reality_check/table11.py', functools.partial(
+        _init2winit_polynomial, initial_value=7.05, end_factor=1e-3, power=1.0,
+        decay_steps=2658)),
+    # Tables 16-18: 500 warmup steps, quadratic decay frozen at t_decay = 2,250.
+    ('configs/reality_check/table16.py', functools.partial(
+        _init2winit_mlperf_polynomial, base_lr=4.118, warmup_steps=500.0, power=2.0,
+        start_lr=0.0, end_lr=4.118 * 8.144e-5, decay_end=2250.0, warmup_power=1.0,
+        max_training_steps=2815)),
+    # Tables 21-23 (Configuration A with eta_0 = 0.12): no decay_end.
+    ('configs/reality_check/table21.py', functools.partial(
+        _init2winit_mlperf_polynomial, base_lr=7.05, warmup_steps=638.0, power=1.955,
+        start_lr=0.12, end_lr=6e-6, decay_end=-1, warmup_power=2.497,
+        max_training_steps=2512)),
+])
+def test_nesterov_journey_schedules_are_init2winits(path, reference):
+  """Reality Check, Appendix D.4: each schedule shape, from its config file."""
+  config = importlib.import_module(path.removesuffix('.py').replace('/', '.')).get_config()
+  steps = np.arange(config.num_train_steps + 1)
+  want = np.array([reference(float(t)) for t in steps])
+  with jax.enable_x64(True):
+    got = np.asarray(jax.jit(budget.learning_rate_fn(config, 1_281_167))(
+        jnp.asarray(steps, jnp.int32)))
+  np.testing.assert_allclose(got, want, rtol=1e-9, atol=0)

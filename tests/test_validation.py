@@ -60,6 +60,7 @@ BAD_VALUES = [
     ('lr.warmup_epochs', -2.0),
     ('lr.decay_steps', 0.0),
     ('lr.decay_factor', 0.0),
+    ('lr.hold_from_step', 0.0),
     ('lr.batch_scaling', 'cubic'),
     ('lr.warmup_batch_scaling', 'sqrt'),
     ('optimizer.b2', 1.0),

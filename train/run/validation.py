@@ -155,6 +155,8 @@ _SCALAR_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
      'allowed: None (the end of the budget) or a number of steps > 0'),
     ('lr.decay_factor', lambda v: _is_number(v) and 0 < v <= 1,
      'allowed: a number in (0, 1]'),
+    ('lr.hold_from_step', lambda v: v is None or (_is_number(v) and v > 0),
+     'allowed: None (no hold) or a number of steps > 0'),
     ('lr.batch_scaling', lambda v: v in BATCH_SCALINGS,
      f'allowed: {", ".join(BATCH_SCALINGS)}'),
     ('lr.warmup_batch_scaling', lambda v: v in WARMUP_BATCH_SCALINGS,
