@@ -62,6 +62,11 @@ def _train(config: ml_collections.ConfigDict, workdir: str, devices: int,
   jax.config.update('jax_num_cpu_devices', devices)
   if group:
     distributed.initialize(*group)
+  suffix = '' if jax.process_index() == 0 else f'.process_{jax.process_index()}'
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, f'layout{suffix}.json'), 'w') as f:
+    json.dump({'process_count': jax.process_count(), 'device_count': jax.device_count(),
+               'local_device_count': jax.local_device_count()}, f)
   final = {}
 
   def hook(event: str, step: int, state) -> None:
@@ -83,7 +88,6 @@ def _train(config: ml_collections.ConfigDict, workdir: str, devices: int,
   flat = {f'params{k}': v for k, v in sharding_worker.host_copy(state.params).items()}
   flat.update({f'batch_stats{k}': v
                for k, v in sharding_worker.host_copy(state.batch_stats).items()})
-  suffix = '' if jax.process_index() == 0 else f'.process_{jax.process_index()}'
   np.savez(os.path.join(workdir, f'state{suffix}.npz'), **flat)
   if group:
     # What JAX's exit handler does in a process that exits normally: the

@@ -1,16 +1,11 @@
 """Trains a tiny ResNet for a few steps on a given mesh and saves what it ends with.
 
-Run as a subprocess by tests/test_sharding.py and tests/test_multiprocess.py: a
-device count (virtual CPU devices) and a process group can only be chosen before
-JAX starts, so each layout needs a process of its own.
+Run as a subprocess by tests/test_sharding.py: a device count (virtual CPU
+devices) can only be chosen before JAX starts.
 
   python tests/sharding_worker.py OUT --cpu_devices=8 --meshes=1,2,4,8 --hlo
-  python tests/sharding_worker.py OUT --cpu_devices=2 --coordinator_address=localhost:1234 \
-      --num_processes=2 --process_id=0
 
-For each mesh size n it writes OUT/mesh_<n>.npz (process 0 only in a
-multi-process run; other processes write OUT/mesh_<n>.process_<i>.npz): the
-loss of every step, the initial parameters and the final parameters and BN
+For each mesh size n it writes OUT/mesh_<n>.npz: the loss of every step, the initial parameters and the final parameters and BN
 statistics, flattened by path. Every layout sees the same global batches.
 """
 
@@ -35,7 +30,6 @@ from jax.sharding import PartitionSpec
 
 import models
 from configs import embedded_lars
-from train.run import distributed
 from train.run import programs
 
 # pylint: enable=g-import-not-at-top,wrong-import-position
@@ -193,14 +187,9 @@ def main() -> None:
   parser.add_argument('--shard_optimizer_state', action='store_true',
                       help='also train on all devices with the optimizer state sharded.')
   parser.add_argument('--hlo', action='store_true')
-  parser.add_argument('--coordinator_address')
-  parser.add_argument('--num_processes', type=int)
-  parser.add_argument('--process_id', type=int)
   args = parser.parse_args()
   jax.config.update('jax_num_cpu_devices', args.cpu_devices)
-  distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
   config = tiny_config()
-  suffix = '' if distributed.is_main_process() else f'.process_{jax.process_index()}'
   sizes = [int(n) for n in args.meshes.split(',') if n] or [jax.device_count()]
   runs = {f'mesh_{n}': (programs.create_mesh(jax.devices()[:n]), False) for n in sizes}
   largest = programs.create_mesh(jax.devices()[:max(sizes)])
@@ -210,7 +199,7 @@ def main() -> None:
   for name, (mesh, shard_optimizer_state) in runs.items():
     start = time.perf_counter()
     compiled[name] = compile_steps(config, mesh, shard_optimizer_state)
-    np.savez(os.path.join(args.out, f'{name}{suffix}.npz'), **train(config, compiled[name]))
+    np.savez(os.path.join(args.out, f'{name}.npz'), **train(config, compiled[name]))
     timings[name] = time.perf_counter() - start
   if args.hlo:  # On the largest mesh.
     start = time.perf_counter()
@@ -218,9 +207,8 @@ def main() -> None:
       json.dump(hlo_report(config, largest,
                            compiled[f'mesh_{largest.size}'].train_step.as_text()), f, indent=1)
     timings['hlo'] = time.perf_counter() - start
-  with open(os.path.join(args.out, f'timings{suffix}.json'), 'w') as f:
-    json.dump({'process_count': jax.process_count(), 'device_count': jax.device_count(),
-               'local_device_count': jax.local_device_count(), **timings}, f)
+  with open(os.path.join(args.out, 'timings.json'), 'w') as f:
+    json.dump(timings, f)
 
 
 if __name__ == '__main__':

@@ -1,7 +1,6 @@
 """Every experiment config and variant: its values, its budget, and a short real run."""
 
 import importlib
-import json
 import re
 
 import jax

@@ -3,11 +3,12 @@
 Each run here is train/run/loop.py end to end on the embedded data, through the
 real input pipeline, each process reading only its slice of every global batch
 (tests/seed_run_worker.py, which forks every process of every run from one
-driver that has imported the modules once). Two JAX CPU processes of one device
-each, joined on the loopback interface, must end where one process of two
-devices ends, to float32 round-off: parameters, BN statistics and every eval. A
-run stopped (SIGTERM, with a checkpoint) on two processes and resumed on one
-must end there too.
+driver that has imported the modules once). Two JAX CPU processes of two
+devices each, joined on the loopback interface (JAX's distributed runtime,
+gradients through gloo), must form one mesh of four devices and end where one
+process of four devices ends, to float32 round-off: parameters, BN statistics
+and every eval. A run stopped (SIGTERM, with a checkpoint) on two processes and
+resumed on one must end there too.
 """
 
 import json
@@ -70,8 +71,8 @@ def runs(tmp_path_factory, tiny_data_dir):
                                       {**OVERRIDES, 'data_dir': tiny_data_dir})
   dirs = {name: str(root / name) for name in ('one', 'two', 'resumed')}
   # (workdir, processes, devices per process, stop_at), one at a time: two cores.
-  layouts = [('one', 1, 2, None), ('two', 2, 1, None),
-             ('resumed', 2, 1, 4), ('resumed', 1, 2, None)]
+  layouts = [('one', 1, 4, None), ('two', 2, 2, None),
+             ('resumed', 2, 2, 4), ('resumed', 1, 4, None)]
   spec = {'config': json.loads(config.to_json()),
           'runs': [{'workdir': dirs[name], 'processes': processes, 'devices': devices,
                     'stop_at': stop_at} for name, processes, devices, stop_at in layouts]}
@@ -113,9 +114,17 @@ def _assert_same_run(directory: str, reference: str, suffix: str = '') -> None:
     assert e['accuracy'] == pytest.approx(r['accuracy'], abs=1e-9)
 
 
-def test_two_processes_train_like_one_process_of_two_devices(runs):
+def test_two_processes_form_one_mesh_of_four_devices(runs):
+  for suffix in ('', '.process_1'):
+    with open(os.path.join(runs['two'], f'layout{suffix}.json')) as f:
+      assert json.load(f) == {'process_count': 2, 'device_count': 4, 'local_device_count': 2}
+  with open(os.path.join(runs['one'], 'layout.json')) as f:
+    assert json.load(f) == {'process_count': 1, 'device_count': 4, 'local_device_count': 4}
+
+
+def test_two_processes_train_like_one_process_of_four_devices(runs):
   one, two = runs['one'], runs['two']
-  assert (_result(two)['num_devices'], _result(one)['num_devices']) == (2, 2)
+  assert (_result(two)['num_devices'], _result(one)['num_devices']) == (4, 4)
   _assert_same_run(two, one)
   _assert_same_run(two, one, suffix='.process_1')
   # Both processes hold the same state, bit for bit.
