@@ -96,8 +96,8 @@ def test_a_preempted_slurm_worker_is_requeued_and_resumes_its_seed(tiny_data_dir
   workdir = str(tmp_path / 'study')
   run_dir = os.path.join(workdir, 'seed_0')
   args = ['--config=configs/embedded_lars.py', '--num_seeds=1', f'--workdir={workdir}',
-          *flags(tiny_data_dir, num_train_steps=120,
-                 eval_every_steps=60, log_every_steps=10, checkpoint__every_steps=20),
+          *flags(tiny_data_dir, num_train_steps=64,
+                 eval_every_steps=32, log_every_steps=8, checkpoint__every_steps=8),
           *SLURM, '--num_workers=1', '--nowait']
   out = _run(args, str(tmp_path / 'submit.log'))
   assert 'started a Slurm job array of 1 workers' in out
@@ -115,7 +115,7 @@ def test_a_preempted_slurm_worker_is_requeued_and_resumes_its_seed(tiny_data_dir
     time.sleep(0.5)
   with open(result_path) as f:
     result = json.load(f)
-  assert result['resumed'] and result['steps_completed'] == 120
+  assert result['resumed'] and result['steps_completed'] == 64
   # The preempted worker let go of its claim; the requeued task (the same job) took it.
   first, second = claim_records(claim_dir(run_dir))
   assert second['took_over'] == 'released'
