@@ -91,18 +91,30 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.l2_on_bn_bias = False
   config.optimizer.trust_coefficient = 0.001
   config.optimizer.lars_epsilon = 0.0
-  # Adam, AdamW and LAMB. `weight_decay` is decoupled weight decay (adamw, lamb);
+  # Adam, AdamW and the LAMB family (lamb, n_lamb, nn_lamb; `eps` is AdaGrad's
+  # too). `weight_decay` is decoupled weight decay (adamw and the LAMB family);
   # like `l2`, it applies to weights only unless `l2_on_bn_bias`.
   config.optimizer.b1 = 0.9
   config.optimizer.b2 = 0.999
   config.optimizer.eps = 1e-8
   config.optimizer.weight_decay = 0.0
+  # Adam's division of the moments by 1 - b^t (adam, adamw, lamb, n_lamb,
+  # nn_lamb). The LAMB paper's Appendix E drops it from LAMB (False), arguing
+  # that a warmup does the same.
+  config.optimizer.bias_correction = True
+  # AdaGrad ('adagrad', optax.adagrad): the starting value of the sum of squared
+  # gradients (optax's default); its `eps` is optimizer.eps, inside the root.
+  config.optimizer.initial_accumulator_value = 0.1
+  # The norm of the layer-wise trust ratio of lars, lamb, n_lamb and nn_lamb:
+  # 'l2' (the papers'), 'l1' or 'linf' (the LAMB paper's Appendix F). Both norms
+  # of a ratio (the weights' and the update's) are taken in it.
+  config.optimizer.trust_ratio_norm = 'l2'
 
   config.label_smoothing = 0.1
 
   # Learning rate. Schedules: 'piecewise_polynomial' (Reality Check, section
   # 2.1.4), 'cosine' (section 4), 'linear' (from peak to peak * decay_factor;
-  # Tables 9-11). Warmup is either `warmup_steps` (fractional allowed) or
+  # Tables 9-11), 'step' (steps down by step_factor at epochs). Warmup is either `warmup_steps` (fractional allowed) or
   # `warmup_epochs` (then warmup_steps must be 0). The decay ends at
   # `decay_steps` (None: the end of the budget) and holds `final` after it.
   config.lr = ml_collections.ConfigDict()
@@ -116,6 +128,10 @@ def get_config() -> ml_collections.ConfigDict:
   config.lr.decay_power = 2.0
   config.lr.decay_steps = config_dict.placeholder(float)
   config.lr.decay_factor = 0.01
+  # 'step' (Goyal et al. 2017, the LAMB paper's Table 3): after the warmup the
+  # rate is lr.peak, multiplied by `step_factor` at each of these epochs.
+  config.lr.step_boundaries_epochs = (30.0, 60.0, 80.0)
+  config.lr.step_factor = 0.1
   # Batch-size scaling (LAMB paper, Table 5): the peak rate is lr.peak times
   # (global_batch_size / reference_batch_size) ** {'none': 0, 'sqrt': 0.5,
   # 'linear': 1}; with warmup_batch_scaling='linear' the warmup in epochs grows
@@ -140,6 +156,10 @@ def get_config() -> ml_collections.ConfigDict:
   # [0, eval_every_epochs); not used with the cadence in steps.
   config.eval_offset_epochs = 3
   config.log_every_steps = 50
+  # Steps after whose update each layer's LARS/LAMB trust ratio is logged
+  # (TensorBoard and trust_ratios.json; the LAMB paper's Figures 9-14). Empty:
+  # nothing is computed and the run is the same as without the key.
+  config.trust_ratio_log_steps = ()
 
   # Checkpoints (Orbax, asynchronous) in WORKDIR/checkpoints: every so many
   # steps and/or seconds (0 turns either off; seconds are checked at log

@@ -65,6 +65,15 @@ BAD_VALUES = [
     ('optimizer.b2', 1.0),
     ('optimizer.eps', 0.0),
     ('optimizer.weight_decay', -0.1),
+    ('optimizer.initial_accumulator_value', -0.1),
+    ('optimizer.trust_ratio_norm', 'l3'),
+    ('lr.step_boundaries_epochs', (60.0, 30.0)),
+    ('lr.step_boundaries_epochs', (0.0, 30.0)),
+    ('lr.step_factor', 0.0),
+    ('lr.step_factor', 10.0),
+    ('trust_ratio_log_steps', (5, 5)),
+    ('trust_ratio_log_steps', (0,)),
+    ('trust_ratio_log_steps', (2.5,)),
 ]
 
 

@@ -15,6 +15,7 @@ import ml_collections
 
 from input_pipeline import info
 from models import resnet
+from optim import norms
 from optim import optimizers
 from optim import schedules
 from train.common import errors
@@ -94,6 +95,12 @@ def _positive_int(v: Any) -> bool:
   return _is_int(v) and v > 0
 
 
+def _increasing(is_item: Callable[[Any], bool]) -> Callable[[Any], bool]:
+  """A tuple or list (maybe empty) of items, each above the one before."""
+  return lambda v: (isinstance(v, (tuple, list)) and all(is_item(x) for x in v)
+                    and all(a < b for a, b in zip(v, v[1:])))
+
+
 def _range_pair(low: float, high: float) -> Callable[[Any], bool]:
   return lambda v: (len(v) == 2 and all(_is_number(x) for x in v)
                     and low < v[0] <= v[1] <= high)
@@ -165,6 +172,17 @@ _SCALAR_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ('optimizer.eps', lambda v: _is_number(v) and v > 0, 'allowed: a number > 0'),
     ('optimizer.weight_decay', lambda v: _is_number(v) and v >= 0,
      'allowed: a number >= 0'),
+    ('optimizer.bias_correction', lambda v: isinstance(v, bool), 'allowed: True or False'),
+    ('optimizer.initial_accumulator_value', lambda v: _is_number(v) and v >= 0,
+     'allowed: a number >= 0'),
+    ('optimizer.trust_ratio_norm', lambda v: v in norms.TRUST_RATIO_NORMS,
+     f'allowed: {", ".join(norms.TRUST_RATIO_NORMS)}'),
+    ('lr.step_boundaries_epochs', _increasing(lambda x: _is_number(x) and x > 0),
+     'allowed: increasing numbers of epochs > 0, e.g. (30.0, 60.0, 80.0), or ()'),
+    ('lr.step_factor', lambda v: _is_number(v) and 0 < v <= 1,
+     'allowed: a number in (0, 1]'),
+    ('trust_ratio_log_steps', _increasing(_positive_int),
+     'allowed: increasing step numbers > 0, e.g. (100, 1000), or () for none'),
     ('target_accuracy', lambda v: _is_number(v) and 0 < v < 1,
      'allowed: a fraction in (0, 1), e.g. 0.759'),
     ('eval_every_steps', lambda v: _is_int(v) and v >= 0,
