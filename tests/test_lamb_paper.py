@@ -108,8 +108,8 @@ def test_table_3_docstring_gives_every_printed_value():
 
 
 def _lr_at_epoch(config, epoch: float) -> float:
-  facts = budget.resolve_budget(config, IMAGENET_TRAIN)
-  return float(budget.learning_rate_fn(config, IMAGENET_TRAIN)(round(epoch * facts.steps_per_epoch)))
+  step = round(epoch * budget.resolve_budget(config, IMAGENET_TRAIN).steps_per_epoch)
+  return float(budget.learning_rate_fn(config, IMAGENET_TRAIN)(step))
 
 
 def test_table_3_schedules():

@@ -13,7 +13,8 @@ Expected (Table 10): the best point is lr 14 at 0.7201 top-1 (0.72007245), Table
 
 Command (a grid search; needs ImageNet prepared in data_dir, and accelerators for
 batch 16,384):
-  python main.py --config=configs/lamb_paper/grid_table10_adagrad_goyal.py --search --workdir=runs/table10
+  python main.py --config=configs/lamb_paper/grid_table10_adagrad_goyal.py --search \\
+      --workdir=runs/table10
 """
 
 import ml_collections

@@ -13,7 +13,8 @@ the grid's runs range from 0.3673 (lr 0.01) to that.
 
 Command (a grid search; needs ImageNet prepared in data_dir, and accelerators for
 batch 16,384):
-  python main.py --config=configs/lamb_paper/grid_table11_adam.py --search --workdir=runs/table11
+  python main.py --config=configs/lamb_paper/grid_table11_adam.py --search \\
+      --workdir=runs/table11
 """
 
 import ml_collections

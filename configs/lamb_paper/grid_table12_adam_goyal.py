@@ -13,7 +13,8 @@ Expected (Table 12): the best point is lr 0.002 at 0.7348 top-1 (0.73476154), Ta
 
 Command (a grid search; needs ImageNet prepared in data_dir, and accelerators for
 batch 16,384):
-  python main.py --config=configs/lamb_paper/grid_table12_adam_goyal.py --search --workdir=runs/table12
+  python main.py --config=configs/lamb_paper/grid_table12_adam_goyal.py --search \\
+      --workdir=runs/table12
 """
 
 import ml_collections

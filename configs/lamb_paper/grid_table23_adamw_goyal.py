@@ -16,7 +16,8 @@ decay 1e-3 reaches 0.1330 (0.1329956), the others 0.0010 to 0.0197.
 
 Command (a grid search; needs ImageNet prepared in data_dir, and accelerators for
 batch 16,384):
-  python main.py --config=configs/lamb_paper/grid_table23_adamw_goyal.py --search --workdir=runs/table23
+  python main.py --config=configs/lamb_paper/grid_table23_adamw_goyal.py --search \\
+      --workdir=runs/table23
 """
 
 import ml_collections

@@ -13,7 +13,8 @@ value; the grid's runs range from 0.0010 (lr 50) to that.
 
 Command (a grid search; needs ImageNet prepared in data_dir, and accelerators for
 batch 16,384):
-  python main.py --config=configs/lamb_paper/grid_table9_adagrad.py --search --workdir=runs/table9
+  python main.py --config=configs/lamb_paper/grid_table9_adagrad.py --search \\
+      --workdir=runs/table9
 """
 
 import ml_collections

@@ -19,7 +19,8 @@ Expected (Tables 17 to 20): the best point is lr 0.002 with weight decay 1e-5 at
 
 Command (a grid search; needs ImageNet prepared in data_dir, and accelerators for
 batch 16,384):
-  python main.py --config=configs/lamb_paper/grid_tables17_20_adamw.py --search --workdir=runs/tables17_20
+  python main.py --config=configs/lamb_paper/grid_tables17_20_adamw.py --search \\
+      --workdir=runs/tables17_20
 """
 
 import ml_collections

@@ -19,7 +19,8 @@ Expected (Tables 24 and 25): the best point is lr 0.008 with weight decay 1e-4 a
 
 Command (a grid search; needs ImageNet prepared in data_dir, and accelerators for
 batch 16,384):
-  python main.py --config=configs/lamb_paper/grid_tables24_25_adamw_goyal.py --search --workdir=runs/tables24_25
+  python main.py --config=configs/lamb_paper/grid_tables24_25_adamw_goyal.py --search \\
+      --workdir=runs/tables24_25
 """
 
 import ml_collections

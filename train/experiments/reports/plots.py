@@ -1,8 +1,8 @@
 """Every figure of the reports, after the paper's: final accuracies as box plots
 with the points and a dashed target line (its Figure 4; boxes are quartiles,
 whiskers min and max), eval curves, learning-rate schedules against the step,
-one or several side by side (its Figure 1), Kaplan-Meier curves of the time to target, and a search's median
-accuracy against each axis.
+one or several side by side (its Figure 1), Kaplan-Meier curves of the time to
+target, and a search's median accuracy against each axis.
 
 Each function writes one PNG at `path`, through a `Figure` rather than pyplot,
 whose global state would need a display and leak between figures. The paper's
@@ -244,8 +244,9 @@ def _box_label(name: str, runs: Sequence[dict]) -> str:
   (diverged) is in no box, and the label says so."""
   held = len(_final_accuracies(runs))
   missing = len(runs) - held
-  count = f'{held} runs' if not missing else f'{held} of {len(runs)} runs'
-  return f'{name}\n({count})' if not missing else f'{name}\n({count}; {missing} without an accuracy)'
+  if not missing:
+    return f'{name}\n({held} runs)'
+  return f'{name}\n({held} of {len(runs)} runs; {missing} without an accuracy)'
 
 
 def comparison_figure(studies: Sequence[Study]) -> Figure:
