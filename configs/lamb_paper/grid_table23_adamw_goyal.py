@@ -12,7 +12,7 @@ point, as in the paper; configs/lamb_paper/grids.py), 20 points:
 Budget in steps: T = 7,038 per run.
 
 Expected (Table 23): every point fails to learn but one: lr 0.008 with weight
-decay 1e-3 reaches 0.1330 (0.1329956), the others 0.0010 to 0.0197.
+decay 1e-3 reaches 0.1330 top-1 (0.1329956), the others 0.0010 to 0.0197.
 
 Command (a grid search; needs ImageNet prepared in data_dir, and accelerators for
 batch 16,384):
