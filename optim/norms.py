@@ -15,9 +15,14 @@ LINF = 'linf'
 TRUST_RATIO_NORMS = (L1, L2, LINF)
 
 
+def check_norm(norm: str) -> None:
+  """Raises 'unknown trust ratio norm ...; valid: l1, l2, linf' for another name."""
+  check_choice('trust ratio norm', norm, TRUST_RATIO_NORMS, show=str)
+
+
 def tensor_norm(x: jnp.ndarray, norm: str) -> jnp.ndarray:
   """||x|| in `norm`: sum of |x_i| ('l1'), sqrt(sum of x_i^2) ('l2'), max |x_i| ('linf')."""
-  check_choice('trust ratio norm', norm, TRUST_RATIO_NORMS, show=str)
+  check_norm(norm)
   if norm == L2:
     return jnp.linalg.norm(x)  # What the trust ratios always used: bit-identical.
   if norm == L1:

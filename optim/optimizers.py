@@ -7,8 +7,8 @@ for either group.
 
 Regularisation comes in two forms, and each optimizer reads exactly one:
   L2 (`optimizer.l2`), added to the gradient: lars, mlperf_momentum, momentum,
-    nesterov, adam;
-  decoupled weight decay (`optimizer.weight_decay`): adamw, lamb.
+    nesterov, adam, adagrad;
+  decoupled weight decay (`optimizer.weight_decay`): adamw, lamb, n_lamb, nn_lamb.
 Both apply to the weights only, unless `optimizer.l2_on_bn_bias`: that one flag
 covers L2 and weight decay alike. The MLPerf pipeline's exclusion of biases and
 BN parameters matters (Reality Check, section 2.1.3), and Nado et al. set
@@ -22,7 +22,16 @@ decay with LAMB and Adam, so their "Adam" is `adamw` here.
   nesterov         v = mu*v + g; w -= lr*(mu*v + g).
   adam             Kingma & Ba, bias-corrected, with L2 in the gradient.
   adamw            Adam with decoupled weight decay, scaled by the rate.
+  adagrad          Duchi et al., as optax.adagrad: w -= lr * g / sqrt(sum g^2 + eps).
   lamb             LAMB, Algorithm 2 (optim/lamb.py).
+  n_lamb, nn_lamb  LAMB with Nesterov's look-ahead in the first moment, or in
+                   both (the LAMB paper's Appendix D; optim/lamb.py).
+
+`optimizer.bias_correction` switches Adam's division of the moments by 1 - b^t
+in adam, adamw and the LAMB family; `optimizer.trust_ratio_norm` is the norm of
+the trust ratio of lars and the LAMB family. `record_trust_ratios` makes those
+keep each tensor's ratio of the last update in their state, for the run to log
+(optim/trust_ratios.py).
 """
 
 from typing import Callable, NamedTuple
@@ -32,6 +41,7 @@ import ml_collections
 import optax
 
 from choices import check_choice
+from optim import adam
 from optim import lamb
 from optim import lars
 from optim import schedules
@@ -47,21 +57,26 @@ class Regularization(NamedTuple):
   weight_decay: float
 
 
+# (optimizer config, schedule, the group's regularisation, whether to record the
+# trust ratios) -> the group's transformation. Only the optimizers of
+# TRUST_RATIO_OPTIMIZERS are ever asked to record.
 OptimizerBuilder = Callable[
-    [ml_collections.ConfigDict, schedules.Schedule, Regularization],
+    [ml_collections.ConfigDict, schedules.Schedule, Regularization, bool],
     optax.GradientTransformation]
 
 
 def _lars(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
-          reg: Regularization) -> optax.GradientTransformation:
+          reg: Regularization, record: bool) -> optax.GradientTransformation:
   return lars.mlperf_lars(lr, momentum=opt.momentum, l2=reg.l2,
                           trust_coefficient=opt.trust_coefficient,
-                          epsilon=opt.lars_epsilon)
+                          epsilon=opt.lars_epsilon, norm=opt.trust_ratio_norm,
+                          record_trust_ratios=record)
 
 
 def _mlperf_momentum(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
-                     reg: Regularization) -> optax.GradientTransformation:
+                     reg: Regularization, record: bool) -> optax.GradientTransformation:
   """Heavy ball with the rate inside the accumulator: v = mu*v + lr*g, w -= v."""
+  del record  # No trust ratio.
   return lars.mlperf_lars(lr, momentum=opt.momentum, l2=reg.l2,
                           trust_coefficient=opt.trust_coefficient,
                           epsilon=opt.lars_epsilon, use_trust_ratio=False)
@@ -71,7 +86,8 @@ def _sgd_momentum(nesterov: bool) -> OptimizerBuilder:
   """v = mu*v + g; w -= lr*v (heavy ball) or w -= lr*(mu*v + g) (Nesterov)."""
 
   def build(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
-            reg: Regularization) -> optax.GradientTransformation:
+            reg: Regularization, record: bool) -> optax.GradientTransformation:
+    del record  # No trust ratio.
     return optax.chain(
         optax.add_decayed_weights(reg.l2),
         optax.trace(decay=opt.momentum, nesterov=nesterov),
@@ -81,40 +97,80 @@ def _sgd_momentum(nesterov: bool) -> OptimizerBuilder:
 
 
 def _adam(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
-          reg: Regularization) -> optax.GradientTransformation:
+          reg: Regularization, record: bool) -> optax.GradientTransformation:
   """w -= lr * m_hat / (sqrt(v_hat) + eps), with g + l2*w as the gradient."""
+  del record  # No trust ratio.
   # L2 goes in before the moments, so Adam's per-coordinate scaling divides it
   # too: this is what distinguishes it from adamw (Loshchilov & Hutter).
+  if not opt.bias_correction:
+    return optax.chain(
+        optax.add_decayed_weights(reg.l2),
+        adam.scale_by_uncorrected_adam(b1=opt.b1, b2=opt.b2, eps=opt.eps),
+        optax.scale_by_learning_rate(lr))
   return optax.chain(
       optax.add_decayed_weights(reg.l2),
       optax.adam(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps))
 
 
 def _adamw(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
-           reg: Regularization) -> optax.GradientTransformation:
+           reg: Regularization, record: bool) -> optax.GradientTransformation:
   """w -= lr * (m_hat / (sqrt(v_hat) + eps) + wd*w)."""
+  del record  # No trust ratio.
   # optax's convention: the decay is multiplied by the scheduled learning rate,
   # not by its ratio to the peak (Loshchilov & Hutter's eta_t schedule factor),
   # so `weight_decay` here is per unit of learning rate.
+  if not opt.bias_correction:
+    return optax.chain(
+        adam.scale_by_uncorrected_adam(b1=opt.b1, b2=opt.b2, eps=opt.eps),
+        optax.add_decayed_weights(reg.weight_decay),
+        optax.scale_by_learning_rate(lr))
   return optax.adamw(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps,
                      weight_decay=reg.weight_decay)
 
 
-def _lamb(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
-          reg: Regularization) -> optax.GradientTransformation:
-  return lamb.lamb(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps,
-                   weight_decay=reg.weight_decay)
+def _adagrad(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
+             reg: Regularization, record: bool) -> optax.GradientTransformation:
+  """s += g^2; w -= lr * g / sqrt(s + eps), s starting at initial_accumulator_value."""
+  del record  # No trust ratio.
+  # optax.adagrad as it is, with L2 added to the gradient before the sum, as adam
+  # has it. Its eps sits inside the square root (optax's), and is optimizer.eps.
+  return optax.chain(
+      optax.add_decayed_weights(reg.l2),
+      optax.adagrad(lr, initial_accumulator_value=opt.initial_accumulator_value,
+                    eps=opt.eps))
+
+
+def _lamb_family(variant: Callable[..., optax.GradientTransformation]
+                 ) -> OptimizerBuilder:
+  """lamb, n_lamb or nn_lamb (optim/lamb.py) with the config's values."""
+
+  def build(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
+            reg: Regularization, record: bool) -> optax.GradientTransformation:
+    return variant(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps,
+                   weight_decay=reg.weight_decay, bias_correction=opt.bias_correction,
+                   norm=opt.trust_ratio_norm, record_trust_ratios=record)
+
+  return build
 
 
 _OPTIMIZERS: dict[str, OptimizerBuilder] = {
+    'adagrad': _adagrad,
     'adam': _adam,
     'adamw': _adamw,
-    'lamb': _lamb,
+    'lamb': _lamb_family(lamb.lamb),
     'lars': _lars,
     'mlperf_momentum': _mlperf_momentum,
     'momentum': _sgd_momentum(nesterov=False),
+    'n_lamb': _lamb_family(lamb.n_lamb),
     'nesterov': _sgd_momentum(nesterov=True),
+    'nn_lamb': _lamb_family(lamb.nn_lamb),
 }
+
+# The optimizers with a layer-wise trust ratio: `optimizer.trust_ratio_norm`
+# applies to them, and `trust_ratio_log_steps` logs theirs.
+TRUST_RATIO_OPTIMIZERS = frozenset({'lars', 'lamb', 'n_lamb', 'nn_lamb'})
+# The optimizers that read `optimizer.bias_correction`.
+BIAS_CORRECTED_OPTIMIZERS = frozenset({'adam', 'adamw', 'lamb', 'n_lamb', 'nn_lamb'})
 
 
 def optimizer_names() -> list[str]:
@@ -128,7 +184,7 @@ def _get_builder(name: str, key: str) -> OptimizerBuilder:
 
 # The optimizers whose regularisation is decoupled weight decay
 # (`optimizer.weight_decay`); every other one reads L2 (`optimizer.l2`).
-_DECOUPLED_WEIGHT_DECAY = frozenset({'adamw', 'lamb'})
+_DECOUPLED_WEIGHT_DECAY = frozenset({'adamw', 'lamb', 'n_lamb', 'nn_lamb'})
 
 
 def regularization_key(name: str) -> str:
@@ -156,12 +212,18 @@ def _regularization(opt: ml_collections.ConfigDict, group: str) -> Regularizatio
 
 def create_optimizer(config: ml_collections.ConfigDict,
                      learning_rate_fn: schedules.Schedule) -> optax.GradientTransformation:
-  """The optimizer of `config`; its updates include the learning rate and sign."""
+  """The optimizer of `config`; its updates include the learning rate and sign.
+
+  With `trust_ratio_log_steps` set, the groups whose optimizer has a trust ratio
+  keep it in their state (optim/trust_ratios.py); without, nothing changes.
+  """
   opt = config.optimizer
   names = group_optimizer_names(opt)
   keys = {WEIGHTS: 'optimizer.name', BN_BIAS: 'optimizer.bn_bias_name'}
+  record = bool(config.trust_ratio_log_steps)
   transforms = {
       group: _get_builder(names[group], keys[group])(
-          opt, learning_rate_fn, _regularization(opt, group))
+          opt, learning_rate_fn, _regularization(opt, group),
+          record and names[group] in TRUST_RATIO_OPTIMIZERS)
       for group in (WEIGHTS, BN_BIAS)}
   return optax.multi_transform(transforms, param_group_labels)

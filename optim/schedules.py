@@ -18,13 +18,18 @@ init 0, final 0, warmup_power 1, decay_power 1, the warmup in epochs
 (lr.warmup_epochs), lr.batch_scaling='sqrt' and lr.warmup_batch_scaling='linear'.
 Like every 'piecewise_polynomial' schedule, its decay lasts one step longer
 than the printed formula's.
+
+'step' is the exception to the decay to `final`: after the warmup the rate is
+`peak`, multiplied by `step_factor` at each of its boundaries (Goyal et al.,
+2017; the LAMB paper's Table 3 and Appendix H.1).
 """
 
 import math
-from typing import Callable, Protocol
+from typing import Callable, Protocol, Sequence
 
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 
 from choices import check_choice
 
@@ -166,11 +171,41 @@ def linear(*, init: float, peak: float, decay_factor: float, warmup_steps: float
       warmup_power=warmup_power, decay_power=1.0, decay_end=decay_steps)
 
 
+def step(*, init: float, peak: float, step_factor: float, warmup_steps: float,
+         warmup_power: float, boundaries: Sequence[float]) -> Schedule:
+  """Polynomial warmup to `peak`, then `peak` times step_factor^k after k boundaries.
+
+  Goyal et al. (2017), as the LAMB paper's Table 3 uses it: a 5-epoch linear
+  warmup, then the rate times 0.1 at epochs 30, 60 and 80:
+    eta_t = init + (peak - init) * (t / t_warmup)^p_warmup    t < t_warmup
+    eta_t = peak * step_factor^k                              k = #{b : b <= t}
+  `boundaries` are steps (fractional allowed, like t_warmup): the update of
+  step t uses the lower rate from the first t at or past a boundary. None may
+  fall inside the warmup.
+  """
+  if not step_factor > 0:
+    raise ValueError(f'step_factor={step_factor} must be > 0')
+  if list(boundaries) != sorted(boundaries):
+    raise ValueError(f'the step boundaries {tuple(boundaries)} must increase')
+  if boundaries and boundaries[0] < warmup_steps:
+    raise ValueError(f'the first step boundary ({boundaries[0]} steps) falls inside the '
+                     f'warmup of {warmup_steps} steps')
+  edges = np.asarray(boundaries, np.float64)  # Cast to t's float type where used.
+
+  def decay(t):
+    passed = jnp.sum(t >= edges)
+    return peak * jnp.power(jnp.asarray(step_factor, t.dtype), passed.astype(t.dtype))
+
+  return _warmup_then(decay, init=init, peak=peak, warmup_steps=warmup_steps,
+                      warmup_power=warmup_power)
+
+
 class ScheduleSteps(Protocol):
   """Where a schedule's pieces meet, as the run's budget resolves them."""
   warmup_steps: float  # t_warmup, may be fractional.
   decay_steps: float  # T, where the decay ends.
   peak_learning_rate: float  # lr.peak after any batch-size scaling.
+  steps_per_epoch: float  # MLPerf's (train/run/budget.py), for boundaries in epochs.
 
 
 ScheduleBuilder = Callable[[ml_collections.ConfigDict, ScheduleSteps], Schedule]
@@ -200,10 +235,27 @@ def _linear_from_config(lr: ml_collections.ConfigDict,
       decay_steps=budget.decay_steps)
 
 
+def _step_from_config(lr: ml_collections.ConfigDict,
+                      budget: ScheduleSteps) -> Schedule:
+  # Epochs become steps as lr.warmup_epochs do: times MLPerf's steps per epoch,
+  # fractions kept.
+  return step(
+      init=lr.init, peak=budget.peak_learning_rate, step_factor=lr.step_factor,
+      warmup_steps=budget.warmup_steps, warmup_power=lr.warmup_power,
+      boundaries=step_boundaries(lr, budget))
+
+
+def step_boundaries(lr: ml_collections.ConfigDict, budget: ScheduleSteps
+                    ) -> tuple[float, ...]:
+  """lr.step_boundaries_epochs in steps (fractional, as the warmup in epochs)."""
+  return tuple(e * budget.steps_per_epoch for e in lr.step_boundaries_epochs)
+
+
 _SCHEDULES: dict[str, ScheduleBuilder] = {
     'piecewise_polynomial': _piecewise_polynomial_from_config,
     'cosine': _cosine_from_config,
     'linear': _linear_from_config,
+    'step': _step_from_config,
 }
 
 
@@ -217,7 +269,8 @@ def create_learning_rate_fn(lr: ml_collections.ConfigDict,
 
   Its steps (warmup, decay end) and its peak come from `budget`: the run
   resolves them from the batch size and the dataset size (train/run/budget.py,
-  `learning_rate_fn`), so that a schedule never reads the config's raw numbers.
+  `learning_rate_fn`), so that a schedule never reads the config's raw numbers
+  (the boundaries of 'step' in epochs become steps with budget.steps_per_epoch).
   """
   check_choice('lr.schedule', lr.schedule, schedule_names(), show=str)
   return _SCHEDULES[lr.schedule](lr, budget)

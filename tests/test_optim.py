@@ -344,12 +344,13 @@ def test_param_groups_by_rank():
 
 def test_optimizer_names():
   assert optim.optimizer_names() == [
-      'adam', 'adamw', 'lamb', 'lars', 'mlperf_momentum', 'momentum', 'nesterov']
+      'adagrad', 'adam', 'adamw', 'lamb', 'lars', 'mlperf_momentum', 'momentum',
+      'n_lamb', 'nesterov', 'nn_lamb']
 
 
-@pytest.mark.parametrize('name,bn_bias_name', [('adagrad', 'same'),
-                                               ('lamb', 'adagrad')])
+@pytest.mark.parametrize('name,bn_bias_name', [('adadelta', 'same'),
+                                               ('lamb', 'adadelta')])
 def test_unknown_optimizer_lists_valid_names(name, bn_bias_name):
   config = _config(name, bn_bias_name)
-  with pytest.raises(ValueError, match='adagrad.*valid: adam, adamw, lamb, lars'):
+  with pytest.raises(ValueError, match='adadelta.*valid: adagrad, adam, adamw, lamb, lars'):
     optim.create_optimizer(config, schedules.piecewise_polynomial(**_SCHEDULE))

@@ -231,13 +231,13 @@ def test_linear_rejects_negative_decay_factor():
 
 
 def test_schedule_names():
-  assert schedules.schedule_names() == ['cosine', 'linear', 'piecewise_polynomial']
+  assert schedules.schedule_names() == ['cosine', 'linear', 'piecewise_polynomial', 'step']
 
 
 def test_unknown_schedule_lists_valid_names():
   config = embedded_lars.get_config()
-  config.lr.schedule = 'step'
-  with pytest.raises(ValueError, match='cosine, linear, piecewise_polynomial'):
+  config.lr.schedule = 'exponential'
+  with pytest.raises(ValueError, match='cosine, linear, piecewise_polynomial, step'):
     budget.learning_rate_fn(config)
 
 

@@ -34,13 +34,13 @@ BAD_VALUES = [
     ('model.bn_momentum', 1.0),
     ('model.bn_epsilon', 0.0),
     ('model.dtype', 'float16'),
-    ('optimizer.name', 'adagrad'),
+    ('optimizer.name', 'adadelta'),
     ('optimizer.bn_bias_name', 'sgd'),
     ('optimizer.momentum', 1.5),
     ('optimizer.l2', -1e-4),
     ('optimizer.trust_coefficient', 0.0),
     ('label_smoothing', 1.0),
-    ('lr.schedule', 'step'),
+    ('lr.schedule', 'exponential'),
     ('lr.peak', 0.0),
     ('lr.warmup_steps', 400.0),  # Not shorter than the budget of 400.
     ('lr.warmup_power', 0.0),
@@ -112,6 +112,52 @@ def test_batch_must_split_over_devices_into_virtual_batches():
     validation.validate_config(config, num_devices=3, check_data=False)
   with pytest.raises(validation.ConfigError, match=r'virtual_batch_size.*per-device batch 32'):
     validation.validate_config(config, num_devices=8, check_data=False)
+
+
+@pytest.mark.parametrize('key,value,match', [
+    ('optimizer.trust_ratio_norm', 'l1', r"allowed: 'l2'.*no trust ratio"),
+    ('trust_ratio_log_steps', (10,), r'allowed: \(\).*no trust ratio to log'),
+])
+def test_trust_ratio_keys_need_an_optimizer_with_one(key, value, match):
+  config = embedded_lars.get_config()
+  _set(config, key, value)
+  validation.validate_config(config, num_devices=1, check_data=False)  # LARS has one.
+  config.optimizer.name, config.optimizer.bn_bias_name = 'nesterov', 'same'
+  with pytest.raises(validation.ConfigError, match=match) as info:
+    validation.validate_config(config, num_devices=1, check_data=False)
+  assert info.value.key == key
+  config.optimizer.bn_bias_name = 'lamb'  # The BN and bias group's trust ratio counts.
+  config.optimizer.l2, config.optimizer.weight_decay = 0.0, 0.0
+  validation.validate_config(config, num_devices=1, check_data=False)
+
+
+def test_bias_correction_off_needs_an_optimizer_with_one():
+  config = embedded_lars.get_config()
+  config.optimizer.bias_correction = False
+  with pytest.raises(validation.ConfigError, match=r'bias_correction=False.*allowed: True'):
+    validation.validate_config(config, num_devices=1, check_data=False)
+  config.optimizer.bn_bias_name = 'adam'
+  validation.validate_config(config, num_devices=1, check_data=False)
+
+
+def test_trust_ratio_log_steps_within_the_budget():
+  config = embedded_lars.get_config()  # 400 steps.
+  config.trust_ratio_log_steps = (1, 400)
+  validation.validate_config(config, num_devices=1, check_data=False)
+  config.trust_ratio_log_steps = (1, 401)
+  with pytest.raises(validation.ConfigError, match=r'allowed: steps in \[1, 400\]'):
+    validation.validate_config(config, num_devices=1, check_data=False)
+
+
+def test_step_boundaries_come_after_the_warmup():
+  config = embedded_lars.get_config()  # 78.25 steps per epoch, 50 warmup steps.
+  config.lr.schedule = 'step'
+  config.lr.step_boundaries_epochs = (1.0, 3.0)
+  validation.validate_config(config, num_devices=1, check_data=False)
+  config.lr.step_boundaries_epochs = (0.5, 3.0)  # 39.1 steps, inside the warmup.
+  with pytest.raises(validation.ConfigError,
+                     match=r'step_boundaries_epochs=\(0.5, 3.0\).*after the warmup'):
+    validation.validate_config(config, num_devices=1, check_data=False)
 
 
 def test_regularization_no_optimizer_reads_is_refused():

@@ -254,6 +254,45 @@ def _check_regularization(config: ml_collections.ConfigDict) -> None:
                f'{"weight_decay" if key == "l2" else "l2"} instead')
 
 
+def _check_optimizer_switches(config: ml_collections.ConfigDict) -> None:
+  """A trust-ratio norm, a bias correction switched off or trust ratios to log
+  that no chosen optimizer has are mistakes."""
+  names = sorted(set(optimizers.group_optimizer_names(config.optimizer).values()))
+  chosen = (f'optimizer.name={config.optimizer.name!r} and bn_bias_name='
+            f'{config.optimizer.bn_bias_name!r}')
+  with_ratio = ', '.join(sorted(optimizers.TRUST_RATIO_OPTIMIZERS))
+  if not optimizers.TRUST_RATIO_OPTIMIZERS.intersection(names):
+    require(config, 'optimizer.trust_ratio_norm', lambda v: v == norms.L2,
+             f"allowed: 'l2' (the default), since {chosen} have no trust ratio "
+             f'({with_ratio} have one)')
+    require(config, 'trust_ratio_log_steps', lambda v: not v,
+             f'allowed: () (off), since {chosen} have no trust ratio to log '
+             f'({with_ratio} have one)')
+  if not optimizers.BIAS_CORRECTED_OPTIMIZERS.intersection(names):
+    require(config, 'optimizer.bias_correction', lambda v: v,
+             f'allowed: True (the default), since {chosen} have no bias correction '
+             f'({", ".join(sorted(optimizers.BIAS_CORRECTED_OPTIMIZERS))} have one)')
+
+
+def _check_trust_ratio_log_steps(config: ml_collections.ConfigDict,
+                                 num_steps: int) -> None:
+  """Trust ratios are logged at steps the run reaches."""
+  require(config, 'trust_ratio_log_steps', lambda v: not v or v[-1] <= num_steps,
+           f'allowed: steps in [1, {num_steps:,}], the budget')
+
+
+def _check_step_schedule(config: ml_collections.ConfigDict,
+                         run_budget: budget.Budget) -> None:
+  """The boundaries of 'step' come after the warmup."""
+  if config.lr.schedule != 'step':
+    return
+  boundaries = schedules.step_boundaries(config.lr, run_budget)
+  require(config, 'lr.step_boundaries_epochs',
+           lambda v: not v or boundaries[0] >= run_budget.warmup_steps,
+           f'allowed: boundaries after the warmup ({run_budget.warmup_epochs:g} epochs, '
+           f'{run_budget.warmup_steps:g} steps)')
+
+
 def _steps_or_epochs(config: ml_collections.ConfigDict, steps_key: str, epochs_key: str,
                      steps_predicate: Callable[[Any], bool], steps_allowed: str) -> None:
   """A length given in steps, or in epochs with the steps key at 0."""
@@ -289,6 +328,8 @@ def _check_budget(config: ml_collections.ConfigDict) -> None:
   require(config, cadence_key, lambda v: num_evals <= MAX_EVALS,
            f'allowed: a cadence of at most {MAX_EVALS:,} evals in the budget; this one '
            f'gives {num_evals:,} evals in {num_steps:,} steps')
+  _check_trust_ratio_log_steps(config, num_steps)
+  _check_step_schedule(config, run_budget)
 
 
 def _check_eval_offset(config: ml_collections.ConfigDict) -> None:
@@ -304,6 +345,7 @@ def _check_relations(config: ml_collections.ConfigDict, num_devices: int) -> Non
   _check_budget(config)
   _check_eval_offset(config)
   _check_regularization(config)
+  _check_optimizer_switches(config)
   require(config, 'global_batch_size', lambda v: v % num_devices == 0,
            f'allowed: a multiple of the device count ({num_devices})')
   per_device = config.global_batch_size // num_devices
