@@ -108,6 +108,7 @@ def test_table_3_docstring_gives_every_printed_value():
 
 
 def _lr_at_epoch(config, epoch: float) -> float:
+  """The rate at the step nearest `epoch`, at ImageNet's 78.25 steps per epoch at 16K."""
   step = round(epoch * budget.resolve_budget(config, IMAGENET_TRAIN).steps_per_epoch)
   return float(budget.learning_rate_fn(config, IMAGENET_TRAIN)(step))
 
@@ -122,8 +123,9 @@ def test_table_3_schedules():
     config = table3.get_config(variant)
     peak = config.lr.peak
     # 5 warmup epochs from 0, then x0.1 at epochs 30, 60 and 80.
-    expected = {0: 0.0, 2.5: peak / 2, 5: peak, 29.5: peak, 30.5: peak / 10, 59.5: peak / 10,
-                60.5: peak / 100, 80.5: peak / 1000, 89.9: peak / 1000}
+    expected = {0: 0.0, 2: peak * round(2 * 78.25) / (5 * 78.25), 5: peak, 29.5: peak,
+                30.5: peak / 10, 59.5: peak / 10, 60.5: peak / 100, 80.5: peak / 1000,
+                89.9: peak / 1000}
     for epoch, rate in expected.items():
       assert _lr_at_epoch(config, epoch) == pytest.approx(rate, rel=1e-3, abs=1e-9), (variant,
                                                                                       epoch)

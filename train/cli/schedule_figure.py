@@ -15,6 +15,7 @@ import argparse
 import os
 import sys
 
+import jax
 import ml_collections
 import numpy as np
 
@@ -28,7 +29,9 @@ def schedule_curve(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.nd
   """Every step of the config's budget, 0 to T, and the learning rate at each."""
   num_steps = budget.resolve_budget(config).num_train_steps
   steps = np.arange(num_steps + 1)
-  return steps, np.asarray(budget.learning_rate_fn(config)(steps), dtype=float)
+  # A schedule takes one step count, as the optimizer calls it: mapped over all.
+  rates = jax.vmap(budget.learning_rate_fn(config))(steps)
+  return steps, np.asarray(rates, dtype=float)
 
 
 def config_curves(specs: list[str]) -> list[plots.Curve]:
