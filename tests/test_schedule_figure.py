@@ -72,3 +72,14 @@ def test_a_bad_config_is_one_line(tmp_path, capsys):
                         "'no_such_variant' of nesterov_b.py; valid: warmup_power_1")
   assert err.count('\n') == 1
   assert not (tmp_path / 'x.png').exists()
+
+
+def test_a_step_schedule_is_drawn_step_by_step():
+  """Goyal et al.'s recipe (the LAMB paper's Table 3): each step's own rate, the drop
+  at epoch 30 (step 2,347.5 at 78.25 steps per epoch) included."""
+  [(name, steps, rates)] = schedule_figure.config_curves(
+      ['configs/lamb_paper/table3.py:adam_goyal'])
+  assert name == 'table3.adam_goyal' and steps[-1] == 7_038
+  assert rates[0] == 0.0 and rates[392] == pytest.approx(0.002)
+  assert rates[2347] == pytest.approx(0.002) and rates[2348] == pytest.approx(0.0002)
+  assert rates[-1] == pytest.approx(0.002 * 0.1**3)
