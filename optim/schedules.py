@@ -193,7 +193,7 @@ def step(*, init: float, peak: float, step_factor: float, warmup_steps: float,
   edges = np.asarray(boundaries, np.float64)  # Cast to t's float type where used.
 
   def decay(t):
-    passed = jnp.sum(t >= edges)
+    passed = jnp.sum(t[..., None] >= edges, axis=-1)  # Boundaries at or before t.
     return peak * jnp.power(jnp.asarray(step_factor, t.dtype), passed.astype(t.dtype))
 
   return _warmup_then(decay, init=init, peak=peak, warmup_steps=warmup_steps,

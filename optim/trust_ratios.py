@@ -65,8 +65,3 @@ def layer_trust_ratios(opt_state: Any) -> dict[str, jax.Array]:
       for path, ratio in jax.tree_util.tree_flatten_with_path(node.trust_ratios)[0]:
         found[layer_name(path)] = ratio
   return {name: found[name] for name in sorted(found, key=_natural_key)}
-
-
-def records_trust_ratios(opt_state: Any) -> bool:
-  """Whether any part of `opt_state` records its trust ratios."""
-  return bool(layer_trust_ratios(opt_state))

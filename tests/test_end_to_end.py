@@ -95,21 +95,30 @@ def _check_run_files(workdir, config):
 
 
 def test_main_trains_and_writes_every_file(tmp_path, tiny_data_dir):
-  """The command line: a run that stops at a reachable target."""
+  """The command line: a run that stops at a reachable target, logging the LARS
+  trust ratios at steps 2 and 5 (which changes none of its numbers)."""
   workdir = tmp_path / 'run'
   args = [f'--config.{k}={v}' for k, v in TINY_OVERRIDES.items()]
   args += [f'--config.data_dir={tiny_data_dir}', '--config.target_accuracy=0.05',
-           f'--workdir={workdir}']
+           '--config.trust_ratio_log_steps=(2,5)', f'--workdir={workdir}']
   proc = subprocess.run([sys.executable, os.path.join(REPO, 'main.py'), *args],
                         capture_output=True, text=True, timeout=300, cwd=REPO)
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert f'results in {workdir}' in proc.stdout
   assert 'images/s' in proc.stderr  # Progress lines on the console.
-  config = _tiny_config(tiny_data_dir, target_accuracy=0.05)
+  config = _tiny_config(tiny_data_dir, target_accuracy=0.05, trust_ratio_log_steps=(2, 5))
   result = _check_run_files(str(workdir), config)
   assert result['status'] == 'success'
   assert result['steps_to_target'] == 6  # The first eval reaches 5%.
   assert len(result['evals']) == 1
+  with open(workdir / 'trust_ratios.json') as f:
+    logged = json.load(f)
+  assert logged['steps'] == [2, 5]
+  assert 'conv_init/kernel' in logged['trust_ratios']  # LARS's kernels; BN has none.
+  assert all(len(r) == 2 and min(r) > 0 for r in logged['trust_ratios'].values())
+  tags = test_record.scalar_tags_written(str(workdir))
+  assert {f'trust_ratio/{name}' for name in logged['trust_ratios']} <= tags
+  assert (workdir / 'trust_ratios.png').stat().st_size > 0
 
 
 def test_run_without_reaching_target_trains_the_whole_budget(tmp_path, tiny_data_dir):

@@ -14,6 +14,7 @@ import optim
 from configs import embedded_lars
 from optim import lamb
 from optim import lars
+from optim import norms
 from optim import schedules
 from train.run import budget
 
@@ -221,7 +222,8 @@ _NP_STEPS = {'lars': _np_lars, 'mlperf_momentum': _np_mlperf_momentum,
              'lamb': _np_lamb}
 
 
-def _numpy_reference(config, params, grads):
+def _numpy_reference(config, params, grads, np_steps=None):
+  np_steps = np_steps or _NP_STEPS
   opt = config.optimizer
   bn_bias_name = opt.name if opt.bn_bias_name == 'same' else opt.bn_bias_name
   w = jax.tree.map(np.copy, params)
@@ -229,7 +231,7 @@ def _numpy_reference(config, params, grads):
   for t, g in enumerate(grads):
     for mod, name in _PATHS:
       is_weight = w[mod][name].ndim > 1
-      step = _NP_STEPS[opt.name if is_weight else bn_bias_name]
+      step = np_steps[opt.name if is_weight else bn_bias_name]
       regularized = is_weight or opt.l2_on_bn_bias
       l2 = opt.l2 if regularized else 0.0
       wd = opt.weight_decay if regularized else 0.0
@@ -260,6 +262,153 @@ def test_optimizer_matches_numpy(name, bn_bias_name, l2_on_bn_bias):
   expected = _numpy_reference(config, params, grads)
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), got, expected)
   assert not np.array_equal(got['zero']['kernel'], params['zero']['kernel'])
+
+
+# The optimizers of issue 25, each written from its paper: AdaGrad, Adam without
+# its bias correction, the LAMB paper's N-LAMB and NN-LAMB (Appendix D), LAMB
+# without bias correction (Appendix E), and the trust ratio's norms (Appendix F).
+
+_NP_NORMS = {'l1': lambda x: np.sum(np.abs(x)), 'l2': lambda x: np.sqrt(np.sum(x * x)),
+             'linf': lambda x: np.max(np.abs(x))}
+
+
+def _np_adagrad(w, g, s, t, lr, opt, l2, wd):
+  """Duchi et al., as optax has it: s = s0 + sum of g^2; w -= lr * g / sqrt(s + eps)."""
+  g = g + l2 * w
+  s['sum'] = s.get('sum', opt.initial_accumulator_value) + g * g
+  return w - lr * g / np.sqrt(s['sum'] + opt.eps)
+
+
+def _np_adam_moments(g, s, t, opt):
+  """Adam's moments after update t + 1, and their bias corrections (1 if off)."""
+  s['m'] = opt.b1 * s.get('m', 0.0) + (1 - opt.b1) * g
+  s['v'] = opt.b2 * s.get('v', 0.0) + (1 - opt.b2) * g ** 2
+  if not opt.bias_correction:
+    return s['m'], s['v'], 1.0, 1.0
+  return s['m'], s['v'], 1 - opt.b1 ** (t + 1), 1 - opt.b2 ** (t + 1)
+
+
+def _np_adam_uncorrected_or_not(w, g, s, t, lr, opt, l2, wd):
+  m, v, c1, c2 = _np_adam_moments(g + l2 * w, s, t, opt)
+  return w - lr * (m / c1) / (np.sqrt(v / c2) + opt.eps)
+
+
+def _np_adamw_uncorrected_or_not(w, g, s, t, lr, opt, l2, wd):
+  m, v, c1, c2 = _np_adam_moments(g, s, t, opt)
+  return w - lr * ((m / c1) / (np.sqrt(v / c2) + opt.eps) + wd * w)
+
+
+def _np_lamb_family(first, second):
+  """LAMB (Algorithm 2) and Algorithms 3 and 4 as printed, with Dozat's sequence
+  of betas beta^(i) constant (beta^(i) = beta), so prod_{i<=t} beta^(i) = beta^t.
+
+  first, second: 'plain' (m_t), 'nesterov' (beta^(t+1) m_t + (1 - beta^(t)) g_t,
+  over 1 - prod) or, for N-LAMB's second moment, 'beta' (beta^(t+1) v_t alone).
+  """
+
+  def estimate(kind, moment, g_term, beta, t, bias_correction):
+    sequence = lambda i: beta  # Dozat's beta^(i), constant in the paper's runs.
+    product = np.prod([sequence(i) for i in range(1, t + 1)])
+    denominator = 1 - product if bias_correction else 1.0
+    if kind == 'plain':
+      return moment / denominator
+    if kind == 'beta':
+      return sequence(t + 1) * moment / denominator
+    return sequence(t + 1) * moment / denominator + (1 - sequence(t)) * g_term / denominator
+
+  def step(w, g, s, t, lr, opt, l2, wd):
+    s['m'] = opt.b1 * s.get('m', 0.0) + (1 - opt.b1) * g
+    s['v'] = opt.b2 * s.get('v', 0.0) + (1 - opt.b2) * g ** 2
+    m_hat = estimate(first, s['m'], g, opt.b1, t + 1, opt.bias_correction)
+    v_hat = estimate(second, s['v'], g ** 2, opt.b2, t + 1, opt.bias_correction)
+    d = m_hat / (np.sqrt(v_hat) + opt.eps) + wd * w
+    norm = _NP_NORMS[opt.trust_ratio_norm]
+    wn, dn = norm(w), norm(d)
+    ratio = wn / dn if wn > 0 and dn > 0 else 1.0
+    return w - lr * ratio * d
+
+  return step
+
+
+def _np_lars_in_norm(w, g, s, t, lr, opt, l2, wd):
+  norm = _NP_NORMS[opt.trust_ratio_norm]
+  wn, gn = norm(w), norm(g)
+  trust = (opt.trust_coefficient * wn / (gn + l2 * wn + opt.lars_epsilon)
+           if wn > 0 and gn > 0 else 1.0)
+  s['v'] = opt.momentum * s.get('v', 0.0) + lr * trust * (g + l2 * w)
+  return w - s['v']
+
+
+_NP_ISSUE_25_STEPS = {
+    **_NP_STEPS,
+    'adagrad': _np_adagrad,
+    'adam': _np_adam_uncorrected_or_not,
+    'adamw': _np_adamw_uncorrected_or_not,
+    'lamb': _np_lamb_family('plain', 'plain'),
+    'n_lamb': _np_lamb_family('nesterov', 'beta'),
+    'nn_lamb': _np_lamb_family('nesterov', 'nesterov'),
+    'lars': _np_lars_in_norm,
+}
+
+_DOZAT = dict(b1=0.975, b2=0.999, eps=1e-8)  # The LAMB paper's Appendix D.
+
+
+@pytest.mark.parametrize('name,bn_bias_name,overrides', [
+    ('adagrad', 'same', {}),
+    ('adagrad', 'same', dict(l2_on_bn_bias=True, initial_accumulator_value=0.3)),
+    ('lars', 'same', {}),  # The L2 ratio of the existing tests, by the new reference.
+    ('adam', 'same', dict(bias_correction=False)),
+    ('adamw', 'same', dict(bias_correction=False)),
+    ('lamb', 'same', {}),
+    ('n_lamb', 'same', {}),
+    ('n_lamb', 'momentum', _DOZAT),
+    ('nn_lamb', 'same', {}),
+    ('nn_lamb', 'adamw', dict(_DOZAT, l2_on_bn_bias=True)),
+    ('lamb', 'same', dict(bias_correction=False)),  # Appendix E.
+    ('n_lamb', 'same', dict(bias_correction=False)),
+    ('nn_lamb', 'same', dict(bias_correction=False)),
+    ('lamb', 'same', dict(trust_ratio_norm='l1')),  # Appendix F.
+    ('lamb', 'same', dict(trust_ratio_norm='linf')),
+    ('nn_lamb', 'same', dict(trust_ratio_norm='l1')),
+    ('lars', 'momentum', dict(trust_ratio_norm='l1')),
+    ('lars', 'same', dict(trust_ratio_norm='linf')),
+])
+def test_issue_25_optimizer_matches_numpy(name, bn_bias_name, overrides):
+  config = _config(name, bn_bias_name, **overrides)
+  rng = np.random.default_rng(8)
+  params = _numpy_params(rng)
+  grads = _numpy_grads(rng, params)
+  got = _run_optimizer(config, params, grads)
+  expected = _numpy_reference(config, params, grads, _NP_ISSUE_25_STEPS)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), got, expected)
+  assert not np.array_equal(got['zero']['kernel'], params['zero']['kernel'])
+
+
+@pytest.mark.parametrize('name,overrides', [
+    ('n_lamb', {}), ('nn_lamb', {}),
+    ('lamb', dict(bias_correction=False)), ('adam', dict(bias_correction=False)),
+    ('lamb', dict(trust_ratio_norm='l1')), ('lamb', dict(trust_ratio_norm='linf')),
+    ('lars', dict(trust_ratio_norm='l1')), ('adagrad', dict(initial_accumulator_value=1.0)),
+])
+def test_each_switch_changes_the_steps(name, overrides):
+  """Against the same optimizer without the switch (or LAMB for its variants): a
+  switch that the code ignored would pass the numpy test only by coincidence."""
+  rng = np.random.default_rng(9)
+  params = _numpy_params(rng)
+  grads = _numpy_grads(rng, params)
+  base = 'lamb' if name.endswith('_lamb') else name
+  plain = _run_optimizer(_config(base, 'same'), params, grads)
+  switched = _run_optimizer(_config(name, 'same', **overrides), params, grads)
+  assert not np.allclose(plain['conv']['kernel'], switched['conv']['kernel'], rtol=1e-4)
+
+
+def test_norms_of_a_tensor():
+  x = jnp.array([[3.0, -4.0], [0.0, 1.0]])
+  assert float(norms.tensor_norm(x, 'l1')) == 8.0
+  np.testing.assert_allclose(float(norms.tensor_norm(x, 'l2')), np.sqrt(26.0), rtol=1e-6)
+  assert float(norms.tensor_norm(x, 'linf')) == 4.0
+  with pytest.raises(ValueError, match="unknown trust ratio norm 'l3'; valid: l1, l2, linf"):
+    norms.tensor_norm(x, 'l3')
 
 
 def test_mlperf_pipeline_has_no_trust_ratio_on_bn_bias():

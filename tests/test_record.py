@@ -30,6 +30,13 @@ def hparams_written(workdir: str) -> dict[str, bool | float | str]:
   return found
 
 
+def scalar_tags_written(workdir: str) -> set[str]:
+  """The tags of the summaries in WORKDIR's TensorBoard event files."""
+  return {value.tag for path in glob.glob(os.path.join(workdir, 'events.out.tfevents.*'))
+          for event in event_file_loader.EventFileLoader(path).Load()
+          for value in event.summary.value}
+
+
 def test_hparams_are_the_flattened_config_in_scalars_and_strings():
   config = ml_collections.ConfigDict({
       'seed': 3, 'dataset': 'x', 'stop_at_target': True,

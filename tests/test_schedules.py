@@ -332,3 +332,66 @@ def test_config_files_schedules_match_the_reference_code(config_name, recipe_nam
       jnp.asarray(steps, jnp.int32)))
   assert got32.dtype == np.float32
   np.testing.assert_allclose(got32, want, rtol=1e-5, atol=0)
+
+
+def _step_reference(t, *, init, peak, factor, warmup, p_warmup, boundaries):
+  """Goyal et al.: warmup to peak, then peak * factor for each boundary reached."""
+  if t < warmup:
+    return _warmup_reference(t, init=init, peak=peak, warmup=warmup, p_warmup=p_warmup)
+  return peak * factor ** sum(1 for b in boundaries if t >= b)
+
+
+def test_step_schedule_matches_numpy():
+  boundaries = (20.0, 47.5, 60.0)  # A fractional one, as epochs give.
+  schedule = schedules.step(init=0.1, peak=2.0, step_factor=0.2, warmup_steps=7.5,
+                            warmup_power=2.0, boundaries=boundaries)
+  reference = lambda t: _step_reference(t, init=0.1, peak=2.0, factor=0.2, warmup=7.5,
+                                        p_warmup=2.0, boundaries=boundaries)
+  _check(schedule, reference, 7.5, 70.0)
+  with jax.enable_x64(True):
+    rates = [float(schedule(t)) for t in (19, 20, 47, 48, 59, 60)]
+  np.testing.assert_allclose(rates, [2.0, 0.4, 0.4, 0.08, 0.08, 0.016], rtol=1e-12)
+
+
+def test_step_schedule_without_boundaries_or_warmup_is_constant():
+  schedule = schedules.step(init=0.0, peak=3.0, step_factor=0.1, warmup_steps=0.0,
+                            warmup_power=1.0, boundaries=())
+  np.testing.assert_array_equal(np.asarray(schedule(jnp.arange(10))), np.full(10, 3.0))
+
+
+@pytest.mark.parametrize('kwargs,match', [
+    (dict(boundaries=(30.0, 20.0)), 'must increase'),
+    (dict(boundaries=(4.0, 20.0)), 'inside the warmup of 5'),
+    (dict(step_factor=0.0), 'step_factor=0.0 must be > 0'),
+])
+def test_step_schedule_refuses_bad_boundaries(kwargs, match):
+  args = dict(init=0.0, peak=1.0, step_factor=0.1, warmup_steps=5.0, warmup_power=1.0,
+              boundaries=(10.0,))
+  with pytest.raises(ValueError, match=match):
+    schedules.step(**{**args, **kwargs})
+
+
+def test_step_schedule_from_config_lamb_table_3():
+  """The LAMB paper's Table 3 recipe at 16K: 5 warmup epochs, x0.1 at 30, 60 and 80.
+
+  ImageNet at 16,384 takes 313 steps per 4 MLPerf epochs (78.25 per epoch):
+  warmup 391.25 steps, boundaries at 2,347.5, 4,695 and 6,260 steps, 7,043 steps
+  in 90 epochs. The epochs become steps as lr.warmup_epochs do.
+  """
+  config = embedded_lars.get_config()
+  config.dataset = 'imagenet2012'
+  config.global_batch_size = 16_384
+  config.num_train_steps, config.num_epochs = 0, 90.0
+  config.lr.schedule = 'step'
+  config.lr.init, config.lr.peak = 0.0, 0.5
+  config.lr.warmup_steps, config.lr.warmup_epochs, config.lr.warmup_power = 0.0, 5.0, 1.0
+  config.lr.step_boundaries_epochs = (30.0, 60.0, 80.0)
+  config.lr.step_factor = 0.1
+  boundaries = (2347.5, 4695.0, 6260.0)
+  reference = lambda t: _step_reference(t, init=0.0, peak=0.5, factor=0.1, warmup=391.25,
+                                        p_warmup=1.0, boundaries=boundaries)
+  schedule = budget.learning_rate_fn(config)
+  _check(schedule, reference, 391.25, 7043.0)
+  with jax.enable_x64(True):
+    rates = [float(schedule(t)) for t in (2347, 2348, 4694, 4695, 6259, 6260)]
+  np.testing.assert_allclose(rates, [0.5, 0.05, 0.05, 0.005, 0.005, 0.0005], rtol=1e-12)

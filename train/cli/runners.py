@@ -44,6 +44,28 @@ def run_one(job: jobs.Job) -> None:
              else f'did not reach {target:.1%}')
   print(f'{result["status"]}: {reached}; final eval accuracy '
         f'{result["final_eval_accuracy"]:.4f}; results in {job.workdir}')
+  plot_trust_ratios(job.workdir, job.name)
+
+
+def plot_trust_ratios(run_dir: str, name: str) -> str | None:
+  """RUN_DIR/trust_ratios.png from the run's trust_ratios.json, when it logged
+  trust ratios (`trust_ratio_log_steps`); returns its path, or None.
+
+  Drawn here, above the run and the reports alike: the run writes the numbers
+  (train/run/record.py) and may not import the reports' plotting, which may not
+  read the run's modules. A single run draws it when it ends; `main.py report`
+  draws it for each run of a study.
+  """
+  with logs.native_stderr_to_log():  # record imports clu, the figure matplotlib.
+    from train.experiments.reports import plots  # pylint: disable=g-import-not-at-top
+    from train.run import record  # pylint: disable=g-import-not-at-top
+  path = os.path.join(run_dir, record.TRUST_RATIOS_FILE)
+  if not os.path.exists(path):
+    return None
+  logged = record.read_trust_ratios(path)
+  figure = os.path.join(run_dir, 'trust_ratios.png')
+  plots.trust_ratios(figure, name, logged['steps'], logged['trust_ratios'])
+  return figure
 
 
 def _study_module() -> types.ModuleType:
@@ -195,6 +217,8 @@ def run_report(job: jobs.Job) -> None:
   plan = plan_lib.read_plan(job.workdir)
   counts = states.count_states(plan)
   studies = _study_module().write_report(job.workdir)
+  for run in plan.runs:
+    plot_trust_ratios(run.run_dir, run.label)
   _print_outcome(plan, studies)
   print(launchers.describe_counts(counts))
 

@@ -88,10 +88,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if setup.history is None:
       record.write_hparams(config, writer)
     hook = hook or _no_hook
+    trust_ratios = None  # Logged only when asked for: nothing is read otherwise.
+    if config.trust_ratio_log_steps:
+      trust_ratios = record.TrustRatioLog(
+          config, workdir, writer, None if setup.history is None else setup.history.step,
+          is_main)
     with preemption.StopSignals() as stop_signals:
       saves = _Saves(checkpointer, checkpoint.Cadence(config, time.perf_counter()),
                      stop_signals, mllogger, hook)
-      history = _train(config, setup, mllogger, writer, saves, hook, progress)
+      history = _train(config, setup, mllogger, writer, saves, hook, progress,
+                       trust_ratios)
   except BaseException:
     _close_all((writer, mllogger, checkpointer), failing=True)
     raise
@@ -116,7 +122,7 @@ def _metric_writer(workdir: str, is_main: bool) -> metric_writers.MetricWriter:
 def _train(config: ml_collections.ConfigDict, setup: initialization.Setup,
            mllogger: mllog.MlperfLogger, writer: metric_writers.MetricWriter,
            saves: '_Saves', hook: Hook, progress: console.Progress | None,
-           ) -> record.History:
+           trust_ratios: record.TrustRatioLog | None) -> record.History:
   """The timed run: from run_start (or the checkpoint) to run_stop.
 
   Blocks of training end at the evals of `budget.eval_points`. The MLPerf log
@@ -126,7 +132,8 @@ def _train(config: ml_collections.ConfigDict, setup: initialization.Setup,
   holds the evals of an MLPerf run and no eval after its clock stopped.
 
   The loss is checked at log steps, where the metrics come to the host anyway:
-  a NaN or infinite loss ends the run as diverged (run_stop aborted).
+  a NaN or infinite loss ends the run as diverged (run_stop aborted). With
+  `trust_ratios`, the layers' trust ratios are read at its steps only.
   """
   history = setup.history
   if history is None:
@@ -147,6 +154,8 @@ def _train(config: ml_collections.ConfigDict, setup: initialization.Setup,
         with jax.profiler.StepTraceAnnotation('train', step_num=history.step):
           state, metrics = setup.train_step(state, next(setup.train_batches))
         history.step += 1
+        if trust_ratios is not None and trust_ratios.due(history.step):
+          trust_ratios(history.step, state.opt_state)  # A sync, at the chosen steps only.
         # Metrics come to the host only at log steps: a sync with the device.
         at_log_step = history.step % config.log_every_steps == 0 or history.step == num_steps
         if at_log_step:

@@ -80,6 +80,11 @@ _ADAM_KEYS: dict[str, tuple[str, str, str]] = {
     'adamw': (constants.OPT_ADAMW_BETA_1, constants.OPT_ADAMW_BETA_2,
               constants.OPT_ADAMW_EPSILON),
     'lamb': (constants.OPT_LAMB_BETA_1, constants.OPT_LAMB_BETA_2, constants.OPT_LAMB_EPSILON),
+    # LAMB's variants (LAMB paper, Appendix D), under LAMB's keys.
+    'n_lamb': (constants.OPT_LAMB_BETA_1, constants.OPT_LAMB_BETA_2,
+               constants.OPT_LAMB_EPSILON),
+    'nn_lamb': (constants.OPT_LAMB_BETA_1, constants.OPT_LAMB_BETA_2,
+                constants.OPT_LAMB_EPSILON),
 }
 
 

@@ -3,7 +3,9 @@
 `History` is what a checkpoint holds besides the state: the evals so far, the
 timing so far, where the MLPerf log stood. The run writes config.json before it
 starts, its hyperparameters for TensorBoard's HParams view, the train metrics at
-log steps (log file, TensorBoard, the console's line), and result.json at the end.
+log steps (log file, TensorBoard, the console's line), each layer's trust ratio
+at the steps of `trust_ratio_log_steps` (TensorBoard and trust_ratios.json), and
+result.json at the end.
 """
 
 import dataclasses
@@ -17,9 +19,13 @@ import ml_collections
 from absl import logging
 from clu import metric_writers
 
+import optim
 from train.common import console
 from train.common import files
 from train.run import budget
+
+# Each layer's trust ratio at the logged steps (TrustRatioLog).
+TRUST_RATIOS_FILE = 'trust_ratios.json'
 
 
 @dataclasses.dataclass
@@ -110,6 +116,65 @@ class StepLog:
     if self._progress is not None:
       self._progress.update(step, self._num_steps, host['images_per_second'], eta)
     return host
+
+
+class TrustRatioLog:
+  """Each layer's LARS or LAMB trust ratio at the config's `trust_ratio_log_steps`
+  (the LAMB paper's Figures 9-14): to TensorBoard as `trust_ratio/<layer>` and to
+  WORKDIR/trust_ratios.json.
+
+  The optimizer keeps the ratios of its last update in its state
+  (optim/trust_ratios.py), so that reading them is a host sync at the logged
+  steps only. The ratio logged at step s is that of the update that produced
+  step s. The file reads
+    {"steps": [s1, s2, ...], "trust_ratios": {"<layer>": [r1, r2, ...], ...}}
+  with the layers in their natural name order; it is rewritten whole at each
+  logged step, so it is complete up to the last. A resumed run keeps the steps
+  up to its checkpoint and logs the later ones again.
+  """
+
+  def __init__(self, config: ml_collections.ConfigDict, workdir: str,
+               writer: metric_writers.MetricWriter, resumed_step: int | None,
+               is_main: bool):
+    self._steps = frozenset(config.trust_ratio_log_steps)
+    self._path = os.path.join(workdir, TRUST_RATIOS_FILE)
+    self._writer = writer
+    self._is_main = is_main
+    self._logged: dict[str, Any] = {'steps': [], 'trust_ratios': {}}
+    if resumed_step is not None and os.path.exists(self._path):
+      self._logged = _logged_up_to(read_trust_ratios(self._path), resumed_step)
+
+  def due(self, step: int) -> bool:
+    return step in self._steps
+
+  def __call__(self, step: int, opt_state: Any) -> dict[str, float]:
+    """Fetches the ratios in `opt_state` (a host sync), logs and returns them."""
+    on_device = optim.layer_trust_ratios(opt_state)
+    # Fetched as a list: a dict would come back in sorted, not natural, order.
+    ratios = dict(zip(on_device, map(float, jax.device_get(list(on_device.values())))))
+    self._writer.write_scalars(step, {f'trust_ratio/{name}': r for name, r in ratios.items()})
+    self._logged['steps'].append(step)
+    for name, ratio in ratios.items():
+      self._logged['trust_ratios'].setdefault(name, []).append(ratio)
+    if self._is_main:
+      files.write_json(self._path, self._logged)
+    logging.info('step %d: trust ratios of %d layers logged, %.3g to %.3g', step,
+                 len(ratios), min(ratios.values()), max(ratios.values()))
+    return ratios
+
+
+def read_trust_ratios(path: str) -> dict[str, Any]:
+  """A run's trust_ratios.json (see TrustRatioLog)."""
+  with open(path) as f:
+    return json.load(f)
+
+
+def _logged_up_to(logged: dict[str, Any], step: int) -> dict[str, Any]:
+  """The logged ratios of the steps up to `step`."""
+  keep = [i for i, s in enumerate(logged['steps']) if s <= step]
+  return {'steps': [logged['steps'][i] for i in keep],
+          'trust_ratios': {name: [values[i] for i in keep]
+                           for name, values in logged['trust_ratios'].items()}}
 
 
 def write_config(config: ml_collections.ConfigDict, workdir: str) -> None:

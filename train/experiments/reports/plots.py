@@ -2,7 +2,8 @@
 with the points and a dashed target line (its Figure 4; boxes are quartiles,
 whiskers min and max), eval curves, learning-rate schedules against the step,
 one or several side by side (its Figure 1), Kaplan-Meier curves of the time to
-target, and a search's median accuracy against each axis.
+target, a search's median accuracy against each axis, and a run's layer-wise
+trust ratios over training (the LAMB paper's Figures 9-14).
 
 Each function writes one PNG at `path`, through a `Figure` rather than pyplot,
 whose global state would need a display and leak between figures. The paper's
@@ -419,4 +420,53 @@ def time_to_target(path: str, title: str, curves: Sequence[tuple[str, dict]]) ->
                markeredgewidth=2, label='censored (missed the target)'),
         Patch(color='gray', alpha=0.25, label='95% band (log-log)')]
     ax.legend(handles=handles, loc='upper left')
+    _save(fig, path)
+
+
+def _layer_ticks(ax: Axes, names: Sequence[str], axis: str) -> None:
+  """Layer names as tick labels, thinned to at most 40."""
+  every = max(1, math.ceil(len(names) / 40))
+  positions = np.arange(0, len(names), every)
+  labels = [names[i] for i in positions]
+  if axis == 'x':
+    ax.set_xticks(positions, labels, rotation=90, fontsize=6)
+  else:
+    ax.set_yticks(positions, labels, fontsize=6)
+
+
+def trust_ratios(path: str, name: str, steps: Sequence[int],
+                 ratios: dict[str, Sequence[float]]) -> None:
+  """Each layer's trust ratio at each logged step (a run's trust_ratios.json).
+
+  Left, as the LAMB paper's Figures 9-14 (one iteration each): the ratio against
+  the layer, one line per logged step, early steps dark and late ones light.
+  Right: the same numbers as a map of layer against step, on a log colour scale.
+  Layers are in the file's order (natural name order).
+  """
+  names = list(ratios)
+  values = np.array([ratios[n] for n in names], dtype=float)  # Layers x steps.
+  positive = bool(np.all(values > 0))
+  with matplotlib.rc_context(_RC):
+    fig = Figure(figsize=(14, max(5.0, 0.09 * len(names) + 2.5)), layout='constrained')
+    lines, grid = fig.subplots(1, 2, width_ratios=(3, 2))
+    colors = matplotlib.colormaps['viridis'](np.linspace(0, 0.9, len(steps)))
+    for j, (step, color) in enumerate(zip(steps, colors)):
+      lines.plot(np.arange(len(names)), values[:, j], marker='.', markersize=3,
+                 linewidth=1, color=color, label=f'step {step:,}')
+    if positive:
+      lines.set_yscale('log')
+    lines.set_xlabel('layer')
+    lines.set_ylabel('trust ratio')
+    lines.set_title(f'{name}: trust ratio of each layer')
+    _layer_ticks(lines, names, 'x')
+    if len(steps) <= 12:
+      lines.legend(loc='best')
+    shown = np.log10(values) if positive else values
+    image = grid.imshow(shown, aspect='auto', interpolation='nearest', cmap='viridis')
+    fig.colorbar(image, ax=grid, label='log10 trust ratio' if positive else 'trust ratio')
+    grid.set_xticks(np.arange(len(steps)), [f'{s:,}' for s in steps], rotation=90)
+    grid.set_xlabel('step')
+    _layer_ticks(grid, names, 'y')
+    grid.set_title('over training')
+    grid.grid(False)
     _save(fig, path)
