@@ -3,6 +3,7 @@
 import os
 import re
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -11,6 +12,7 @@ from train.experiments import statistics
 from train.experiments import verdicts
 from train.experiments.reports import comparison as comparison_report
 from train.experiments.reports import markdown
+from train.experiments.reports import plots
 from train.experiments.reports import search as search_report
 from train.experiments.reports import study as study_report
 
@@ -133,6 +135,33 @@ def test_comparison_report(tmp_path):
   assert '| nesterov_config_b | 1 / 5 | 75.10% | 77.10% | — | — | — |' in text
   # The Kaplan-Meier median in the last column: 3 of 5 reach the target at step 2,400.
   assert '| [lars](lars/report.md) | 3 / 5 | 76.10% | 78.10% | 2,400 | 720 | — | 2,400 |' in text
+
+
+def test_comparison_figure_is_figure_4(tmp_path):
+  """Each config's box holds its seeds' final accuracies, the target is a line, and a
+  run without an accuracy is counted in the label, not drawn."""
+  studies = _studies()
+  diverged = _runs()[:4] + [_run(7, None, status='diverged')]
+  studies.append(('virtual_bn_256', statistics.summarize(diverged), diverged))
+  ax = plots.comparison_figure(studies).axes[0]
+  points = [sorted(np.round(collection.get_offsets()[:, 1], 6)) for collection in ax.collections]
+  expected = [sorted(round(100 * run['final_eval_accuracy'], 6) for run in runs
+                     if run['final_eval_accuracy'] is not None) for _, _, runs in studies]
+  assert points == expected
+  # The boxes sit at 1, 2, 3, in the order of the studies: the points of each one's seeds.
+  for position, collection in enumerate(ax.collections, start=1):
+    assert np.all(np.abs(collection.get_offsets()[:, 0] - position) < 0.2)
+  targets = [line for line in ax.lines if line.get_label().startswith('target')]
+  assert [line.get_label() for line in targets] == ['target 75.90%']
+  assert list(targets[0].get_ydata()) == pytest.approx([75.9, 75.9])
+  assert [label.get_text() for label in ax.get_xticklabels()] == [
+      'lars\n(5 runs)', 'nesterov_config_b\n(5 runs)',
+      'virtual_bn_256\n(4 of 5 runs; 1 without an accuracy)']
+  medians = [text.get_text() for text in ax.texts]
+  assert medians == ['median\n76.10%', 'median\n75.10%', 'median\n75.80%']
+  path = comparison_report.write_comparison_report(str(tmp_path), studies, 1.0)
+  assert '![Final eval accuracy of each configuration, box plots' in open(path).read()
+  _assert_png(str(tmp_path / 'comparison.png'))
 
 
 def test_comparison_table_is_fixed_width():

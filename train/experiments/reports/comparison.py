@@ -3,9 +3,11 @@
 report.md holds the table of the paper's Table 2 columns, whether each pair of
 configs differs (`verdicts.pairwise_verdict`, from `significance.compare_studies`),
 the config keys on which they differ, the command line's overrides, the time, and
-the plots: comparison.png (box plots), comparison_curves.png (eval curves) and
-time_to_target.png (every config's Kaplan-Meier curve). `comparison_table` is
-the same table as fixed-width text, for the console.
+the plots: comparison.png (a box plot of each config's final accuracy over its
+seeds, with the target as a line: the Reality Check's Figure 4 when the configs
+are its ablations, `--compare=configs/nesterov_a.py:*`), comparison_curves.png
+(eval curves) and time_to_target.png (every config's Kaplan-Meier curve).
+`comparison_table` is the same table as fixed-width text, for the console.
 """
 
 import os

@@ -1,12 +1,15 @@
 """Every figure of the reports, after the paper's: final accuracies as box plots
 with the points and a dashed target line (its Figure 4; boxes are quartiles,
-whiskers min and max), eval curves, the learning-rate schedule against the step
-(its Figure 1), Kaplan-Meier curves of the time to target, a search's median
-accuracy against each axis, and a run's layer-wise trust ratios over training
-(the LAMB paper's Figures 9-14).
+whiskers min and max), eval curves, learning-rate schedules against the step,
+one or several side by side (its Figure 1), Kaplan-Meier curves of the time to
+target, a search's median accuracy against each axis, and a run's layer-wise
+trust ratios over training (the LAMB paper's Figures 9-14).
 
 Each function writes one PNG at `path`, through a `Figure` rather than pyplot,
-whose global state would need a display and leak between figures.
+whose global state would need a display and leak between figures. The paper's
+two figures also have a function that returns the `Figure` unsaved
+(`schedules_figure`, `comparison_figure`), so that a test can read back what
+they draw.
 """
 
 import math
@@ -190,6 +193,43 @@ def learning_rate(path: str, name: str, steps: Sequence[int],
     _save(fig, path)
 
 
+Curve = tuple[str, Sequence[float], Sequence[float]]  # (name, steps, learning rates).
+
+
+def schedules_figure(curves: Sequence[Curve]) -> Figure:
+  """Several learning-rate schedules against the step (the Reality Check's Figure 1).
+
+  Left, each schedule's own rates; right, each divided by its peak, where only
+  the shapes differ (the paper's LARS and Nesterov B differ, rescaling aside,
+  only in the warmup's power).
+  """
+  colors = _config_colors(len(curves))
+  with matplotlib.rc_context(_RC):
+    fig = Figure(figsize=(12, 4.8), layout='constrained')
+    rates_ax, shape_ax = fig.subplots(1, 2)
+    for (name, steps, rates), color in zip(curves, colors):
+      rates = np.asarray(rates, dtype=float)
+      peak = int(np.argmax(rates))
+      rates_ax.plot(steps, rates, linewidth=2, color=color,
+                    label=f'{name}: peak {rates[peak]:.4g} at step {int(steps[peak]):,}')
+      shape_ax.plot(steps, rates / rates[peak], linewidth=2, color=color, label=name)
+    rates_ax.set_title('Learning rate')
+    rates_ax.set_ylabel('learning rate')
+    shape_ax.set_title('Learning rate / its peak: the shapes')
+    shape_ax.set_ylabel('fraction of the peak rate')
+    for ax in (rates_ax, shape_ax):
+      ax.set_xlabel('training step')
+      ax.set_ylim(bottom=0)
+      ax.legend(loc='upper right')
+  return fig
+
+
+def schedules(path: str, curves: Sequence[Curve]) -> None:
+  """Writes `schedules_figure(curves)` to `path`."""
+  with matplotlib.rc_context(_RC):
+    _save(schedules_figure(curves), path)
+
+
 def _config_colors(count: int) -> list:
   return [matplotlib.colormaps['tab10'](i % 10) for i in range(count)]
 
@@ -200,13 +240,25 @@ def distinct_targets(studies: Sequence[Study]) -> list[float]:
                  if markdown.finite(s.get('target_accuracy'))})
 
 
-def comparison(path: str, studies: Sequence[Study]) -> None:
-  """Every config's final accuracies side by side, a box plot each."""
+def _box_label(name: str, runs: Sequence[dict]) -> str:
+  """The config's name over the runs its box holds; a run without an accuracy
+  (diverged) is in no box, and the label says so."""
+  held = len(_final_accuracies(runs))
+  missing = len(runs) - held
+  if not missing:
+    return f'{name}\n({held} runs)'
+  return f'{name}\n({held} of {len(runs)} runs; {missing} without an accuracy)'
+
+
+def comparison_figure(studies: Sequence[Study]) -> Figure:
+  """Every config's final accuracies side by side, a box plot each, with the target
+  as a line (the Reality Check's Figure 4: each ablation over its seeds)."""
   names = [name for name, _, _ in studies]
   with matplotlib.rc_context(_RC):
     fig = Figure(figsize=(max(6.4, 1.7 * len(studies) + 3), 5.4), layout='constrained')
     ax = fig.add_subplot()
-    _box_plot(ax, [_final_accuracies(runs) for _, _, runs in studies], names,
+    _box_plot(ax, [_final_accuracies(runs) for _, _, runs in studies],
+              [_box_label(name, runs) for name, _, runs in studies],
               _config_colors(len(studies)))
     for target in distinct_targets(studies):
       _target_line(ax, target)
@@ -217,7 +269,13 @@ def comparison(path: str, studies: Sequence[Study]) -> None:
     ax.set_ylabel('final eval top-1 accuracy (%)')
     ax.set_xlabel('box: quartiles and median; whiskers: min and max; points: one run each')
     ax.legend(loc='best')
-    _save(fig, path)
+  return fig
+
+
+def comparison(path: str, studies: Sequence[Study]) -> None:
+  """Writes `comparison_figure(studies)` to `path`."""
+  with matplotlib.rc_context(_RC):
+    _save(comparison_figure(studies), path)
 
 
 def comparison_curves(path: str, studies: Sequence[Study]) -> None:
