@@ -114,10 +114,11 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Learning rate. Schedules: 'piecewise_polynomial' (Reality Check, section
   # 2.1.4), 'cosine' (section 4), 'linear' (from peak to peak * decay_factor;
-  # Tables 9-11), 'piecewise_polynomial_factor' (below), 'step' (steps down by
-  # step_factor at epochs). Warmup is either `warmup_steps` (fractional allowed) or
-  # `warmup_epochs` (then warmup_steps must be 0). The decay ends at
-  # `decay_steps` (None: the end of the budget) and holds `final` after it.
+  # Tables 9-11), 'piecewise_polynomial_factor' (below), 'step' (down by
+  # step_factor at epochs; LAMB paper, Table 3). Warmup is either `warmup_steps`
+  # (fractional allowed) or `warmup_epochs` (then warmup_steps must be 0). The
+  # decay ends at `decay_steps` (None: the end of the budget) and holds `final`
+  # after it ('step' reads neither).
   config.lr = ml_collections.ConfigDict()
   config.lr.schedule = 'piecewise_polynomial'
   config.lr.init = 0.0
