@@ -18,6 +18,7 @@ devices (`batch_bytes`).
 
 import dataclasses
 import os
+from typing import Any, Callable
 
 import ml_collections
 
@@ -160,3 +161,85 @@ def largest_fitting(fits, start: int) -> int:
       high = middle
   return low
 
+
+# A config that cannot fit, as validation's ConfigError takes it: the key to
+# change, its value, and what is allowed (the largest value that fits).
+Problem = tuple[str, Any, str]
+
+
+def _need(config: ml_collections.ConfigDict, device: DeviceMemory,
+          bytes_of: Callable[[ml_collections.ConfigDict, int], int],
+          image_size: int, batch: int) -> int:
+  """What one step needs at `image_size` and `batch` per device, on each of the
+  process's devices together when they share the host's memory."""
+  sized = config.copy_and_resolve_references()
+  sized.image_size = image_size
+  sharers = device.num_local_devices if device.shared else 1
+  return bytes_of(sized, batch) * sharers
+
+
+def train_step_problem(config: ml_collections.ConfigDict, num_devices: int,
+                       device: DeviceMemory) -> Problem | None:
+  """Names image_size when a single image per device is already too much, else
+  the batch, with the largest value that would pass."""
+  per_device = config.global_batch_size // num_devices
+  step = lambda size, batch: _need(config, device, step_bytes, size, batch)
+  needed = step(config.image_size, per_device)
+  if needed <= device.bytes:
+    return None
+  # The largest values named below leave room for the prefetched batches too
+  # (prefetch_problem), so that the value suggested passes.
+  ahead = config.input.prefetch_batches
+  need = lambda size, batch: step(size, batch) + ahead * _need(
+      config, device, batch_bytes, size, batch)
+  what = (f'one training step of ResNet-{config.model.depth} (width {config.model.width}) '
+          f'at {config.image_size} px, {per_device} images per device, needs at least '
+          f'{gigabytes(needed)}, over the {gigabytes(device.bytes)} of '
+          f'{device.where}')
+  if need(config.image_size, 1) > device.bytes:
+    largest = largest_fitting(lambda s: need(s, per_device) <= device.bytes,
+                              config.image_size)
+    return ('image_size', config.image_size,
+            f'{what}; allowed: at most image_size={largest} at this batch')
+  largest = largest_fitting(lambda b: need(config.image_size, b) <= device.bytes, per_device)
+  return ('global_batch_size', config.global_batch_size,
+          f'{what}; allowed: at most {largest} images per device '
+          f'(global_batch_size {largest * num_devices})')
+
+
+def eval_step_problem(config: ml_collections.ConfigDict, num_devices: int,
+                      device: DeviceMemory) -> Problem | None:
+  """Names eval_batch_size, with the largest that would pass. An eval step needs
+  less than a train step at the same batch, so one image always fits here once
+  the train step's check has passed."""
+  per_device = config.eval_batch_size // num_devices
+  need = lambda batch: _need(config, device, eval_step_bytes, config.image_size, batch)
+  needed = need(per_device)
+  if needed <= device.bytes:
+    return None
+  largest = largest_fitting(lambda b: need(b) <= device.bytes, per_device)
+  return (
+      'eval_batch_size', config.eval_batch_size,
+      f'one eval step of ResNet-{config.model.depth} (width {config.model.width}) at '
+      f'{config.image_size} px, {per_device} images per device, needs at least '
+      f'{gigabytes(needed)}, over the {gigabytes(device.bytes)} of '
+      f'{device.where}; allowed: at most {largest} images per device '
+      f'(eval_batch_size {largest * num_devices})')
+
+
+def prefetch_problem(config: ml_collections.ConfigDict, num_devices: int,
+                     device: DeviceMemory) -> Problem | None:
+  """The batches the loop puts on the devices ahead of the step fit beside it."""
+  per_device = config.global_batch_size // num_devices
+  step = _need(config, device, step_bytes, config.image_size, per_device)
+  batch = _need(config, device, batch_bytes, config.image_size, per_device)
+  ahead = config.input.prefetch_batches
+  if step + ahead * batch <= device.bytes:
+    return None
+  largest = (device.bytes - step) // batch
+  return (
+      'input.prefetch_batches', ahead,
+      f'{ahead:,} batches of {per_device} images per device at {config.image_size} px, '
+      f'beside one training step, need at least {gigabytes(step + ahead * batch)}, '
+      f'over the {gigabytes(device.bytes)} of {device.where}; allowed: at most '
+      f'{largest:,} batches ahead')

@@ -394,95 +394,18 @@ def check_data_prepared(config: ml_collections.ConfigDict) -> None:
       f'{info.prepare_command(config.dataset, data_dir)}')
 
 
-def _need(config: ml_collections.ConfigDict, device: memory.DeviceMemory,
-          step_bytes: Callable[[ml_collections.ConfigDict, int], int],
-          image_size: int, batch: int) -> int:
-  """What one step needs at `image_size` and `batch` per device, on each of the
-  process's devices together when they share the host's memory."""
-  sized = config.copy_and_resolve_references()
-  sized.image_size = image_size
-  sharers = device.num_local_devices if device.shared else 1
-  return step_bytes(sized, batch) * sharers
-
-
-def _check_train_step_memory(config: ml_collections.ConfigDict, num_devices: int,
-                             device: memory.DeviceMemory) -> None:
-  """Names image_size when a single image per device is already too much, else
-  the batch, with the largest value that would pass."""
-  per_device = config.global_batch_size // num_devices
-  step = lambda size, batch: _need(config, device, memory.step_bytes, size, batch)
-  needed = step(config.image_size, per_device)
-  if needed <= device.bytes:
-    return
-  # The largest values named below leave room for the prefetched batches too
-  # (_check_prefetch_memory), so that the value suggested passes.
-  ahead = config.input.prefetch_batches
-  need = lambda size, batch: step(size, batch) + ahead * _need(
-      config, device, memory.batch_bytes, size, batch)
-  what = (f'one training step of ResNet-{config.model.depth} (width {config.model.width}) '
-          f'at {config.image_size} px, {per_device} images per device, needs at least '
-          f'{memory.gigabytes(needed)}, over the {memory.gigabytes(device.bytes)} of '
-          f'{device.where}')
-  if need(config.image_size, 1) > device.bytes:
-    largest = memory.largest_fitting(lambda s: need(s, per_device) <= device.bytes,
-                                     config.image_size)
-    raise ConfigError('image_size', config.image_size,
-                      f'{what}; allowed: at most image_size={largest} at this batch')
-  largest = memory.largest_fitting(lambda b: need(config.image_size, b) <= device.bytes,
-                                   per_device)
-  raise ConfigError('global_batch_size', config.global_batch_size,
-                    f'{what}; allowed: at most {largest} images per device '
-                    f'(global_batch_size {largest * num_devices})')
-
-
-def _check_eval_step_memory(config: ml_collections.ConfigDict, num_devices: int,
-                            device: memory.DeviceMemory) -> None:
-  """Names eval_batch_size, with the largest that would pass. An eval step needs
-  less than a train step at the same batch, so one image always fits here once
-  the train step's check has passed."""
-  per_device = config.eval_batch_size // num_devices
-  need = lambda batch: _need(config, device, memory.eval_step_bytes, config.image_size, batch)
-  needed = need(per_device)
-  if needed <= device.bytes:
-    return
-  largest = memory.largest_fitting(lambda b: need(b) <= device.bytes, per_device)
-  raise ConfigError(
-      'eval_batch_size', config.eval_batch_size,
-      f'one eval step of ResNet-{config.model.depth} (width {config.model.width}) at '
-      f'{config.image_size} px, {per_device} images per device, needs at least '
-      f'{memory.gigabytes(needed)}, over the {memory.gigabytes(device.bytes)} of '
-      f'{device.where}; allowed: at most {largest} images per device '
-      f'(eval_batch_size {largest * num_devices})')
-
-
-def _check_prefetch_memory(config: ml_collections.ConfigDict, num_devices: int,
-                           device: memory.DeviceMemory) -> None:
-  """The batches the loop puts on the devices ahead of the step fit beside it."""
-  per_device = config.global_batch_size // num_devices
-  step = _need(config, device, memory.step_bytes, config.image_size, per_device)
-  batch = _need(config, device, memory.batch_bytes, config.image_size,
-                per_device)
-  ahead = config.input.prefetch_batches
-  if step + ahead * batch <= device.bytes:
-    return
-  largest = (device.bytes - step) // batch
-  raise ConfigError(
-      'input.prefetch_batches', ahead,
-      f'{ahead:,} batches of {per_device} images per device at {config.image_size} px, '
-      f'beside one training step, need at least {memory.gigabytes(step + ahead * batch)}, '
-      f'over the {memory.gigabytes(device.bytes)} of {device.where}; allowed: at most '
-      f'{largest:,} batches ahead')
-
-
 def check_memory(config: ml_collections.ConfigDict, num_devices: int,
                  device: memory.DeviceMemory, with_eval: bool = True) -> None:
   """Refuses a compiled step that cannot fit on the devices (train/run/memory.py's
   lower bound): the train step with the input batches prefetched beside it, and
   the eval step unless `with_eval` is False (the benchmark compiles none)."""
-  _check_train_step_memory(config, num_devices, device)
-  _check_prefetch_memory(config, num_devices, device)
+  checks = [memory.train_step_problem, memory.prefetch_problem]
   if with_eval:
-    _check_eval_step_memory(config, num_devices, device)
+    checks.append(memory.eval_step_problem)
+  for check in checks:
+    problem = check(config, num_devices, device)
+    if problem is not None:
+      raise ConfigError(*problem)
 
 
 def validate_config(config: ml_collections.ConfigDict, num_devices: int,
