@@ -61,6 +61,14 @@ def test_command_writes_the_png(tmp_path, capsys):
   assert capsys.readouterr().out.strip() == str(out)
   with Image.open(out) as image:
     assert image.format == 'PNG' and image.width >= 1000
+  # A second command never overwrites the figure the first wrote.
+  before = out.read_bytes()
+  with pytest.raises(SystemExit) as exit_info:
+    schedule_figure.main([*FIGURE_1, f'--out={out}'])
+  assert exit_info.value.code == 2
+  assert capsys.readouterr().err == (f'error: --out={out} exists; name a new file, or move '
+                                     'that one aside first\n')
+  assert out.read_bytes() == before
 
 
 def test_a_bad_config_is_one_line(tmp_path, capsys):

@@ -55,12 +55,14 @@ def _parser() -> argparse.ArgumentParser:
   parser.add_argument('configs', nargs='+', metavar='FILE.py[:VARIANT]',
                       help='the config files whose schedules to draw, in order.')
   parser.add_argument('--out', default='schedules.png',
-                      help='the PNG to write (default: schedules.png).')
+                      help='the PNG to write, a new file (default: schedules.png).')
   return parser
 
 
 def main(argv: list[str] | None = None) -> int:
   args = _parser().parse_args(argv)
+  if os.path.lexists(args.out):
+    errors.fail(f'--out={args.out} exists; name a new file, or move that one aside first')
   try:
     curves = config_curves(args.configs)
   except ValueError as e:
