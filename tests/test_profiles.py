@@ -315,8 +315,11 @@ def _independent_profile(study_dirs: dict[tuple[str, str], str]) -> dict[str, fl
 def test_main_py_profile_on_finished_studies(tmp_path):
   entries = _write_studies(tmp_path)
   out = tmp_path / 'profile'
+  out.mkdir()  # An earlier profile's directory: its files are written again.
+  (out / 'report.md').write_text('an earlier profile\n')
+  (out / 'profile.json').write_text('{}\n')
   command = [sys.executable, 'main.py', 'profile', f'--workdir={out}',
-             f'--studies={",".join(entries)}']
+             f'--studies={",".join(entries)}', '--profile_time=epochs']
   done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300,
                         check=False)
   assert done.returncode == 0, done.stderr[-3000:]
@@ -326,17 +329,15 @@ def test_main_py_profile_on_finished_studies(tmp_path):
   assert re.match(r'1 +lars +0\.9268 +0\.9286 +1 +2 +0 +0$', lines[2]), done.stdout
   assert sorted(os.listdir(out)) == ['log.txt', 'performance_profile.png', 'profile.json',
                                      'report.md']
+  assert (out / 'report.md').read_text().startswith('# Performance profile of 2 optimizers')
   values = json.load(open(out / 'profile.json'))
-  assert values['time_unit'] == 'steps' and values['workloads'] == ['batch_256', 'batch_1k']
+  assert values['time_unit'] == 'epochs' and values['workloads'] == ['batch_256', 'batch_1k']
+  assert values['studies']['lars']['batch_256']['median_time_to_target'] == 10  # 500 steps.
   # lars: ratio 500/350 = 10/7 on batch_256 (j = 15: 4 - 48/33 + 1/66 = 169/66) and
   # 1 on batch_1k (3): (169/66 + 3) / 2 / 3 = 367/396; nesterov: 1 and a miss, 1/2.
   assert values['score'] == pytest.approx({'lars': 367 / 396, 'nesterov': 0.5}, rel=1e-12)
-  # The same from the runs' own files, computed independently.
+  # The same from the runs' own files (in steps: a unit cancels in the ratios),
+  # computed independently.
   dirs = {(w, o): values['studies'][o][w]['directory']
           for w in values['workloads'] for o in values['optimizers']}
   assert values['score'] == pytest.approx(_independent_profile(dirs), rel=1e-12)
-  # A second profile into the same directory writes its files again.
-  again = subprocess.run([*command, '--profile_time=seconds'], cwd=REPO, capture_output=True,
-                         text=True, timeout=300, check=False)
-  assert again.returncode == 0, again.stderr[-3000:]
-  assert json.load(open(out / 'profile.json'))['time_unit'] == 'seconds'
