@@ -396,6 +396,26 @@ def _finished_study(read_only: bool = False) -> Callable[[str], None]:
   return setup
 
 
+def _finished_studies(directory: str) -> None:
+  """{dir}/s: finished studies written without training (tests/finished_studies.py)
+  for `main.py profile`: w1_a, w1_b, w2_a and w2_b (optimizers a and b on
+  workloads w1 and w2), cmp (a comparison of a and b), busy (a study with a
+  pending run) and notes (a folder of something else)."""
+  from tests import finished_studies  # pylint: disable=g-import-not-at-top
+  root = os.path.join(directory, 's')
+  for name, steps in (('w1_a', [100, 200]), ('w1_b', [300]), ('w2_a', [100]), ('w2_b', [None])):
+    finished_studies.write_study(os.path.join(root, name), name[-1], steps)
+  finished_studies.write_comparison(os.path.join(root, 'cmp'), {'a': [100], 'b': [200]})
+  finished_studies.write_study(os.path.join(root, 'busy'), 'a', [100], unfinished=[
+      {'run': 'a seed 1', 'seed': 1, 'state': 'pending', 'detail': ''}])
+  _write('s/notes/notes.txt', 'mine\n')(directory)
+
+
+_PROFILE = ('profile', '--workdir={dir}/out')
+_W1 = 'w1:a={dir}/s/w1_a,w1:b={dir}/s/w1_b'
+_W2 = 'w2:a={dir}/s/w2_a,w2:b={dir}/s/w2_b'
+
+
 def _disk_full_after_claim(directory: str) -> None:
   """In the case's process: the disk fills up once a single run has written its
   claim ({dir}/run/claim): writing any other file under `directory` fails."""
@@ -876,6 +896,53 @@ CASES = [
     Case('workdir_config_json_is_a_list', ('--workdir={dir}/run',),
          'holds a config.json that is a JSON list, not a config',
          setup=_write('run/config.json', '[]\n')),
+    # main.py profile (docs/outputs.md, "Performance profiles"): finished studies only.
+    Case('profile_without_workdir', ('profile', f'--studies={_W1},{_W2}'),
+         'main.py profile needs --workdir=DIR, where it writes report.md',
+         setup=_finished_studies),
+    Case('profile_without_studies', _PROFILE, '--studies names no study; give '
+         'WORKLOAD:OPTIMIZER=DIR (one finished study) or WORKLOAD=DIR'),
+    Case('profile_entry_without_a_directory', (*_PROFILE, '--studies=w1:a'),
+         "--studies entry 'w1:a' is not WORKLOAD:OPTIMIZER=DIR"),
+    Case('profile_of_a_missing_dir', (*_PROFILE, f'--studies={_W1},w2:a={{dir}}/s/nothing'),
+         'does not exist; give the directory of a finished study or comparison',
+         also=('--studies w2:a: {dir}/s/nothing does not exist',), setup=_finished_studies),
+    Case('profile_of_a_dir_that_is_no_study', (*_PROFILE, f'--studies={_W1},w2:a={{dir}}/s/notes'),
+         'holds no study.json or comparison.json; give WORKLOAD:OPTIMIZER=DIR',
+         setup=_finished_studies),
+    Case('profile_of_an_unfinished_study', (*_PROFILE, f'--studies={_W1},w2:a={{dir}}/s/busy'),
+         'is not a finished study: 1 of its planned runs has no result (1 pending)',
+         also=('then python main.py report --workdir={dir}/s/busy',), setup=_finished_studies),
+    Case('profile_of_a_comparison_as_one_study', (*_PROFILE, f'--studies={_W1},w2:a={{dir}}/s/cmp'),
+         'is a comparison, not one study; give it as w2=',
+         also=('give it as w2={dir}/s/cmp (each of its configs an optimizer)',),
+         setup=_finished_studies),
+    Case('profile_of_one_workload', (*_PROFILE, f'--studies={_W1}'),
+         '--studies names 1 workload (w1); a performance profile needs at least 2 workloads',
+         setup=_finished_studies),
+    Case('profile_of_one_optimizer', (*_PROFILE, '--studies=w1:a={dir}/s/w1_a,w2:a={dir}/s/w2_a'),
+         '--studies names 1 optimizer (a); a performance profile needs at least 2 optimizers',
+         setup=_finished_studies),
+    Case('profile_names_a_study_twice', (*_PROFILE, f'--studies={_W1},{_W2},w2:b={{dir}}/s/cmp/b'),
+         '--studies gives w2:b twice', also=('({dir}/s/w2_b and {dir}/s/cmp/b)',),
+         setup=_finished_studies),
+    Case('profile_names_a_directory_twice', (*_PROFILE, f'--studies={_W1},w2=' '{dir}/s/cmp,'
+                                                        'w3:a={dir}/s/cmp/a,w3:b={dir}/s/w2_b'),
+         'twice (as w2:a and w3:a); each study is one optimizer on one workload',
+         setup=_finished_studies),
+    Case('profile_without_an_optimizer_on_a_workload',
+         (*_PROFILE, f'--studies={_W1},w2:a={{dir}}/s/w2_a'),
+         'optimizer b has no study on workload w2; give w2:b=DIR, or leave b out',
+         setup=_finished_studies),
+    Case('profile_into_a_study', ('profile', '--workdir={dir}/s/w1_a', f'--studies={_W1},{_W2}'),
+         'holds other files (seed_0, seed_1, study.json); main.py profile writes report.md',
+         setup=_finished_studies),
+    Case('profile_with_a_flag_of_training', (*_PROFILE, '--num_seeds=2'),
+         '--num_seeds is not a flag of main.py profile, which reads finished studies'),
+    Case('training_with_a_flag_of_profile', ('--studies=w1:a=x',),
+         '--studies is a flag of main.py profile; drop it'),
+    Case('profile_time_in_hours', (*_PROFILE, '--profile_time=hours'),
+         '--profile_time=hours'),
     # Sizes without bounds, Slurm submission failures, data.
     Case('num_seeds_beyond_limit', ('--num_seeds=1000000',),
          '--num_seeds=1000000 is more than the 1,000 seeds a study may have'),
@@ -1077,7 +1144,8 @@ def _drive(spec_path: str, results_path: str) -> None:
 
 def _argv(case: Case, directory: str) -> list[str]:
   argv = [a.replace('{dir}', directory) for a in case.argv]
-  runs_training = not case.module and argv[:1] not in (['bench'], ['worker'], ['report'])
+  runs_training = not case.module and argv[:1] not in (['bench'], ['worker'], ['report'],
+                                                       ['profile'])
   if runs_training and not any(a.startswith('--workdir') for a in argv):
     argv.append(f'--workdir={directory}/run')
   return argv

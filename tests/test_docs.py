@@ -187,7 +187,7 @@ def _all_commands() -> list[tuple[str, str, str | None]]:
 
 
 def _expected_kind(args: list[str]) -> str:
-  if args[:1] in (['bench'], ['worker'], ['report']):
+  if args[:1] in (['bench'], ['worker'], ['report'], ['profile']):
     return args[0]
   if not args or any(a.startswith('--compare') for a in args):
     return 'comparison'
@@ -211,12 +211,33 @@ def _prepared(args: list[str], tmp: str) -> tuple[list[str], bool]:
     out.append(a)
   if needs_imagenet and not any(a.startswith('--config.data_dir=') for a in out):
     out.append('--config.data_dir=' + os.path.join(tmp, 'tfds'))
+  if out[:1] == ['profile']:  # It reads finished studies: written without training.
+    out = [_with_finished_studies(a, tmp) if a.startswith('--studies=') else a for a in out]
   if out[:1] in (['worker'], ['report']):  # They need a study: one with a plan.
     for a in out:
       if a.startswith('--workdir=') and not os.path.exists(
           os.path.join(a.partition('=')[2], 'plan.json')):
         _write_a_plan(a.partition('=')[2])
   return out, needs_imagenet
+
+
+def _with_finished_studies(arg: str, tmp: str) -> str:
+  """--studies=... with each directory moved under `tmp` and a finished study
+  (WORKLOAD:OPTIMIZER=DIR) or a comparison of embedded_lars and
+  embedded_nesterov (WORKLOAD=DIR) written there (tests/finished_studies.py)."""
+  from tests import finished_studies  # pylint: disable=g-import-not-at-top
+  entries = []
+  for entry in arg.partition('=')[2].split(','):
+    names, _, directory = entry.partition('=')
+    moved = os.path.join(tmp, 'studies', directory.strip('/').replace('/', '_'))
+    optimizer = names.partition(':')[2]
+    if optimizer:
+      finished_studies.write_study(moved, optimizer, [100, 200])
+    else:
+      finished_studies.write_comparison(moved, {'embedded_lars': [100, 200],
+                                                'embedded_nesterov': [150, None]})
+    entries.append(f'{names}={moved}')
+  return '--studies=' + ','.join(entries)
 
 
 def _write_a_plan(directory: str) -> None:

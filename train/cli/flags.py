@@ -5,6 +5,8 @@
   python main.py bench [--config=FILE] [--modes=synthetic,input,train] ...
   python main.py worker --workdir=DIR     # runs the seeds of a study's plan
   python main.py report --workdir=DIR     # writes a study's report from what finished
+  python main.py profile --workdir=DIR --studies=WORKLOAD:OPTIMIZER=STUDY,...
+                                          # performance profiles of finished studies
 
 A bare `python main.py` is the embedded comparison (`MAIN_JOB_ARGS`). Every
 mistake on the command line ends in one line on stderr and exit status 2.
@@ -28,8 +30,8 @@ FLAGS = flags.FLAGS
 
 
 class JobKind(enum.StrEnum):
-  """What a command runs: a subcommand (bench, worker, report), or for training
-  what its flags ask for (a run, a study, a comparison or a search)."""
+  """What a command runs: a subcommand (bench, worker, report, profile), or for
+  training what its flags ask for (a run, a study, a comparison or a search)."""
   RUN = 'run'
   STUDY = 'study'
   COMPARISON = 'comparison'
@@ -37,9 +39,10 @@ class JobKind(enum.StrEnum):
   BENCH = 'bench'
   WORKER = 'worker'
   REPORT = 'report'
+  PROFILE = 'profile'
 
 
-SUBCOMMANDS = (JobKind.BENCH, JobKind.WORKER, JobKind.REPORT)
+SUBCOMMANDS = (JobKind.BENCH, JobKind.WORKER, JobKind.REPORT, JobKind.PROFILE)
 INLINE, LOCAL, SLURM = 'inline', 'local', 'slurm'
 # The default --config: the embedded LARS run for training, ResNet-50 at 224 px
 # (the MLPerf recipe's model) for the benchmark.
@@ -69,6 +72,8 @@ MAX_PLANNED_RUNS = 10_000
 MAX_INPUT_THREADS = 1024
 BENCH_ONLY = ('modes', 'per_device_batch_size', 'warmup_steps', 'steps', 'repetitions',
               'peak_tflops', 'input_threads', 'profile_dir')
+# What `main.py profile` reads, beside --workdir (where it writes).
+PROFILE_ONLY = ('studies', 'profile_time')
 
 
 def _define_train_flags() -> None:
@@ -142,22 +147,51 @@ def _define_bench_flags() -> None:
                       'window of synthetic steps here.')
 
 
+def _define_profile_flags() -> None:
+  flags.DEFINE_list('studies', [], 'profile: where each workload\'s times come from, '
+                    'separated by commas: WORKLOAD:OPTIMIZER=DIR (one finished study) or '
+                    'WORKLOAD=DIR (a finished comparison, each config an optimizer).')
+  flags.DEFINE_enum('profile_time', 'steps', ['steps', 'epochs', 'seconds'],
+                    'profile: the time to target compared, each study\'s median over '
+                    'its seeds.')
+
+
 def _show_in_help() -> None:
   """`python main.py --help` lists the key flags of the main module: make ours its."""
-  ours = ('config', *TRAIN_ONLY, *LAUNCH, *BENCH_ONLY, *distributed.FLAG_NAMES)
+  ours = ('config', *TRAIN_ONLY, *LAUNCH, *BENCH_ONLY, *PROFILE_ONLY,
+          *distributed.FLAG_NAMES)
   for name in ours:
     FLAGS.register_key_flag_for_module(sys.argv[0], FLAGS[name])
 
 
 def command(argv: Sequence[str]) -> JobKind | None:
-  """The subcommand (bench, worker, report), or None for training: the first
-  argument, if it is one."""
+  """The subcommand (bench, worker, report, profile), or None for training: the
+  first argument, if it is one."""
   return JobKind(argv[1]) if len(argv) > 1 and argv[1] in SUBCOMMANDS else None
 
 
+def _flag_owner(name: str) -> str:
+  """The command that reads the flag `name`, in words."""
+  if name in BENCH_ONLY:
+    return 'main.py bench'
+  if name in PROFILE_ONLY:
+    return 'main.py profile'
+  return 'training (main.py without bench)'
+
+
 def _refuse_foreign_flags(subcommand: JobKind | None) -> None:
-  if subcommand in (JobKind.WORKER, JobKind.REPORT):
+  if subcommand == JobKind.PROFILE:
     foreign = ('config', *TRAIN_ONLY, *LAUNCH, *BENCH_ONLY)
+    given = [name for name in foreign if name != 'workdir' and FLAGS[name].present]
+    if given:
+      errors.fail(f'--{given[0]} is not a flag of main.py profile, which reads finished '
+                  'studies; give --workdir, --studies and --profile_time')
+    if not FLAGS.workdir:
+      errors.fail('main.py profile needs --workdir=DIR, where it writes report.md, '
+                  'profile.json and performance_profile.png')
+    return
+  if subcommand in (JobKind.WORKER, JobKind.REPORT):
+    foreign = ('config', *TRAIN_ONLY, *LAUNCH, *BENCH_ONLY, *PROFILE_ONLY)
     given = [name for name in foreign if name not in STUDY_DIR_FLAGS and FLAGS[name].present]
     if given:
       errors.fail(f'--{given[0]} is not a flag of main.py {subcommand}: the plan in '
@@ -167,11 +201,12 @@ def _refuse_foreign_flags(subcommand: JobKind | None) -> None:
       errors.fail(f'main.py {subcommand} needs --workdir=DIR, the directory of a study, '
                   'comparison or search')
     return
-  foreign = BENCH_ONLY if subcommand is None else (*TRAIN_ONLY, *LAUNCH)
+  foreign = ((*BENCH_ONLY, *PROFILE_ONLY) if subcommand is None
+             else (*TRAIN_ONLY, *LAUNCH, *PROFILE_ONLY))
   given = [name for name in foreign if FLAGS[name].present]
   if given:
-    where = 'main.py bench' if subcommand is None else 'training (main.py without bench)'
-    errors.fail(f'--{given[0]} is a flag of {where}; drop it, or see python main.py --help')
+    errors.fail(f'--{given[0]} is a flag of {_flag_owner(given[0])}; drop it, or see '
+                'python main.py --help')
 
 
 def parse_flags(argv: Sequence[str]) -> list[str]:
@@ -203,6 +238,7 @@ def parse_flags(argv: Sequence[str]) -> list[str]:
     _define_train_flags()
     _define_launch_flags()
     _define_bench_flags()
+    _define_profile_flags()
     distributed.define_flags()
     _show_in_help()
     remaining = FLAGS(argv)

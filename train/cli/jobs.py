@@ -29,6 +29,7 @@ from train.common import config_dicts
 from train.common import errors
 from train.common import files
 from train.experiments import plan as plan_lib
+from train.experiments import profile_studies
 from train.mlperf import rules
 from train.run import distributed
 from train.run import memory
@@ -65,6 +66,8 @@ class Job:
   # and whether this command created the workdir (to take it back on a failure).
   claim: claims.Claim | None = None
   created_workdir: bool = False
+  # `main.py profile`: the finished studies it reads, already checked.
+  profile: profile_studies.ProfileStudies | None = None
 
   @property
   def config(self) -> ml_collections.ConfigDict:
@@ -313,6 +316,29 @@ def _study_dir_job(kind: cli_flags.JobKind) -> Job:
              compilation_cache_dir=FLAGS.compilation_cache_dir)
 
 
+# What `main.py profile` writes: a --workdir holding anything else is refused.
+PROFILE_OUTPUTS = frozenset({'report.md', 'profile.json', 'performance_profile.png',
+                             logs.LOG_FILE})
+
+
+def _profile_job() -> Job:
+  """`main.py profile`: the studies of --studies, read and checked, and a --workdir
+  that is new or holds an earlier profile (whose files it writes again)."""
+  try:
+    studies = profile_studies.read_studies(FLAGS.studies, FLAGS.profile_time)
+  except profile_studies.ProfileInputError as e:
+    errors.fail(str(e))
+  workdir = os.path.abspath(FLAGS.workdir)
+  workdir_lib.check_location(workdir)
+  if os.path.isdir(workdir):
+    others = sorted(set(os.listdir(workdir)) - PROFILE_OUTPUTS)
+    if others:
+      errors.fail(f'--workdir={workdir} holds other files ({", ".join(others[:3])}); '
+                  'main.py profile writes report.md, profile.json and '
+                  'performance_profile.png: give a new directory, or an earlier profile\'s')
+  return Job(cli_flags.JobKind.PROFILE, 'performance_profile', {}, workdir, profile=studies)
+
+
 def job_from_flags(argv: list[str]) -> Job:
   """The job that the parsed flags describe; a problem ends the command in one line."""
   subcommand = cli_flags.command(argv)
@@ -329,6 +355,8 @@ def job_from_flags(argv: list[str]) -> Job:
     return _bench_job()
   if subcommand in (cli_flags.JobKind.WORKER, cli_flags.JobKind.REPORT):
     return _study_dir_job(subcommand)
+  if subcommand == cli_flags.JobKind.PROFILE:
+    return _profile_job()
   return _training_job()
 
 
@@ -348,8 +376,9 @@ def start(job: Job) -> Job:
                 f'{socket.gethostname()}.{os.getpid()}.log')
   else:
     logs.set_up(job.workdir if distributed.is_main_process() else None)
-  # The benchmark measures compilation itself.
-  if job.kind in (cli_flags.JobKind.BENCH, cli_flags.JobKind.REPORT):
+  # The benchmark measures compilation itself; a report or a profile compiles nothing.
+  if job.kind in (cli_flags.JobKind.BENCH, cli_flags.JobKind.REPORT,
+                  cli_flags.JobKind.PROFILE):
     return job
   directory = compilation_cache.configure(job.compilation_cache_dir)
   return dataclasses.replace(job, compilation_cache_dir=directory or '')

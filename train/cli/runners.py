@@ -1,6 +1,6 @@
 """The function that runs each kind of job (`RUNNERS`), once train/cli/jobs.py
 has built it: a run, a study, comparison or search (inline, or through
-launchers.py's workers), a worker, a report, a benchmark.
+launchers.py's workers), a worker, a report, a benchmark, a performance profile.
 
 The run's loop, the studies and the workers import TensorFlow (the input
 pipeline), tfds and clu: they are imported inside the runners that need them,
@@ -223,6 +223,17 @@ def run_report(job: jobs.Job) -> None:
   print(launchers.describe_counts(counts))
 
 
+def run_profile(job: jobs.Job) -> None:
+  """`main.py profile`: the performance profile of finished studies, its scores
+  on the console and report.md, profile.json and performance_profile.png."""
+  with logs.native_stderr_to_log():  # The report's module imports matplotlib.
+    from train.experiments.reports import profile as profile_report  # pylint: disable=g-import-not-at-top
+  profile = profile_report.profile_of(job.profile)
+  path = profile_report.write_profile_report(job.workdir, job.profile, profile)
+  print(profile_report.score_table(profile))
+  print(f'report: {path}')
+
+
 def run_bench(job: jobs.Job) -> None:
   options = job.bench
   table = throughput.run(job.config, options.modes, options.windows,
@@ -240,4 +251,5 @@ RUNNERS: dict[cli_flags.JobKind, Callable[[jobs.Job], None]] = {
     cli_flags.JobKind.BENCH: run_bench,
     cli_flags.JobKind.WORKER: run_worker,
     cli_flags.JobKind.REPORT: run_report,
+    cli_flags.JobKind.PROFILE: run_profile,
 }

@@ -3,6 +3,7 @@
   study.py       one config over many seeds: report.md and its plots
   comparison.py  several configs side by side, with the verdict on each pair
   search.py      the trials of a search, ranked
+  profile.py     several optimizers across several workloads: AlgoPerf's profiles
   sections.py    sections more than one kind shows: the runs not finished, the time
   plots.py       every figure (matplotlib, without pyplot's global state)
   markdown.py    numbers as text, and tables

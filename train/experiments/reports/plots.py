@@ -10,6 +10,9 @@ whose global state would need a display and leak between figures. The paper's
 two figures also have a function that returns the `Figure` unsaved
 (`schedules_figure`, `comparison_figure`), so that a test can read back what
 they draw.
+
+Performance profiles (AlgoPerf's, train/experiments/profiles.py) are drawn by
+`performance_profile`, with `performance_profile_figure` its unsaved twin.
 """
 
 import math
@@ -470,3 +473,42 @@ def trust_ratios(path: str, name: str, steps: Sequence[int],
     grid.set_title('over training')
     grid.grid(False)
     _save(fig, path)
+
+
+# Profiles that coincide stay apart by their line style (and colour).
+_PROFILE_LINESTYLES = ('-', '--', '-.', ':')
+
+
+def performance_profile_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
+                               r_max: float, title: str) -> Figure:
+  """Performance profiles (AlgoPerf, after Dolan and Moré): for each optimizer,
+  the fraction of workloads rho on which its time to target is within tau times
+  the fastest, a step function of tau from 1 to `r_max`.
+
+  Args:
+    curves: (label, tau, rho) of each optimizer: the steps of its profile,
+      rho holding from each tau to the next.
+    r_max: the right end of the axis, AlgoPerf's cut-off.
+    title: the figure's title.
+  """
+  colors = _config_colors(len(curves))
+  with matplotlib.rc_context(_RC):
+    fig = Figure(figsize=(8, 5), layout='constrained')
+    ax = fig.add_subplot()
+    for k, ((label, taus, levels), color) in enumerate(zip(curves, colors)):
+      ax.step(taus, levels, where='post', color=color, linewidth=2.2, alpha=0.9,
+              linestyle=_PROFILE_LINESTYLES[k % len(_PROFILE_LINESTYLES)], label=label)
+    ax.set_xlim(1.0, r_max)
+    ax.set_ylim(-0.02, 1.02)
+    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter('%g×'))
+    ax.set_xlabel('tau: time to target over the fastest optimizer\'s on the workload')
+    ax.set_ylabel('rho(tau): fraction of workloads within tau')
+    ax.set_title(title)
+    ax.legend(loc='lower right', title='optimizer: AlgoPerf score')
+  return fig
+
+
+def performance_profile(path: str, curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
+                        r_max: float, title: str) -> None:
+  """Writes `performance_profile_figure` as a PNG."""
+  _save(performance_profile_figure(curves, r_max, title), path)
