@@ -1,8 +1,9 @@
 """Every figure of the reports, after the paper's: final accuracies as box plots
 with the points and a dashed target line (its Figure 4; boxes are quartiles,
 whiskers min and max), eval curves, the learning-rate schedule against the step
-(its Figure 1), Kaplan-Meier curves of the time to target, and a search's median
-accuracy against each axis.
+(its Figure 1), Kaplan-Meier curves of the time to target, a search's median
+accuracy against each axis, and a staged search's metric against each axis, its
+diverged trials marked.
 
 Each function writes one PNG at `path`, through a `Figure` rather than pyplot,
 whose global state would need a display and leak between figures.
@@ -361,4 +362,62 @@ def time_to_target(path: str, title: str, curves: Sequence[tuple[str, dict]]) ->
                markeredgewidth=2, label='censored (missed the target)'),
         Patch(color='gray', alpha=0.25, label='95% band (log-log)')]
     ax.legend(handles=handles, loc='upper left')
+    _save(fig, path)
+
+
+def _scale_x(ax: Axes, positions: np.ndarray, categories: list[str] | None) -> None:
+  """Categories at 0, 1, ...; else every position in view (autoscaling skips the
+  points drawn in axes coordinates), on a log axis for positive values spanning
+  more than a decade."""
+  distinct = np.unique(positions[np.isfinite(positions)])
+  if categories is not None:
+    ax.set_xticks(range(len(categories)), categories)
+    ax.set_xlim(-0.5, len(categories) - 0.5)
+  elif len(distinct) and np.all(distinct > 0) and distinct.max() / distinct.min() > 10:
+    _log_scale(ax, distinct)
+    pad = (distinct.max() / distinct.min()) ** 0.05
+    ax.set_xlim(distinct.min() / pad, distinct.max() * pad)
+  elif len(distinct) > 1:
+    pad = 0.05 * (distinct.max() - distinct.min())
+    ax.set_xlim(distinct.min() - pad, distinct.max() + pad)
+
+
+def _count(n: int, what: str) -> str:
+  return f'{n} {what}' + ('' if n == 1 else 's')
+
+
+def staged_axis(path: str, axis: str, stages: Sequence[tuple[str, Sequence[dict]]],
+                metric_label: str, chosen: dict | None) -> None:
+  """One searched axis of a staged search: each finished trial's metric against
+  its value on `axis`, a colour per stage; trials with a diverged seed as red
+  crosses along the bottom (they have no metric to place); the chosen trial starred.
+
+  `stages`: (stage name, points) with each point {'value', 'metric' (already in
+  the plotted unit, None when missing), 'diverged'}; `chosen`: one such point.
+  """
+  every = [p for _, points in stages for p in points] + ([chosen] if chosen else [])
+  positions, categories = _axis_positions([p['value'] for p in every])
+  place = dict(zip(map(id, every), positions))
+  colors = _config_colors(len(stages))
+  with matplotlib.rc_context(_RC):
+    fig = Figure(figsize=(6.4, 4.4), layout='constrained')
+    ax = fig.subplots()
+    for (name, points), color in zip(stages, colors):
+      kept = [p for p in points if not p['diverged'] and markdown.finite(p['metric'])]
+      ax.scatter([place[id(p)] for p in kept], [p['metric'] for p in kept], s=30,
+                 color=color, alpha=0.8, label=f"{name} ({_count(len(kept), 'trial')})")
+    diverged = [p for _, points in stages for p in points if p['diverged']]
+    if diverged:
+      # x in data, y in axes coordinates: along the bottom, whatever the metric's range.
+      ax.scatter([place[id(p)] for p in diverged], [0.03] * len(diverged), s=40, marker='x',
+                 color='tab:red', transform=ax.get_xaxis_transform(), clip_on=False,
+                 label=f"diverged ({_count(len(diverged), 'trial')})")
+    if chosen is not None and markdown.finite(chosen['metric']):
+      ax.scatter([place[id(chosen)]], [chosen['metric']], s=180, marker='*',
+                 color='tab:orange', edgecolors='black', zorder=4, label='chosen')
+    _scale_x(ax, positions, categories)
+    ax.set_xlabel(axis)
+    ax.set_ylabel(metric_label)
+    ax.set_title(f'{axis}: {metric_label} of each trial')
+    fig.legend(handles=ax.get_legend_handles_labels()[0], loc='outside lower center', ncols=2)
     _save(fig, path)
