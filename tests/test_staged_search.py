@@ -309,6 +309,19 @@ def test_interrupted_in_each_stage_the_search_resumes_without_redoing_runs(tmp_p
           == [(s['drawn'], s['feasible']) for s in expected['stages']])
 
 
+def test_a_search_whose_trials_all_diverge_says_so_and_reports_them(tmp_path):
+  config = embedded_nesterov.get_config()
+  search_ = _two_stage_search(initial_trials=2, initial_draws=3)
+  with pytest.raises(stages.SearchError, match="stage 'final' narrows its ranges"):
+    staged.run_staged(config, 'tiny', search_, str(tmp_path), _FakeWork(diverge_above=0.0),
+                      num_devices=1)
+  summary = json.loads((tmp_path / 'staged_search.json').read_text())
+  assert [(s['drawn'], s['feasible'], s['exhausted']) for s in summary['stages']] == [
+      (3, 0, True), (0, 0, False)]
+  assert summary['chosen'] is None and not summary['complete']
+  assert 'no: diverged' in (tmp_path / 'report.md').read_text()
+
+
 def test_a_directory_of_another_search_is_refused(tmp_path):
   config = embedded_nesterov.get_config()
   staged.run_staged(config, 'tiny', _two_stage_search(), str(tmp_path), _FakeWork(),
@@ -316,3 +329,96 @@ def test_a_directory_of_another_search_is_refused(tmp_path):
   with pytest.raises(plan_lib.StudyDirError, match='holds another study'):
     staged.run_staged(config, 'tiny', _two_stage_search(initial_trials=5), str(tmp_path),
                       _FakeWork(), num_devices=1)
+
+
+# --- trained for real: a space that diverges, a kill in each stage, a local worker -----
+
+# A staged search of tiny runs: 'initial' draws from two learning rates, one of
+# which diverges at its first logged step; 'final' is the grid of the same two,
+# so its runs repeat the initial ones and must match them bit for bit.
+_TINY_SEARCH = '''"""A tiny staged search for tests/test_staged_search.py."""
+from configs import embedded_nesterov
+from configs import search_space as ss
+
+LEARNING_RATES = (0.1, 1e30)
+
+
+def get_config():
+  return embedded_nesterov.get_config()
+
+
+def get_search():
+  lr = ss.Choice('lr.peak', LEARNING_RATES)
+  return ss.Search(stages=(ss.Stage('initial', (lr,), num_trials=2, max_draws=3),
+                           ss.Stage('final', (lr,), mode='grid')), confirm_seeds=2)
+'''
+
+
+def _tiny_flags(data_dir: str) -> list[str]:
+  return [f'--config.{k}={v}' for k, v in {**study_runs.QUICK_TINY, 'data_dir': data_dir}.items()]
+
+
+@pytest.mark.slow  # Trains 7 tiny runs in 4 attempts, the last through a local worker.
+def test_staged_search_killed_in_each_stage_resumes(tiny_data_dir, tmp_path):
+  config_file = tmp_path / 'tiny_staged.py'
+  config_file.write_text(_TINY_SEARCH)
+  workdir = tmp_path / 'search'
+  spec = {'argv': [f'--config={config_file}', '--search', f'--workdir={workdir}',
+                   *_tiny_flags(tiny_data_dir)],
+          'out_dir': str(tmp_path),
+          'attempts': [{'kill_in': 'stage_1_initial'}, {'kill_in': 'stage_2_final'},
+                       {'kill_in': 'confirm'},
+                       {'args': ['--launcher=local', '--num_workers=1']}]}
+  (tmp_path / 'spec.json').write_text(json.dumps(spec))
+  driver = subprocess.run([sys.executable, os.path.join(REPO, 'tests', 'staged_driver.py'),
+                           str(tmp_path / 'spec.json')], cwd=REPO, capture_output=True,
+                          text=True, timeout=study_runs.HANG_GUARD_SECONDS, check=False)
+  assert driver.returncode == 0, driver.stderr[-3000:]
+  attempts = json.loads(driver.stdout.strip().splitlines()[-1])
+
+  def err(k: int) -> str:
+    return (tmp_path / f'attempt_{k}.err').read_text()[-3000:]
+  assert [a['status'] for a in attempts] == [-9, -9, -9, 0], [err(k) for k in range(4)]
+  # Each attempt trained something, and nothing finished before it was redone.
+  for before, after in zip(attempts, attempts[1:]):
+    assert set(before['results']) < set(after['results'])
+    assert {p: after['results'][p] for p in before['results']} == before['results']
+  # Killed in the middle of each stage: the stage had begun and was not over.
+  for attempt, directory in zip(attempts[:3], ('stage_1_initial', 'stage_2_final', 'confirm')):
+    assert any(p.startswith(directory + os.sep) for p in attempt['results']), directory
+  assert not any(p.startswith('stage_2') for p in attempts[0]['results'])
+  assert not any(p.startswith('confirm') for p in attempts[1]['results'])
+
+  summary = json.loads((workdir / 'staged_search.json').read_text())
+  assert summary['complete']
+  initial, final = summary['stages']
+  # Feasible counting: the draws are the Halton prefix; a trial at 1e30 diverged.
+  space = (ss.Choice('lr.peak', (0.1, 1e30)),)
+  draws = [p['lr.peak'] for p in search.draw_trials(space, 3, seed=0)]
+  assert set(draws[:2]) == {0.1, 1e30}, 'the first two draws must hold both rates'
+  # One of the first two diverged, so a third was drawn: max_draws, feasible or not.
+  assert (initial['drawn'], initial['feasible']) == (3, draws.count(0.1))
+  assert initial['exhausted'] == (draws.count(0.1) < 2)
+  for trial in initial['trials'] + final['trials']:
+    diverges = trial['params']['lr.peak'] == 1e30
+    assert (trial['num_diverged'], trial['feasible']) == (int(diverges), not diverges)
+  assert (final['drawn'], final['feasible']) == (2, 1)
+  # The grid's runs repeat the initial stage's at the same rate, killed or not.
+  runs = study_runs.results(str(workdir))
+  by_rate = {}
+  for path, result in runs.items():
+    if path.startswith('stage_'):
+      rate = json.loads((workdir / path / 'config.json').read_text())['lr']['peak']
+      by_rate.setdefault(rate, []).append(study_runs.computed(result))
+  assert all(r == results[0] for results in by_rate.values() for r in results)
+  assert by_rate[1e30][0]['status'] == 'diverged'
+  # The confirmation: the feasible rate on seeds 1 and 2, the last through a worker.
+  assert summary['chosen']['params'] == {'lr.peak': 0.1}
+  assert summary['confirmation']['seeds'] == [1, 2]
+  assert summary['confirmation']['summary']['num_runs'] == 2
+  assert (workdir / 'confirm' / 'workers' / 'local_0.log').exists()
+  assert 'started 1 local workers' in err(3)
+  assert 'chosen: stage final trial_0' in (tmp_path / 'attempt_3.out').read_text()
+  report = (workdir / 'report.md').read_text()
+  assert 'Complete.' in report and '| 2. final | grid | 1 | all | 2 | 1 |' in report
+  assert (workdir / 'axis_lr.peak.png').stat().st_size > 0

@@ -57,18 +57,13 @@ def run_staged(config: ml_collections.ConfigDict, name: str, search_: stages.Sea
   spec = _spec(config, name, search_)
   plan_lib.check_study_dir(directory, spec)
   plan_lib.write_spec(directory, spec)
-  ranked: list[dict] = []
-  for index, stage in enumerate(search_.stages):
-    ranked = _run_stage(config, name, search_, index, ranked, directory, work, num_devices)
-    if ranked is None:
-      return write_report(directory)
-  chosen = stages.best(ranked)
+  try:
+    chosen = _run_stages(config, name, search_, directory, work, num_devices)
+  except stages.SearchError:
+    write_report(directory)  # The report shows the trials that have nothing to offer.
+    raise
   if chosen is None:
-    write_report(directory)
-    raise stages.SearchError(
-        f'the last stage ({search_.stages[-1].name!r}) has no feasible trial with a value '
-        f'of {search_.metric}, so there is no point to confirm; see '
-        f'{os.path.join(directory, "report.md")}, then widen or move its ranges')
+    return write_report(directory)
   if search_.confirm_seeds:
     confirm = study.plan_study(confirm_config(config, search_, chosen['params']),
                                stages.CONFIRM_DIR, os.path.join(directory, stages.CONFIRM_DIR),
@@ -76,6 +71,24 @@ def run_staged(config: ml_collections.ConfigDict, name: str, search_: stages.Sea
     if not _all_done(confirm):
       work(confirm)
   return write_report(directory)
+
+
+def _run_stages(config: ml_collections.ConfigDict, name: str, search_: stages.Search,
+                directory: str, work: Work, num_devices: int | None) -> dict | None:
+  """Runs the stages in order; returns the last stage's best trial, or None when
+  `work` left a stage unfinished. SearchError when there is no best trial."""
+  ranked: list[dict] = []
+  for index in range(len(search_.stages)):
+    ranked = _run_stage(config, name, search_, index, ranked, directory, work, num_devices)
+    if ranked is None:
+      return None
+  chosen = stages.best(ranked)
+  if chosen is None:
+    raise stages.SearchError(
+        f'the last stage ({search_.stages[-1].name!r}) has no feasible trial with a value '
+        f'of {search_.metric}, so there is no point to confirm; see '
+        f'{os.path.join(directory, "report.md")}, then widen or move its ranges')
+  return chosen
 
 
 def confirm_config(config: ml_collections.ConfigDict, search_: stages.Search,
