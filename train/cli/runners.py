@@ -221,11 +221,12 @@ def run_staged_search(job: jobs.Job) -> None:
 def _print_staged(directory: str, summary: dict) -> None:
   """The chosen point and its confirmation, or what is left to run."""
   from train.experiments.reports import markdown  # pylint: disable=g-import-not-at-top
-  from train.experiments.reports import staged as staged_report  # pylint: disable=g-import-not-at-top
+  from train.experiments.reports import staged  # pylint: disable=g-import-not-at-top
   chosen, confirmation = summary['chosen'], summary['confirmation']
   if chosen is not None:
     print(f"chosen: stage {chosen['stage']} trial_{chosen['trial']} {chosen['params']}, "
-          f"{staged_report.metric_words(summary['metric'])} {chosen['metric']}")
+          f"{staged.metric_words(summary['metric'])} "
+          f"{staged.metric_text(summary['metric'], chosen['metric'])}")
   if confirmation is not None and confirmation['summary'] is not None:
     result = confirmation['summary']
     print(f"confirmed over {result['num_runs']} seeds: median final accuracy "

@@ -30,7 +30,8 @@ def metric_words(metric: str) -> str:
   return METRIC_WORDS.get(metric, (metric, False))[0]
 
 
-def _metric_text(metric: str, value: float | None) -> str:
+def metric_text(metric: str, value: float | None) -> str:
+  """A value of `metric`: a percentage, or a count of steps."""
   is_accuracy = METRIC_WORDS.get(metric, (metric, False))[1]
   return markdown.percent(value) if is_accuracy else markdown.number(value)
 
@@ -66,7 +67,7 @@ def _trials_table(out_dir: str, stage: dict, metric: str) -> str:
     rows.append([str(rank) if trial['feasible'] else markdown.MISSING,
                  _trial_cell(out_dir, stage['directory'], trial['trial']),
                  *[markdown.config_value(trial['params'].get(k)) for k in keys],
-                 _metric_text(metric, trial['metric']),
+                 metric_text(metric, trial['metric']),
                  *[markdown.percent(summary.get('median_final_accuracy'))][:len(accuracy)],
                  f"{trial['num_diverged']} / {trial['num_finished']}",
                  _feasible_text(trial)])
@@ -135,7 +136,7 @@ def _chosen_section(summary: dict) -> list[str]:
   return ['## The chosen point',
           f"Trial {chosen['trial']} of stage {chosen['stage']!r} "
           f"({markdown.link('its report', chosen['directory'] + '/report.md')}), "
-          f"{metric_words(summary['metric'])} {_metric_text(summary['metric'], chosen['metric'])}"
+          f"{metric_words(summary['metric'])} {metric_text(summary['metric'], chosen['metric'])}"
           ' over its seeds.',
           markdown.markdown_table(['Key', 'Value'], rows)]
 
