@@ -339,7 +339,8 @@ def _training_job() -> Job:
     workdir_lib.check_single_run(workdir, FLAGS.config.to_json())
     claim = _hold_workdir(workdir, created)
   return Job(kind, name, configs, workdir, FLAGS.num_seeds, FLAGS.num_trials, space,
-             staged, overrides, compilation_cache_dir=FLAGS.compilation_cache_dir, launch=launch,
+             search=staged, overrides=overrides,
+             compilation_cache_dir=FLAGS.compilation_cache_dir, launch=launch,
              claim=claim, created_workdir=created)
 
 

@@ -1,6 +1,7 @@
 """The function that runs each kind of job (`RUNNERS`), once train/cli/jobs.py
 has built it: a run, a study, comparison or search (inline, or through
-launchers.py's workers), a worker, a report, a benchmark.
+launchers.py's workers), a staged search (each of its plans so), a worker, a
+report, a benchmark.
 
 The run's loop, the studies and the workers import TensorFlow (the input
 pipeline), tfds and clu: they are imported inside the runners that need them,
