@@ -160,8 +160,8 @@ def test_embedded_rehearsal_search_is_valid_and_as_documented():
       [10 ** (k / 2) for k in range(-2, 3)])  # np.logspace(-1, 1, 5)
   assert list(initial.space[1].values) == pytest.approx([1e-5, 1e-4, 1e-3, 1e-2])
   assert (initial.num_trials, initial.max_draws, final.num_trials, final.narrow_to_best,
-          search_.confirm_seeds) == (5, 10, 3, 2, 5)
-  assert config.num_train_steps == 200 and config.optimizer.momentum == 0.9
+          search_.confirm_seeds) == (4, 8, 3, 2, 5)
+  assert config.num_train_steps == 400 and config.optimizer.momentum == 0.9
   assert stages.first_confirm_seed(search_, config.seed) == 1
 
 
