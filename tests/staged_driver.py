@@ -3,15 +3,16 @@
   python tests/staged_driver.py SPEC.json
 
 SPEC holds {"argv": [main.py's arguments], "out_dir": DIR, "attempts": [{"kill_in":
-NAME or null, "args": [more arguments]}, ...]}. Every attempt is `main.py ARGV
-ARGS` run through main.py's own __main__ in a child forked from this process
+NAME or null, "args": [more arguments], "argv": [arguments instead of ARGV]}, ...]}.
+Every attempt is `main.py ARGV ARGS` run through main.py's own __main__ in a child
+forked from this process
 (tests/forked.py): the modules are imported once, while each attempt starts JAX
 afresh as a command run again would. With "kill_in", the child SIGKILLs itself
 as it is about to train a run in the search's directory NAME (a stage's, or
 'confirm') while that directory already holds a finished run: the stage is
 half done. Each attempt's stdout and stderr go to DIR/attempt_<k>.out and .err.
-Prints one JSON line: per attempt, its exit status and the result.json files of
-the search (path: st_mtime_ns) when it ended.
+Prints one JSON line: per attempt, its exit status, its seconds and the
+result.json files of the search (path: st_mtime_ns) when it ended.
 """
 
 import functools
@@ -21,6 +22,7 @@ import os
 import runpy
 import signal
 import sys
+import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
@@ -60,7 +62,7 @@ def _attempt(argv: list[str], attempt: dict, out: str) -> int:
     _kill_in(os.path.join(_workdir(argv), attempt['kill_in']))
   os.chdir(REPO)
   try:
-    sys.argv = [MAIN, *argv, *attempt.get('args', [])]
+    sys.argv = [MAIN, *attempt.get('argv', argv), *attempt.get('args', [])]
     runpy.run_path(MAIN, run_name='__main__')
   except SystemExit as e:
     return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
@@ -83,10 +85,12 @@ def main(spec_path: str) -> None:
   from train.run import loop  # pylint: disable=g-import-not-at-top,unused-import
   outcomes = []
   for k, attempt in enumerate(spec['attempts']):
+    start = time.perf_counter()
     pid = forked.fork(functools.partial(_attempt, spec['argv'], attempt,
                                         os.path.join(spec['out_dir'], f'attempt_{k}')))
     [ended] = forked.wait([pid], HANG_GUARD_SECONDS)
     outcomes.append({'status': ended.status, 'hung': ended.hung,
+                     'seconds': time.perf_counter() - start,
                      'results': _results(_workdir(spec['argv']))})
   print(json.dumps(outcomes))
 

@@ -370,19 +370,21 @@ def test_staged_search_killed_in_each_stage_resumes(tiny_data_dir, tmp_path):
           'out_dir': str(tmp_path),
           'attempts': [{'kill_in': 'stage_1_initial'}, {'kill_in': 'stage_2_final'},
                        {'kill_in': 'confirm'},
-                       {'args': ['--launcher=local', '--num_workers=1']}]}
+                       {'args': ['--launcher=local', '--num_workers=1']},
+                       {'argv': ['report', f'--workdir={workdir}']}]}
   (tmp_path / 'spec.json').write_text(json.dumps(spec))
   driver = subprocess.run([sys.executable, os.path.join(REPO, 'tests', 'staged_driver.py'),
                            str(tmp_path / 'spec.json')], cwd=REPO, capture_output=True,
                           text=True, timeout=study_runs.HANG_GUARD_SECONDS, check=False)
   assert driver.returncode == 0, driver.stderr[-3000:]
   attempts = json.loads(driver.stdout.strip().splitlines()[-1])
+  print('seconds per attempt:', [round(a['seconds'], 1) for a in attempts])
 
   def err(k: int) -> str:
     return (tmp_path / f'attempt_{k}.err').read_text()[-3000:]
-  assert [a['status'] for a in attempts] == [-9, -9, -9, 0], [err(k) for k in range(4)]
+  assert [a['status'] for a in attempts] == [-9, -9, -9, 0, 0], [err(k) for k in range(5)]
   # Each attempt trained something, and nothing finished before it was redone.
-  for before, after in zip(attempts, attempts[1:]):
+  for before, after in zip(attempts, attempts[1:4]):
     assert set(before['results']) < set(after['results'])
     assert {p: after['results'][p] for p in before['results']} == before['results']
   # Killed in the middle of each stage: the stage had begun and was not over.
@@ -421,6 +423,13 @@ def test_staged_search_killed_in_each_stage_resumes(tiny_data_dir, tmp_path):
   assert (workdir / 'confirm' / 'workers' / 'local_0.log').exists()
   assert 'started 1 local workers' in err(3)
   assert 'chosen: stage final trial_0' in (tmp_path / 'attempt_3.out').read_text()
+  # `main.py report` on the search's directory says what the search's command said.
+  assert attempts[4]['results'] == attempts[3]['results']
+
+  def outcome(k: int) -> list[str]:
+    return [line for line in (tmp_path / f'attempt_{k}.out').read_text().splitlines()
+            if line.startswith(('chosen:', 'confirmed over 2 seeds'))]
+  assert len(outcome(4)) == 2 and outcome(4) == outcome(3)
   report = (workdir / 'report.md').read_text()
   assert 'Complete.' in report and '| 2. final | grid | 1 | all | 2 | 1 |' in report
   assert (workdir / 'axis_lr.peak.png').stat().st_size > 0
