@@ -6,6 +6,7 @@
   python main.py --num_seeds=5 \\
       --compare=configs/embedded_lars.py,configs/embedded_nesterov.py   # a comparison
   python main.py --config=configs/embedded_search.py --num_trials=16   # a search
+  python main.py --config=configs/embedded_nesterov_search.py --search  # a staged search
   python main.py bench --config=configs/embedded_lars.py --modes=synthetic,input,train
 
 Bad input (an unknown key, a value out of range, a missing dataset) ends with one

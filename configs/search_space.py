@@ -91,6 +91,16 @@ class Stage:
   `num_trials` of them are feasible (no seed diverged), drawing at most
   `max_draws` in all; 'grid' runs every point of the product of `space`'s
   Choice axes once. Each trial runs for `seeds_per_trial` seeds.
+
+  `narrow_to_best` (0: off; not on a search's first stage) derives this
+  stage's ranges from the previous stage's results, as a user re-tuning for
+  another budget wants instead of writing the refined ranges by hand: each
+  Range axis of `space` whose key the previous stage also searched runs from
+  the value tried just below the `narrow_to_best` best feasible trials to the
+  one tried just above them (the smallest and largest of those trials' own
+  values where none was tried beyond), on the axis' searched values (1 - value
+  with `one_minus`), clipped to the Range given here, which is the outer limit.
+  Other axes stay as given. train/experiments/stages.py computes it.
   """
   name: str
   space: tuple[Axis, ...]
@@ -98,6 +108,7 @@ class Stage:
   mode: str = 'quasi_random'
   seeds_per_trial: int = 1
   max_draws: int | None = None  # Default: 4 * num_trials.
+  narrow_to_best: int = 0  # Best trials of the previous stage that bound its ranges.
 
 
 @dataclasses.dataclass(frozen=True)

@@ -555,6 +555,19 @@ _PREPARE = ('--data_dir={dir}/tfds', '--manual_dir={dir}/manual')
 
 _MLPERF = '--config=configs/mlperf_lars_32k.py'
 _COMPARE = '--compare=configs/embedded_lars.py,configs/embedded_nesterov.py'
+_SEARCH = '--config=configs/embedded_nesterov_search.py'
+# A config file whose staged search grids a continuous axis.
+_GRID_OF_A_RANGE = '''from configs import embedded_nesterov
+from configs import search_space as ss
+
+
+def get_config():
+  return embedded_nesterov.get_config()
+
+
+def get_search():
+  return ss.Search(stages=(ss.Stage('sweep', (ss.Range('lr.peak', 0.1, 1.0),), mode='grid'),))
+'''
 
 CASES = [
     # Overrides that do not parse.
@@ -765,6 +778,20 @@ CASES = [
          'give either --config or --compare'),
     Case('compare_with_num_trials', (_COMPARE, '--num_trials=2'),
          '--compare and --num_trials do not combine'),
+    # --search: a config file's get_search(), the one source of its trials and seeds.
+    Case('search_without_get_search', ('--search',),
+         '--search needs a staged search: ', also=('has no get_search()',)),
+    Case('search_with_num_trials', (_SEARCH, '--search', '--num_trials=2'),
+         '--search and --num_trials do not combine'),
+    Case('search_with_num_seeds', (_SEARCH, '--search', '--num_seeds=3'),
+         '--search and --num_seeds do not combine'),
+    Case('search_with_compare', (_COMPARE, '--search'), '--search and --compare do not combine'),
+    Case('search_grid_of_a_range', ('--config={dir}/mine.py', '--search'),
+         "get_search(): stage 1 ('sweep'): a grid runs Choice axes only; lr.peak is a Range",
+         setup=_write('mine.py', _GRID_OF_A_RANGE)),
+    Case('worker_on_a_staged_search', ('worker', '--workdir={dir}'),
+         'holds a staged search, whose stages its own command plans one after another',
+         setup=_write('study_spec.json', '{"kind": "staged_search"}')),
     # main.py bench: its mistakes read as main.py's.
     Case('bench_unknown_key', ('bench', '--config.no_such_key=1'),
          "unknown config key 'no_such_key' in --config.no_such_key=1; every key is defined"),

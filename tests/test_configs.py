@@ -28,7 +28,8 @@ def _all_variants():
 
 ALL = list(_all_variants())
 # Config files without variants; the embedded ones run in the study tests.
-SINGLE = ['embedded_lars', 'embedded_nesterov', 'embedded_search', 'nesterov_search_table9']
+SINGLE = ['embedded_lars', 'embedded_nesterov', 'embedded_search', 'embedded_nesterov_search',
+          'nesterov_search_table9']
 
 
 def _config(name, variant=''):

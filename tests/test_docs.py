@@ -10,11 +10,11 @@
   flags once per process. One driver process (this file, run as a script)
   imports them once and forks a child per command line, as tests/test_bad_input.py
   does; the driver never starts a JAX backend, so forking is safe. A command must
-  reach the Job its flags ask for (run, study, comparison, search, bench), or,
-  where the page shows its output, print exactly the `error:` line shown. Nothing
-  is trained: a Job is only built. A `--workdir` is moved into a temporary folder,
-  and commands that need ImageNet get an empty temporary `data_dir`, where they
-  must fail with the documented "not prepared" line.
+  reach the Job its flags ask for (run, study, comparison, search, staged search,
+  bench), or, where the page shows its output, print exactly the `error:` line
+  shown. Nothing is trained: a Job is only built. A `--workdir` is moved into a
+  temporary folder, and commands that need ImageNet get an empty temporary
+  `data_dir`, where they must fail with the documented "not prepared" line.
 - Command lines with placeholders (FILE, VARIANT, N, `...`) are templates, not
   commands; TEMPLATES lists each, and the test fails on one it does not know.
 - Commands of other tools (`python -m MODULE`): the quick ones' --help runs, and
@@ -193,6 +193,8 @@ def _expected_kind(args: list[str]) -> str:
     return 'comparison'
   if any(a.startswith('--num_trials') for a in args):
     return 'search'
+  if '--search' in args:
+    return 'staged_search'
   return 'study' if any(a.startswith('--num_seeds') for a in args) else 'run'
 
 

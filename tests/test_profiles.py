@@ -17,7 +17,7 @@ from PIL import Image
 from tests import finished_studies
 from train.experiments import profile_studies
 from train.experiments import profiles
-from train.experiments.reports import plots
+from train.experiments.reports import optimizer_plots
 from train.experiments.reports import profile as profile_report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -269,7 +269,7 @@ def _assert_profile_png(path: str) -> None:
 
 def test_the_figure_draws_each_step_profile():
   profile = _hand_profile()
-  fig = plots.performance_profile_figure(profile_report.curves(profile), 4.0, 'hand')
+  fig = optimizer_plots.performance_profile_figure(profile_report.curves(profile), 4.0, 'hand')
   (ax,) = fig.axes
   lines = ax.get_lines()
   assert [line.get_label() for line in lines] == ['A: 0.458', 'B: 0.480', 'C: 0.500']

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from train.cli import schedule_figure
-from train.experiments.reports import plots
+from train.experiments.reports import optimizer_plots
 
 FIGURE_1 = ['configs/mlperf_lars_32k.py', 'configs/nesterov_b.py']
 # Table 5 of the Reality Check: (eta_peak, eta_final, t_warmup, p_warmup, p_decay); T = 2,512.
@@ -44,7 +44,7 @@ def test_curves_are_the_configs_schedules(curves):
 
 
 def test_figure_draws_the_rates_and_their_shapes(curves):
-  figure = plots.schedules_figure(curves)
+  figure = optimizer_plots.schedules_figure(curves)
   rates_ax, shape_ax = figure.axes
   for ax, scale in ((rates_ax, lambda r: r), (shape_ax, lambda r: r / r.max())):
     assert len(ax.lines) == len(curves)

@@ -1,7 +1,7 @@
 """The command line's flags: one parser for every kind of job.
 
   python main.py [--config=FILE[:VARIANT]] [--config.KEY=VALUE ...] [--workdir=DIR]
-                 [--num_seeds=N | --compare=FILE,FILE,... | --num_trials=N]
+                 [--num_seeds=N | --compare=FILE,FILE,... | --num_trials=N | --search]
   python main.py bench [--config=FILE] [--modes=synthetic,input,train] ...
   python main.py worker --workdir=DIR     # runs the seeds of a study's plan
   python main.py report --workdir=DIR     # writes a study's report from what finished
@@ -31,11 +31,13 @@ FLAGS = flags.FLAGS
 
 class JobKind(enum.StrEnum):
   """What a command runs: a subcommand (bench, worker, report, profile), or for
-  training what its flags ask for (a run, a study, a comparison or a search)."""
+  training what its flags ask for (a run, a study, a comparison, a search, or a
+  staged search: a config file's get_search())."""
   RUN = 'run'
   STUDY = 'study'
   COMPARISON = 'comparison'
   SEARCH = 'search'
+  STAGED_SEARCH = 'staged_search'
   BENCH = 'bench'
   WORKER = 'worker'
   REPORT = 'report'
@@ -52,7 +54,8 @@ BENCH_DEFAULT_CONFIG = os.path.join(files.REPO_ROOT, 'configs', 'default.py')
 MAIN_JOB_ARGS = ('--compare=configs/embedded_lars.py,configs/embedded_nesterov.py',
                  '--num_seeds=5')
 # Flags that only one kind of command reads: given to the other, they are refused.
-TRAIN_ONLY = ('workdir', 'num_seeds', 'compare', 'num_trials', 'compilation_cache_dir')
+TRAIN_ONLY = ('workdir', 'num_seeds', 'compare', 'num_trials', 'search',
+              'compilation_cache_dir')
 LAUNCH = ('launcher', 'num_workers', 'nowait', 'slurm_partition', 'slurm_nodes',
           'slurm_tasks_per_node', 'slurm_gpus_per_node', 'slurm_cpus_per_task',
           'slurm_time', 'slurm_account', 'slurm_option')
@@ -96,6 +99,10 @@ def _define_train_flags() -> None:
                        'the --config file (its get_search_space()), num_seeds seeds '
                        f'per trial; at most {MAX_TRIALS:,} trials, and {MAX_PLANNED_RUNS:,} '
                        'runs in all.', lower_bound=0)
+  flags.DEFINE_bool('search', False, 'Run the --config file\'s get_search() as one command: '
+                    'its stages in order, each a search in WORKDIR/stage_<n>_<name>/, then '
+                    'the best point of the last over its confirm_seeds seeds in '
+                    'WORKDIR/confirm/; re-running the same command resumes it.')
 
 
 def _define_launch_flags() -> None:

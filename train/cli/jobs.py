@@ -58,6 +58,7 @@ class Job:
   num_seeds: int = 1
   num_trials: int = 0
   search_space: tuple[Any, ...] = ()
+  search: Any = None  # A staged search's configs.search_space.Search.
   overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
   bench: BenchOptions | None = None
   compilation_cache_dir: str | None = None  # None: the default; '': none.
@@ -189,6 +190,66 @@ def _search_space(spec: config_files.ConfigSpec, config: ml_collections.ConfigDi
   return space
 
 
+def _check_search_flags() -> None:
+  """--search runs what the config file's get_search() says: no flag that says it too."""
+  if not FLAGS.search:
+    return
+  if FLAGS.compare:
+    errors.fail('--search and --compare do not combine: a staged search runs one config '
+                "file's get_search(); give it as --config")
+  if FLAGS.num_trials:
+    errors.fail("--search and --num_trials do not combine: the config file's get_search() "
+                "gives each stage's trials; drop --num_trials")
+  if FLAGS['num_seeds'].present:
+    errors.fail("--search and --num_seeds do not combine: each stage's seeds_per_trial and "
+                "the search's confirm_seeds give the seeds; drop --num_seeds")
+
+
+def _staged_search(spec: config_files.ConfigSpec, config: ml_collections.ConfigDict,
+                   launch: launchers.LaunchOptions) -> Any:
+  """The config file's get_search(), checked, with its plans within the limits."""
+  try:
+    module = config_files.load_module(spec.path)
+  except ValueError as e:
+    errors.fail(str(e))
+  if not hasattr(module, 'get_search'):
+    errors.fail(f'--search needs a staged search: {spec.path} has no get_search(); see '
+                'configs/embedded_nesterov_search.py')
+  from train.experiments import stages  # pylint: disable=g-import-not-at-top
+  try:
+    search = module.get_search()
+  except Exception as e:  # pylint: disable=broad-except
+    errors.fail(f'{spec.path}: get_search() raised {type(e).__name__}: {errors.one_line(e)}')
+  try:
+    stages.check_search(search, config)
+  except stages.SearchError as e:
+    errors.fail(f'{spec.path}: get_search(): {e}')
+  if launch.launcher == cli_flags.INLINE and jax.process_count() > 1:
+    errors.fail('--search plans each stage from the results of the one before, in one '
+                'process; for runs over several hosts give --launcher=slurm')
+  for index, stage in enumerate(search.stages):
+    _check_stage_size(f'stage {index + 1} ({stage.name!r})', stages.max_draws(stage),
+                      stage.seeds_per_trial)
+  if search.confirm_seeds > cli_flags.MAX_SEEDS:
+    errors.fail(f'{spec.path}: confirm_seeds={search.confirm_seeds} is more than the '
+                f'{cli_flags.MAX_SEEDS:,} seeds a study may have; lower it')
+  last = stages.first_confirm_seed(search, config.seed) + search.confirm_seeds - 1
+  if last > validation.MAX_SEED:
+    errors.fail(f'{spec.path}: the search runs seeds up to {last} from seed={config.seed}, '
+                f'past the largest seed {validation.MAX_SEED}; lower config.seed')
+  return search
+
+
+def _check_stage_size(where: str, max_draws: int, seeds_per_trial: int) -> None:
+  if max_draws > cli_flags.MAX_TRIALS:
+    errors.fail(f'{where} may draw {max_draws:,} trials, more than the '
+                f'{cli_flags.MAX_TRIALS:,} a search may have; lower its max_draws or num_trials')
+  if max_draws * seeds_per_trial > cli_flags.MAX_PLANNED_RUNS:
+    errors.fail(f'{where} may run {max_draws:,} trials of {seeds_per_trial} seeds, more '
+                f'than the {cli_flags.MAX_PLANNED_RUNS:,} runs one plan may hold; lower its '
+                'max_draws or seeds_per_trial')
+
+
 def _bench_job() -> Job:
   modes = tuple(FLAGS.modes)
   unknown = [m for m in modes if m not in throughput.MODES]
@@ -214,6 +275,8 @@ def _bench_job() -> Job:
 def _training_kind() -> cli_flags.JobKind:
   if FLAGS.compare:
     return cli_flags.JobKind.COMPARISON
+  if FLAGS.search:
+    return cli_flags.JobKind.STAGED_SEARCH
   if FLAGS.num_trials:
     return cli_flags.JobKind.SEARCH
   return cli_flags.JobKind.STUDY if FLAGS['num_seeds'].present else cli_flags.JobKind.RUN
@@ -254,6 +317,7 @@ def _check_plan_size(configs: dict[str, ml_collections.ConfigDict]) -> None:
 def _training_job() -> Job:
   if FLAGS.compare and FLAGS.num_trials:
     errors.fail('--compare and --num_trials do not combine; search one config at a time')
+  _check_search_flags()
   _check_counts()
   spec = cli_flags.config_spec()
   overrides = cli_flags.command_line_overrides()
@@ -268,7 +332,8 @@ def _training_job() -> Job:
     configs, name = {spec.name: FLAGS.config}, spec.name
     _validate(FLAGS.config, devices)
     space = _search_space(spec, FLAGS.config) if FLAGS.num_trials else ()
-  if kind != cli_flags.JobKind.RUN:
+  staged = _staged_search(spec, FLAGS.config, launch) if FLAGS.search else None
+  if kind not in (cli_flags.JobKind.RUN, cli_flags.JobKind.STAGED_SEARCH):
     _check_plan_size(configs)
   workdir = os.path.abspath(FLAGS.workdir or workdir_lib.default_workdir(name))
   workdir_lib.check_location(workdir)
@@ -277,7 +342,8 @@ def _training_job() -> Job:
     workdir_lib.check_single_run(workdir, FLAGS.config.to_json())
     claim = _hold_workdir(workdir, created)
   return Job(kind, name, configs, workdir, FLAGS.num_seeds, FLAGS.num_trials, space,
-             overrides, compilation_cache_dir=FLAGS.compilation_cache_dir, launch=launch,
+             search=staged, overrides=overrides,
+             compilation_cache_dir=FLAGS.compilation_cache_dir, launch=launch,
              claim=claim, created_workdir=created)
 
 
@@ -305,10 +371,19 @@ def _study_dir_job(kind: cli_flags.JobKind) -> Job:
   if not os.path.isdir(workdir):
     errors.fail(f'--workdir={workdir} does not exist; give the directory of a study, '
                 'comparison or search started with python main.py')
-  try:  # The whole plan, checked before any log file is set up in the directory.
-    plan_lib.read_plan(workdir)
-  except plan_lib.StudyDirError as e:
-    errors.fail(str(e))
+  from train.experiments import stages  # pylint: disable=g-import-not-at-top
+  if stages.is_staged_dir(workdir):
+    if kind == cli_flags.JobKind.WORKER:
+      planned = sorted(d for d in os.listdir(workdir) if d.startswith('stage_'))
+      example = os.path.join(workdir, planned[-1] if planned else 'stage_1_<name>')
+      errors.fail(f'--workdir={workdir} holds a staged search, whose stages its own command '
+                  f'plans one after another; start workers on a stage (--workdir={example}), '
+                  'or re-run the search\'s command')
+  else:
+    try:  # The whole plan, checked before any log file is set up in the directory.
+      plan_lib.read_plan(workdir)
+    except plan_lib.StudyDirError as e:
+      errors.fail(str(e))
   if not os.access(workdir, os.W_OK | os.X_OK):  # Also a read-only mount (EROFS).
     errors.fail(f'--workdir={workdir} is not writable, and main.py {kind} writes its files '
                 'there; make it writable, or copy the study to a directory you can write to')

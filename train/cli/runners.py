@@ -1,6 +1,7 @@
 """The function that runs each kind of job (`RUNNERS`), once train/cli/jobs.py
 has built it: a run, a study, comparison or search (inline, or through
-launchers.py's workers), a worker, a report, a benchmark, a performance profile.
+launchers.py's workers), a staged search (each of its plans so), a worker, a
+report, a benchmark, a performance profile.
 
 The run's loop, the studies and the workers import TensorFlow (the input
 pipeline), tfds and clu: they are imported inside the runners that need them,
@@ -57,14 +58,14 @@ def plot_trust_ratios(run_dir: str, name: str) -> str | None:
   draws it for each run of a study.
   """
   with logs.native_stderr_to_log():  # record imports clu, the figure matplotlib.
-    from train.experiments.reports import plots  # pylint: disable=g-import-not-at-top
+    from train.experiments.reports import optimizer_plots  # pylint: disable=g-import-not-at-top
     from train.run import record  # pylint: disable=g-import-not-at-top
   path = os.path.join(run_dir, record.TRUST_RATIOS_FILE)
   if not os.path.exists(path):
     return None
   logged = record.read_trust_ratios(path)
   figure = os.path.join(run_dir, 'trust_ratios.png')
-  plots.trust_ratios(figure, name, logged['steps'], logged['trust_ratios'])
+  optimizer_plots.trust_ratios(figure, name, logged['steps'], logged['trust_ratios'])
   return figure
 
 
@@ -140,45 +141,46 @@ def _start_workers(job: jobs.Job, plan: plan_lib.Plan
   capped = (f' (of --num_workers={split}: one per run left to do)'
             if num_workers < split else '')
   if job.launch.launcher == cli_flags.LOCAL:
-    processes = launchers.start_local(job.workdir, split, job.compilation_cache_dir,
+    processes = launchers.start_local(plan.directory, split, job.compilation_cache_dir,
                                       gpus, detach=not job.launch.wait, count=num_workers)
     pids = ', '.join(str(p.pid) for p in processes)
     return (f'{num_workers} local workers (pids {pids}){capped}',
             lambda: any(p.poll() is None for p in processes),
-            lambda: launchers.stop_local_workers(processes, job.workdir))
-  slurm_jobs = launchers.submit_slurm(job.workdir, job.launch.slurm, num_workers,
+            lambda: launchers.stop_local_workers(processes, plan.directory))
+  slurm_jobs = launchers.submit_slurm(plan.directory, job.launch.slurm, num_workers,
                                       job.compilation_cache_dir)
   ids = [j.job_id for j in slurm_jobs]
   started = (f'a Slurm job array of {num_workers} workers (job {ids[0].partition("_")[0]})'
              f'{capped}')
   return (started, lambda: launchers.slurm_jobs_queued(ids),
-          lambda: launchers.slurm_workers_go_on(started, job.workdir))
+          lambda: launchers.slurm_workers_go_on(started, plan.directory))
 
 
 def _launch(job: jobs.Job, plan: plan_lib.Plan) -> list[dict] | None:
-  """Starts the workers; unless --nowait, waits for them and writes the report.
+  """Starts the workers on `plan` (in its directory: a staged search's stage, or
+  the job's workdir); unless --nowait, waits for them and writes the report.
   Returns the studies, or None when the command does not wait."""
   started, alive, when_stopped = _start_workers(job, plan)
-  print(f'started {started}; their logs are in {os.path.join(job.workdir, "workers")}',
+  print(f'started {started}; their logs are in {os.path.join(plan.directory, "workers")}',
         file=sys.stderr)
   if not job.launch.wait:
-    print(f'not waiting (--nowait): python main.py report --workdir={job.workdir} says where '
-          'the runs stand; the last worker writes the report', file=sys.stderr)
+    print(f'not waiting (--nowait): python main.py report --workdir={plan.directory} says '
+          'where the runs stand; the last worker writes the report', file=sys.stderr)
     return None
   with console.Progress(len(plan.runs), enabled=True) as progress:
     counts = launchers.wait_for_workers(
         lambda: states.count_states(plan), alive, progress,
         when_stopped=when_stopped)
-  studies = _study_module().write_report(job.workdir)
-  _check_finished(job, counts)
+  studies = _study_module().write_report(plan.directory)
+  _check_finished(plan.directory, counts)
   return studies
 
 
-def _check_finished(job: jobs.Job, counts: dict[states.RunState, int]) -> None:
+def _check_finished(directory: str, counts: dict[states.RunState, int]) -> None:
   """Says what is left when the workers ended before the plan did."""
   failed = counts[states.RunState.FAILED]
   if failed or not _plan_over(counts):
-    print(f'{launchers.describe_counts(counts)}: see {os.path.join(job.workdir, "report.md")}'
+    print(f'{launchers.describe_counts(counts)}: see {os.path.join(directory, "report.md")}'
           f' ("Runs not finished"); re-run the same command to run '
           f'{"the failed and the left runs" if failed else "the left runs"}',
           file=sys.stderr)
@@ -212,8 +214,61 @@ def run_worker(job: jobs.Job) -> None:
     sys.exit(1)
 
 
+def _staged_module() -> types.ModuleType:
+  with logs.native_stderr_to_log():
+    from train.experiments import staged  # pylint: disable=g-import-not-at-top
+  return staged
+
+
+def _stage_work(job: jobs.Job) -> Callable[[plan_lib.Plan], bool]:
+  """How a staged search runs each stage's plan: in this process, or through the
+  launcher's workers; whether every run of the plan is then done."""
+  def work(plan: plan_lib.Plan) -> bool:
+    if job.launch.launcher == cli_flags.INLINE:
+      _study_module().work_inline(plan)
+    elif _launch(job, plan) is None:  # --nowait: the workers go on without this command.
+      return False
+    counts = states.count_states(plan)
+    return counts[states.RunState.DONE] == len(plan.runs)
+  return work
+
+
+def run_staged_search(job: jobs.Job) -> None:
+  """--search: the config file's stages in order, then the chosen point's confirmation."""
+  summary = _staged_module().run_staged(job.config, job.name, job.search, job.workdir,
+                                        _stage_work(job),
+                                        num_devices=jobs.run_devices(job.launch).count)
+  _print_staged(job.workdir, summary)
+
+
+def _print_staged(directory: str, summary: dict) -> None:
+  """The chosen point and its confirmation, or what is left to run."""
+  from train.experiments.reports import markdown  # pylint: disable=g-import-not-at-top
+  from train.experiments.reports import staged  # pylint: disable=g-import-not-at-top
+  chosen, confirmation = summary['chosen'], summary['confirmation']
+  if chosen is not None:
+    print(f"chosen: stage {chosen['stage']} trial_{chosen['trial']} {chosen['params']}, "
+          f"{staged.metric_words(summary['metric'])} "
+          f"{staged.metric_text(summary['metric'], chosen['metric'])}")
+  if confirmation is not None and confirmation['summary'] is not None:
+    result = confirmation['summary']
+    print(f"confirmed over {result['num_runs']} seeds: median final accuracy "
+          f"{markdown.percent(result['median_final_accuracy'])} (quartiles "
+          f"{markdown.percent_range(result['final_accuracy_quartiles'])}), reached the target "
+          f"{markdown.reached(result)}")
+  if not summary['complete']:
+    print(f'the staged search is not finished: re-run the same command to go on (after its '
+          f'workers end, with --nowait); {os.path.join(directory, "report.md")} says where '
+          'it stands', file=sys.stderr)
+  print(f'report: {os.path.join(directory, "report.md")}')
+
+
 def run_report(job: jobs.Job) -> None:
   """`main.py report`: the study's JSON summaries and report.md from what finished."""
+  staged = _staged_module()
+  if staged.stages.is_staged_dir(job.workdir):
+    _print_staged(job.workdir, staged.write_report(job.workdir))
+    return
   plan = plan_lib.read_plan(job.workdir)
   counts = states.count_states(plan)
   studies = _study_module().write_report(job.workdir)
@@ -248,6 +303,7 @@ RUNNERS: dict[cli_flags.JobKind, Callable[[jobs.Job], None]] = {
     cli_flags.JobKind.STUDY: run_studies,
     cli_flags.JobKind.COMPARISON: run_studies,
     cli_flags.JobKind.SEARCH: run_studies,
+    cli_flags.JobKind.STAGED_SEARCH: run_staged_search,
     cli_flags.JobKind.BENCH: run_bench,
     cli_flags.JobKind.WORKER: run_worker,
     cli_flags.JobKind.REPORT: run_report,

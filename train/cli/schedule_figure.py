@@ -21,7 +21,7 @@ import numpy as np
 
 from train.cli import config_files
 from train.common import errors
-from train.experiments.reports import plots
+from train.experiments.reports import optimizer_plots
 from train.run import budget
 
 
@@ -34,7 +34,7 @@ def schedule_curve(config: ml_collections.ConfigDict) -> tuple[np.ndarray, np.nd
   return steps, np.asarray(rates, dtype=float)
 
 
-def config_curves(specs: list[str]) -> list[plots.Curve]:
+def config_curves(specs: list[str]) -> list[optimizer_plots.Curve]:
   """(name, steps, rates) of each `FILE.py[:VARIANT]`; ValueError naming the one that fails."""
   curves = []
   for text in specs:
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
   except ValueError as e:
     errors.fail(str(e))
   os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-  plots.schedules(args.out, curves)
+  optimizer_plots.schedules(args.out, curves)
   print(args.out)
   return 0
 

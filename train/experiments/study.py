@@ -201,11 +201,23 @@ def plan_search(config: ml_collections.ConfigDict, name: str,
   """`num_trials` quasi-random trials of `space`, each a study of `num_seeds` seeds,
   each trial checked for `num_devices` devices (default: this process's)."""
   search.check_space(space, config)
+  return plan_trials(config, name, space, directory,
+                     search.draw_trials(space, num_trials, seed=config.seed), num_seeds,
+                     num_devices)
+
+
+def plan_trials(config: ml_collections.ConfigDict, name: str,
+                space: Sequence[search.Axis], directory: str,
+                params: Sequence[dict[str, Any]], num_seeds: int,
+                num_devices: int | None = None) -> plan_lib.Plan:
+  """A search of the trials `params` (points of `space`), each a study of
+  `num_seeds` seeds: `plan_search`'s quasi-random draws, or a staged search's
+  stage (train/experiments/staged.py)."""
   axes = [dataclasses.asdict(a) | {'type': type(a).__name__} for a in space]
   spec = json.loads(json.dumps({'kind': plan_lib.PlanKind.SEARCH,
                                 'configs': {name: plan_lib.config_values(config)},
                                 'search_space': axes}))
-  params = search.draw_trials(space, num_trials, seed=config.seed)
+  params = list(params)
   entries = [plan_lib.Entry(f'trial_{k}', search.apply_params(config, p),
                             os.path.join(directory, f'trial_{k}'))
              for k, p in enumerate(params)]

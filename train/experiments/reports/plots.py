@@ -1,18 +1,16 @@
-"""Every figure of the reports, after the paper's: final accuracies as box plots
-with the points and a dashed target line (its Figure 4; boxes are quartiles,
-whiskers min and max), eval curves, learning-rate schedules against the step,
-one or several side by side (its Figure 1), Kaplan-Meier curves of the time to
-target, a search's median accuracy against each axis, and a run's layer-wise
-trust ratios over training (the LAMB paper's Figures 9-14).
+"""The figures of studies, comparisons and searches, after the Reality Check's:
+final accuracies as box plots with the points and a dashed target line (its
+Figure 4; boxes are quartiles, whiskers min and max), eval curves, a run's
+learning rate against the step, Kaplan-Meier curves of the time to target, a
+search's median accuracy against each axis, and a staged search's metric
+against each axis (its diverged trials marked). An optimizer's own figures
+(schedules side by side, trust ratios, performance profiles) are
+optimizer_plots.py's; the look they share is figure_style.py's.
 
 Each function writes one PNG at `path`, through a `Figure` rather than pyplot,
-whose global state would need a display and leak between figures. The paper's
-two figures also have a function that returns the `Figure` unsaved
-(`schedules_figure`, `comparison_figure`), so that a test can read back what
-they draw.
-
-Performance profiles (AlgoPerf's, train/experiments/profiles.py) are drawn by
-`performance_profile`, with `performance_profile_figure` its unsaved twin.
+whose global state would need a display and leak between figures.
+`comparison_figure` (Figure 4) also returns its `Figure` unsaved, so that a
+test can read back what it draws.
 """
 
 import math
@@ -26,36 +24,18 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from train.common import files
+from train.experiments.reports import figure_style
 from train.experiments.reports import markdown
 from train.experiments.reports import sections
 
 Study = sections.Study
 
-_DPI = 120
-_RC = {
-    'font.size': 11, 'axes.titlesize': 12, 'axes.labelsize': 11,
-    'xtick.labelsize': 10, 'ytick.labelsize': 10, 'legend.fontsize': 9,
-    'axes.grid': True, 'grid.alpha': 0.3,
-}
-# Above the curves (zorder 2), below the points of the box plots (zorder 3).
-_TARGET_STYLE = {'color': 'tab:red', 'linestyle': '--', 'linewidth': 1.5, 'zorder': 2.5}
 # With more seeds than this a per-seed legend no longer reads; one entry instead.
 _MAX_SEED_LEGEND = 10
 # The zoomed panel of the eval curves shows the evaluations after this fraction
 # of the run, where the accuracy approaches the target.
 ZOOM_FROM = 0.5
 
-
-
-def _save(fig: Figure, path: str) -> None:
-  with files.atomic_path(path, suffix='.tmp.png') as tmp:  # The suffix sets the format.
-    fig.savefig(tmp, dpi=_DPI)
-
-
-def _target_line(ax: Axes, target: float | None) -> None:
-  if markdown.finite(target):
-    ax.axhline(100 * target, label=f'target {100 * target:.2f}%', **_TARGET_STYLE)
 
 
 def _final_accuracies(runs: Sequence[dict]) -> list[float]:
@@ -97,11 +77,11 @@ def final_accuracy(path: str, name: str, runs: Sequence[dict],
                    target: float | None) -> None:
   """One study's final accuracies: a box plot with a point per seed (Figure 4)."""
   accuracies = _final_accuracies(runs)
-  with matplotlib.rc_context(_RC):
+  with matplotlib.rc_context(figure_style.RC):
     fig = Figure(figsize=(6.4, 5.2), layout='constrained')
     ax = fig.add_subplot()
     _box_plot(ax, [accuracies], [name], ['tab:blue'])
-    _target_line(ax, target)
+    figure_style.target_line(ax, target)
     missing = len(runs) - len(accuracies)
     note = f' ({missing} without an accuracy)' if missing else ''
     ax.set_title(f'{name}: final eval accuracy over {len(runs)} seeds{note}')
@@ -110,7 +90,7 @@ def final_accuracy(path: str, name: str, runs: Sequence[dict],
     ax.legend(handles=[Line2D([], [], marker='o', linestyle='', color='tab:blue',
                               label='one run (seed)'),
                        *ax.get_legend_handles_labels()[0]], loc='best')
-    _save(fig, path)
+    figure_style.save(fig, path)
 
 
 def _eval_points(run: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -137,7 +117,7 @@ def _zoom_limits(curves: Sequence[tuple[np.ndarray, np.ndarray]],
 
 
 def _style_curve_axes(ax: Axes, target: float | None, title: str) -> None:
-  _target_line(ax, target)
+  figure_style.target_line(ax, target)
   ax.set_title(title)
   ax.set_xlabel('training step')
   ax.set_ylabel('eval top-1 accuracy (%)')
@@ -155,7 +135,7 @@ def eval_curves(path: str, name: str, runs: Sequence[dict],
   on the end of training."""
   curves = [_eval_points(run) for run in runs]
   colors = _seed_colors(len(runs))
-  with matplotlib.rc_context(_RC):
+  with matplotlib.rc_context(figure_style.RC):
     fig = Figure(figsize=(12, 5), layout='constrained')
     full, zoom = fig.subplots(1, 2)
     few = len(runs) <= _MAX_SEED_LEGEND
@@ -175,13 +155,13 @@ def eval_curves(path: str, name: str, runs: Sequence[dict],
     if not few:
       handles.insert(0, Line2D([], [], color=colors[0], label=f'{len(runs)} seeds'))
     full.legend(handles=handles, loc='lower right', ncols=2 if len(handles) > 6 else 1)
-    _save(fig, path)
+    figure_style.save(fig, path)
 
 
 def learning_rate(path: str, name: str, steps: Sequence[int],
                   rates: Sequence[float]) -> None:
   """The learning-rate schedule against the step, its peak marked (Figure 1)."""
-  with matplotlib.rc_context(_RC):
+  with matplotlib.rc_context(figure_style.RC):
     fig = Figure(figsize=(7.5, 4.5), layout='constrained')
     ax = fig.add_subplot()
     ax.plot(steps, rates, linewidth=2, color='tab:blue', label=name)
@@ -193,48 +173,7 @@ def learning_rate(path: str, name: str, steps: Sequence[int],
     ax.set_ylabel('learning rate')
     ax.set_ylim(bottom=0)
     ax.legend(loc='best')
-    _save(fig, path)
-
-
-Curve = tuple[str, Sequence[float], Sequence[float]]  # (name, steps, learning rates).
-
-
-def schedules_figure(curves: Sequence[Curve]) -> Figure:
-  """Several learning-rate schedules against the step (the Reality Check's Figure 1).
-
-  Left, each schedule's own rates; right, each divided by its peak, where only
-  the shapes differ (the paper's LARS and Nesterov B differ, rescaling aside,
-  only in the warmup's power).
-  """
-  colors = _config_colors(len(curves))
-  with matplotlib.rc_context(_RC):
-    fig = Figure(figsize=(12, 4.8), layout='constrained')
-    rates_ax, shape_ax = fig.subplots(1, 2)
-    for (name, steps, rates), color in zip(curves, colors):
-      rates = np.asarray(rates, dtype=float)
-      peak = int(np.argmax(rates))
-      rates_ax.plot(steps, rates, linewidth=2, color=color,
-                    label=f'{name}: peak {rates[peak]:.4g} at step {int(steps[peak]):,}')
-      shape_ax.plot(steps, rates / rates[peak], linewidth=2, color=color, label=name)
-    rates_ax.set_title('Learning rate')
-    rates_ax.set_ylabel('learning rate')
-    shape_ax.set_title('Learning rate / its peak: the shapes')
-    shape_ax.set_ylabel('fraction of the peak rate')
-    for ax in (rates_ax, shape_ax):
-      ax.set_xlabel('training step')
-      ax.set_ylim(bottom=0)
-      ax.legend(loc='upper right')
-  return fig
-
-
-def schedules(path: str, curves: Sequence[Curve]) -> None:
-  """Writes `schedules_figure(curves)` to `path`."""
-  with matplotlib.rc_context(_RC):
-    _save(schedules_figure(curves), path)
-
-
-def _config_colors(count: int) -> list:
-  return [matplotlib.colormaps['tab10'](i % 10) for i in range(count)]
+    figure_style.save(fig, path)
 
 
 def distinct_targets(studies: Sequence[Study]) -> list[float]:
@@ -257,14 +196,14 @@ def comparison_figure(studies: Sequence[Study]) -> Figure:
   """Every config's final accuracies side by side, a box plot each, with the target
   as a line (the Reality Check's Figure 4: each ablation over its seeds)."""
   names = [name for name, _, _ in studies]
-  with matplotlib.rc_context(_RC):
+  with matplotlib.rc_context(figure_style.RC):
     fig = Figure(figsize=(max(6.4, 1.7 * len(studies) + 3), 5.4), layout='constrained')
     ax = fig.add_subplot()
     _box_plot(ax, [_final_accuracies(runs) for _, _, runs in studies],
               [_box_label(name, runs) for name, _, runs in studies],
-              _config_colors(len(studies)))
+              figure_style.config_colors(len(studies)))
     for target in distinct_targets(studies):
-      _target_line(ax, target)
+      figure_style.target_line(ax, target)
     _rotate_long_labels(ax, names)
     runs_per_config = sorted({len(runs) for _, _, runs in studies})
     seeds = ' or '.join(str(n) for n in runs_per_config)
@@ -277,14 +216,14 @@ def comparison_figure(studies: Sequence[Study]) -> Figure:
 
 def comparison(path: str, studies: Sequence[Study]) -> None:
   """Writes `comparison_figure(studies)` to `path`."""
-  with matplotlib.rc_context(_RC):
-    _save(comparison_figure(studies), path)
+  with matplotlib.rc_context(figure_style.RC):
+    figure_style.save(comparison_figure(studies), path)
 
 
 def comparison_curves(path: str, studies: Sequence[Study]) -> None:
   """Every seed's eval curve, a colour per config, and the end of training zoomed."""
-  colors = _config_colors(len(studies))
-  with matplotlib.rc_context(_RC):
+  colors = figure_style.config_colors(len(studies))
+  with matplotlib.rc_context(figure_style.RC):
     fig = Figure(figsize=(12, 5), layout='constrained')
     full, zoom = fig.subplots(1, 2)
     handles = []
@@ -301,13 +240,13 @@ def comparison_curves(path: str, studies: Sequence[Study]) -> None:
                       (zoom, f'last {100 * (1 - ZOOM_FROM):.0f}% of training, near the target')):
       _style_curve_axes(ax, None, title)
       for target in targets:
-        _target_line(ax, target)
+        figure_style.target_line(ax, target)
     limits = _zoom_limits(all_curves, targets[0] if targets else None)
     if limits:
       zoom.set_xlim(*limits[0])
       zoom.set_ylim(*limits[1])
     full.legend(handles=handles + full.get_legend_handles_labels()[0], loc='lower right')
-    _save(fig, path)
+    figure_style.save(fig, path)
 
 
 def _axis_positions(values: Sequence[object]) -> tuple[np.ndarray, list[str] | None]:
@@ -339,7 +278,7 @@ def _search_axis(ax: Axes, axis: str, trials: Sequence[dict], best: dict | None,
     i = next(i for i, t in enumerate(trials) if t is best)
     ax.scatter([positions[i]], [medians[i]], s=180, marker='*', color='tab:orange',
                edgecolors='black', zorder=4, label=f"best (trial {best['trial']})")
-  _target_line(ax, target)
+  figure_style.target_line(ax, target)
   distinct = np.unique(positions[np.isfinite(positions)])
   if categories is not None:
     ax.set_xticks(range(len(categories)), categories)
@@ -363,7 +302,7 @@ def search_axes(path: str, axes: Sequence[str], ranked: Sequence[dict]) -> None:
   target = next((t for t in targets if markdown.finite(t)), None)
   columns = min(3, max(len(axes), 1))
   rows = math.ceil(max(len(axes), 1) / columns)
-  with matplotlib.rc_context(_RC):
+  with matplotlib.rc_context(figure_style.RC):
     fig = Figure(figsize=(4.6 * columns, 3.9 * rows + 0.5), layout='constrained')
     grid = fig.subplots(rows, columns, sharey=True, squeeze=False).ravel()
     for ax, axis in zip(grid, axes):
@@ -374,7 +313,7 @@ def search_axes(path: str, axes: Sequence[str], ranked: Sequence[dict]) -> None:
       fig.legend(handles=grid[0].get_legend_handles_labels()[0], loc='outside lower center',
                  ncols=3)
     fig.suptitle(f'Search: median final eval accuracy of {len(ranked)} trials against each axis')
-    _save(fig, path)
+    figure_style.save(fig, path)
 
 
 def _survival_curve(time_to_target: dict,
@@ -396,9 +335,9 @@ def _survival_curve(time_to_target: dict,
 
 def time_to_target(path: str, title: str, curves: Sequence[tuple[str, dict]]) -> None:
   """Kaplan-Meier curves: the fraction of runs that reached the target by each step."""
-  colors = _config_colors(len(curves))
+  colors = figure_style.config_colors(len(curves))
   end = 1.04 * max((max(ttt['steps'], default=0.0) for _, ttt in curves), default=0.0) or 1.0
-  with matplotlib.rc_context(_RC):
+  with matplotlib.rc_context(figure_style.RC):
     fig = Figure(figsize=(8, 5), layout='constrained')
     ax = fig.add_subplot()
     for (name, ttt), color in zip(curves, colors):
@@ -423,92 +362,62 @@ def time_to_target(path: str, title: str, curves: Sequence[tuple[str, dict]]) ->
                markeredgewidth=2, label='censored (missed the target)'),
         Patch(color='gray', alpha=0.25, label='95% band (log-log)')]
     ax.legend(handles=handles, loc='upper left')
-    _save(fig, path)
+    figure_style.save(fig, path)
 
 
-def _layer_ticks(ax: Axes, names: Sequence[str], axis: str) -> None:
-  """Layer names as tick labels, thinned to at most 40."""
-  every = max(1, math.ceil(len(names) / 40))
-  positions = np.arange(0, len(names), every)
-  labels = [names[i] for i in positions]
-  if axis == 'x':
-    ax.set_xticks(positions, labels, rotation=90, fontsize=6)
-  else:
-    ax.set_yticks(positions, labels, fontsize=6)
+def _scale_x(ax: Axes, positions: np.ndarray, categories: list[str] | None) -> None:
+  """Categories at 0, 1, ...; else every position in view (autoscaling skips the
+  points drawn in axes coordinates), on a log axis for positive values spanning
+  more than a decade."""
+  distinct = np.unique(positions[np.isfinite(positions)])
+  if categories is not None:
+    ax.set_xticks(range(len(categories)), categories)
+    ax.set_xlim(-0.5, len(categories) - 0.5)
+  elif len(distinct) and np.all(distinct > 0) and distinct.max() / distinct.min() > 10:
+    _log_scale(ax, distinct)
+    pad = (distinct.max() / distinct.min()) ** 0.05
+    ax.set_xlim(distinct.min() / pad, distinct.max() * pad)
+  elif len(distinct) > 1:
+    pad = 0.05 * (distinct.max() - distinct.min())
+    ax.set_xlim(distinct.min() - pad, distinct.max() + pad)
 
 
-def trust_ratios(path: str, name: str, steps: Sequence[int],
-                 ratios: dict[str, Sequence[float]]) -> None:
-  """Each layer's trust ratio at each logged step (a run's trust_ratios.json).
+def _count(n: int, what: str) -> str:
+  return f'{n} {what}' + ('' if n == 1 else 's')
 
-  Left, as the LAMB paper's Figures 9-14 (one iteration each): the ratio against
-  the layer, one line per logged step, early steps dark and late ones light.
-  Right: the same numbers as a map of layer against step, on a log colour scale.
-  Layers are in the file's order (natural name order).
+
+def staged_axis(path: str, axis: str, stages: Sequence[tuple[str, Sequence[dict]]],
+                metric_label: str, chosen: dict | None) -> None:
+  """One searched axis of a staged search: each finished trial's metric against
+  its value on `axis`, a colour per stage; trials with a diverged seed as red
+  crosses along the bottom (they have no metric to place); the chosen trial starred.
+
+  `stages`: (stage name, points) with each point {'value', 'metric' (already in
+  the plotted unit, None when missing), 'diverged'}; `chosen`: one such point.
   """
-  names = list(ratios)
-  values = np.array([ratios[n] for n in names], dtype=float)  # Layers x steps.
-  positive = bool(np.all(values > 0))
-  with matplotlib.rc_context(_RC):
-    fig = Figure(figsize=(14, max(5.0, 0.09 * len(names) + 2.5)), layout='constrained')
-    lines, grid = fig.subplots(1, 2, width_ratios=(3, 2))
-    colors = matplotlib.colormaps['viridis'](np.linspace(0, 0.9, len(steps)))
-    for j, (step, color) in enumerate(zip(steps, colors)):
-      lines.plot(np.arange(len(names)), values[:, j], marker='.', markersize=3,
-                 linewidth=1, color=color, label=f'step {step:,}')
-    if positive:
-      lines.set_yscale('log')
-    lines.set_xlabel('layer')
-    lines.set_ylabel('trust ratio')
-    lines.set_title(f'{name}: trust ratio of each layer')
-    _layer_ticks(lines, names, 'x')
-    if len(steps) <= 12:
-      lines.legend(loc='best')
-    shown = np.log10(values) if positive else values
-    image = grid.imshow(shown, aspect='auto', interpolation='nearest', cmap='viridis')
-    fig.colorbar(image, ax=grid, label='log10 trust ratio' if positive else 'trust ratio')
-    grid.set_xticks(np.arange(len(steps)), [f'{s:,}' for s in steps], rotation=90)
-    grid.set_xlabel('step')
-    _layer_ticks(grid, names, 'y')
-    grid.set_title('over training')
-    grid.grid(False)
-    _save(fig, path)
-
-
-# Profiles that coincide stay apart by their line style (and colour).
-_PROFILE_LINESTYLES = ('-', '--', '-.', ':')
-
-
-def performance_profile_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
-                               r_max: float, title: str) -> Figure:
-  """Performance profiles (AlgoPerf, after Dolan and Moré): for each optimizer,
-  the fraction of workloads rho on which its time to target is within tau times
-  the fastest, a step function of tau from 1 to `r_max`.
-
-  Args:
-    curves: (label, tau, rho) of each optimizer: the steps of its profile,
-      rho holding from each tau to the next.
-    r_max: the right end of the axis, AlgoPerf's cut-off.
-    title: the figure's title.
-  """
-  colors = _config_colors(len(curves))
-  with matplotlib.rc_context(_RC):
-    fig = Figure(figsize=(8, 5), layout='constrained')
-    ax = fig.add_subplot()
-    for k, ((label, taus, levels), color) in enumerate(zip(curves, colors)):
-      ax.step(taus, levels, where='post', color=color, linewidth=2.2, alpha=0.9,
-              linestyle=_PROFILE_LINESTYLES[k % len(_PROFILE_LINESTYLES)], label=label)
-    ax.set_xlim(1.0, r_max)
-    ax.set_ylim(-0.02, 1.02)
-    ax.xaxis.set_major_formatter(ticker.FormatStrFormatter('%g×'))
-    ax.set_xlabel('tau: time to target over the fastest optimizer\'s on the workload')
-    ax.set_ylabel('rho(tau): fraction of workloads within tau')
-    ax.set_title(title)
-    ax.legend(loc='lower right', title='optimizer: AlgoPerf score')
-  return fig
-
-
-def performance_profile(path: str, curves: Sequence[tuple[str, np.ndarray, np.ndarray]],
-                        r_max: float, title: str) -> None:
-  """Writes `performance_profile_figure` as a PNG."""
-  _save(performance_profile_figure(curves, r_max, title), path)
+  every = [p for _, points in stages for p in points] + ([chosen] if chosen else [])
+  positions, categories = _axis_positions([p['value'] for p in every])
+  place = dict(zip(map(id, every), positions))
+  colors = figure_style.config_colors(len(stages))
+  with matplotlib.rc_context(figure_style.RC):
+    fig = Figure(figsize=(6.4, 4.4), layout='constrained')
+    ax = fig.subplots()
+    for (name, points), color in zip(stages, colors):
+      kept = [p for p in points if not p['diverged'] and markdown.finite(p['metric'])]
+      ax.scatter([place[id(p)] for p in kept], [p['metric'] for p in kept], s=30,
+                 color=color, alpha=0.8, label=f"{name} ({_count(len(kept), 'trial')})")
+    diverged = [p for _, points in stages for p in points if p['diverged']]
+    if diverged:
+      # x in data, y in axes coordinates: along the bottom, whatever the metric's range.
+      ax.scatter([place[id(p)] for p in diverged], [0.03] * len(diverged), s=40, marker='x',
+                 color='tab:red', transform=ax.get_xaxis_transform(), clip_on=False,
+                 label=f"diverged ({_count(len(diverged), 'trial')})")
+    if chosen is not None and markdown.finite(chosen['metric']):
+      ax.scatter([place[id(chosen)]], [chosen['metric']], s=180, marker='*',
+                 color='tab:orange', edgecolors='black', zorder=4, label='chosen')
+    _scale_x(ax, positions, categories)
+    ax.set_xlabel(axis)
+    ax.set_ylabel(metric_label)
+    ax.set_title(f'{axis}: {metric_label} of each trial')
+    fig.legend(handles=ax.get_legend_handles_labels()[0], loc='outside lower center', ncols=2)
+    figure_style.save(fig, path)

@@ -18,7 +18,7 @@ from train.common import files
 from train.experiments import profile_studies
 from train.experiments import profiles
 from train.experiments.reports import markdown
-from train.experiments.reports import plots
+from train.experiments.reports import optimizer_plots
 
 PROFILE_JSON = 'profile.json'
 PROFILE_PNG = 'performance_profile.png'
@@ -172,7 +172,7 @@ def write_profile_report(out_dir: str, studies: profile_studies.ProfileStudies,
   files.write_json(os.path.join(out_dir, PROFILE_JSON), profile_json(studies, profile))
   title = (f'Performance profiles: {len(profile.optimizers)} optimizers, '
            f'{len(profile.workloads)} workloads ({studies.unit} to target)')
-  plots.performance_profile(os.path.join(out_dir, PROFILE_PNG), curves(profile),
+  optimizer_plots.performance_profile(os.path.join(out_dir, PROFILE_PNG), curves(profile),
                             profiles.R_MAX, title)
   best = ranked(profile)[0]
   text = '\n\n'.join([

@@ -15,7 +15,9 @@ from train.experiments.reports import plots
 from train.experiments.reports import sections
 
 
-def _results_tables(summary: dict) -> str:
+def results_tables(summary: dict) -> str:
+  """The counts and the medians with their intervals (a staged search's
+  confirmation shows them too)."""
   target = summary.get('target_accuracy')
   counts = markdown.markdown_table(['Result', 'Value'], [
       [f'Runs that reached the target ({markdown.percent(target)})', markdown.reached(summary)],
@@ -198,7 +200,7 @@ def write_study_report(out_dir: str, name: str, summary: dict, runs: list[dict],
       f'{markdown.percent(target)}.',
       *sections.unfinished_section(unfinished),
       '## Configuration', config_table,
-      '## Results', _results_tables(summary),
+      '## Results', results_tables(summary),
       '## Time to target', _time_to_target_section(summary),
       '![Fraction of runs that reached the target against step, Kaplan-Meier, with its '
       '95% band](time_to_target.png)',
