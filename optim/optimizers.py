@@ -114,18 +114,25 @@ def _adam(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
 
 def _adamw(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
            reg: Regularization, record: bool) -> optax.GradientTransformation:
-  """w -= lr * (m_hat / (sqrt(v_hat) + eps) + wd*w)."""
+  """w -= lr * (m_hat / (sqrt(v_hat) + eps) + wd*w), with g + l2*w as the gradient.
+
+  L2 (0 unless set) goes into the gradient before the moments, as adam's does;
+  the LAMB paper's Appendix H.1 tunes AdamW with both ("default L2
+  regularization" 0.01 beside the weight decay, its Tables 13-16 and 21-22).
+  """
   del record  # No trust ratio.
+  l2 = [optax.add_decayed_weights(reg.l2)] if reg.l2 else []
   # optax's convention: the decay is multiplied by the scheduled learning rate,
   # not by its ratio to the peak (Loshchilov & Hutter's eta_t schedule factor),
   # so `weight_decay` here is per unit of learning rate.
   if not opt.bias_correction:
     return optax.chain(
+        *l2,
         adam.scale_by_uncorrected_adam(b1=opt.b1, b2=opt.b2, eps=opt.eps),
         optax.add_decayed_weights(reg.weight_decay),
         optax.scale_by_learning_rate(lr))
-  return optax.adamw(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps,
-                     weight_decay=reg.weight_decay)
+  return optax.chain(*l2, optax.adamw(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps,
+                                      weight_decay=reg.weight_decay))
 
 
 def _adagrad(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
@@ -182,15 +189,23 @@ def _get_builder(name: str, key: str) -> OptimizerBuilder:
   return _OPTIMIZERS[name]
 
 
-# The optimizers whose regularisation is decoupled weight decay
-# (`optimizer.weight_decay`); every other one reads L2 (`optimizer.l2`).
-_DECOUPLED_WEIGHT_DECAY = frozenset({'adamw', 'lamb', 'n_lamb', 'nn_lamb'})
+# The regularisation keys each optimizer reads, the first its own (the one the
+# MLPerf log names): decoupled weight decay (`optimizer.weight_decay`) for adamw
+# and the LAMB family, adamw also L2 (`optimizer.l2`); every other one L2.
+_REGULARIZATION_KEYS = {'adamw': ('weight_decay', 'l2'), 'lamb': ('weight_decay',),
+                        'n_lamb': ('weight_decay',), 'nn_lamb': ('weight_decay',)}
+
+
+def regularization_keys(name: str) -> tuple[str, ...]:
+  """The config keys that optimizer `name` reads its regularisation from, its
+  own first."""
+  _get_builder(name, 'optimizer name')
+  return _REGULARIZATION_KEYS.get(name, ('l2',))
 
 
 def regularization_key(name: str) -> str:
-  """The config key that optimizer `name` reads its regularisation from."""
-  _get_builder(name, 'optimizer name')
-  return 'weight_decay' if name in _DECOUPLED_WEIGHT_DECAY else 'l2'
+  """The config key of optimizer `name`'s own regularisation."""
+  return regularization_keys(name)[0]
 
 
 def group_optimizer_names(opt: ml_collections.ConfigDict) -> dict[str, str]:

@@ -207,7 +207,7 @@ def _np_adam(w, g, s, t, lr, opt, l2, wd):
 
 
 def _np_adamw(w, g, s, t, lr, opt, l2, wd):
-  return w - lr * (_np_adam_direction(g, s, t, opt) + wd * w)
+  return w - lr * (_np_adam_direction(g + l2 * w, s, t, opt) + wd * w)
 
 
 def _np_lamb(w, g, s, t, lr, opt, l2, wd):
@@ -294,7 +294,7 @@ def _np_adam_uncorrected_or_not(w, g, s, t, lr, opt, l2, wd):
 
 
 def _np_adamw_uncorrected_or_not(w, g, s, t, lr, opt, l2, wd):
-  m, v, c1, c2 = _np_adam_moments(g, s, t, opt)
+  m, v, c1, c2 = _np_adam_moments(g + l2 * w, s, t, opt)
   return w - lr * ((m / c1) / (np.sqrt(v / c2) + opt.eps) + wd * w)
 
 
@@ -359,6 +359,8 @@ _DOZAT = dict(b1=0.975, b2=0.999, eps=1e-8)  # The LAMB paper's Appendix D.
     ('lars', 'same', {}),  # The L2 ratio of the existing tests, by the new reference.
     ('adam', 'same', dict(bias_correction=False)),
     ('adamw', 'same', dict(bias_correction=False)),
+    ('adamw', 'same', {}),  # L2 and weight decay together (LAMB paper, Appendix H.1).
+    ('adamw', 'same', dict(l2=0.0)),
     ('lamb', 'same', {}),
     ('n_lamb', 'same', {}),
     ('n_lamb', 'momentum', _DOZAT),

@@ -166,10 +166,13 @@ def test_regularization_no_optimizer_reads_is_refused():
   config.optimizer.weight_decay = 0.01  # LARS and MLPerf momentum read l2.
   with pytest.raises(validation.ConfigError, match=r'optimizer.weight_decay=0.01.*read optimizer.l2'):
     validation.validate_config(config, num_devices=1, check_data=False)
-  config.optimizer.name, config.optimizer.bn_bias_name = 'lamb', 'adamw'
+  config.optimizer.name, config.optimizer.bn_bias_name = 'lamb', 'same'
   with pytest.raises(validation.ConfigError, match=r'optimizer.l2=0.0001.*read optimizer.weight_decay'):
     validation.validate_config(config, num_devices=1, check_data=False)
   config.optimizer.l2 = 0.0
+  validation.validate_config(config, num_devices=1, check_data=False)
+  # AdamW reads both (the LAMB paper's Appendix H.1 tunes it with L2 as well).
+  config.optimizer.name, config.optimizer.l2 = 'adamw', 1e-2
   validation.validate_config(config, num_devices=1, check_data=False)
 
 

@@ -251,7 +251,7 @@ def _min_image_size(stem: str) -> int:
 def _check_regularization(config: ml_collections.ConfigDict) -> None:
   """A non-zero L2 or weight decay that no chosen optimizer reads is a mistake."""
   names = sorted(set(optimizers.group_optimizer_names(config.optimizer).values()))
-  read = {optimizers.regularization_key(name) for name in names}
+  read = {key for name in names for key in optimizers.regularization_keys(name)}
   for key in ('l2', 'weight_decay'):
     if key not in read:
       require(config, f'optimizer.{key}', lambda v: v == 0,
