@@ -9,7 +9,7 @@ run per point, as in the paper; configs/lamb_paper/grids.py), 80 points:
   optimizer.weight_decay  1e-5 (Table 17), 1e-4 (18), 1e-3 (19), 1e-2 (20)
 
 The paper's first set (Tables 13 to 16) is the same grid with the pipeline's L2
-0.01 as well, which `adamw` here does not read; it is not a config.
+0.01 as well: grid_tables13_16_adamw_l2.py.
 
 Budget in steps: T = 7,038 per run.
 
