@@ -21,13 +21,18 @@ WITH_VARIANTS = ['table3', 'nesterov_lamb', 'lamb_ablations']
 # Each grid file and the printed tables it runs.
 GRIDS = {'grid_table9_adagrad': (9,), 'grid_table10_adagrad_goyal': (10,),
          'grid_table11_adam': (11,), 'grid_table12_adam_goyal': (12,),
-         'grid_tables17_20_adamw': (17, 18, 19, 20), 'grid_table23_adamw_goyal': (23,),
+         'grid_tables13_16_adamw_l2': (13, 14, 15, 16),
+         'grid_tables17_20_adamw': (17, 18, 19, 20),
+         'grid_tables21_22_adamw_goyal_l2': (21, 22), 'grid_table23_adamw_goyal': (23,),
          'grid_tables24_25_adamw_goyal': (24, 25)}
 # Table 3's rows: the variant of table3.py, Table 3's column, and the printed
-# tables whose best point the paper reports there.
+# tables whose best point the paper reports there (AdamW's: every tuning set).
 TABLE_3_ROWS = {'adagrad': ('adagrad', (9,)), 'adagrad_goyal': ('adagrad+', (10,)),
                 'adam': ('adam', (11,)), 'adam_goyal': ('adam+', (12,)),
-                'adamw': ('adamw', (17, 18, 19, 20)), 'adamw_goyal': ('adamw+', (21, 22))}
+                'adamw': ('adamw', (13, 14, 15, 16, 17, 18, 19, 20)),
+                'adamw_goyal': ('adamw+', (21, 22, 23, 24, 25))}
+# The AdamW tables' L2 column: the pipeline's L2, or none.
+PRINTED_L2 = {'default (0.01)': 0.01, 'disable': 0.0}
 
 
 def _module(name: str):
@@ -42,7 +47,7 @@ def _rows(tables: tuple[int, ...]) -> list[dict]:
       cells = line.split('\t')
       rows.append({'lr': float(cells[0]), 'accuracy': float(cells[-1]),
                    'weight_decay': float(cells[1]) if len(cells) == 4 else None,
-                   'l2': cells[2] if len(cells) == 4 else None})
+                   'l2': PRINTED_L2[cells[2]] if len(cells) == 4 else None})
   return rows
 
 
@@ -84,17 +89,11 @@ def test_table_3_rows_are_the_printed_best_points(variant):
   # Table 3 prints the best run of the row's tuning tables, to 4 places.
   assert round(best['accuracy'], 4) == printed.TABLE_3[column]
   config = table3.get_config(variant)
-  if variant == 'adamw_goyal':
-    # Its best point (Table 22) has L2 0.01 too, which adamw does not read: the
-    # row is the best point of the grid without L2 (Tables 24 and 25).
-    assert best['l2'] == 'default (0.01)'
-    best = _best((24, 25))
-    assert (best['lr'], best['weight_decay'], best['accuracy']) == (0.008, 1e-4, 0.7223918)
   assert config.lr.peak == best['lr']
   if best['weight_decay'] is not None:
-    assert best['l2'] == 'disable'
-    assert (config.optimizer.name, config.optimizer.l2) == ('adamw', 0.0)
-    assert config.optimizer.weight_decay == best['weight_decay']
+    assert config.optimizer.name == 'adamw'
+    assert (config.optimizer.weight_decay, config.optimizer.l2) == (best['weight_decay'],
+                                                                   best['l2'])
 
 
 def test_table_3_docstring_gives_every_printed_value():
@@ -154,17 +153,25 @@ def test_grids_are_the_printed_tables(name):
   assert (stage.mode, stage.seeds_per_trial) == ('grid', 1)
   rows = _rows(GRIDS[name])
   axes = {axis.key: axis.values for axis in stage.space}
-  # The rates in the printed order; every printed point in the grid, and no other.
-  assert axes['lr.peak'] == tuple(dict.fromkeys(row['lr'] for row in rows))
+  printed_axes = {'lr.peak': [row['lr'] for row in rows]}
+  if rows[0]['weight_decay'] is not None:
+    printed_axes['optimizer.weight_decay'] = [row['weight_decay'] for row in rows]
+  # Each axis's values in the printed order; every printed point in the grid, and
+  # no other.
+  assert axes == {key: tuple(dict.fromkeys(values)) for key, values in printed_axes.items()}
   points = set(itertools.product(*axes.values()))
-  printed_points = {(row['lr'],) if row['weight_decay'] is None
-                    else (row['lr'], row['weight_decay']) for row in rows}
-  assert points == printed_points and len(rows) == len(points)
+  assert points == set(zip(*printed_axes.values())) and len(rows) == len(points)
   config = module.get_config()
   search.check_space(stage.space, config)
+  trials = []
   for point in points:  # Every trial is a valid run.
     trial = search.apply_params(config, dict(zip(axes, point)))
     rules.validate_run_config(trial, num_devices=1, check_data=False)
+    trials.append(trial)
+  if rows[0]['l2'] is not None:  # AdamW's: each trial has its printed L2.
+    printed_l2 = {(row['lr'], row['weight_decay']): row['l2'] for row in rows}
+    assert {(trial.lr.peak, trial.optimizer.weight_decay): trial.optimizer.l2
+            for trial in trials} == printed_l2
 
 
 @pytest.mark.parametrize('name', sorted(GRIDS))
@@ -174,8 +181,8 @@ def test_grid_base_is_its_best_point(name):
   config = module.get_config()
   assert config.lr.peak == best['lr']
   if best['weight_decay'] is not None:
-    assert config.optimizer.weight_decay == best['weight_decay']
-    assert best['l2'] == 'disable' and config.optimizer.l2 == 0.0
+    assert (config.optimizer.weight_decay, config.optimizer.l2) == (best['weight_decay'],
+                                                                   best['l2'])
   assert f'{best["accuracy"]:.4f} top-1' in ' '.join(module.__doc__.split())
 
 

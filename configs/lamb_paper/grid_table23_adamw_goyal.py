@@ -3,7 +3,7 @@ batch 16K, 90 epochs (You et al., LAMB paper, Appendix H.1, Table 23).
 
 Part of the paper's fourth AdamW tuning set ("AdamW+ with disabled L2
 regularization"; the smaller weight decays are grid_tables24_25_adamw_goyal.py).
-Everything but the rate and the weight decay is
+Everything but the rate, the weight decay and L2 (0 here) is
 configs/lamb_paper/table3.py:adamw_goyal. The grid (`get_search`, one run per
 point, as in the paper; configs/lamb_paper/grids.py), 20 points:
   lr.peak                 10 rates from 0.0001 to 0.008
@@ -29,7 +29,9 @@ from configs.lamb_paper import table3
 
 def get_config() -> ml_collections.ConfigDict:
   config = table3.get_config('adamw_goyal')
-  config.optimizer.weight_decay = 1e-3  # Table 23's best point.
+  config.optimizer.l2 = 0.0
+  config.lr.peak = 0.008  # Table 23's best point.
+  config.optimizer.weight_decay = 1e-3
   return config
 
 

@@ -4,8 +4,8 @@ momentum (You et al., LAMB paper, Table 3).
 Each adaptive optimizer runs twice: plain, at a constant rate, and with Goyal et
 al.'s recipe ("+" in the paper; `_goyal` here): a linear warmup from 0 over 5
 epochs, then the rate times 0.1 at epochs 30, 60 and 80 (lr.schedule 'step').
-Each row's rate (and AdamW's weight decay) is the best point of the paper's own
-grid (Appendix H.1, Tables 9 to 25; the grids are configs/lamb_paper/grid_*.py).
+Each row's rate (and AdamW's weight decay and L2) is the best point of the
+paper's own grids (Appendix H.1, Tables 9 to 25; configs/lamb_paper/grid_*.py).
 LAMB is Table 5's untuned recipe at 16K (configs/lamb_resnet.py:batch_16k).
 The momentum row is Goyal et al.'s, whose number the paper copies from them.
 
@@ -18,10 +18,10 @@ Not given by the paper, and chosen here:
   the pipeline's "default", and Tables 9 to 12 do not say it was turned off.
 - b1 = 0.9, b2 = 0.999, eps = 1e-8 (TensorFlow's Adam defaults); AdaGrad's
   accumulator starts at 0.1 (TensorFlow's and optax's default).
-- adamw_goyal: Table 3's 0.7307 is Table 22's lr 0.002 and weight decay 1e-4
-  *with* the pipeline's L2 0.01 as well; `adamw` here reads decoupled weight
-  decay only (optim/optimizers.py), so this row is the best point of the
-  paper's grid without L2 (Table 24: lr 0.008, weight decay 1e-4 -> 0.7224).
+- AdamW+'s L2 0.01 (Table 22's, beside its weight decay) is added to the
+  gradient before Adam's moments, as adam's L2 is; the weight decay stays
+  decoupled. Until `adamw` read L2, adamw_goyal was the best point without L2
+  (Table 24: lr 0.008 -> 0.7224), now grid_tables24_25_adamw_goyal.py's config.
 - Momentum (Goyal et al., section 5.1): rate 0.1 per 256 images (6.4 at 16K),
   warmed up from 0.1 over 5 epochs; momentum 0.9 with the rate inside the
   velocity (their eq. 10; `mlperf_momentum`); L2 1e-4 on kernels only;
@@ -34,15 +34,14 @@ MLPerf's 78.25 steps per epoch (313 steps per 4-epoch block), so 90 epochs by
 that count would be 7,043 steps, as in configs/lamb_resnet.py:batch_16k.
 
 Variants (`--config=configs/lamb_paper/table3.py:VARIANT`), with Table 3's value:
-  (none)          LAMB                                  -> 0.7666
-  adagrad         AdaGrad, lr 0.4 (Table 9)             -> 0.5538
-  adagrad_goyal   AdaGrad+, lr 14 (Table 10)            -> 0.7201
-  adam            Adam, lr 0.001 (Table 11)             -> 0.6604
-  adam_goyal      Adam+, lr 0.002 (Table 12)            -> 0.7348
-  adamw           AdamW, lr 0.002, wd 1e-5 (Table 17)   -> 0.6727
-  adamw_goyal     AdamW+, lr 0.008, wd 1e-4 (Table 24)  -> 0.7307 with L2 (see above);
-                  0.7224 for this point (Table 24)
-  momentum_goyal  momentum with Goyal et al.'s recipe   -> 0.7520
+  (none)          LAMB                                          -> 0.7666
+  adagrad         AdaGrad, lr 0.4 (Table 9)                     -> 0.5538
+  adagrad_goyal   AdaGrad+, lr 14 (Table 10)                    -> 0.7201
+  adam            Adam, lr 0.001 (Table 11)                     -> 0.6604
+  adam_goyal      Adam+, lr 0.002 (Table 12)                    -> 0.7348
+  adamw           AdamW, lr 0.002, wd 1e-5 (Table 17)           -> 0.6727
+  adamw_goyal     AdamW+, lr 0.002, wd 1e-4, L2 0.01 (Table 22) -> 0.7307
+  momentum_goyal  momentum with Goyal et al.'s recipe           -> 0.7520
 
 Expected (You et al., Table 3): top-1 after the whole budget as listed above, one
 run each; the target is about 0.763 (Goyal et al.).
@@ -133,6 +132,6 @@ VARIANTS = {
     'adam': _row('adam', 0.001, goyal=False, l2=PIPELINE_L2),
     'adam_goyal': _row('adam', 0.002, goyal=True, l2=PIPELINE_L2),
     'adamw': _row('adamw', 0.002, goyal=False, weight_decay=1e-5),
-    'adamw_goyal': _row('adamw', 0.008, goyal=True, weight_decay=1e-4),
+    'adamw_goyal': _row('adamw', 0.002, goyal=True, l2=PIPELINE_L2, weight_decay=1e-4),
     'momentum_goyal': _momentum_goyal,
 }
