@@ -112,9 +112,21 @@ def write_json(path: str, value: Any) -> str:
 def create_exclusive(path: str, text: str, token: str) -> bool:
   """Creates `path` holding `text`, all at once, unless it exists; whether it did.
 
-  NFS-safe, as open(2) recommends for lock files: write a uniquely named file,
-  hard-link it to `path`, and trust its link count if `link` reports an error.
-  `token` (random) makes the name unique among this host's and pid's writers.
+  Safe on network filesystems: write a uniquely named file, hard-link it to
+  `path` (`link` fails if the name exists, on NFS and sshfs alike), then remove
+  the unique name. `token` (random) makes the name unique among this host's
+  and pid's writers, and must appear in `text`: when `link` reports an error,
+  the file at `path` says whether the link landed anyway (a retried NFS request
+  whose first reply was lost fails with EEXIST on our own link). open(2)'s
+  manual suggests the unique file's link count instead; sshfs reports 1 for
+  every file and an inode of its own for each name, so that check cannot work
+  there, and the token does everywhere.
+
+  Raises:
+    OSError: `link` failed and `path` cannot be read to tell whether it
+      landed (the filesystem went away), or it failed for another reason than
+      an existing name. The link may then have landed after all: `path` then
+      holds a record of this process that it does not know it made.
   """
   tmp = os.path.join(os.path.dirname(path),
                      f'.{os.path.basename(path)}.{socket.gethostname()}.{os.getpid()}.{token}')
@@ -131,14 +143,26 @@ def create_exclusive(path: str, text: str, token: str) -> bool:
       raise OSError(e.errno, e.strerror, path) from None
     try:
       os.link(tmp, path)
-    except FileExistsError:
-      # Another worker's record, or ours if a retried link lost its first reply.
-      return os.stat(tmp).st_nlink == 2
-    except OSError:
-      if os.stat(tmp).st_nlink == 2:
-        return True  # The link was made; only the reply was lost.
+    except OSError as e:
+      if _holds_token(path, token):
+        return True  # The link was made; only its reply was lost.
+      if isinstance(e, FileExistsError):
+        return False  # Another writer's file.
       raise
     return True
   finally:
     with contextlib.suppress(FileNotFoundError):
       os.remove(tmp)
+
+
+def _holds_token(path: str, token: str) -> bool:
+  """Whether the file `path` holds `token`: False if it does not exist.
+
+  Raises:
+    OSError: `path` exists (or may) but cannot be read.
+  """
+  try:
+    with open(path) as f:
+      return token in f.read()
+  except FileNotFoundError:
+    return False
