@@ -1,0 +1,206 @@
+"""Studies and claims across the nodes of a Slurm cluster of several nodes
+(scripts/slurm_cluster.sh start with SLURM_CLUSTER_NODES=3, as CI's .ci/run
+starts it): each node its own network, host name and sshfs client, the study
+directory on sshfs. A comparison spread over the nodes, a node lost in the
+middle of a seed, and the claim race of tests/test_claims.py run by processes
+on every node. Without such a cluster these tests skip (fail in CI).
+"""
+
+import glob
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import pytest
+
+from tests import slurm_support
+from tests.study_runs import COMPARE, HANG_GUARD_SECONDS, REPO
+from tests.study_runs import claim_dir, claim_records, computed, flags, main, results, wait
+from train.common import claims
+
+pytestmark = [pytest.mark.slurm, pytest.mark.slow]
+SLURM = ['--launcher=slurm', '--slurm_partition=debug', '--slurm_cpus_per_task=1',
+         '--slurm_time=30']
+RACERS = 8
+# A process that, once it reads a line, claims argv[1] and prints the generation
+# it won (or 'none'); it holds the claim until it reads a second line.
+RACER = """
+import sys
+from train.common import claims
+print('ready', flush=True)
+sys.stdin.readline()
+claim = claims.try_acquire(sys.argv[1])
+print('none' if claim is None else claim.holder.generation, flush=True)
+sys.stdin.readline()
+"""
+# A link whose reply is lost: the link is made, then an error is reported.
+# Prints what create_exclusive says, and the link count sshfs then shows.
+LOST_REPLY = """
+import os, sys
+from train.common import files
+real_link, counts = os.link, []
+def link(source, target):
+  real_link(source, target)
+  counts.append(os.stat(source).st_nlink)
+  raise OSError(5, 'Input/output error')
+os.link = link
+print(files.create_exclusive(sys.argv[1], '{"token": "mine"}', 'mine'), counts)
+os.link = real_link
+print(files.create_exclusive(sys.argv[1], '{"token": "other"}', 'other'))
+"""
+
+
+@pytest.fixture
+def nodes() -> slurm_support.Nodes:
+  return slurm_support.require_nodes(3)
+
+
+@pytest.fixture
+def shared_tmp(nodes, request):
+  """A fresh folder in the directory that every node mounts over sshfs."""
+  folder = tempfile.mkdtemp(prefix=f'{request.node.name[:40]}.', dir=nodes.shared_dir)
+  yield folder
+  shutil.rmtree(folder, ignore_errors=True)
+
+
+def _run(args: list[str], log: str) -> str:
+  process = main(args, log)
+  out = wait(process, log)
+  assert process.returncode == 0, out[-4000:]
+  return out
+
+
+def _race(nodes: slurm_support.Nodes, run_dir: str) -> list[str]:
+  """What RACERS processes, spread over the nodes and let go at once, print when
+  they claim `run_dir` (on sshfs: each node's own client)."""
+  racers = [slurm_support.on_node(nodes.names[k % len(nodes.names)],
+                                  [sys.executable, '-c', RACER, run_dir], text=True,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+            for k in range(RACERS)]
+  try:
+    assert [p.stdout.readline() for p in racers] == ['ready\n'] * RACERS
+    for p in racers:
+      p.stdin.write('go\n')
+      p.stdin.flush()
+    won = [p.stdout.readline().strip() for p in racers]
+    for p in racers:
+      p.stdin.close()
+    assert [p.wait(timeout=300) for p in racers] == [0] * RACERS  # A hang guard.
+    return won
+  finally:
+    for p in racers:
+      p.kill()
+      p.wait()
+      for pipe in (p.stdin, p.stdout):
+        pipe.close()
+
+
+def test_claims_race_over_sshfs_from_every_node(nodes, shared_tmp):
+  free, gone = os.path.join(shared_tmp, 'free'), os.path.join(shared_tmp, 'gone')
+  won = _race(nodes, free)
+  assert sorted(won) == ['0'] + ['none'] * (RACERS - 1)
+  assert sorted(os.listdir(os.path.join(free, 'claim'))) == ['0.json']
+  assert claims.status(free, ask_slurm=False).holder.host in nodes.names
+  # A holder on no node of this cluster, silent for 1000 s: exactly one takes over.
+  os.makedirs(os.path.join(gone, 'claim'))
+  with open(os.path.join(gone, 'claim', '0.json'), 'x') as f:
+    json.dump(dict(host='elsewhere', pid=4242, slurm_job_id=None, since=time.time() - 1000,
+                   token='0' * 32, start_time=None, pid_namespace=None, took_over=None), f)
+  won = _race(nodes, gone)
+  assert sorted(won) == ['1'] + ['none'] * (RACERS - 1)
+  assert sorted(os.listdir(os.path.join(gone, 'claim'))) == ['0.json', '1.json']
+
+
+def test_a_lost_link_reply_on_sshfs_is_told_by_the_token(nodes, shared_tmp):
+  """sshfs shows a link count of 1 even right after a link: the token decides."""
+  path = os.path.join(shared_tmp, '0.json')
+  done = slurm_support.on_node(nodes.names[0], [sys.executable, '-c', LOST_REPLY, path],
+                               text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+  out, err = done.communicate(timeout=300)
+  assert done.returncode == 0, err[-2000:]
+  assert out.splitlines() == ['True [1]', 'False']
+  assert open(path).read() == '{"token": "mine"}'
+  assert os.listdir(shared_tmp) == ['0.json']
+
+
+def test_a_comparison_over_three_nodes_on_sshfs_is_bit_for_bit_the_inline_one(
+    tiny_data_dir, inline_comparison, nodes, shared_tmp, tmp_path):
+  """2 configs x 3 seeds by 3 workers, one per node; the inline comparison has
+  seeds 0 and 1, and seed 2 runs inline here, beside the cluster's workers."""
+  workdir = os.path.join(shared_tmp, 'comparison')
+  seed_2 = main([COMPARE, '--num_seeds=1', '--config.seed=2', *flags(tiny_data_dir),
+                 f'--workdir={tmp_path / "seed_2"}'], str(tmp_path / 'seed_2.log'))
+  out = _run([COMPARE, '--num_seeds=3', *flags(tiny_data_dir), f'--workdir={workdir}', *SLURM,
+              '--num_workers=3'], str(tmp_path / 'slurm.log'))
+  assert 'started a Slurm job array of 3 workers' in out
+  assert 'runs 6/6 done, 0 running, 0 pending, 0 failed' in out
+  inline_out = wait(seed_2, str(tmp_path / 'seed_2.log'))
+  assert seed_2.returncode == 0, inline_out[-4000:]
+  inline = {**results(inline_comparison), **results(str(tmp_path / 'seed_2'))}
+  across = results(workdir)
+  assert sorted(across) == sorted(inline) and len(inline) == 6
+  for run, result in inline.items():
+    assert computed(across[run]) == computed(result), run
+  hosts = {claim_records(claim_dir(os.path.join(workdir, run)))[0]['host'] for run in across}
+  assert hosts == set(nodes.names)  # Spread over every node.
+
+
+def _finished_checkpoint(run_dir: str) -> bool:
+  folder = os.path.join(run_dir, 'checkpoints')
+  return os.path.isdir(folder) and any(name.isdigit() for name in os.listdir(folder))
+
+
+def test_a_node_lost_mid_seed_is_noticed_and_the_seed_resumes_on_another(
+    tiny_data_dir, inline_comparison, nodes, shared_tmp, tmp_path, node_faults):
+  """The node of a worker that has checkpointed its seed loses power: Slurm marks
+  it down and requeues the worker's array task; its new run, on another node,
+  takes the claim over (the old run's job was requeued) and resumes the seed."""
+  workdir = os.path.join(shared_tmp, 'study')
+  run_dir = os.path.join(workdir, 'seed_0')
+  out = _run(['--config=configs/embedded_lars.py', '--num_seeds=1', f'--workdir={workdir}',
+              *flags(tiny_data_dir), *SLURM, '--num_workers=1', '--nowait'],
+             str(tmp_path / 'submit.log'))
+  assert 'started a Slurm job array of 1 workers' in out
+  guard = time.monotonic() + HANG_GUARD_SECONDS
+  while not _finished_checkpoint(run_dir):
+    assert not os.path.exists(os.path.join(run_dir, 'result.json')), 'finished unharmed'
+    assert time.monotonic() < guard, 'no checkpoint was ever written'
+    time.sleep(0.05)
+  node = claims.status(claim_dir(run_dir), ask_slurm=False).holder.host
+  assert node in nodes.names
+  killed_at = time.time()
+  slurm_support.kill_node(node)
+  try:
+    while not os.path.exists(os.path.join(run_dir, 'result.json')):
+      assert time.monotonic() < guard, f'the seed never finished; see {workdir}/workers'
+      time.sleep(0.5)
+    down = slurm_support.node_state(node)
+  finally:
+    slurm_support.revive_node(node)
+  assert down.startswith('down'), down
+  with open(os.path.join(run_dir, 'result.json')) as f:
+    result = json.load(f)
+  assert result['resumed']
+  [inline] = [r for run, r in results(inline_comparison).items()
+              if run.endswith(os.path.join('lars', 'seed_0'))]
+  assert computed(result) == computed(inline)
+  first, second = claim_records(claim_dir(run_dir))
+  assert first['host'] == node and second['host'] in set(nodes.names) - {node}
+  assert first['slurm_job_id'] == second['slurm_job_id']
+  assert (first['slurm_restart_count'], second['slurm_restart_count']) == (0, 1)
+  rule = re.fullmatch(rf'slurm job {re.escape(first["slurm_job_id"])} was requeued since '
+                      r'\(run 1 of it now, run 0 held the claim\); taken over '
+                      r'(\d+\.\d) s after its last sign of life', second['took_over'])
+  assert rule, second['took_over']
+  took = second['since'] - killed_at
+  print(f'node {node} killed; claim taken over on {second["host"]} {took:.1f} s later, '
+        f'{rule.group(1)} s after the last heartbeat')
+  assert 0 < took < HANG_GUARD_SECONDS
+  logs = glob.glob(os.path.join(workdir, 'workers', 'slurm', first['slurm_job_id'].split('_')[0],
+                                '*_log.out'))
+  assert logs
