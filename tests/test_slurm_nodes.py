@@ -146,8 +146,10 @@ def test_a_comparison_over_three_nodes_on_sshfs_is_bit_for_bit_the_inline_one(
   assert sorted(across) == sorted(inline) and len(inline) == 6
   for run, result in inline.items():
     assert computed(across[run]) == computed(result), run
-  hosts = {claim_records(claim_dir(os.path.join(workdir, run)))[0]['host'] for run in across}
-  assert hosts == set(nodes.names)  # Spread over every node.
+  records = [claim_records(claim_dir(os.path.join(workdir, run))) for run in across]
+  assert all(len(held) == 1 for held in records)  # Each run claimed once.
+  assert all('_' in held[0]['slurm_job_id'] for held in records)  # By an array task.
+  assert {held[0]['host'] for held in records} == set(nodes.names)  # Spread over every node.
 
 
 def _finished_checkpoint(run_dir: str) -> bool:

@@ -1,6 +1,8 @@
-"""Studies through a real Slurm cluster (`--launcher=slurm`): a comparison, a seed
-over two Slurm tasks, and a worker preempted mid-seed. scripts/slurm_cluster.sh
-starts the one-node cluster; without one these tests skip (fail in CI)."""
+"""Studies through a real Slurm cluster (`--launcher=slurm`): a seed over two
+Slurm tasks, a worker preempted mid-seed, and an array that sbatch refuses.
+scripts/slurm_cluster.sh starts the cluster, of one node or several; without
+one these tests skip (fail in CI). A comparison through Slurm, spread over
+several nodes, is in tests/test_slurm_nodes.py."""
 
 import glob
 import json
@@ -12,9 +14,8 @@ import time
 import pytest
 
 from tests import slurm_support
-from tests.study_runs import COMPARISON_SEEDS, HANG_GUARD_SECONDS, REPO
-from tests.study_runs import accuracy_statistics, claim_dir, claim_records, comparison_args
-from tests.study_runs import computed, flags, main, results, wait
+from tests.study_runs import HANG_GUARD_SECONDS, REPO
+from tests.study_runs import claim_dir, claim_records, flags, main, results, wait
 from train.common import claims
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -32,28 +33,6 @@ def _run(args: list[str], log: str, env: dict[str, str] | None = None) -> str:
   out = wait(process, log)
   assert process.returncode == 0, out[-4000:]
   return out
-
-
-def test_a_comparison_through_slurm_reports_what_the_inline_one_does(
-    tiny_data_dir, inline_comparison, tmp_path):
-  inline_dir, slurm_dir = inline_comparison, str(tmp_path / 'slurm')
-  out = _run([*comparison_args(tiny_data_dir, slurm_dir), *SLURM, '--num_workers=2'],
-             str(tmp_path / 'slurm.log'))
-  assert 'started a Slurm job array of 2 workers' in out
-  assert 'runs 4/4 done, 0 running, 0 pending, 0 failed' in out
-  inline, slurm = results(inline_dir), results(slurm_dir)
-  assert sorted(slurm) == sorted(inline) and len(inline) == 2 * COMPARISON_SEEDS
-  for run, result in inline.items():
-    assert computed(slurm[run]) == computed(result), run
-  with open(os.path.join(inline_dir, 'comparison.json')) as f:
-    expected = json.load(f)
-  with open(os.path.join(slurm_dir, 'comparison.json')) as f:
-    got = json.load(f)
-  assert accuracy_statistics(got['pairwise']) == accuracy_statistics(expected['pairwise'])
-  # Each run was claimed by a Slurm array task (its job id in the claim).
-  for run in slurm:
-    [record] = claim_records(claim_dir(os.path.join(slurm_dir, run)))
-    assert record['slurm_job_id'] and '_' in record['slurm_job_id']
 
 
 def _evals(result: dict) -> list[tuple[int, float, float]]:
