@@ -472,6 +472,8 @@ start_sshd() {
   [ -s "$SSH_DIR/host_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$SSH_DIR/host_key"
   [ -s "$SSH_DIR/client_key" ] || ssh-keygen -q -t ed25519 -N '' -f "$SSH_DIR/client_key"
   cp "$SSH_DIR/client_key.pub" "$SSH_DIR/authorized_keys"
+  local old_config
+  old_config="$(cat "$SSH_DIR/sshd_config" 2>/dev/null || true)"
   cat >"$SSH_DIR/sshd_config" <<EOF
 # Written by scripts/slurm_cluster.sh: serves $SHARED_DIR to the nodes over SFTP.
 ListenAddress $HOST_ADDR:$SLURM_CLUSTER_SSH_PORT
@@ -485,9 +487,16 @@ UsePAM no
 X11Forwarding no
 AllowTcpForwarding no
 PrintMotd no
+# A lost node's connection ends after 15 s of silence, not TCP's hours.
+ClientAliveInterval 5
+ClientAliveCountMax 3
 Subsystem sftp internal-sftp
 EOF
-  alive "$SSHD_PID" sshd && return 0
+  if alive "$SSHD_PID" sshd; then
+    # A new config is read on SIGHUP; the nodes' connections go on.
+    [ "$old_config" = "$(cat "$SSH_DIR/sshd_config")" ] || kill -HUP "$(cat "$SSHD_PID")"
+    return 0
+  fi
   install -d -m 0755 /run/sshd  # Debian's sshd needs its privilege separation directory.
   /usr/sbin/sshd -f "$SSH_DIR/sshd_config" -E "$LOG_DIR/sshd.log"
 }
@@ -619,13 +628,17 @@ start_nodes() {
 
 # ---------------------------------------------------------------- nodes lost and back
 
+# A power loss: the node's link goes down first, so that no process of it says
+# goodbye (a killed process's sockets would otherwise send FIN or RST to its
+# peers, which a lost node never does), then every process dies at once.
 cmd_kill_node() {
   require_root
   local node="${1:?usage: $0 kill-node NODE}" count
   node_index "$node" >/dev/null
+  ip link set "$(node_veth "$node")" down
   count="$(kill_node_processes "$node")"
   rm -f "$(slurmd_pid_file "$node")"
-  log "killed node $node: $count processes SIGKILLed at once"
+  log "killed node $node: its link down, $count processes SIGKILLed at once"
 }
 
 cmd_revive_node() {
@@ -634,6 +647,7 @@ cmd_revive_node() {
   node_index "$node" >/dev/null
   [ -z "$(node_pids "$node")" ] || die "node $node is running; kill-node it first"
   since="$(date +%Y-%m-%dT%H:%M:%S)"
+  make_netns "$node"  # Its link up again.
   boot_node "$node"
   wait_for_nodes "$since" "$node"
   log "revived node $node"

@@ -202,3 +202,26 @@ def on_node(name: str, argv: list[str], **popen_args) -> subprocess.Popen:
   """Starts `argv` inside node `name` (its network, host name and sshfs mount)."""
   return subprocess.Popen(['bash', str(SCRIPT), 'on-node', name, *argv], cwd=REPO,
                           **popen_args)
+
+
+def node_commands(name: str) -> list[str]:
+  """The command lines of the processes that run on node `name` now."""
+  pids = subprocess.run(['ip', 'netns', 'pids', name], capture_output=True, text=True,
+                        timeout=60, check=False).stdout.split()
+  commands = []
+  for pid in pids:
+    try:
+      with open(f'/proc/{pid}/cmdline', 'rb') as f:
+        commands.append(f.read().replace(b'\0', b' ').decode(errors='replace').strip())
+    except OSError:
+      pass  # Ended since.
+  return commands
+
+
+def job_nodes(job_id: str) -> list[str]:
+  """The nodes of a running job, in Slurm's order (task 0's first)."""
+  listed = subprocess.run(['squeue', '-h', '-j', job_id, '-o', '%N'], capture_output=True,
+                          text=True, timeout=60, check=False).stdout.strip()
+  names = subprocess.run(['scontrol', 'show', 'hostnames', listed], capture_output=True,
+                         text=True, timeout=60, check=False).stdout.split()
+  return names

@@ -2,8 +2,12 @@
 (scripts/slurm_cluster.sh start with SLURM_CLUSTER_NODES=3, as CI's .ci/run
 starts it): each node its own network, host name and sshfs client, the study
 directory on sshfs. A comparison spread over the nodes, a node lost in the
-middle of a seed, and the claim race of tests/test_claims.py run by processes
-on every node. Without such a cluster these tests skip (fail in CI).
+middle of a seed, a node lost under a seed of 2 tasks on 2 nodes, and the claim
+race of tests/test_claims.py run by processes on every node. Without such a
+cluster these tests skip (fail in CI).
+
+A node loses power through `slurm_cluster.sh kill-node`: its link goes down,
+then every process of it is SIGKILLed at once; Slurm notices by itself.
 """
 
 import glob
@@ -68,8 +72,8 @@ def shared_tmp(nodes, request):
   shutil.rmtree(folder, ignore_errors=True)
 
 
-def _run(args: list[str], log: str) -> str:
-  process = main(args, log)
+def _run(args: list[str], log: str, env: dict[str, str] | None = None) -> str:
+  process = main(args, log, env)
   out = wait(process, log)
   assert process.returncode == 0, out[-4000:]
   return out
@@ -206,3 +210,81 @@ def test_a_node_lost_mid_seed_is_noticed_and_the_seed_resumes_on_another(
   logs = glob.glob(os.path.join(workdir, 'workers', 'slurm', first['slurm_job_id'].split('_')[0],
                                 '*_log.out'))
   assert logs
+
+
+def _evals(result: dict) -> list[tuple[int, float, float]]:
+  return [(e['step'], e['loss'], e['accuracy']) for e in result['evals']]
+
+
+# How long the surviving process of a seed over 2 nodes may outlive the other
+# node: Slurm marks a silent node down 24-30 s after it went (SlurmdTimeout=10),
+# then ends the job on its other nodes (SIGTERM, SIGKILL KillWait=5 s later).
+# JAX alone would wait 100 s (its coordination service's heartbeat timeout) or
+# more (a collective whose peer is gone waits for ever).
+SURVIVOR_BOUND_SECONDS = 60
+
+
+def test_a_node_lost_under_a_seed_over_two_nodes_ends_the_other_and_the_seed_resumes(
+    tiny_data_dir, nodes, shared_tmp, tmp_path, node_faults):
+  """One seed as 2 Slurm tasks on 2 nodes (2 JAX processes, the coordinator
+  reached over the bridge); once it has checkpointed, the node of task 1 loses
+  power. Task 0 ends within SURVIVOR_BOUND_SECONDS, the array task is requeued
+  onto the 2 nodes still up, and the seed resumes and ends within float32
+  round-off of the same seed run in one process with 2 devices."""
+  common = ['--config=configs/embedded_lars.py', '--num_seeds=1',  # Virtual BN per device.
+            *flags(tiny_data_dir, model__virtual_batch_size=32, num_train_steps=16,
+                   eval_every_steps=8, checkpoint__every_steps=4)]
+  one_dir, workdir = str(tmp_path / 'one_process'), os.path.join(shared_tmp, 'two_nodes')
+  run_dir = os.path.join(workdir, 'seed_0')
+  xla_flags = os.environ.get('XLA_FLAGS', '')
+  # Each task: one JAX process with one CPU device, found through Slurm's variables.
+  env = {**os.environ, 'XLA_FLAGS': xla_flags.replace(
+      '--xla_force_host_platform_device_count=2', '')}
+  out = _run([*common, f'--workdir={workdir}', *SLURM, '--num_workers=1', '--slurm_nodes=2',
+              '--slurm_tasks_per_node=1', '--nowait'], str(tmp_path / 'two.log'), env)
+  assert 'started a Slurm job array of 1 workers' in out
+  # The reference, on the host beside the cluster's run.
+  one = main([*common, f'--workdir={one_dir}'], str(tmp_path / 'one.log'),
+             {**os.environ, 'XLA_FLAGS': f'{xla_flags} --xla_force_host_platform_device_count=2'})
+  guard = time.monotonic() + HANG_GUARD_SECONDS
+  while not _finished_checkpoint(run_dir):
+    assert not os.path.exists(os.path.join(run_dir, 'result.json')), 'finished unharmed'
+    assert time.monotonic() < guard, 'no checkpoint was ever written'
+    time.sleep(0.05)
+  job_id = claims.status(claim_dir(run_dir), ask_slurm=False).holder.slurm_job_id
+  first_node, second_node = slurm_support.job_nodes(job_id)
+  killed_at = time.monotonic()
+  slurm_support.kill_node(second_node)
+  try:
+    while any('submitit' in c for c in slurm_support.node_commands(first_node)):
+      assert time.monotonic() < guard, f'task 0 on {first_node} never ended'
+      time.sleep(0.2)
+    survived = time.monotonic() - killed_at
+    while not os.path.exists(os.path.join(run_dir, 'result.json')):
+      assert time.monotonic() < guard, f'the seed never finished; see {workdir}/workers'
+      time.sleep(0.5)
+  finally:
+    slurm_support.revive_node(second_node)
+  print(f'task 0 on {first_node} ended {survived:.1f} s after {second_node} was lost')
+  assert survived < SURVIVOR_BOUND_SECONDS
+  out = wait(one, str(tmp_path / 'one.log'))
+  assert one.returncode == 0, out[-4000:]
+  [reference] = results(one_dir).values()
+  with open(os.path.join(run_dir, 'result.json')) as f:
+    resumed = json.load(f)
+  assert resumed['resumed'] and resumed['steps_completed'] == reference['steps_completed'] == 16
+  assert len(resumed['evals']) == len(reference['evals']) == 2
+  for (step_a, loss_a, acc_a), (step_b, loss_b, acc_b) in zip(_evals(reference),
+                                                              _evals(resumed)):
+    assert step_a == step_b
+    assert loss_b == pytest.approx(loss_a, rel=1e-5)  # float32 round-off.
+    assert abs(acc_a - acc_b) <= 0.011  # At most one eval example on the other side.
+  first, second = claim_records(claim_dir(run_dir))
+  assert first['host'] == first_node and second['slurm_restart_count'] == 1
+  # Task 0's new run took the claim over: by its pid, gone, if it runs on the
+  # same node again, else because its job was requeued.
+  assert re.match(rf'(holder pid {first["pid"]} on host {first_node} is gone|slurm job '
+                  rf'{job_id} was requeued since \(run 1 of it now, run 0 held the claim\)); '
+                  r'taken over \d+\.\d s after', second['took_over']), second['took_over']
+  logs = ''.join(open(p).read() for p in glob.glob(os.path.join(workdir, 'workers', '*.log')))
+  assert 'process 0 of 2, 1 of 2 devices local' in logs  # Process 0's log file.
