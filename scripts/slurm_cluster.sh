@@ -503,7 +503,7 @@ EOF
 
 # sshfs's options: the client's default caching, as users meet it.
 sshfs_options() {
-  echo "IdentityFile=$SSH_DIR/client_key,port=$SLURM_CLUSTER_SSH_PORT,BatchMode=yes,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,LogLevel=ERROR"
+  echo "IdentityFile=$SSH_DIR/client_key,port=$SLURM_CLUSTER_SSH_PORT,BatchMode=yes,ConnectTimeout=10,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,LogLevel=ERROR"
 }
 
 # ---------------------------------------------------------------- a node's processes
@@ -514,10 +514,20 @@ node_pids() { ip netns pids "$1" 2>/dev/null || true; }
 # Boots node $1: in its network namespace, new UTS and mount namespaces with
 # its host name and its own sshfs mount of SHARED_DIR (at the same path), then
 # its slurmd. Everything the node runs descends from here and shares them.
+# sshfs tries again for a while: a node revived soon after it was killed may
+# meet sshd still holding its old connection (reset, until sshd's
+# ClientAlive check drops it), as a rebooted machine would.
 boot_node() {
   local node="$1"
   nsenter --net="/run/netns/$node" unshare --uts --mount --propagation private -- \
-    sh -ec 'hostname "$1"; sshfs -o "$2" "root@$3:$4" "$4"; exec slurmd -f "$5"' \
+    sh -ec 'hostname "$1"
+            tries=0
+            until sshfs -o "$2" "root@$3:$4" "$4"; do
+              tries=$((tries + 1))
+              [ "$tries" -lt 30 ] || { echo "sshfs: no mount after $tries tries" >&2; exit 1; }
+              sleep 1
+            done
+            exec slurmd -f "$5"' \
     sh "$node" "$(sshfs_options)" "$HOST_ADDR" "$SHARED_DIR" "$CONF"
 }
 
