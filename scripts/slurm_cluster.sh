@@ -81,14 +81,18 @@
 #   cut short when the new file was longer than the one before (the client
 #   caches sizes), none stale by more than 0.3 s.
 # - `kill-node` of a node running one batch job (6 processes: slurmd, the
-#   job's slurmstepd, script and sleep, sshfs, ...): sinfo shows it
-#   `allocated*` 12 to 17 s later, `down*` at 24 s (SlurmdTimeout=5) or 30 s
-#   (SlurmdTimeout=10, the default here), when the job goes back to pending
-#   (reason BeginTime: the old credential's 10 s); it runs on another node
-#   10 s later (35 s and 41 s after the kill), with SLURM_RESTART_COUNT=1
-#   (unset in its first run). SlurmdTimeout=5 gains only 6 s and risks a
+#   job's slurmstepd, script and sleep, sshfs, ...) took 0.03 to 0.17 s.
+#   sinfo shows the node `allocated*` 12 to 17 s later, `down*` at 24 s
+#   (SlurmdTimeout=5) or 29 to 30 s (SlurmdTimeout=10, the default here),
+#   when the job goes back to pending (reason BeginTime: the old
+#   credential's 10 s); it runs on another node 10 s later (35 s, and 40 to
+#   41 s, after the kill), with SLURM_RESTART_COUNT=1 (unset in its first
+#   run). The same with the node's link taken down before the kill (as
+#   `kill-node` now does) or not. SlurmdTimeout=5 gains only 6 s and risks a
 #   busy node's slurmd being taken for lost, so it stays 10.
-# - `revive-node` took 0.3 s until the node was idle again.
+# - `revive-node` took 0.3 s until the node was idle again; 1.3 s right
+#   after a kill (sshfs's first connection is reset while sshd still holds
+#   the old one, and it tries again a second later).
 set -euo pipefail
 
 # ---------------------------------------------------------------- settings
