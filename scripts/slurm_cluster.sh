@@ -108,6 +108,8 @@ fi
 readonly CONF_DIR
 readonly CLUSTER_ENV="$CONF_DIR/cluster.env"
 # What the last `start` chose fills in what the environment leaves unset.
+RECORDED_NODES="$(sed -n 's/^: "${SLURM_CLUSTER_NODES:=\(.*\)}"$/\1/p' "$CLUSTER_ENV" 2>/dev/null || true)"
+readonly RECORDED_NODES="${RECORDED_NODES:-0}"  # A cluster started before cluster.env: one node.
 if [ -f "$CLUSTER_ENV" ]; then
   # shellcheck source=/dev/null
   . "$CLUSTER_ENV"
@@ -573,6 +575,10 @@ cmd_start() {
   fi
   local warm=0 conf_changed=0 node
   alive "$CTLD_PID" slurmctld && warm=1
+  if [ "$warm" = 1 ] && [ "$RECORDED_NODES" != "$NODES" ]; then
+    die "a cluster of $RECORDED_NODES nodes (0: the host alone) runs from $CONF_DIR; stop it" \
+        "first (SLURM_CLUSTER_NODES=$RECORDED_NODES $0 stop), then start $NODES"
+  fi
   install -d -m 0755 "$CONF_DIR" "$LOG_DIR" "$RUN_DIR" "$STATE_DIR" "$SPOOL_DIR"
   start_munge
   if [ "$(print_conf)" != "$(cat "$CONF" 2>/dev/null)" ]; then
