@@ -3,7 +3,7 @@
 # itself), or several nodes, each its own network and UTS namespace, sharing a
 # network filesystem.
 #
-#   bash scripts/slurm_cluster.sh install   # apt-get install munge, Slurm (and sshd, sshfs)
+#   bash scripts/slurm_cluster.sh install   # apt-get install munge, Slurm, sshd, sshfs, ip
 #   bash scripts/slurm_cluster.sh start     # start what is not running; wait for idle nodes
 #   bash scripts/slurm_cluster.sh status    # the daemons, sinfo and squeue
 #   bash scripts/slurm_cluster.sh stop      # cancel every job, stop the daemons, undo the rest
@@ -193,7 +193,7 @@ node_veth() { echo "$BRIDGE-$(node_index "$1")"; }  # The host's end (15 charact
 cmd_install() {
   require_root
   local missing=0 program
-  for program in slurmctld slurmd sbatch munged sshd sshfs; do
+  for program in slurmctld slurmd sbatch munged sshd sshfs ip; do
     command -v "$program" >/dev/null || missing=1
   done
   [ "$missing" = 1 ] || return 0  # Already installed.
@@ -203,7 +203,7 @@ cmd_install() {
   # No recommends: they are two dozen optional plugins (HDF5, InfluxDB, ...).
   # apt's chatter goes to a file, shown only when something failed.
   if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends \
-           munge slurmctld slurmd slurm-client openssh-server sshfs; } >"$out" 2>&1; then
+           munge slurmctld slurmd slurm-client openssh-server sshfs iproute2; } >"$out" 2>&1; then
     cat "$out" >&2
     rm -f "$out"
     die "apt-get failed"
