@@ -507,6 +507,18 @@ EOF
   /usr/sbin/sshd -f "$SSH_DIR/sshd_config" -E "$LOG_DIR/sshd.log"
 }
 
+# Stops sshd and its sessions (each node's sshfs connection): sshd leaves its
+# sessions running when it ends.
+stop_sshd() {
+  local sessions=""
+  if alive "$SSHD_PID" sshd; then
+    sessions="$(ps -o pid= --ppid "$(cat "$SSHD_PID")" || true)"
+  fi
+  stop_daemon "$SSHD_PID" sshd
+  # shellcheck disable=SC2086  # One pid per word.
+  [ -z "${sessions// /}" ] || kill -TERM $sessions 2>/dev/null || true
+}
+
 # sshfs's options: the client's default caching, as users meet it.
 sshfs_options() {
   echo "IdentityFile=$SSH_DIR/client_key,port=$SLURM_CLUSTER_SSH_PORT,BatchMode=yes,ConnectTimeout=10,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,LogLevel=ERROR"
@@ -708,11 +720,14 @@ cmd_stop() {
     for node in $(node_names); do
       [ -z "$(node_pids "$node")" ] || kill_node_processes "$node" >/dev/null
       rm -f "$(slurmd_pid_file "$node")"
-      [ ! -e "/run/netns/$node" ] || ip netns del "$node"  # Its veth pair goes with it.
+      # The pair goes with either end; the namespace may outlive its name for
+      # a while (a killed process's TCP connection), the veth must not.
+      ! ip link show "$(node_veth "$node")" >/dev/null 2>&1 || ip link del "$(node_veth "$node")"
+      [ ! -e "/run/netns/$node" ] || ip netns del "$node"
     done
     ! ip link show "$BRIDGE" >/dev/null 2>&1 || ip link del "$BRIDGE"
     write_hosts
-    stop_daemon "$SSHD_PID" sshd
+    stop_sshd
   else
     stop_daemon "$SLURMD_PID" slurmd
   fi

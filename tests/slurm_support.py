@@ -33,7 +33,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 _UP_STATES = frozenset({'idle', 'mixed', 'allocated', 'completing'})
 # scontrol's states of a job that will not run again (REQUEUED, PREEMPTED and
 # the like are followed by PENDING).
-_ENDED_STATES = frozenset({'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL',
+ENDED_STATES = frozenset({'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL',
                            'OUT_OF_MEMORY', 'BOOT_FAIL', 'DEADLINE'})
 # Seconds a job that has ended may take to show its result file: submitit
 # writes it before its process exits, so only a slow file system needs this.
@@ -115,7 +115,7 @@ def wait_for(job: submitit.Job, timeout_s: float = 300.0) -> None:
       described = _describe(job)
       job.cancel(check=False)
       pytest.fail(f'not done within {timeout_s:.0f} s: {described}', pytrace=False)
-    if ended_at is None and job_state(job.job_id) in _ENDED_STATES:
+    if ended_at is None and job_state(job.job_id) in ENDED_STATES:
       ended_at = now
     if ended_at is not None and now - ended_at > _RESULT_GRACE_S:
       pytest.fail(f'ended without a result: {_describe(job)}', pytrace=False)

@@ -66,9 +66,18 @@ def nodes() -> slurm_support.Nodes:
 
 @pytest.fixture
 def shared_tmp(nodes, request):
-  """A fresh folder in the directory that every node mounts over sshfs."""
+  """A fresh folder in the directory that every node mounts over sshfs; removed
+  once every Slurm job that claimed a run in it has ended (a worker writes the
+  report after the last result)."""
   folder = tempfile.mkdtemp(prefix=f'{request.node.name[:40]}.', dir=nodes.shared_dir)
   yield folder
+  jobs = {json.load(open(path)).get('slurm_job_id') for path in
+          glob.glob(os.path.join(folder, '**', 'claim', '*.json'), recursive=True)}
+  deadline = time.monotonic() + HANG_GUARD_SECONDS
+  while any(slurm_support.job_state(job) not in slurm_support.ENDED_STATES | {''}
+            for job in jobs - {None}):
+    assert time.monotonic() < deadline, f'jobs {jobs} never ended'
+    time.sleep(0.5)
   shutil.rmtree(folder, ignore_errors=True)
 
 
