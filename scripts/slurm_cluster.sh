@@ -108,7 +108,8 @@ fi
 readonly CONF_DIR
 readonly CLUSTER_ENV="$CONF_DIR/cluster.env"
 # What the last `start` chose fills in what the environment leaves unset.
-RECORDED_NODES="$(sed -n 's/^: "${SLURM_CLUSTER_NODES:=\(.*\)}"$/\1/p' "$CLUSTER_ENV" 2>/dev/null || true)"
+RECORDED_NODES="$(sed -n 's/^: "${SLURM_CLUSTER_NODES:=\(.*\)}"$/\1/p' "$CLUSTER_ENV" \
+                   2>/dev/null || true)"
 readonly RECORDED_NODES="${RECORDED_NODES:-0}"  # A cluster started before cluster.env: one node.
 if [ -f "$CLUSTER_ENV" ]; then
   # shellcheck source=/dev/null
@@ -313,15 +314,16 @@ node_lines() {
 
 # Writes slurm.conf to stdout.
 print_conf() {
-  local ctld_addr=127.0.0.1 per_node="" nodes lln=""
+  local ctld_addr=127.0.0.1 per_node="" nodes lln="" what="one node"
   nodes="$(node_names | paste -sd,)"
   if multi; then
     ctld_addr="$HOST_ADDR"
     per_node=".%n"
     lln=" LLN=YES"
+    what="$NODES nodes in namespaces"
   fi
   cat <<EOF
-# Written by scripts/slurm_cluster.sh start: $(if multi; then echo "$NODES nodes in namespaces"; else echo "one node"; fi), no cgroups, no accounting.
+# Written by scripts/slurm_cluster.sh start: $what, no cgroups, no accounting.
 ClusterName=harness
 # No mail is sent (Debian's default MailProg is not installed).
 MailProg=/bin/true
@@ -521,7 +523,10 @@ stop_sshd() {
 
 # sshfs's options: the client's default caching, as users meet it.
 sshfs_options() {
-  echo "IdentityFile=$SSH_DIR/client_key,port=$SLURM_CLUSTER_SSH_PORT,BatchMode=yes,ConnectTimeout=10,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null,LogLevel=ERROR"
+  local options=(
+    "IdentityFile=$SSH_DIR/client_key" "port=$SLURM_CLUSTER_SSH_PORT" BatchMode=yes
+    ConnectTimeout=10 StrictHostKeyChecking=no UserKnownHostsFile=/dev/null LogLevel=ERROR)
+  (IFS=,; echo "${options[*]}")
 }
 
 # ---------------------------------------------------------------- a node's processes
@@ -760,8 +765,12 @@ cmd_status() {
     fi
   done
   if multi; then
-    if alive "$SSHD_PID" sshd; then echo "sshd: running on $HOST_ADDR:$SLURM_CLUSTER_SSH_PORT, serving $SHARED_DIR"
-    else echo "sshd: not running"; up=1; fi
+    if alive "$SSHD_PID" sshd; then
+      echo "sshd: running on $HOST_ADDR:$SLURM_CLUSTER_SSH_PORT, serving $SHARED_DIR"
+    else
+      echo "sshd: not running"
+      up=1
+    fi
   fi
   if munge_works; then echo "munged: running"; else echo "munged: not running"; up=1; fi
   if alive "$CTLD_PID" slurmctld; then
@@ -787,7 +796,8 @@ main() {
     kill-node) cmd_kill_node "$@" ;;
     revive-node) cmd_revive_node "$@" ;;
     on-node) cmd_on_node "$@" ;;
-    *) echo "usage: $0 install|start [--nodes=N]|stop|status|kill-node NODE|revive-node NODE|on-node NODE COMMAND..." >&2
+    *) echo "usage: $0 install|start [--nodes=N]|stop|status|kill-node NODE|revive-node NODE|on-node" \
+            "NODE COMMAND..." >&2
        exit 2 ;;
   esac
 }

@@ -1,9 +1,10 @@
 """Claims on run directories: one live worker trains in a run dir at a time.
 
 A study's runs are trained by many worker processes, on several hosts, that
-share nothing but a filesystem (a network one: NFS, or sshfs as the tests use). Before a worker trains in a run
-dir it claims it; a single training run holds its workdir the same way, so a
-second process started on it is refused with one line naming the holder.
+share nothing but a filesystem (a network one: NFS, or sshfs as the tests use).
+Before a worker trains in a run dir it claims it; a single training run holds
+its workdir the same way, so a second process started on it is refused with
+one line naming the holder.
 
 The files, all in RUN_DIR/claim/:
 
