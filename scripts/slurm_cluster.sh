@@ -75,7 +75,9 @@
 #   (slurmctld and each slurmd restarted in place; jobs go on).
 # - `srun -N3 -n3 hostname` prints node1, node2, node3 in 0.07 s; each node
 #   sees only its own address and the bridge.
-# - sshfs 3.7.3: link(2) onto an existing name fails with EEXIST, and
+# - sshfs 3.7.3: link(2) onto an existing name fails with EEXIST, or with
+#   EPERM when another node made the name an instant before (8 processes on 3
+#   nodes racing for 30 names: one winner each, 204 EEXIST, 6 EPERM), and
 #   st_nlink is 1 right after a successful link (each name its own inode). A
 #   file replaced by rename, read on another node: 5 of 187 reads came back
 #   cut short when the new file was longer than the one before (the client

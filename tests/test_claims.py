@@ -505,15 +505,19 @@ def test_a_link_whose_reply_was_lost_is_told_by_its_token_not_its_link_count(
   assert os.listdir(tmp_path) == ['0.json']  # The unique name is gone.
 
 
-def test_a_link_that_failed_for_another_reason_is_an_error_or_a_lost_race(tmp_path,
-                                                                          monkeypatch):
+def test_a_link_that_failed_is_an_error_if_nothing_is_there_else_a_lost_race(tmp_path,
+                                                                             monkeypatch):
   path = str(tmp_path / '0.json')
   monkeypatch.setattr(os, 'link', _link_that_fails(OSError(5, 'Input/output error'),
                                                    lands=False))
   with pytest.raises(OSError, match='Input/output error'):
     files.create_exclusive(path, '{"token": "abc123"}\n', 'abc123')
-  monkeypatch.undo()
   open(path, 'x').write('{"token": "another"}\n')  # Another writer's, made first.
+  # What sshfs reports for a link onto a name another client has just made.
+  monkeypatch.setattr(os, 'link', _link_that_fails(PermissionError(1, 'Operation not permitted'),
+                                                   lands=False))
+  assert files.create_exclusive(path, '{"token": "abc123"}\n', 'abc123') is False
+  monkeypatch.undo()
   assert files.create_exclusive(path, '{"token": "abc123"}\n', 'abc123') is False
   assert open(path).read() == '{"token": "another"}\n'
   assert os.listdir(tmp_path) == ['0.json']

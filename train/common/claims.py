@@ -31,8 +31,10 @@ unique (host, pid, token) and then hard-linked to `<g>.json`
 exists, on NFS (where O_EXCL was long unreliable) and on sshfs, and it makes a
 complete file appear at once, so nobody ever reads half a record. A lost reply
 can make a `link` that succeeded report an error (on NFS, a retried request
-then fails with EEXIST on its own first link): the record at `<g>.json` then
-says whether the link landed, by holding this writer's token or another's.
+then fails with EEXIST on its own first link), and sshfs reports some lost
+races as EPERM: after any error the record at `<g>.json` says whether the link
+landed, by holding this writer's token or another's (or the link failed: no
+record).
 (open(2)'s manual suggests the unique file's link count, 2 after a success;
 sshfs reports 1 for every file, and its own inode number for each name, so
 that check would take every lost reply for a lost race.) When `<g>.json`
