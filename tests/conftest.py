@@ -126,3 +126,31 @@ def inline_comparison(tmp_path_factory, tiny_data_dir) -> str:
       assert process.returncode == 0 and 'report:' in out, out[-3000:]
       done.write_text('')
   return str(workdir)
+
+
+@contextlib.contextmanager
+def _slurm_cluster_lock(tmp_path_factory, how: int):
+  with open(_shared_dir(tmp_path_factory, 'slurm') / 'nodes.lock', 'w') as lock:
+    fcntl.flock(lock, how)  # Released when the file closes.
+    yield
+
+
+@pytest.fixture(autouse=True)
+def _slurm_cluster_shared(request, tmp_path_factory):
+  """Tests marked `slurm` share the cluster, unless one kills its nodes (`node_faults`).
+
+  The xdist workers run test files side by side; a node killed under another
+  test's job would requeue that job and fail a test that was not about it.
+  """
+  if request.node.get_closest_marker('slurm') is None or 'node_faults' in request.fixturenames:
+    yield
+    return
+  with _slurm_cluster_lock(tmp_path_factory, fcntl.LOCK_SH):
+    yield
+
+
+@pytest.fixture
+def node_faults(tmp_path_factory):
+  """The Slurm cluster for this test alone: no other test's job runs while it kills nodes."""
+  with _slurm_cluster_lock(tmp_path_factory, fcntl.LOCK_EX):
+    yield

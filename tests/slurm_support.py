@@ -1,10 +1,12 @@
-"""What the tests that submit to Slurm share: whether a cluster is up, and a
-bounded wait for a submitit job.
+"""What the tests that submit to Slurm share: whether a cluster is up, a
+bounded wait for a submitit job, and a cluster's nodes to kill and revive.
 
-scripts/slurm_cluster.sh starts a one-node cluster (CI's .ci/run does). A test
-that needs it calls `require_slurm()` first: without a cluster it is skipped,
-unless HARNESS_REQUIRE_SLURM=1 (CI), where it fails, so that CI cannot pass
-by skipping them.
+scripts/slurm_cluster.sh starts a cluster of one node or of several, each node
+its own namespaces with an sshfs mount of the shared directory (CI's .ci/run
+starts 3). A test that needs it calls `require_slurm()` (or, for several
+nodes, `require_nodes()`) first: without such a cluster it is skipped, unless
+HARNESS_REQUIRE_SLURM=1 (CI), where it fails, so that CI cannot pass by
+skipping them. SLURM_CONF names the cluster, as it does for Slurm's commands.
 
 The cluster keeps no accounting, so `sacct` fails and submitit sees every job's
 state as UNKNOWN: `job.done()` turns True only once the job has written its
@@ -13,8 +15,10 @@ result file, and `job.result()` waits forever for a job that died without one
 `scontrol`, which knows a job until MinJobAge after its end, instead.
 """
 
+import dataclasses
 import os
 import pathlib
+import re
 import shlex
 import shutil
 import subprocess
@@ -29,7 +33,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 _UP_STATES = frozenset({'idle', 'mixed', 'allocated', 'completing'})
 # scontrol's states of a job that will not run again (REQUEUED, PREEMPTED and
 # the like are followed by PENDING).
-_ENDED_STATES = frozenset({'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL',
+ENDED_STATES = frozenset({'COMPLETED', 'FAILED', 'CANCELLED', 'TIMEOUT', 'NODE_FAIL',
                            'OUT_OF_MEMORY', 'BOOT_FAIL', 'DEADLINE'})
 # Seconds a job that has ended may take to show its result file: submitit
 # writes it before its process exits, so only a slow file system needs this.
@@ -111,8 +115,113 @@ def wait_for(job: submitit.Job, timeout_s: float = 300.0) -> None:
       described = _describe(job)
       job.cancel(check=False)
       pytest.fail(f'not done within {timeout_s:.0f} s: {described}', pytrace=False)
-    if ended_at is None and job_state(job.job_id) in _ENDED_STATES:
+    if ended_at is None and job_state(job.job_id) in ENDED_STATES:
       ended_at = now
     if ended_at is not None and now - ended_at > _RESULT_GRACE_S:
       pytest.fail(f'ended without a result: {_describe(job)}', pytrace=False)
     time.sleep(0.5)
+
+
+# ---------------------------------------------------------------- several nodes
+
+SCRIPT = REPO / 'scripts' / 'slurm_cluster.sh'
+# A line of the cluster.env that scripts/slurm_cluster.sh start writes.
+_SETTING = re.compile(r'^: "\$\{(\w+):=(.*)\}"$')
+
+
+@dataclasses.dataclass(frozen=True)
+class Nodes:
+  """A cluster of several nodes started by scripts/slurm_cluster.sh."""
+  names: list[str]  # node1, node2, ... as sinfo lists them.
+  # A directory on the host that each node mounts at the same path over sshfs.
+  shared_dir: str
+
+
+def cluster_settings() -> dict[str, str]:
+  """The settings the running cluster was started with (its cluster.env); {} if none."""
+  conf = os.environ.get('SLURM_CONF', '/etc/slurm/slurm.conf')
+  try:
+    with open(os.path.join(os.path.dirname(conf), 'cluster.env')) as f:
+      lines = f.read().splitlines()
+  except OSError:
+    return {}
+  return dict(m.groups() for m in map(_SETTING.match, lines) if m)
+
+
+def nodes_missing(count: int) -> str | None:
+  """Why no cluster of `count` namespaced nodes can run a job here, or None."""
+  reason = slurm_missing()
+  if reason is not None:
+    return reason
+  settings = cluster_settings()
+  if int(settings.get('SLURM_CLUSTER_NODES', '0')) < count:
+    return (f'the cluster has no {count} nodes of their own (SLURM_CLUSTER_NODES=3 bash '
+            'scripts/slurm_cluster.sh start starts them)')
+  if os.geteuid() != 0:
+    return 'killing and reviving nodes needs root'
+  return None
+
+
+def require_nodes(count: int = 3) -> Nodes:
+  """The cluster's nodes; skips the test without them, or fails it in CI."""
+  reason = nodes_missing(count)
+  if reason is not None:
+    if os.environ.get('HARNESS_REQUIRE_SLURM') == '1':
+      pytest.fail(f'HARNESS_REQUIRE_SLURM=1 and {reason}', pytrace=False)
+    pytest.skip(reason)
+  settings = cluster_settings()
+  names = [f"{settings['SLURM_CLUSTER_NODE_PREFIX']}{k}"
+           for k in range(1, int(settings['SLURM_CLUSTER_NODES']) + 1)]
+  return Nodes(names, settings['SLURM_CLUSTER_SHARED_DIR'])
+
+
+def _script(*args: str) -> str:
+  done = subprocess.run(['bash', str(SCRIPT), *args], capture_output=True, text=True,
+                        timeout=300, check=False)
+  assert done.returncode == 0, f'slurm_cluster.sh {" ".join(args)}: {done.stderr[-2000:]}'
+  return done.stderr
+
+
+def kill_node(name: str) -> None:
+  """SIGKILLs every process of node `name` at once, as a power loss would."""
+  _script('kill-node', name)
+
+
+def revive_node(name: str) -> None:
+  """Boots node `name` again and waits until Slurm has it back."""
+  _script('revive-node', name)
+
+
+def node_state(name: str) -> str:
+  """sinfo's state of node `name` (idle, mixed, down*, ...)."""
+  return subprocess.run(['sinfo', '-h', '-n', name, '-o', '%T'], capture_output=True,
+                        text=True, timeout=60, check=False).stdout.strip()
+
+
+def on_node(name: str, argv: list[str], **popen_args) -> subprocess.Popen:
+  """Starts `argv` inside node `name` (its network, host name and sshfs mount)."""
+  return subprocess.Popen(['bash', str(SCRIPT), 'on-node', name, *argv], cwd=REPO,
+                          **popen_args)
+
+
+def node_commands(name: str) -> list[str]:
+  """The command lines of the processes that run on node `name` now."""
+  pids = subprocess.run(['ip', 'netns', 'pids', name], capture_output=True, text=True,
+                        timeout=60, check=False).stdout.split()
+  commands = []
+  for pid in pids:
+    try:
+      with open(f'/proc/{pid}/cmdline', 'rb') as f:
+        commands.append(f.read().replace(b'\0', b' ').decode(errors='replace').strip())
+    except OSError:
+      pass  # Ended since.
+  return commands
+
+
+def job_nodes(job_id: str) -> list[str]:
+  """The nodes of a running job, in Slurm's order (task 0's first)."""
+  listed = subprocess.run(['squeue', '-h', '-j', job_id, '-o', '%N'], capture_output=True,
+                          text=True, timeout=60, check=False).stdout.strip()
+  names = subprocess.run(['scontrol', 'show', 'hostnames', listed], capture_output=True,
+                         text=True, timeout=60, check=False).stdout.split()
+  return names

@@ -2,7 +2,7 @@
 
 Holders that die or stop are real child processes (`python -c`, never a fork of
 the test process, which may have started JAX); the rules that need another
-host or Slurm read records written here and a patched `slurm_job_running`.
+host or Slurm read records written here and a patched `liveness.slurm_job`.
 Times are tiny (heartbeats of 0.05 to 0.1 s, stale after 1 s) and every wait
 polls with a deadline, so a busy machine slows the tests but does not fail them.
 """
@@ -21,6 +21,7 @@ from typing import Callable
 import pytest
 
 from train.common import claims
+from train.common import files
 from train.common import liveness
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -30,6 +31,7 @@ RACERS = 8
 RACER = """
 import os, sys, time
 from train.common import claims
+from train.common import files
 run_dir, go, done = sys.argv[1:4]
 print('ready', flush=True)
 while not os.path.exists(go):
@@ -44,17 +46,21 @@ while not os.path.exists(done):
 HOLDER = """
 import sys, time
 from train.common import claims
+from train.common import files
 claim = claims.acquire(sys.argv[1], what='test', heartbeat_seconds=float(sys.argv[2]),
                        stale_after_seconds=float(sys.argv[3]))
 print(claim.holder.generation, flush=True)
 time.sleep(60)
 """
+# What a patched liveness.slurm_job says of a job running in its first run.
+_RUNNING = liveness.SlurmJob(frozenset({'RUNNING'}), 0)
 
 
 @pytest.fixture(autouse=True)
 def no_slurm(monkeypatch):
   """Records without a Slurm job (for this process and its children), whatever runs the tests."""
-  for name in ('SLURM_JOB_ID', 'SLURM_ARRAY_JOB_ID', 'SLURM_ARRAY_TASK_ID'):
+  for name in ('SLURM_JOB_ID', 'SLURM_ARRAY_JOB_ID', 'SLURM_ARRAY_TASK_ID',
+               'SLURM_RESTART_COUNT'):
     monkeypatch.delenv(name, raising=False)
 
 
@@ -109,7 +115,8 @@ def test_a_fresh_dir_is_claimed_as_generation_0_once(tmp_path, keep):
   assert record == dict(host=socket.gethostname(), pid=os.getpid(), slurm_job_id=None,
                         since=claim.holder.since, token=claim.holder.token,
                         start_time=liveness.process_start_time(os.getpid()),
-                        pid_namespace=liveness.pid_namespace(), took_over=None)
+                        pid_namespace=liveness.pid_namespace(), took_over=None,
+                        slurm_restart_count=None)
   assert isinstance(record['start_time'], int) and len(record['token']) == 32
   assert abs(record['since'] - time.time()) < 60
   assert claim.holder.generation == 0 and claim.held()
@@ -133,7 +140,7 @@ def test_a_fresh_dir_is_claimed_as_generation_0_once(tmp_path, keep):
 def test_the_record_names_the_slurm_job(tmp_path, monkeypatch, keep, env, expected):
   for name, value in env.items():
     monkeypatch.setenv(name, value)
-  monkeypatch.setattr(liveness, 'slurm_job_running', lambda job_id: True)
+  monkeypatch.setattr(liveness, 'slurm_job', lambda job_id: _RUNNING)
   claim = keep(claims.try_acquire(str(tmp_path)))
   assert claim.holder.slurm_job_id == expected == _record(str(tmp_path), 0)['slurm_job_id']
 
@@ -188,7 +195,9 @@ def test_a_killed_holder_is_gone_at_once(tmp_path, keep):
   gone = claims.status(run_dir)
   assert gone.reason == f'holder pid {holder.pid} on host {socket.gethostname()} is gone'
   claim = keep(claims.try_acquire(run_dir))
-  assert (claim.holder.generation, claim.holder.took_over) == (1, gone.reason)
+  assert claim.holder.generation == 1
+  assert re.fullmatch(re.escape(gone.reason) + r'; taken over \d+\.\d s after its last sign '
+                      'of life', claim.holder.took_over)
 
 
 def test_a_stopped_holder_is_taken_over_and_exits_75_when_it_wakes(tmp_path, keep):
@@ -232,41 +241,80 @@ def test_a_released_claim_is_taken_as_the_next_generation(tmp_path, keep):
   assert claims.status(run_dir).state == claims.HELD
 
 
-@pytest.mark.parametrize('running, state', [
-    (True, claims.HELD), (False, claims.GONE), (None, claims.HELD)])
+@pytest.mark.parametrize('job, state, reason', [
+    (_RUNNING, claims.HELD, None),
+    (liveness.SlurmJob(frozenset({'PENDING'}), 1), claims.GONE,
+     'slurm job 45_1 is no longer running'),
+    (liveness.SlurmJob(frozenset(), None), claims.GONE, 'slurm job 45_1 is no longer running'),
+    # Requeued after its node was lost, and running again: the holder's run is gone.
+    (liveness.SlurmJob(frozenset({'RUNNING'}), 1), claims.GONE,
+     'slurm job 45_1 was requeued since (run 1 of it now, run 0 held the claim)'),
+    (None, claims.HELD, None)])
 def test_a_holder_in_slurm_is_gone_when_squeue_says_its_job_is_not_running(
-    tmp_path, monkeypatch, running, state):
+    tmp_path, monkeypatch, job, state, reason):
   asked = []
-  monkeypatch.setattr(liveness, 'slurm_job_running', lambda job: asked.append(job) or running)
-  _write_record(str(tmp_path), 0, slurm_job_id='45_1')  # Another host: no pid rule.
+  monkeypatch.setattr(liveness, 'slurm_job', lambda job_id: asked.append(job_id) or job)
+  # Another host: no pid rule.
+  _write_record(str(tmp_path), 0, slurm_job_id='45_1', slurm_restart_count=0)
   now = claims.status(str(tmp_path))
   assert (now.state, asked) == (state, ['45_1'])
   if state == claims.GONE:
-    assert now.reason == 'slurm job 45_1 is no longer running'
+    assert now.reason == reason
+
+
+def test_a_record_without_a_restart_count_is_judged_by_the_job_state_alone(
+    tmp_path, monkeypatch):
+  monkeypatch.setattr(liveness, 'slurm_job',
+                      lambda job_id: liveness.SlurmJob(frozenset({'RUNNING'}), 3))
+  _write_record(str(tmp_path), 0, slurm_job_id='45_1')  # Written before restarts were.
+  now = claims.status(str(tmp_path))
+  assert (now.state, now.holder.slurm_restart_count) == (claims.HELD, None)
 
 
 def test_a_stale_heartbeat_outweighs_a_running_slurm_job(tmp_path, monkeypatch):
-  monkeypatch.setattr(liveness, 'slurm_job_running', lambda job: True)
+  monkeypatch.setattr(liveness, 'slurm_job', lambda job: _RUNNING)
   _write_record(str(tmp_path), 0, slurm_job_id='45_1', since=time.time() - 700)
   assert claims.status(str(tmp_path)).state == claims.GONE
 
 
-@pytest.mark.parametrize('printed, status, expected', [
-    ('RUNNING', 0, True), ('COMPLETING', 0, True), ('PENDING', 0, False),
-    ('REQUEUED', 0, False), ('', 0, False), ('', 1, None)])
-def test_slurm_job_running_reads_squeue(tmp_path, monkeypatch, printed, status, expected):
+@pytest.mark.parametrize('printed, status, stderr, expected', [
+    ('RUNNING|0|', 0, '', liveness.SlurmJob(frozenset({'RUNNING'}), 0)),
+    ('COMPLETING|2|', 0, '', liveness.SlurmJob(frozenset({'COMPLETING'}), 2)),
+    ('PENDING|1|', 0, '', liveness.SlurmJob(frozenset({'PENDING'}), 1)),
+    ('', 0, '', liveness.SlurmJob(frozenset(), None)),
+    # A job that ended longer ago than MinJobAge: squeue no longer knows it.
+    ('', 1, 'slurm_load_jobs error: Invalid job id specified',
+     liveness.SlurmJob(frozenset(), None)),
+    ('', 1, 'slurm_load_jobs error: Unable to contact slurm controller', None)])
+def test_slurm_job_reads_squeue(tmp_path, monkeypatch, printed, status, stderr, expected):
   squeue = tmp_path / 'squeue'
   squeue.write_text(f'#!/bin/sh\necho "$@" > {tmp_path}/args\n'
-                    f'[ -n "{printed}" ] && echo {printed}\nexit {status}\n')
+                    f'[ -n "{printed}" ] && echo "{printed}"\necho "{stderr}" >&2\n'
+                    f'exit {status}\n')
   squeue.chmod(squeue.stat().st_mode | stat.S_IXUSR)
   monkeypatch.setenv('PATH', str(tmp_path))
-  assert liveness.slurm_job_running('45_1') is expected
-  assert (tmp_path / 'args').read_text() == '-h -j 45_1 -o %T\n'
+  job = liveness.slurm_job('45_1')
+  assert job == expected
+  assert job is None or job.running == (printed.split('|')[0] in ('RUNNING', 'COMPLETING'))
+  assert (tmp_path / 'args').read_text() == '-h -j 45_1 -O State:|,RestartCnt:|\n'
 
 
 def test_without_squeue_slurm_decides_nothing(tmp_path, monkeypatch):
   monkeypatch.setenv('PATH', str(tmp_path))
-  assert liveness.slurm_job_running('45_1') is None
+  assert liveness.slurm_job('45_1') is None
+
+
+@pytest.mark.parametrize('env, expected', [
+    ({'SLURM_JOB_ID': '46'}, 0), ({'SLURM_JOB_ID': '46', 'SLURM_RESTART_COUNT': '2'}, 2),
+    ({'SLURM_RESTART_COUNT': '2'}, None)])
+def test_the_record_names_the_run_of_a_requeued_job(tmp_path, monkeypatch, keep, env,
+                                                    expected):
+  for name, value in env.items():
+    monkeypatch.setenv(name, value)
+  monkeypatch.setattr(liveness, 'slurm_job', lambda job_id: _RUNNING)
+  claim = keep(claims.try_acquire(str(tmp_path)))
+  assert claim.holder.slurm_restart_count == expected
+  assert _record(str(tmp_path), 0)['slurm_restart_count'] == expected
 
 
 @pytest.mark.parametrize('offset, state', [(0, claims.HELD), (1, claims.GONE), (None, claims.HELD)])
@@ -421,3 +469,71 @@ def test_describe_names_host_pid_job_and_time():
                          generation=0)
   assert holder.describe() == 'host h, pid 123 (slurm job 45_1), since 2026-12-02 04:30:00 UTC'
   assert holder.describe(now=1796185800.0 + 300).endswith('UTC (5m00s ago)')
+
+
+def _sshfs_stat(real_stat: Callable[..., os.stat_result]) -> Callable[..., os.stat_result]:
+  """os.stat as sshfs answers it: a link count of 1 for every file."""
+  def stat_with_one_link(path, *args, **kwargs) -> os.stat_result:
+    found = real_stat(path, *args, **kwargs)
+    return os.stat_result((found.st_mode, found.st_ino, found.st_dev, 1, *found[4:10]))
+  return stat_with_one_link
+
+
+def _link_that_fails(error: OSError, lands: bool) -> Callable[[str, str], None]:
+  """os.link that reports `error`, after making the link if `lands` (a lost reply)."""
+  real_link = os.link
+
+  def link(source: str, target: str) -> None:
+    if lands:
+      real_link(source, target)
+    raise error
+  return link
+
+
+@pytest.mark.parametrize('error', [OSError(5, 'Input/output error'),
+                                   FileExistsError(17, 'File exists')])
+def test_a_link_whose_reply_was_lost_is_told_by_its_token_not_its_link_count(
+    tmp_path, monkeypatch, error):
+  """The link landed but its reply was lost: an error, or EEXIST from a retried
+  request that met the first one's link. The file at the name holds this
+  writer's token, whatever link count the filesystem reports (sshfs: 1)."""
+  monkeypatch.setattr(os, 'stat', _sshfs_stat(os.stat))
+  monkeypatch.setattr(os, 'link', _link_that_fails(error, lands=True))
+  path = str(tmp_path / '0.json')
+  assert files.create_exclusive(path, '{"token": "abc123"}\n', 'abc123') is True
+  assert open(path).read() == '{"token": "abc123"}\n'
+  assert os.listdir(tmp_path) == ['0.json']  # The unique name is gone.
+
+
+def test_a_link_that_failed_is_an_error_if_nothing_is_there_else_a_lost_race(tmp_path,
+                                                                             monkeypatch):
+  path = str(tmp_path / '0.json')
+  monkeypatch.setattr(os, 'link', _link_that_fails(OSError(5, 'Input/output error'),
+                                                   lands=False))
+  with pytest.raises(OSError, match='Input/output error'):
+    files.create_exclusive(path, '{"token": "abc123"}\n', 'abc123')
+  open(path, 'x').write('{"token": "another"}\n')  # Another writer's, made first.
+  # What sshfs reports for a link onto a name another client has just made.
+  monkeypatch.setattr(os, 'link', _link_that_fails(PermissionError(1, 'Operation not permitted'),
+                                                   lands=False))
+  assert files.create_exclusive(path, '{"token": "abc123"}\n', 'abc123') is False
+  monkeypatch.undo()
+  assert files.create_exclusive(path, '{"token": "abc123"}\n', 'abc123') is False
+  assert open(path).read() == '{"token": "another"}\n'
+  assert os.listdir(tmp_path) == ['0.json']
+
+
+def test_heartbeats_have_one_size_and_an_unreadable_one_counts_by_its_mtime(tmp_path, keep):
+  """sshfs caches a file's size: a reader elsewhere would cut a longer heartbeat short."""
+  claim_dir = str(tmp_path / 'claim')
+  os.makedirs(claim_dir)
+  for count in (1, 10**15):
+    claims._write_heartbeat(os.path.join(claim_dir, '0.heartbeat'), count, 'tok')
+    assert os.path.getsize(os.path.join(claim_dir, '0.heartbeat')) == claims.HEARTBEAT_BYTES
+  # Cut short (a reader's stale size), the heartbeat of a holder claimed long ago
+  # is still a sign of life by its mtime, not as old as the claim.
+  _write_record(str(tmp_path), 0, since=time.time() - 1000)
+  with open(os.path.join(claim_dir, '0.heartbeat'), 'w') as f:
+    f.write('{"time": 1796185800.1, "cou')
+  now = claims.status(str(tmp_path))
+  assert (now.state, now.heartbeat_age < 60) == (claims.HELD, True)

@@ -1,6 +1,8 @@
-"""Studies through a real Slurm cluster (`--launcher=slurm`): a comparison, a seed
-over two Slurm tasks, and a worker preempted mid-seed. scripts/slurm_cluster.sh
-starts the one-node cluster; without one these tests skip (fail in CI)."""
+"""Studies through a real Slurm cluster (`--launcher=slurm`): a worker preempted
+mid-seed, and an array that sbatch refuses. scripts/slurm_cluster.sh starts the
+cluster, of one node or several; without one these tests skip (fail in CI). A
+comparison through Slurm and a seed over two Slurm tasks, each spread over
+several nodes, are in tests/test_slurm_nodes.py."""
 
 import glob
 import json
@@ -12,9 +14,8 @@ import time
 import pytest
 
 from tests import slurm_support
-from tests.study_runs import COMPARISON_SEEDS, HANG_GUARD_SECONDS, REPO
-from tests.study_runs import accuracy_statistics, claim_dir, claim_records, comparison_args
-from tests.study_runs import computed, flags, main, results, wait
+from tests.study_runs import HANG_GUARD_SECONDS, REPO
+from tests.study_runs import claim_dir, claim_records, flags, main, wait
 from train.common import claims
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
@@ -32,59 +33,6 @@ def _run(args: list[str], log: str, env: dict[str, str] | None = None) -> str:
   out = wait(process, log)
   assert process.returncode == 0, out[-4000:]
   return out
-
-
-def test_a_comparison_through_slurm_reports_what_the_inline_one_does(
-    tiny_data_dir, inline_comparison, tmp_path):
-  inline_dir, slurm_dir = inline_comparison, str(tmp_path / 'slurm')
-  out = _run([*comparison_args(tiny_data_dir, slurm_dir), *SLURM, '--num_workers=2'],
-             str(tmp_path / 'slurm.log'))
-  assert 'started a Slurm job array of 2 workers' in out
-  assert 'runs 4/4 done, 0 running, 0 pending, 0 failed' in out
-  inline, slurm = results(inline_dir), results(slurm_dir)
-  assert sorted(slurm) == sorted(inline) and len(inline) == 2 * COMPARISON_SEEDS
-  for run, result in inline.items():
-    assert computed(slurm[run]) == computed(result), run
-  with open(os.path.join(inline_dir, 'comparison.json')) as f:
-    expected = json.load(f)
-  with open(os.path.join(slurm_dir, 'comparison.json')) as f:
-    got = json.load(f)
-  assert accuracy_statistics(got['pairwise']) == accuracy_statistics(expected['pairwise'])
-  # Each run was claimed by a Slurm array task (its job id in the claim).
-  for run in slurm:
-    [record] = claim_records(claim_dir(os.path.join(slurm_dir, run)))
-    assert record['slurm_job_id'] and '_' in record['slurm_job_id']
-
-
-def _evals(result: dict) -> list[tuple[int, float, float]]:
-  return [(e['step'], e['loss'], e['accuracy']) for e in result['evals']]
-
-
-def test_a_seed_over_two_slurm_tasks_matches_one_process_with_two_devices(tiny_data_dir,
-                                                                          tmp_path):
-  # 16 steps, no checkpoint: a comparison of two runs needs no longer ones.
-  common = ['--config=configs/embedded_lars.py', '--num_seeds=1',  # Virtual BN per device.
-            *flags(tiny_data_dir, model__virtual_batch_size=32, num_train_steps=16,
-                   eval_every_steps=8, checkpoint__every_steps=0)]
-  one_dir, two_dir = str(tmp_path / 'one_process'), str(tmp_path / 'two_tasks')
-  xla_flags = os.environ.get('XLA_FLAGS', '')
-  env = {**os.environ, 'XLA_FLAGS': f'{xla_flags} --xla_force_host_platform_device_count=2'}
-  _run([*common, f'--workdir={one_dir}'], str(tmp_path / 'one.log'), env)
-  # Each task: one JAX process with one CPU device, found through Slurm's variables.
-  env = {**os.environ, 'XLA_FLAGS': xla_flags.replace(
-      '--xla_force_host_platform_device_count=2', '')}
-  _run([*common, f'--workdir={two_dir}', *SLURM, '--num_workers=1',
-        '--slurm_tasks_per_node=2'], str(tmp_path / 'two.log'), env)
-  [one] = results(one_dir).values()
-  [two] = results(two_dir).values()
-  assert one['steps_completed'] == two['steps_completed'] == 16
-  assert len(one['evals']) == len(two['evals']) == 2
-  for (step_a, loss_a, acc_a), (step_b, loss_b, acc_b) in zip(_evals(one), _evals(two)):
-    assert step_a == step_b
-    assert loss_b == pytest.approx(loss_a, rel=1e-5)  # float32 round-off.
-    assert abs(acc_a - acc_b) <= 0.011  # At most one eval example on the other side.
-  logs = ''.join(open(p).read() for p in glob.glob(os.path.join(two_dir, 'workers', '*.log')))
-  assert 'process 0 of 2, 1 of 2 devices local' in logs  # Process 0's log file.
 
 
 def _finished_checkpoint(run_dir: str) -> bool:

@@ -20,6 +20,7 @@ ONLY_SLOW: dict[str, str] = {
     'test_seed_order.py': 'four runs, two of them of two JAX processes',
     'test_sharding.py': 'trains on 1, 2, 4 and 8 devices',
     'test_slurm_cluster.py': 'each test submits jobs to Slurm',
+    'test_slurm_nodes.py': 'each test runs processes on the nodes of a multi-node cluster',
     'test_slurm_studies.py': 'each test trains tiny runs through Slurm',
     'test_stop_signals.py': 'each test is a main.py process stopped by a signal',
     'test_workers.py': 'each test trains tiny runs in worker processes',

@@ -1,36 +1,51 @@
 """Claims on run directories: one live worker trains in a run dir at a time.
 
 A study's runs are trained by many worker processes, on several hosts, that
-share nothing but a filesystem (NFS included). Before a worker trains in a run
-dir it claims it; a single training run holds its workdir the same way, so a
-second process started on it is refused with one line naming the holder.
+share nothing but a filesystem (a network one: NFS, or sshfs as the tests use).
+Before a worker trains in a run dir it claims it; a single training run holds
+its workdir the same way, so a second process started on it is refused with
+one line naming the holder.
 
 The files, all in RUN_DIR/claim/:
 
 - `<g>.json`, for generations g = 0, 1, 2, ...: the record of generation g's
-  holder (host, pid, Slurm job, since when, a random token, the process's start
-  time and pid namespace, and why generation g-1 was taken over). The holder of a run dir is the
-  highest generation present. A worker claims a free run dir by creating
+  holder (host, pid, Slurm job and how often it was requeued, since when, a
+  random token, the process's start time and pid namespace, and why and how
+  late generation g-1 was taken over). The holder of a run dir is the highest
+  generation present. A worker claims a free run dir by creating
   generation 0; it takes over from a holder that is gone by creating generation
   g+1. Only one creator of a given generation can succeed, so of two workers
   racing for the same free or abandoned run dir exactly one wins, and nothing
   is ever deleted, renamed over or rewritten by another worker.
 - `<g>.heartbeat`: {"time": ..., "count": ...}, rewritten (atomically) every
-  `heartbeat_seconds` by a daemon thread of generation g's holder.
+  `heartbeat_seconds` by a daemon thread of generation g's holder; always
+  HEARTBEAT_BYTES long, since sshfs's cached size of a file would cut a longer
+  one short for a reader on another host.
 - `<g>.released`: created by the holder when it lets go (the run finished,
   failed, or was preempted after saving). A released run dir is free again.
 
-Why NFS cannot break it: every step that decides something is one exclusive
-create. A record is written in full to a file whose name is unique (host, pid,
-token) and then hard-linked to `<g>.json` (train/common/files.py's
-`create_exclusive`): `link` fails if that name exists,
-even on NFS (where O_EXCL was long unreliable), and it makes a complete file
-appear at once, so nobody ever reads half a record. A lost NFS reply can make
-a `link` that succeeded report an error; as open(2)'s manual recommends, the
-unique file's link count (2 after a success) is then the answer. Directory
-listings may be cached for a while on NFS, so a worker may act on an old view,
-but that is never unsafe: it then tries to create a generation that already
-exists, fails, and counts as having lost the race.
+Why a network filesystem cannot break it: every step that decides something
+is one exclusive create. A record is written in full to a file whose name is
+unique (host, pid, token) and then hard-linked to `<g>.json`
+(train/common/files.py's `create_exclusive`): `link` fails if that name
+exists, on NFS (where O_EXCL was long unreliable) and on sshfs, and it makes a
+complete file appear at once, so nobody ever reads half a record. A lost reply
+can make a `link` that succeeded report an error (on NFS, a retried request
+then fails with EEXIST on its own first link), and sshfs reports some lost
+races as EPERM: after any error the record at `<g>.json` says whether the link
+landed, by holding this writer's token or another's (or the link failed: no
+record).
+(open(2)'s manual suggests the unique file's link count, 2 after a success;
+sshfs reports 1 for every file, and its own inode number for each name, so
+that check would take every lost reply for a lost race.) When `<g>.json`
+cannot even be read after such an error, the claim fails with the OSError,
+and a record of this process that it does not know it holds may be left: it is
+taken over as any holder's is, once this process is gone (rules 2 and 4
+below) or silent (rule 3), so no run is trained twice and none is lost.
+Directory listings and attributes may be cached for a while (sshfs: 20 s), so
+a worker may act on an old view, but that is never unsafe: it then tries to
+create a generation that already exists, fails, and counts as having lost the
+race.
 
 The holder of the top generation is GONE, and the run dir may be taken over,
 when any of these holds:
@@ -45,8 +60,12 @@ when any of these holds:
    with another's, so it assumes the hosts' clocks agree to well under that,
    as NTP keeps them;
 4. it ran in a Slurm job, `squeue` is installed and answers, and that job is no
-   longer running (pending, requeued, finished or unknown to squeue). A squeue
-   that is missing, fails or times out decides nothing (liveness.py again).
+   longer running (pending, requeued, finished or unknown to squeue), or runs
+   again after a requeue (its restart count is higher than the record's: a job
+   whose node was lost is requeued under the same id, and its new run must be
+   able to take back the seed its old run held). A squeue that is missing,
+   fails or times out decides nothing (liveness.py again). Rules 3 and 4 are
+   the ones that judge a holder on another host, whose pids mean nothing here.
 
 Otherwise it is HELD. A record that cannot be read (a damaged file: not JSON,
 a field missing or of the wrong type, a pid outside 1 .. 2**31-1, a time that
@@ -91,6 +110,8 @@ from train.common import liveness
 
 STALE_AFTER_SECONDS = 600.0
 HEARTBEAT_SECONDS = 30.0
+# A heartbeat file's size, padded with spaces (see _write_heartbeat).
+HEARTBEAT_BYTES = 80
 # The exit status of a process that lost its claim (EX_TEMPFAIL: try again later).
 LOST_EXIT_STATUS = 75
 CLAIM_DIR = 'claim'
@@ -115,6 +136,9 @@ class Holder:
   pid_namespace: str | None
   took_over: str | None  # Why generation - 1 was taken over; None for generation 0.
   generation: int
+  # How often its Slurm job had been requeued when it claimed (SLURM_RESTART_COUNT);
+  # None outside Slurm and in records written before it was recorded.
+  slurm_restart_count: int | None = None
 
   def describe(self, now: float | None = None) -> str:
     """'host h, pid 123 (slurm job 45_1), since 2026-12-02 04:30:00 UTC', and
@@ -174,7 +198,8 @@ def _read_json(path: str) -> Any:
 
 _FIELDS = {'host': str, 'pid': int, 'slurm_job_id': (str, type(None)),
            'since': (int, float), 'token': str, 'start_time': (int, type(None)),
-           'pid_namespace': (str, type(None)), 'took_over': (str, type(None))}
+           'pid_namespace': (str, type(None)), 'took_over': (str, type(None)),
+           'slurm_restart_count': (int, type(None))}
 
 
 def _read_holder(claim_dir: str, generation: int) -> Holder | None:
@@ -188,7 +213,7 @@ def _read_holder(claim_dir: str, generation: int) -> Holder | None:
   # os.kill(0 or less) would address process groups, and a pid past a C int overflows.
   if not 0 < record['pid'] <= MAX_PID or _as_date(record['since']) is None:
     return None
-  return Holder(**{k: record[k] for k in _FIELDS}, generation=generation)
+  return Holder(**{k: record.get(k) for k in _FIELDS}, generation=generation)
 
 
 def _as_date(seconds: float) -> float | None:
@@ -201,18 +226,27 @@ def _as_date(seconds: float) -> float | None:
 
 
 def _last_sign_of_life(claim_dir: str, generation: int, holder: Holder | None) -> float:
-  """The last heartbeat's time; else the holder's `since`; else the record's mtime."""
-  beat = _read_json(_path(claim_dir, generation, 'heartbeat'))
+  """The last heartbeat's time; else the latest of the heartbeat file's mtime and
+  the holder's `since` (or, for a damaged record, the record's mtime).
+
+  A heartbeat that cannot be read still has an mtime: on sshfs a reader whose
+  cached size of the file is older than its content reads it cut short (heartbeats
+  have a fixed size to prevent that, but a file of another version may not).
+  """
+  beat_path = _path(claim_dir, generation, 'heartbeat')
+  beat = _read_json(beat_path)
   if isinstance(beat, dict) and isinstance(beat.get('time'), (int, float)):
     when = _as_date(beat['time'])
     if when is not None:
       return when
+  signs = []
+  for path in ([beat_path] if holder is not None else
+               [beat_path, _path(claim_dir, generation, 'json')]):
+    with contextlib.suppress(OSError):
+      signs.append(os.stat(path).st_mtime)
   if holder is not None:
-    return holder.since
-  try:
-    return os.stat(_path(claim_dir, generation, 'json')).st_mtime
-  except OSError:
-    return 0.0  # Not even there any more: as old as can be.
+    signs.append(holder.since)
+  return max(signs, default=0.0)  # Nothing there any more: as old as can be.
 
 
 def _pid_gone(holder: Holder) -> str | None:
@@ -250,9 +284,23 @@ def _gone_reason(holder: Holder, age: float, stale_after_seconds: float,
   if reason is None:
     reason = _stale(age, 'heartbeat', stale_after_seconds)
   if reason is None and ask_slurm and holder.slurm_job_id is not None:
-    if liveness.slurm_job_running(holder.slurm_job_id) is False:
-      reason = f'slurm job {holder.slurm_job_id} is no longer running'
+    reason = _slurm_job_gone(holder)
   return reason
+
+
+def _slurm_job_gone(holder: Holder) -> str | None:
+  """Rule 4: why the holder's Slurm job no longer runs the holder, or None."""
+  job = liveness.slurm_job(holder.slurm_job_id)
+  if job is None:
+    return None  # squeue cannot say.
+  if not job.running:
+    return f'slurm job {holder.slurm_job_id} is no longer running'
+  if None not in (job.restarts, holder.slurm_restart_count) and (
+      job.restarts > holder.slurm_restart_count):
+    # Slurm requeues a job only once its processes are gone (or their node is).
+    return (f'slurm job {holder.slurm_job_id} was requeued since (run '
+            f'{job.restarts} of it now, run {holder.slurm_restart_count} held the claim)')
+  return None
 
 
 def _judge(claim_dir: str, generation: int, stale_after_seconds: float,
@@ -288,9 +336,15 @@ def status(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECONDS,
 
 
 def _write_heartbeat(path: str, count: int, token: str) -> None:
-  """Replaces the heartbeat file `path` at once (raises OSError if it cannot)."""
+  """Replaces the heartbeat file `path` at once (raises OSError if it cannot).
+
+  Always HEARTBEAT_BYTES long: sshfs caches a file's size for some seconds,
+  and a reader on another host whose cached size is smaller than a new
+  heartbeat's would read it cut short.
+  """
+  text = json.dumps({'time': time.time(), 'count': count}).ljust(HEARTBEAT_BYTES - 1) + '\n'
   with files.atomic_path(path, suffix=f'.{token}.tmp') as tmp, open(tmp, 'w') as f:
-    json.dump({'time': time.time(), 'count': count}, f)
+    f.write(text)
 
 
 def _exit_lost(message: str) -> None:
@@ -397,10 +451,19 @@ def _new_holder(generation: int, took_over: str | None) -> Holder:
   """This process's record for `generation`."""
   return Holder(host=socket.gethostname(), pid=os.getpid(),
                 slurm_job_id=liveness.slurm_job_id(),
+                slurm_restart_count=liveness.slurm_restart_count(),
                 since=time.time(), token=uuid.uuid4().hex,
                 start_time=liveness.process_start_time(os.getpid()),
                 pid_namespace=liveness.pid_namespace(),
                 took_over=took_over, generation=generation)
+
+
+def _takeover_reason(now: Status) -> str | None:
+  """A new record's `took_over`: why the last holder is gone and, when it did not
+  let go, how long after its last sign of life it was taken over."""
+  if now.state != GONE or now.heartbeat_age is None:
+    return now.reason
+  return f'{now.reason}; taken over {now.heartbeat_age:.1f} s after its last sign of life'
 
 
 def try_acquire(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECONDS,
@@ -433,7 +496,7 @@ def try_acquire(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECOND
   now = _judge(claim_dir, top, stale_after_seconds)
   if now.state == HELD:
     return None
-  holder = _new_holder(top + 1, took_over=now.reason)
+  holder = _new_holder(top + 1, took_over=_takeover_reason(now))
   record = {k: v for k, v in dataclasses.asdict(holder).items() if k != 'generation'}
   if not files.create_exclusive(_path(claim_dir, holder.generation, 'json'),
                          json.dumps(record, indent=2) + '\n', holder.token):

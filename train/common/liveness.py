@@ -3,11 +3,14 @@
 A process on this host is looked up in /proc (alive, a zombie, or a reused pid
 whose start time differs); "this host" also means this pid namespace, since a
 container on the same machine has pids of its own. A process in a Slurm job
-elsewhere is judged by its job, as `squeue` reports it; `slurm_job_id` is
-this process's own, which a claim records. train/common/claims.py applies these
-checks to the records of its claims.
+elsewhere is judged by its job, as `squeue` reports it: its state, and how
+often it was requeued (a job requeued after its node was lost runs again under
+the same id, and its earlier run is gone). `slurm_job_id` and
+`slurm_restart_count` are this process's own, which a claim records;
+train/common/claims.py applies these checks to the records of its claims.
 """
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -16,25 +19,44 @@ import subprocess
 SLURM_RUNNING_STATES = frozenset(
     {'RUNNING', 'COMPLETING', 'CONFIGURING', 'SUSPENDED', 'STOPPED', 'RESIZING'})
 SQUEUE_TIMEOUT_SECONDS = 30.0
+# What squeue says (exit status 1) of a job id it does not know: one that ended
+# longer ago than the cluster's MinJobAge (5 minutes by default), or never was.
+_UNKNOWN_JOB = 'Invalid job id specified'
 
 
-def slurm_job_running(job_id: str) -> bool | None:
-  """Whether Slurm job `job_id` ('45' or '45_1') is running; None if squeue cannot say.
+@dataclasses.dataclass(frozen=True)
+class SlurmJob:
+  """A Slurm job as squeue sees it now."""
+  states: frozenset[str]  # squeue's states of its lines; none once the job is forgotten.
+  restarts: int | None  # How often it was requeued (the most of its lines); None if unknown.
 
-  None when squeue is not installed, fails or times out. An empty answer, or
-  states such as PENDING or REQUEUED, mean no process of the job is running.
+  @property
+  def running(self) -> bool:
+    """Whether any process of the job may be alive."""
+    return bool(self.states & SLURM_RUNNING_STATES)
+
+
+def slurm_job(job_id: str) -> SlurmJob | None:
+  """Slurm job `job_id` ('45' or '45_1') as squeue sees it; None if squeue cannot say.
+
+  None when squeue is not installed, fails or times out. A job squeue does not
+  know (ended more than MinJobAge ago) has no states; so does an empty answer.
+  States such as PENDING or REQUEUED mean that no process of the job runs.
   """
   squeue = shutil.which('squeue')
   if squeue is None:
     return None
   try:
-    done = subprocess.run([squeue, '-h', '-j', job_id, '-o', '%T'], capture_output=True,
-                          text=True, timeout=SQUEUE_TIMEOUT_SECONDS, check=False)
+    done = subprocess.run([squeue, '-h', '-j', job_id, '-O', 'State:|,RestartCnt:|'],
+                          capture_output=True, text=True, timeout=SQUEUE_TIMEOUT_SECONDS,
+                          check=False)
   except (OSError, subprocess.SubprocessError):
     return None
   if done.returncode != 0:
-    return None
-  return bool(set(done.stdout.split()) & SLURM_RUNNING_STATES)
+    return SlurmJob(frozenset(), None) if _UNKNOWN_JOB in done.stderr else None
+  lines = [line.split('|') for line in done.stdout.split()]
+  restarts = [int(fields[1]) for fields in lines if len(fields) > 1 and fields[1].isdigit()]
+  return SlurmJob(frozenset(fields[0] for fields in lines), max(restarts, default=None))
 
 
 def _proc_stat(pid: int) -> list[str] | None:
@@ -82,3 +104,12 @@ def slurm_job_id() -> str | None:
   if array_job and task:
     return f'{array_job}_{task}'
   return os.environ.get('SLURM_JOB_ID') or None
+
+
+def slurm_restart_count() -> int | None:
+  """How often this process's Slurm job was requeued before this run of it (Slurm
+  sets SLURM_RESTART_COUNT from the first requeue on); None outside Slurm."""
+  if slurm_job_id() is None:
+    return None
+  count = os.environ.get('SLURM_RESTART_COUNT', '0')
+  return int(count) if count.isdigit() else None
