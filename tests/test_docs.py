@@ -52,11 +52,13 @@ TEMPLATES = {
 # The line a command that needs ImageNet prints when data_dir holds none.
 NOT_PREPARED = "error: config error: dataset='imagenet2012' is not allowed; it is not prepared in "
 # A command that needs ImageNet at the papers' batch sizes (16,384 and 32,768) may
-# instead be refused because one step cannot fit on this host's devices, which is
+# instead be refused because a step cannot fit on this host's devices, which is
 # checked before the data: a line that also shows the command reached its config.
+# Which key the line names (the batch, the eval batch, the batches prefetched)
+# depends on the memory free at that moment.
 TOO_LARGE_FOR_THIS_HOST = re.compile(
-    r'error: config error: global_batch_size=\d+ is not allowed; one training step of '
-    r'ResNet-50 \(width 64\) at 224 px, \d+ images per device, needs at least ')
+    r'error: config error: (global_batch_size|eval_batch_size|input\.prefetch_batches)='
+    r'[\d,]+ is not allowed; .*needs at least .*; allowed: at most ')
 # `python -m MODULE` of other tools. These start in a second or less: the test runs
 # each one's --help and finds every flag the pages pass it there.
 HELP_CHECKED = {'input_pipeline.prepare_imagenet', 'input_pipeline.fake_imagenet',
