@@ -78,6 +78,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.last_bn_scale = 0.0
   config.model.dtype = 'float32'
 
+  # Workload variants (AlgoPerf's imagenet_resnet_silu and imagenet_resnet_gelu;
+  # its large_bn_init variant is model.last_bn_scale = 8): the activation in
+  # place of every ReLU, 'relu', 'silu' or 'gelu' (tanh-approximated, as flax
+  # and AlgoPerf compute it).
+  config.model.activation = 'relu'
+
   # Optimizer: `name` for weights (kernels), `bn_bias_name` for biases and BN
   # parameters; 'same' uses `name` for everything. The recipe's biases and BN
   # parameters take heavy ball with the rate outside the accumulator

@@ -34,6 +34,7 @@ BAD_VALUES = [
     ('model.bn_momentum', 1.0),
     ('model.bn_epsilon', 0.0),
     ('model.dtype', 'float16'),
+    ('model.activation', 'tanh'),
     ('optimizer.name', 'adadelta'),
     ('optimizer.bn_bias_name', 'sgd'),
     ('optimizer.momentum', 1.5),

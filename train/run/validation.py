@@ -134,6 +134,8 @@ _SCALAR_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
      'allowed: a number in [0, 1)'),
     ('model.bn_epsilon', lambda v: _is_number(v) and v > 0, 'allowed: a number > 0'),
     ('model.last_bn_scale', _is_number, 'allowed: a finite number'),
+    ('model.activation', lambda v: v in resnet.ACTIVATIONS,
+     f'allowed: {", ".join(resnet.ACTIVATIONS)}'),
     ('model.dtype', lambda v: v in DTYPES, f'allowed: {", ".join(DTYPES)}'),
     ('optimizer.name', lambda v: v in optimizers.optimizer_names(),
      f'allowed: {", ".join(optimizers.optimizer_names())}'),
