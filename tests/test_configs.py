@@ -14,7 +14,8 @@ from train.run import budget
 from train.run import loop
 from train.run import programs
 
-EXPERIMENTS = ['mlperf_lars_32k', 'nesterov_a', 'nesterov_b', 'cosine_6000', 'lamb_resnet']
+EXPERIMENTS = ['mlperf_lars_32k', 'nesterov_a', 'nesterov_b', 'cosine_6000', 'lamb_resnet',
+               'algoperf_variants']
 IMAGENET_TRAIN = 1_281_167
 
 
@@ -136,6 +137,30 @@ def test_ablations_change_one_thing():
             for group in base if isinstance(base[group], dict)
             for key in base[group] if base[group][key] != ablated[group][key]}
     assert diff == expected, variant
+
+
+def test_algoperf_variants_change_one_model_key_each_and_state_their_targets():
+  """Each variant is the MLPerf LARS recipe with one model key changed (and the
+  open division); the docstring gives AlgoPerf's targets beside MLPerf's 75.9%."""
+  module = importlib.import_module('configs.algoperf_variants')
+  base = _config('algoperf_variants').to_dict()
+  assert base == _config('mlperf_lars_32k').to_dict()
+  changes = {'silu': {('model', 'activation'): 'silu'},
+             'gelu': {('model', 'activation'): 'gelu'},
+             'bn_scale_8': {('model', 'last_bn_scale'): 8.0}}
+  for variant, expected in changes.items():
+    changed = _config('algoperf_variants', variant).to_dict()
+    diff = {(group, key): changed[group][key]
+            for group in base if isinstance(base[group], dict)
+            for key in base[group] if base[group][key] != changed[group][key]}
+    assert diff == {**expected, ('mlperf', 'submission_division'): 'open'}, variant
+    assert changed['target_accuracy'] == 0.759
+  doc = module.__doc__
+  assert '75.9%' in doc
+  assert set(module.ALGOPERF_TARGETS) == {'', *changes}
+  for validation_target, test_target in module.ALGOPERF_TARGETS.values():
+    assert f'{100 * validation_target:.3f}%' in doc
+    assert f'{100 * test_target:.2f}%' in doc
 
 
 def test_budgets_in_steps_and_epochs_agree():
