@@ -116,6 +116,15 @@ def get_config() -> ml_collections.ConfigDict:
   # of a ratio (the weights' and the update's) are taken in it.
   config.optimizer.trust_ratio_norm = 'l2'
 
+  # Today's optimizers through optax: nadamw, lion, schedule_free_sgd,
+  # schedule_free_adamw and muon read the keys above (b1, b2, eps, momentum,
+  # and l2 for schedule_free_sgd, weight_decay for the others; see
+  # optim/optimizers.py). Muon alone has one of its own: its orthogonalised
+  # updates are scaled to this RMS (optax's consistent_rms, about AdamW's), so
+  # that the AdamW it runs on the head shares its rate; None scales them by
+  # sqrt(max(1, fan_out / fan_in)) instead (Jordan's).
+  config.optimizer.muon_consistent_rms = 0.2
+
   config.label_smoothing = 0.1
 
   # Learning rate. Schedules: 'piecewise_polynomial' (Reality Check, section

@@ -30,6 +30,9 @@ def _all_variants():
 ALL = list(_all_variants())
 # Config files without variants; the embedded ones run in the study tests.
 SINGLE = ['embedded_lars', 'embedded_nesterov', 'embedded_search', 'nesterov_search_table9']
+# Today's optimizers on the embedded data, each with a search space.
+TODAYS = ['embedded_nadamw', 'embedded_lion', 'embedded_schedule_free_sgd',
+          'embedded_schedule_free_adamw', 'embedded_muon']
 
 
 def _config(name, variant=''):
@@ -37,7 +40,7 @@ def _config(name, variant=''):
   return module.get_config(variant) if variant else module.get_config()
 
 
-@pytest.mark.parametrize('name,variant', ALL + [(name, '') for name in SINGLE])
+@pytest.mark.parametrize('name,variant', ALL + [(name, '') for name in SINGLE + TODAYS])
 def test_config_validates_and_documents_itself(name, variant):
   config = _config(name, variant)
   rules.validate_run_config(config, num_devices=1, check_data=False)
@@ -51,7 +54,7 @@ def test_config_validates_and_documents_itself(name, variant):
   assert set(config.to_dict()) == set(default.get_config().to_dict())
 
 
-@pytest.mark.parametrize('name', ['embedded_search', 'nesterov_search_table9'])
+@pytest.mark.parametrize('name', ['embedded_search', 'nesterov_search_table9'] + TODAYS)
 def test_search_spaces_name_config_keys(name):
   module = importlib.import_module(f'configs.{name}')
   search.check_space(module.get_search_space(), module.get_config())
@@ -244,6 +247,18 @@ def test_every_other_config_lowers_its_programs(name, variant, tiny_data_dir):
   train and eval steps trace and lower (no XLA compile), so that their model,
   optimizers, schedule and loss fit together."""
   config = _shrink_for_cpu(_config(name, variant), tiny_data_dir)
+  rules.validate_run_config(config, num_devices=jax.device_count(), check_data=False)
+  lowered = programs.lower_steps(config, num_classes=10, num_train_examples=1000)
+  assert lowered.train_step.out_info[1]['loss'].shape == ()
+  assert lowered.eval_step is not None
+
+
+@pytest.mark.slow  # About 2 s each.
+@pytest.mark.parametrize('name', TODAYS)
+def test_todays_optimizers_lower_their_programs(name, tiny_data_dir):
+  """Each embedded config of today's optimizers: its init, train and eval steps
+  trace and lower, Muon's reshapes and Schedule-Free's eval at x included."""
+  config = _shrink_for_cpu(_config(name), tiny_data_dir)
   rules.validate_run_config(config, num_devices=jax.device_count(), check_data=False)
   lowered = programs.lower_steps(config, num_classes=10, num_train_examples=1000)
   assert lowered.train_step.out_info[1]['loss'].shape == ()
