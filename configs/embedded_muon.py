@@ -2,8 +2,8 @@
 
 Muon orthogonalises the momentum of each conv kernel, reshaped to the matrix
 (kh * kw * c_in, c_out), by Newton-Schulz iterations; optax's muon runs AdamW
-beside it on the head's kernel, and biases and BN parameters take AdamW as
-well (`optimizer.bn_bias_name`), as Muon's authors keep the non-matrix
+(in Nesterov's form) beside it on the head's kernel, and biases and BN
+parameters take AdamW as well (`optimizer.bn_bias_name`), as Muon's authors keep the non-matrix
 parameters on AdamW (optim/muon.py). `momentum` is Muon's beta (0.95, optax's
 and the authors' default, Nesterov form); b1, b2 and eps are AdamW's. The
 orthogonalised updates are scaled to an RMS of 0.2 (`muon_consistent_rms`), so
@@ -32,14 +32,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.momentum = 0.95
   config.optimizer.l2 = 0.0
   config.optimizer.weight_decay = 0.1
-  config.lr.peak = 0.01
+  config.lr.peak = 0.1
   config.lr.final = 0.0
   return config
 
 
 def get_search_space() -> list[search_space.Axis]:
   return [
-      search_space.Range('lr.peak', 1e-4, 1e-1, scale='log'),
+      search_space.Range('lr.peak', 1e-3, 1.0, scale='log'),
       search_space.Range('optimizer.momentum', 1e-2, 0.5, scale='log', one_minus=True),
       search_space.Range('optimizer.weight_decay', 1e-3, 1.0, scale='log'),
   ]

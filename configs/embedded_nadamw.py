@@ -28,14 +28,14 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.bn_bias_name = 'same'
   config.optimizer.l2 = 0.0
   config.optimizer.weight_decay = 0.1
-  config.lr.peak = 0.005
+  config.lr.peak = 0.05
   config.lr.final = 0.0
   return config
 
 
 def get_search_space() -> list[search_space.Axis]:
   return [
-      search_space.Range('lr.peak', 1e-4, 1e-1, scale='log'),
+      search_space.Range('lr.peak', 1e-3, 1.0, scale='log'),
       search_space.Range('optimizer.b1', 1e-2, 0.5, scale='log', one_minus=True),
       search_space.Range('optimizer.b2', 1e-3, 1e-1, scale='log', one_minus=True),
       search_space.Range('optimizer.weight_decay', 1e-3, 1.0, scale='log'),

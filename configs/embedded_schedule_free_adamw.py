@@ -32,13 +32,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.lr.schedule = 'step'  # No boundaries: the warmup, then the peak held.
   config.lr.step_boundaries_epochs = ()
   config.lr.warmup_power = 1.0
-  config.lr.peak = 0.01
+  config.lr.peak = 0.03
   return config
 
 
 def get_search_space() -> list[search_space.Axis]:
   return [
-      search_space.Range('lr.peak', 1e-4, 1e-1, scale='log'),
+      search_space.Range('lr.peak', 1e-3, 1.0, scale='log'),
       search_space.Range('optimizer.b1', 1e-2, 0.5, scale='log', one_minus=True),
       search_space.Range('optimizer.b2', 1e-3, 1e-1, scale='log', one_minus=True),
       search_space.Range('optimizer.weight_decay', 1e-3, 1.0, scale='log'),

@@ -33,13 +33,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.lr.schedule = 'step'  # No boundaries: the warmup, then the peak held.
   config.lr.step_boundaries_epochs = ()
   config.lr.warmup_power = 1.0
-  config.lr.peak = 2.0
+  config.lr.peak = 10.0
   return config
 
 
 def get_search_space() -> list[search_space.Axis]:
   return [
-      search_space.Range('lr.peak', 1e-2, 50.0, scale='log'),
+      search_space.Range('lr.peak', 0.1, 100.0, scale='log'),
       search_space.Range('optimizer.momentum', 1e-2, 0.5, scale='log', one_minus=True),
       search_space.Range('optimizer.l2', 1e-5, 1e-2, scale='log'),
       search_space.Range('lr.warmup_steps', 10.0, 200.0, scale='linear'),

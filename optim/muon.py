@@ -7,9 +7,10 @@ to the output channel, so its reduction axes are (0, 1, 2) and its output axis
 3: optax reshapes it to that matrix, orthogonalises it and reshapes it back.
 
 Everything else in the weights group, here the dense head's kernel, goes to the
-AdamW that optax's muon runs beside it, as Muon's authors keep the input and
-output layers on AdamW; biases and BN parameters take `optimizer.bn_bias_name`
-(AdamW in the harness's Muon configs). optax's `consistent_rms` (Liu et al.,
+AdamW that optax's muon runs beside it (in Nesterov's form, NAdamW: optax passes
+muon's `nesterov=True` on to it), as Muon's authors keep the input and output
+layers on AdamW; biases and BN parameters take `optimizer.bn_bias_name` (AdamW
+in the harness's Muon configs). optax's `consistent_rms` (Liu et al.,
 2025) scales each orthogonalised update to an RMS of consistent_rms, about
 AdamW's, so that one learning rate and one weight decay serve both halves;
 None keeps Jordan's scale, sqrt(max(1, c_out / (kh * kw * c_in))).

@@ -35,7 +35,8 @@ Today's optimizers, each optax's own call with the config's values:
   schedule_free_sgd    optax.contrib.schedule_free_sgd; `momentum` is its b1.
   schedule_free_adamw  optax.contrib.schedule_free_adamw; b1 interpolates.
   muon                 optax.contrib.muon on the conv kernels as matrices, its
-                       AdamW on the other weights (optim/muon.py).
+                       AdamW (Nesterov's form) on the other weights; `momentum`
+                       is its beta (optim/muon.py).
 A Schedule-Free group is evaluated at its averaged point
 (optim/schedule_free.py). The schedule is the config's, whatever it is; the
 Schedule-Free configs give theirs a warmup and no decay, as the method intends.
