@@ -53,10 +53,9 @@ from typing import Callable, NamedTuple
 import jax
 import ml_collections
 import optax
-
-from choices import check_choice
 from optax import contrib
 
+from choices import check_choice
 from optim import adam
 from optim import lamb
 from optim import lars
