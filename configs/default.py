@@ -78,6 +78,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.last_bn_scale = 0.0
   config.model.dtype = 'float32'
 
+  # Workload variants (AlgoPerf's imagenet_resnet_silu and imagenet_resnet_gelu;
+  # its large_bn_init variant is model.last_bn_scale = 8): the activation in
+  # place of every ReLU, 'relu', 'silu' or 'gelu' (tanh-approximated, as flax
+  # and AlgoPerf compute it).
+  config.model.activation = 'relu'
+
   # Optimizer: `name` for weights (kernels), `bn_bias_name` for biases and BN
   # parameters; 'same' uses `name` for everything. The recipe's biases and BN
   # parameters take heavy ball with the rate outside the accumulator
@@ -109,6 +115,15 @@ def get_config() -> ml_collections.ConfigDict:
   # 'l2' (the papers'), 'l1' or 'linf' (the LAMB paper's Appendix F). Both norms
   # of a ratio (the weights' and the update's) are taken in it.
   config.optimizer.trust_ratio_norm = 'l2'
+
+  # Today's optimizers through optax: nadamw, lion, schedule_free_sgd,
+  # schedule_free_adamw and muon read the keys above (b1, b2, eps, momentum,
+  # and l2 for schedule_free_sgd, weight_decay for the others; see
+  # optim/optimizers.py). Muon alone has one of its own: its orthogonalised
+  # updates are scaled to this RMS (optax's consistent_rms, about AdamW's), so
+  # that the AdamW it runs on the head shares its rate; None scales them by
+  # sqrt(max(1, fan_out / fan_in)) instead (Jordan's).
+  config.optimizer.muon_consistent_rms = 0.2
 
   config.label_smoothing = 0.1
 

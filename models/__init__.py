@@ -32,14 +32,15 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Modu
 
   Args:
     config: the harness config; reads `config.model.{depth, width, version,
-      stem, virtual_batch_size, bn_momentum, bn_epsilon, last_bn_scale, dtype}`.
+      stem, virtual_batch_size, bn_momentum, bn_epsilon, last_bn_scale, activation,
+      dtype}`.
     num_classes: outputs of the head (the dataset's class count).
 
   Raises:
-    ValueError: for an unknown depth, version, stem or dtype.
+    ValueError: for an unknown depth, version, stem, activation or dtype.
   """
   model_config = config.model
-  # ResNet checks version and stem itself, at construction.
+  # ResNet checks version, stem and activation itself, at construction.
   return get_resnet(model_config.depth)(
       num_classes=num_classes,
       width=model_config.width,
@@ -49,6 +50,7 @@ def create_model(config: ml_collections.ConfigDict, num_classes: int) -> nn.Modu
       bn_momentum=model_config.bn_momentum,
       bn_epsilon=model_config.bn_epsilon,
       last_bn_scale=model_config.last_bn_scale,
+      activation=model_config.activation,
       dtype=get_dtype(model_config.dtype))
 
 

@@ -11,6 +11,11 @@ Parameters are always float32; `dtype` is the compute type of convolutions and
 activations (bfloat16 on accelerators). Normalisation statistics and the head
 stay in float32.
 
+The activation is ReLU by default; 'silu' and 'gelu' (tanh-approximated, as
+`flax.linen.gelu` computes it) replace every ReLU, in the stem, inside each
+block and after each residual sum, as AlgoPerf's imagenet_resnet_silu and
+imagenet_resnet_gelu workloads do.
+
 Module names are fixed (`conv_init`, `stage2_block1/conv1`, `.../proj_bn`,
 `head`) so that tests, optimizer masks and checkpoints can address layers by
 path.
@@ -32,6 +37,22 @@ ModuleDef = Any
 # original paper) strides its first 1x1, which skips 3/4 of the input positions.
 VERSIONS = ('v1.0', 'v1.5')
 
+# Every ReLU of the network, or its replacement (AlgoPerf's workload variants).
+# flax's gelu is the tanh approximation, the one AlgoPerf's JAX and PyTorch
+# workloads both use.
+_ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    'relu': nn.relu,
+    'silu': nn.silu,
+    'gelu': nn.gelu,
+}
+ACTIVATIONS = tuple(_ACTIVATIONS)
+
+
+def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
+  """The activation function called `name`; a ValueError names the valid ones."""
+  check_choice('ResNet activation', name, ACTIVATIONS)
+  return _ACTIVATIONS[name]
+
 
 def _projection_shortcut(x: jax.Array, features: int, strides: int,
                          conv: ModuleDef, norm: ModuleDef) -> jax.Array:
@@ -43,34 +64,38 @@ def _projection_shortcut(x: jax.Array, features: int, strides: int,
 
 
 class BasicBlock(nn.Module):
-  """3x3 -> BN -> ReLU -> 3x3 -> BN, + shortcut, ReLU (ResNet-10/18/34)."""
+  """3x3 -> BN -> act -> 3x3 -> BN, + shortcut, act (ResNet-10/18/34); act is
+  ReLU unless the model names another activation."""
   filters: int
   conv: ModuleDef
   norm: ModuleDef
   strides: int = 1
   version: str = 'v1.5'  # A basic block has a single place for the stride.
   last_bn_scale: float = 0.0
+  act: Callable[[jax.Array], jax.Array] = nn.relu
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     y = self.conv(self.filters, (3, 3), self.strides, name='conv1')(x)
-    y = nn.relu(self.norm(name='bn1')(y))
+    y = self.act(self.norm(name='bn1')(y))
     y = self.conv(self.filters, (3, 3), name='conv2')(y)
     y = self.norm(scale_init=nn.initializers.constant(self.last_bn_scale),
                   name='bn2')(y)
     shortcut = _projection_shortcut(x, self.filters, self.strides, self.conv,
                                     self.norm)
-    return nn.relu(y + shortcut)
+    return self.act(y + shortcut)
 
 
 class BottleneckBlock(nn.Module):
-  """1x1 -> 3x3 -> 1x1 (4x filters), BN after each, + shortcut (ResNet-50+)."""
+  """1x1 -> 3x3 -> 1x1 (4x filters), BN after each, + shortcut (ResNet-50+);
+  the activation (ReLU by default) follows the first two BNs and the sum."""
   filters: int
   conv: ModuleDef
   norm: ModuleDef
   strides: int = 1
   version: str = 'v1.5'
   last_bn_scale: float = 0.0
+  act: Callable[[jax.Array], jax.Array] = nn.relu
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -80,33 +105,33 @@ class BottleneckBlock(nn.Module):
     else:
       strides_1x1, strides_3x3 = 1, self.strides
     y = self.conv(self.filters, (1, 1), strides_1x1, name='conv1')(x)
-    y = nn.relu(self.norm(name='bn1')(y))
+    y = self.act(self.norm(name='bn1')(y))
     y = self.conv(self.filters, (3, 3), strides_3x3, name='conv2')(y)
-    y = nn.relu(self.norm(name='bn2')(y))
+    y = self.act(self.norm(name='bn2')(y))
     y = self.conv(4 * self.filters, (1, 1), name='conv3')(y)
     y = self.norm(scale_init=nn.initializers.constant(self.last_bn_scale),
                   name='bn3')(y)
     shortcut = _projection_shortcut(x, 4 * self.filters, self.strides,
                                     self.conv, self.norm)
-    return nn.relu(y + shortcut)
+    return self.act(y + shortcut)
 
 
-def _imagenet_stem(x: jax.Array, width: int, conv: ModuleDef,
-                   norm: ModuleDef) -> jax.Array:
-  """7x7/2 conv, BN, ReLU, 3x3/2 max-pool: 224x224 -> 56x56."""
+def _imagenet_stem(x: jax.Array, width: int, conv: ModuleDef, norm: ModuleDef,
+                   act: Callable[[jax.Array], jax.Array]) -> jax.Array:
+  """7x7/2 conv, BN, activation, 3x3/2 max-pool: 224x224 -> 56x56."""
   # Explicit (3, 3) padding as in MLPerf/torchvision; 'SAME' would pad (2, 3)
   # for an even input, moving the sampling grid by one input pixel and making
   # pretrained weights and reference numbers not quite comparable.
   x = conv(width, (7, 7), 2, padding=((3, 3), (3, 3)), name='conv_init')(x)
-  x = nn.relu(norm(name='bn_init')(x))
+  x = act(norm(name='bn_init')(x))
   return nn.max_pool(x, (3, 3), strides=(2, 2), padding='SAME')
 
 
-def _small_stem(x: jax.Array, width: int, conv: ModuleDef,
-                norm: ModuleDef) -> jax.Array:
-  """3x3/1 conv, BN, ReLU and no pooling, for 32x32 images (CIFAR-style)."""
+def _small_stem(x: jax.Array, width: int, conv: ModuleDef, norm: ModuleDef,
+                act: Callable[[jax.Array], jax.Array]) -> jax.Array:
+  """3x3/1 conv, BN, activation and no pooling, for 32x32 images (CIFAR-style)."""
   x = conv(width, (3, 3), name='conv_init')(x)
-  return nn.relu(norm(name='bn_init')(x))
+  return act(norm(name='bn_init')(x))
 
 
 _STEMS: dict[str, Callable[..., jax.Array]] = {
@@ -131,7 +156,10 @@ class ResNet(nn.Module):
     virtual_batch_size: examples per batch-norm group in training.
     bn_momentum: rho of the BN moving averages (weight of the old value).
     bn_epsilon: BN epsilon.
-    last_bn_scale: initial scale of the last BN of each residual branch.
+    last_bn_scale: initial scale of the last BN of each residual branch
+      (AlgoPerf's bn_init_scale: 0 in its base workload, 8 in its
+      imagenet_resnet_large_bn_init variant).
+    activation: 'relu', 'silu' or 'gelu', in place of every ReLU.
     dtype: compute dtype of convolutions and activations.
   """
   stage_sizes: Sequence[int]
@@ -144,6 +172,7 @@ class ResNet(nn.Module):
   bn_momentum: float = 0.9
   bn_epsilon: float = 1e-5
   last_bn_scale: float = 0.0
+  activation: str = 'relu'
   dtype: Any = jnp.float32
 
   def __post_init__(self):
@@ -151,6 +180,7 @@ class ResNet(nn.Module):
     # when the model is first traced.
     check_choice('ResNet version', self.version, VERSIONS)
     check_choice('ResNet stem', self.stem, STEMS)
+    check_choice('ResNet activation', self.activation, ACTIVATIONS)
     super().__post_init__()
 
   @nn.compact
@@ -162,13 +192,14 @@ class ResNet(nn.Module):
         virtual_batch_size=self.virtual_batch_size, momentum=self.bn_momentum,
         epsilon=self.bn_epsilon, dtype=self.dtype)
 
-    x = _STEMS[self.stem](x, self.width, conv, norm)
+    act = get_activation(self.activation)
+    x = _STEMS[self.stem](x, self.width, conv, norm, act)
     for i, num_blocks in enumerate(self.stage_sizes):
       for j in range(num_blocks):
         x = self.block_cls(
             filters=self.width * 2**i, conv=conv, norm=norm,
             strides=2 if i > 0 and j == 0 else 1, version=self.version,
-            last_bn_scale=self.last_bn_scale,
+            last_bn_scale=self.last_bn_scale, act=act,
             name=f'stage{i + 1}_block{j + 1}')(x)
 
     # The head runs in float32: a bfloat16 mean over 7x7 positions and bfloat16

@@ -7,8 +7,9 @@ for either group.
 
 Regularisation comes in two forms, and each optimizer reads exactly one:
   L2 (`optimizer.l2`), added to the gradient: lars, mlperf_momentum, momentum,
-    nesterov, adam, adagrad;
-  decoupled weight decay (`optimizer.weight_decay`): adamw, lamb, n_lamb, nn_lamb.
+    nesterov, adam, adagrad, schedule_free_sgd;
+  decoupled weight decay (`optimizer.weight_decay`): adamw, lamb, n_lamb, nn_lamb,
+    nadamw, lion, schedule_free_adamw, muon.
 Both apply to the weights only, unless `optimizer.l2_on_bn_bias`: that one flag
 covers L2 and weight decay alike. The MLPerf pipeline's exclusion of biases and
 BN parameters matters (Reality Check, section 2.1.3), and Nado et al. set
@@ -27,6 +28,19 @@ decay with LAMB and Adam, so their "Adam" is `adamw` here.
   n_lamb, nn_lamb  LAMB with Nesterov's look-ahead in the first moment, or in
                    both (the LAMB paper's Appendix D; optim/lamb.py).
 
+Today's optimizers, each optax's own call with the config's values:
+  nadamw               optax.nadamw: AdamW with Nesterov's look-ahead (Dozat).
+  lion                 optax.lion (Chen et al., 2023): the sign of an
+                       interpolated momentum; b1, b2 are its two betas.
+  schedule_free_sgd    optax.contrib.schedule_free_sgd; `momentum` is its b1.
+  schedule_free_adamw  optax.contrib.schedule_free_adamw; b1 interpolates.
+  muon                 optax.contrib.muon on the conv kernels as matrices, its
+                       AdamW (Nesterov's form) on the other weights; `momentum`
+                       is its beta (optim/muon.py).
+A Schedule-Free group is evaluated at its averaged point
+(optim/schedule_free.py). The schedule is the config's, whatever it is; the
+Schedule-Free configs give theirs a warmup and no decay, as the method intends.
+
 `optimizer.bias_correction` switches Adam's division of the moments by 1 - b^t
 in adam, adamw and the LAMB family; `optimizer.trust_ratio_norm` is the norm of
 the trust ratio of lars and the LAMB family. `record_trust_ratios` makes those
@@ -39,11 +53,13 @@ from typing import Callable, NamedTuple
 import jax
 import ml_collections
 import optax
+from optax import contrib
 
 from choices import check_choice
 from optim import adam
 from optim import lamb
 from optim import lars
+from optim import muon
 from optim import schedules
 
 WEIGHTS = 'weights'
@@ -147,6 +163,48 @@ def _adagrad(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
                     eps=opt.eps))
 
 
+def _nadamw(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
+            reg: Regularization, record: bool) -> optax.GradientTransformation:
+  """AdamW whose first moment looks one step ahead (optax.nadamw)."""
+  del record  # No trust ratio.
+  return optax.nadamw(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps,
+                      weight_decay=reg.weight_decay)
+
+
+def _lion(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
+          reg: Regularization, record: bool) -> optax.GradientTransformation:
+  """w -= lr * (sign(b1*m + (1 - b1)*g) + wd*w); m = b2*m + (1 - b2)*g (optax.lion)."""
+  del record  # No trust ratio.
+  return optax.lion(lr, b1=opt.b1, b2=opt.b2, weight_decay=reg.weight_decay)
+
+
+def _schedule_free_sgd(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
+                       reg: Regularization, record: bool) -> optax.GradientTransformation:
+  """Schedule-Free SGD; L2 joins the gradient at y, as the authors' SGD has it."""
+  del record  # No trust ratio.
+  return contrib.schedule_free_sgd(lr, b1=opt.momentum, weight_decay=reg.l2)
+
+
+def _schedule_free_adamw(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
+                         reg: Regularization, record: bool
+                         ) -> optax.GradientTransformation:
+  """Schedule-Free AdamW: RMS-scaled steps of z, decoupled weight decay."""
+  del record  # No trust ratio.
+  return contrib.schedule_free_adamw(lr, b1=opt.b1, b2=opt.b2, eps=opt.eps,
+                                     weight_decay=reg.weight_decay)
+
+
+def _muon(opt: ml_collections.ConfigDict, lr: schedules.Schedule,
+          reg: Regularization, record: bool) -> optax.GradientTransformation:
+  """Muon on the conv kernels, its AdamW on the group's other parameters."""
+  del record  # No trust ratio.
+  return contrib.muon(
+      lr, beta=opt.momentum, eps=opt.eps, weight_decay=reg.weight_decay,
+      adam_b1=opt.b1, adam_b2=opt.b2, adam_weight_decay=reg.weight_decay,
+      muon_weight_dimension_numbers=muon.conv_kernel_dimension_numbers,
+      consistent_rms=opt.muon_consistent_rms)
+
+
 def _lamb_family(variant: Callable[..., optax.GradientTransformation]
                  ) -> OptimizerBuilder:
   """lamb, n_lamb or nn_lamb (optim/lamb.py) with the config's values."""
@@ -166,11 +224,16 @@ _OPTIMIZERS: dict[str, OptimizerBuilder] = {
     'adamw': _adamw,
     'lamb': _lamb_family(lamb.lamb),
     'lars': _lars,
+    'lion': _lion,
     'mlperf_momentum': _mlperf_momentum,
     'momentum': _sgd_momentum(nesterov=False),
+    'muon': _muon,
     'n_lamb': _lamb_family(lamb.n_lamb),
+    'nadamw': _nadamw,
     'nesterov': _sgd_momentum(nesterov=True),
     'nn_lamb': _lamb_family(lamb.nn_lamb),
+    'schedule_free_adamw': _schedule_free_adamw,
+    'schedule_free_sgd': _schedule_free_sgd,
 }
 
 # The optimizers with a layer-wise trust ratio: `optimizer.trust_ratio_norm`
@@ -178,6 +241,12 @@ _OPTIMIZERS: dict[str, OptimizerBuilder] = {
 TRUST_RATIO_OPTIMIZERS = frozenset({'lars', 'lamb', 'n_lamb', 'nn_lamb'})
 # The optimizers that read `optimizer.bias_correction`.
 BIAS_CORRECTED_OPTIMIZERS = frozenset({'adam', 'adamw', 'lamb', 'n_lamb', 'nn_lamb'})
+# Schedule-Free: evaluated at the average x (optim/schedule_free.py); the
+# interpolation b1 (`momentum` for SGD, `b1` for AdamW) must be above 0.
+SCHEDULE_FREE_INTERPOLATION = {'schedule_free_sgd': 'momentum',
+                               'schedule_free_adamw': 'b1'}
+# Muon needs matrices: the weights group only (optimizer.name).
+WEIGHTS_ONLY_OPTIMIZERS = frozenset({'muon'})
 
 
 def optimizer_names() -> list[str]:
@@ -190,10 +259,12 @@ def _get_builder(name: str, key: str) -> OptimizerBuilder:
 
 
 # The regularisation keys each optimizer reads, the first its own (the one the
-# MLPerf log names): decoupled weight decay (`optimizer.weight_decay`) for adamw
-# and the LAMB family, adamw also L2 (`optimizer.l2`); every other one L2.
-_REGULARIZATION_KEYS = {'adamw': ('weight_decay', 'l2'), 'lamb': ('weight_decay',),
-                        'n_lamb': ('weight_decay',), 'nn_lamb': ('weight_decay',)}
+# MLPerf log names): decoupled weight decay (`optimizer.weight_decay`) for adamw,
+# the LAMB family, nadamw, lion, schedule_free_adamw and muon, adamw also L2 (`optimizer.l2`); every other one L2.
+_REGULARIZATION_KEYS = {
+    'adamw': ('weight_decay', 'l2'), 'lamb': ('weight_decay',), 'n_lamb': ('weight_decay',),
+    'nn_lamb': ('weight_decay',), 'nadamw': ('weight_decay',), 'lion': ('weight_decay',),
+    'schedule_free_adamw': ('weight_decay',), 'muon': ('weight_decay',)}
 
 
 def regularization_keys(name: str) -> tuple[str, ...]:

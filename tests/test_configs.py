@@ -14,7 +14,8 @@ from train.run import budget
 from train.run import loop
 from train.run import programs
 
-EXPERIMENTS = ['mlperf_lars_32k', 'nesterov_a', 'nesterov_b', 'cosine_6000', 'lamb_resnet']
+EXPERIMENTS = ['mlperf_lars_32k', 'nesterov_a', 'nesterov_b', 'cosine_6000', 'lamb_resnet',
+               'algoperf_variants']
 IMAGENET_TRAIN = 1_281_167
 
 
@@ -30,6 +31,9 @@ ALL = list(_all_variants())
 # Config files without variants; the embedded ones run in the study tests.
 SINGLE = ['embedded_lars', 'embedded_nesterov', 'embedded_search', 'embedded_nesterov_search',
           'nesterov_search_table9']
+# Today's optimizers on the embedded data, each with a search space.
+TODAYS = ['embedded_nadamw', 'embedded_lion', 'embedded_adagrad', 'embedded_schedule_free_sgd',
+          'embedded_schedule_free_adamw', 'embedded_muon']
 
 
 def _config(name, variant=''):
@@ -37,7 +41,7 @@ def _config(name, variant=''):
   return module.get_config(variant) if variant else module.get_config()
 
 
-@pytest.mark.parametrize('name,variant', ALL + [(name, '') for name in SINGLE])
+@pytest.mark.parametrize('name,variant', ALL + [(name, '') for name in SINGLE + TODAYS])
 def test_config_validates_and_documents_itself(name, variant):
   config = _config(name, variant)
   rules.validate_run_config(config, num_devices=1, check_data=False)
@@ -51,7 +55,7 @@ def test_config_validates_and_documents_itself(name, variant):
   assert set(config.to_dict()) == set(default.get_config().to_dict())
 
 
-@pytest.mark.parametrize('name', ['embedded_search', 'nesterov_search_table9'])
+@pytest.mark.parametrize('name', ['embedded_search', 'nesterov_search_table9'] + TODAYS)
 def test_search_spaces_name_config_keys(name):
   module = importlib.import_module(f'configs.{name}')
   search.check_space(module.get_search_space(), module.get_config())
@@ -139,6 +143,30 @@ def test_ablations_change_one_thing():
     assert diff == expected, variant
 
 
+def test_algoperf_variants_change_one_model_key_each_and_state_their_targets():
+  """Each variant is the MLPerf LARS recipe with one model key changed (and the
+  open division); the docstring gives AlgoPerf's targets beside MLPerf's 75.9%."""
+  module = importlib.import_module('configs.algoperf_variants')
+  base = _config('algoperf_variants').to_dict()
+  assert base == _config('mlperf_lars_32k').to_dict()
+  changes = {'silu': {('model', 'activation'): 'silu'},
+             'gelu': {('model', 'activation'): 'gelu'},
+             'bn_scale_8': {('model', 'last_bn_scale'): 8.0}}
+  for variant, expected in changes.items():
+    changed = _config('algoperf_variants', variant).to_dict()
+    diff = {(group, key): changed[group][key]
+            for group in base if isinstance(base[group], dict)
+            for key in base[group] if base[group][key] != changed[group][key]}
+    assert diff == {**expected, ('mlperf', 'submission_division'): 'open'}, variant
+    assert changed['target_accuracy'] == 0.759
+  doc = module.__doc__
+  assert '75.9%' in doc
+  assert set(module.ALGOPERF_TARGETS) == {'', *changes}
+  for validation_target, test_target in module.ALGOPERF_TARGETS.values():
+    assert f'{100 * validation_target:.3f}%' in doc
+    assert f'{100 * test_target:.2f}%' in doc
+
+
 def test_budgets_in_steps_and_epochs_agree():
   steps = budget.resolve_budget(_config('mlperf_lars_32k'), IMAGENET_TRAIN)
   epochs = budget.resolve_budget(_config('mlperf_lars_32k', 'epochs'), IMAGENET_TRAIN)
@@ -220,6 +248,18 @@ def test_every_other_config_lowers_its_programs(name, variant, tiny_data_dir):
   train and eval steps trace and lower (no XLA compile), so that their model,
   optimizers, schedule and loss fit together."""
   config = _shrink_for_cpu(_config(name, variant), tiny_data_dir)
+  rules.validate_run_config(config, num_devices=jax.device_count(), check_data=False)
+  lowered = programs.lower_steps(config, num_classes=10, num_train_examples=1000)
+  assert lowered.train_step.out_info[1]['loss'].shape == ()
+  assert lowered.eval_step is not None
+
+
+@pytest.mark.slow  # About 2 s each.
+@pytest.mark.parametrize('name', TODAYS)
+def test_todays_optimizers_lower_their_programs(name, tiny_data_dir):
+  """Each embedded config of today's optimizers: its init, train and eval steps
+  trace and lower, Muon's reshapes and Schedule-Free's eval at x included."""
+  config = _shrink_for_cpu(_config(name), tiny_data_dir)
   rules.validate_run_config(config, num_devices=jax.device_count(), check_data=False)
   lowered = programs.lower_steps(config, num_classes=10, num_train_examples=1000)
   assert lowered.train_step.out_info[1]['loss'].shape == ()

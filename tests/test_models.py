@@ -188,6 +188,79 @@ def test_block_with_zero_last_bn_is_the_identity(block_cls, filters):
   np.testing.assert_array_equal(y, x)
 
 
+
+# ----------------------------------------------------------------- activation
+
+
+def _np_conv(x, kernel, stride):
+  return jax.lax.conv_general_dilated(
+      x, kernel, (stride, stride), 'SAME', dimension_numbers=('NHWC', 'HWIO', 'NHWC'),
+      precision=jax.lax.Precision.HIGHEST)
+
+
+def _np_bn(x, bn):
+  """Batch statistics over the whole batch (one virtual group)."""
+  mean = x.mean(axis=(0, 1, 2))
+  var = ((x - mean) ** 2).mean(axis=(0, 1, 2))
+  return (x - mean) / np.sqrt(var + 1e-5) * bn['scale'] + bn['bias']
+
+
+_ACTIVATIONS = {'relu': lambda x: np.maximum(x, 0.0),
+                'silu': lambda x: x / (1 + np.exp(-x)),
+                'gelu': lambda x: 0.5 * x * (1 + np.tanh(
+                    np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3)))}
+
+
+@pytest.mark.parametrize('activation', ['relu', 'silu', 'gelu'])
+@pytest.mark.parametrize('block_cls', [resnet.BasicBlock, resnet.BottleneckBlock])
+def test_block_applies_its_activation_where_the_relu_was(block_cls, activation):
+  """A block against its forward pass written out, the activation after each BN
+  but the last and after the sum; 'gelu' is the tanh approximation."""
+  act = _ACTIVATIONS[activation]
+  norm = functools.partial(VirtualBatchNorm, use_running_average=False,
+                           virtual_batch_size=4)
+  conv = functools.partial(nn.Conv, use_bias=False, padding='SAME')
+  filters, channels = (8, 8) if block_cls is resnet.BasicBlock else (2, 8)
+  block = block_cls(filters=filters, conv=conv, norm=norm, last_bn_scale=0.5,
+                    act=resnet.get_activation(activation))
+  x = _images(batch=4, size=6, channels=channels)
+  y, variables = block.init_with_output(_KEY, x)
+  p = jax.tree.map(np.asarray, variables['params'])
+  h = np.asarray(x, np.float64)
+  if block_cls is resnet.BasicBlock:
+    h = act(_np_bn(_np_conv(h, p['conv1']['kernel'], 1), p['bn1']))
+    h = _np_bn(_np_conv(h, p['conv2']['kernel'], 1), p['bn2'])
+  else:
+    h = act(_np_bn(_np_conv(h, p['conv1']['kernel'], 1), p['bn1']))
+    h = act(_np_bn(_np_conv(h, p['conv2']['kernel'], 1), p['bn2']))
+    h = _np_bn(_np_conv(h, p['conv3']['kernel'], 1), p['bn3'])
+  expected = act(h + np.asarray(x, np.float64))
+  np.testing.assert_allclose(np.asarray(y), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_the_activation_replaces_every_relu_and_defaults_to_it(monkeypatch):
+  """Every activation site of the network calls the chosen function, the stem's
+  included, and no other: 1 + 2 per basic block, 1 + 3 per bottleneck. The
+  parameters are the same whatever the activation."""
+  calls = []
+  for name, function in list(resnet._ACTIVATIONS.items()):  # pylint: disable=protected-access
+    monkeypatch.setitem(resnet._ACTIVATIONS, name,  # pylint: disable=protected-access
+                        functools.partial(lambda f, n, x: calls.append(n) or f(x),
+                                          function, name))
+  assert models.create_model(default_config.get_config(), 10).activation == 'relu'
+  shapes = {}
+  for activation in ('relu', 'silu', 'gelu'):
+    for depth, sites in ((10, 1 + 2 * 4), (14, 1 + 3 * 4)):
+      calls.clear()
+      model = resnet.get_resnet(depth)(num_classes=10, width=4, stem='small',
+                                       virtual_batch_size=2, activation=activation)
+      shapes[activation, depth] = _init_shapes(model, 8)
+      assert calls == [activation] * sites, (activation, depth)
+  for depth in (10, 14):
+    assert shapes['relu', depth] == shapes['silu', depth] == shapes['gelu', depth]
+
+
+
 # ----------------------------------------------------------------- tiny model
 
 
@@ -434,6 +507,7 @@ def test_create_model_from_the_default_config():
     ('version', 'v2', "'v1.0', 'v1.5'"),
     ('stem', 'cifar', "'imagenet', 'small'"),
     ('dtype', 'float16', "'float32', 'bfloat16'"),
+    ('activation', 'tanh', "'relu', 'silu', 'gelu'"),
 ])
 def test_create_model_rejects_unknown_values(key, value, valid):
   with pytest.raises(ValueError, match=f'unknown .*{key}.*{valid}'):

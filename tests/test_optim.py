@@ -495,8 +495,9 @@ def test_param_groups_by_rank():
 
 def test_optimizer_names():
   assert optim.optimizer_names() == [
-      'adagrad', 'adam', 'adamw', 'lamb', 'lars', 'mlperf_momentum', 'momentum',
-      'n_lamb', 'nesterov', 'nn_lamb']
+      'adagrad', 'adam', 'adamw', 'lamb', 'lars', 'lion', 'mlperf_momentum', 'momentum',
+      'muon', 'n_lamb', 'nadamw', 'nesterov', 'nn_lamb', 'schedule_free_adamw',
+      'schedule_free_sgd']
 
 
 @pytest.mark.parametrize('name,bn_bias_name', [('adadelta', 'same'),

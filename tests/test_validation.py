@@ -34,6 +34,7 @@ BAD_VALUES = [
     ('model.bn_momentum', 1.0),
     ('model.bn_epsilon', 0.0),
     ('model.dtype', 'float16'),
+    ('model.activation', 'tanh'),
     ('optimizer.name', 'adadelta'),
     ('optimizer.bn_bias_name', 'sgd'),
     ('optimizer.momentum', 1.5),
@@ -68,6 +69,7 @@ BAD_VALUES = [
     ('optimizer.weight_decay', -0.1),
     ('optimizer.initial_accumulator_value', -0.1),
     ('optimizer.trust_ratio_norm', 'l3'),
+    ('optimizer.muon_consistent_rms', 0.0),
     ('lr.step_boundaries_epochs', (60.0, 30.0)),
     ('lr.step_boundaries_epochs', (0.0, 30.0)),
     ('lr.step_factor', 0.0),
@@ -139,6 +141,52 @@ def test_bias_correction_off_needs_an_optimizer_with_one():
     validation.validate_config(config, num_devices=1, check_data=False)
   config.optimizer.bn_bias_name = 'adam'
   validation.validate_config(config, num_devices=1, check_data=False)
+
+
+def _todays(name, bn_bias_name, **optimizer):
+  config = embedded_lars.get_config()
+  config.optimizer.name, config.optimizer.bn_bias_name = name, bn_bias_name
+  config.optimizer.l2, config.optimizer.weight_decay = 0.0, 0.0
+  config.optimizer.update(optimizer)
+  return config
+
+
+def test_muon_takes_the_kernels_only():
+  validation.validate_config(_todays('muon', 'adamw'), num_devices=1, check_data=False)
+  for name, bn_bias_name in (('muon', 'same'), ('adamw', 'muon')):
+    with pytest.raises(validation.ConfigError,
+                       match=rf"bn_bias_name='{bn_bias_name}'.*muon orthogonalises") as info:
+      validation.validate_config(_todays(name, bn_bias_name), num_devices=1, check_data=False)
+    assert info.value.key == 'optimizer.bn_bias_name'
+
+
+def test_muon_s_own_key_needs_muon():
+  config = _todays('muon', 'adamw', muon_consistent_rms=None)  # Jordan's scale.
+  validation.validate_config(config, num_devices=1, check_data=False)
+  config.optimizer.name = 'nadamw'
+  with pytest.raises(validation.ConfigError,
+                     match=r'muon_consistent_rms=None.*allowed: 0.2 \(the default\)'):
+    validation.validate_config(config, num_devices=1, check_data=False)
+
+
+@pytest.mark.parametrize('name,key', [('schedule_free_sgd', 'momentum'),
+                                      ('schedule_free_adamw', 'b1')])
+def test_schedule_free_needs_its_interpolation_above_zero(name, key):
+  config = _todays('nesterov', name, **{key: 0.0})
+  with pytest.raises(validation.ConfigError, match=rf'optimizer.{key}=0.0.*for {name}') as info:
+    validation.validate_config(config, num_devices=1, check_data=False)
+  assert info.value.key == f'optimizer.{key}'
+  config.optimizer.update({key: 0.5})
+  validation.validate_config(config, num_devices=1, check_data=False)
+
+
+def test_schedule_free_sgd_reads_l2_and_the_others_weight_decay():
+  for name in ('nadamw', 'lion', 'schedule_free_adamw'):
+    with pytest.raises(validation.ConfigError, match=r'optimizer.l2=.*read optimizer.weight_decay'):
+      validation.validate_config(_todays(name, 'same', l2=1e-4), num_devices=1, check_data=False)
+  with pytest.raises(validation.ConfigError, match=r'optimizer.weight_decay=.*read optimizer.l2'):
+    validation.validate_config(_todays('schedule_free_sgd', 'same', weight_decay=1e-4),
+                               num_devices=1, check_data=False)
 
 
 def test_trust_ratio_log_steps_within_the_budget():

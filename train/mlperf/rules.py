@@ -116,12 +116,14 @@ def check_closed_division(config: ml_collections.ConfigDict) -> None:
   """The MLPerf 4.0.0 closed ResNet rules on what the log records about the recipe.
 
   These are the checks of the compliance checker's closed_resnet_{lars,sgd}.yaml
-  and the hyperparameter table of the MLPerf training rules. The model and the
-  dataset are not checked: the compliance tests run the closed recipe on the
-  embedded data.
+  and the hyperparameter table of the MLPerf training rules. The model's size
+  and the dataset are not checked (the compliance tests run the closed recipe on
+  the embedded data), but its activation is: the reference ResNet-50's ReLU.
   """
   if config.mlperf.submission_division != 'closed':
     return
+  _closed(config, 'model.activation', lambda v: v == 'relu',
+          "'relu' (the reference ResNet-50's activation)")
   _check_closed_optimizer(config)
   _check_closed_schedule(config)
   _closed(config, 'label_smoothing', lambda v: v in (0.0, 0.1), '0 or 0.1')

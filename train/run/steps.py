@@ -15,6 +15,8 @@ import ml_collections
 import optax
 from flax.training import train_state
 
+import optim
+
 Batch = dict[str, jnp.ndarray]
 Metrics = dict[str, jnp.ndarray]
 
@@ -91,9 +93,14 @@ def train_step(state: TrainState, batch: Batch, *, mean_rgb: tuple[float, ...],
 def eval_step(state: TrainState, batch: Batch, *, mean_rgb: tuple[float, ...],
               stddev_rgb: tuple[float, ...], dtype: Any,
               label_smoothing: float) -> Metrics:
-  """Sums of correct predictions, loss and real examples; padding is masked out."""
+  """Sums of correct predictions, loss and real examples; padding is masked out.
+
+  The model is evaluated at the optimizer's evaluation point: the parameters
+  themselves, or for a Schedule-Free group its average x (optim/schedule_free.py).
+  """
   images = normalize_images(batch['image'], mean_rgb, stddev_rgb, dtype)
-  logits = state.apply_fn({'params': state.params, 'batch_stats': state.batch_stats},
+  params = optim.evaluation_params(state.opt_state, state.params)
+  logits = state.apply_fn({'params': params, 'batch_stats': state.batch_stats},
                           images, train=False)
   mask = batch['mask'].astype(jnp.float32)
   loss = cross_entropy_loss(logits, batch['label'], label_smoothing)

@@ -15,6 +15,7 @@ import ml_collections
 
 from input_pipeline import info
 from models import resnet
+from optim import muon
 from optim import norms
 from optim import optimizers
 from optim import schedules
@@ -134,6 +135,8 @@ _SCALAR_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
      'allowed: a number in [0, 1)'),
     ('model.bn_epsilon', lambda v: _is_number(v) and v > 0, 'allowed: a number > 0'),
     ('model.last_bn_scale', _is_number, 'allowed: a finite number'),
+    ('model.activation', lambda v: v in resnet.ACTIVATIONS,
+     f'allowed: {", ".join(resnet.ACTIVATIONS)}'),
     ('model.dtype', lambda v: v in DTYPES, f'allowed: {", ".join(DTYPES)}'),
     ('optimizer.name', lambda v: v in optimizers.optimizer_names(),
      f'allowed: {", ".join(optimizers.optimizer_names())}'),
@@ -179,6 +182,8 @@ _SCALAR_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
      'allowed: a number >= 0'),
     ('optimizer.trust_ratio_norm', lambda v: v in norms.TRUST_RATIO_NORMS,
      f'allowed: {", ".join(norms.TRUST_RATIO_NORMS)}'),
+    ('optimizer.muon_consistent_rms', lambda v: v is None or (_is_number(v) and v > 0),
+     "allowed: a number > 0 (optax's 0.2: about AdamW's RMS), or None (Jordan's scale)"),
     ('lr.step_boundaries_epochs', _increasing(lambda x: _is_number(x) and x > 0),
      'allowed: increasing numbers of epochs > 0, e.g. (30.0, 60.0, 80.0), or ()'),
     ('lr.step_factor', lambda v: _is_number(v) and 0 < v <= 1,
@@ -279,6 +284,31 @@ def _check_optimizer_switches(config: ml_collections.ConfigDict) -> None:
              f'({", ".join(sorted(optimizers.BIAS_CORRECTED_OPTIMIZERS))} have one)')
 
 
+def _check_todays_optimizers(config: ml_collections.ConfigDict) -> None:
+  """Muon on the kernels only, Schedule-Free's interpolation above 0, and
+  Muon's own key left alone unless Muon is chosen."""
+  opt = config.optimizer
+  groups = optimizers.group_optimizer_names(opt)
+  bn_bias = groups[optimizers.BN_BIAS]
+  require(config, 'optimizer.bn_bias_name',
+           lambda v: bn_bias not in optimizers.WEIGHTS_ONLY_OPTIMIZERS,
+           f'allowed: an optimizer other than {bn_bias} for biases and BN parameters '
+           f'(optimizer.name={opt.name!r}): {bn_bias} orthogonalises matrices, and '
+           'they have none; adamw is what Muon is run with')
+  for name in sorted(set(groups.values())):
+    key = optimizers.SCHEDULE_FREE_INTERPOLATION.get(name)
+    if key is not None:
+      require(config, f'optimizer.{key}', lambda v: v > 0,
+               f'allowed: a number in (0, 1) for {name}, whose average x is '
+               f'(y - (1 - {key}) * z) / {key}')
+  if 'muon' not in groups.values():
+    require(config, 'optimizer.muon_consistent_rms',
+             lambda v: v == muon.CONSISTENT_RMS,
+             f'allowed: {muon.CONSISTENT_RMS} (the default), since '
+             f'optimizer.name={opt.name!r} and bn_bias_name={opt.bn_bias_name!r} '
+             'are not muon')
+
+
 def _check_trust_ratio_log_steps(config: ml_collections.ConfigDict,
                                  num_steps: int) -> None:
   """Trust ratios are logged at steps the run reaches."""
@@ -351,6 +381,7 @@ def _check_relations(config: ml_collections.ConfigDict, num_devices: int) -> Non
   _check_eval_offset(config)
   _check_regularization(config)
   _check_optimizer_switches(config)
+  _check_todays_optimizers(config)
   require(config, 'global_batch_size', lambda v: v % num_devices == 0,
            f'allowed: a multiple of the device count ({num_devices})')
   per_device = config.global_batch_size // num_devices
