@@ -144,7 +144,8 @@ def test_study_console_is_quiet_and_its_log_is_full(tmp_path):
                for line in err), proc.stderr
   assert f'report: {workdir}/report.md' in proc.stdout
   log = (workdir / 'log.txt').read_text()
-  for record in ('checkpoint_manager.py', 'dataset_info.py', 'step 4/8: loss',
+  for record in ('checkpoint_manager.py', 'dataset_info.py', '[4] train_accuracy=',
+                 'steps/s, 50.0% (4/8), ETA',
                  'eval at step 8', 'persistent compilation cache: '):
     assert record in log, record
   assert len(os.listdir(cache)) > 0

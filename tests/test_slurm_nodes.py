@@ -130,13 +130,17 @@ def test_claims_race_over_sshfs_from_every_node(nodes, shared_tmp):
 
 
 def test_a_lost_link_reply_on_sshfs_is_told_by_the_token(nodes, shared_tmp):
-  """sshfs shows a link count of 1 even right after a link: the token decides."""
+  """A link whose reply is lost is told by the token in the file, not by the link
+  count: sshfs showed a count of 1 right after a link in most runs on 2026-12-07
+  (and 2 in one from a fresh clone), so the count cannot be trusted either way."""
   path = os.path.join(shared_tmp, '0.json')
   done = slurm_support.on_node(nodes.names[0], [sys.executable, '-c', LOST_REPLY, path],
                                text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
   out, err = done.communicate(timeout=300)
   assert done.returncode == 0, err[-2000:]
-  assert out.splitlines() == ['True [1]', 'False']
+  claimed, count = out.splitlines()[0].split(' ', 1)
+  assert (claimed, out.splitlines()[1:]) == ('True', ['False'])
+  assert count in ('[1]', '[2]')  # What the filesystem said; the token decided.
   assert open(path).read() == '{"token": "mine"}'
   assert os.listdir(shared_tmp) == ['0.json']
 

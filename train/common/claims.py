@@ -36,8 +36,8 @@ races as EPERM: after any error the record at `<g>.json` says whether the link
 landed, by holding this writer's token or another's (or the link failed: no
 record).
 (open(2)'s manual suggests the unique file's link count, 2 after a success;
-sshfs reports 1 for every file, and its own inode number for each name, so
-that check would take every lost reply for a lost race.) When `<g>.json`
+sshfs mostly reports 1, and its own inode number for each name, so that
+check would take a lost reply for a lost race.) When `<g>.json`
 cannot even be read after such an error, the claim fails with the OSError,
 and a record of this process that it does not know it holds may be left: it is
 taken over as any holder's is, once this process is gone (rules 2 and 4

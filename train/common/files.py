@@ -121,8 +121,8 @@ def create_exclusive(path: str, text: str, token: str) -> bool:
   own link), another's means another writer won (sshfs reports a link onto a
   name another client just made as EPERM, not EEXIST), no file means the link
   failed. open(2)'s manual suggests the unique file's link count instead;
-  sshfs reports 1 for every file and an inode of its own for each name, so that
-  check cannot work there, and the token does everywhere.
+  sshfs mostly reports 1 and an inode of its own for each name, so that check
+  cannot be trusted there, and the token works everywhere.
 
   Raises:
     OSError: `link` failed and no file is at `path`, or `path` cannot be read
