@@ -28,7 +28,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.bn_bias_name = 'same'
   config.optimizer.l2 = 5e-4
   # optax's starting sum of 0.1 damps the first steps of a network whose
-  # gradients are small; trials found 1e-4 far better here (below).
+  # gradients are small; trials found 1e-4 far better here (docs/configs.md).
   config.optimizer.initial_accumulator_value = 1e-4
   config.lr.peak = 0.3
   config.lr.final = 0.0

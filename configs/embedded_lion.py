@@ -4,9 +4,10 @@ Chen et al. (2023), "Symbolic Discovery of Optimization Algorithms": each step
 is the sign of b1 * m + (1 - b1) * g, so every coordinate moves by the rate;
 the momentum m then takes b2 (0.99, the paper's). The paper runs Lion at a rate
 3-10x below AdamW's and a weight decay 3-10x above; on this small network the
-trials found it best near NAdamW's rate all the same (below). Every parameter takes it; weight decay (decoupled,
-scaled by the rate) on kernels only. Everything else is `embedded_nesterov.py`'s,
-the decay ending at 0.
+trials found it best near NAdamW's rate all the same (docs/configs.md, "Today's
+optimizers"). Every parameter takes it; weight decay (decoupled, scaled by the
+rate) on kernels only. Everything else is `embedded_nesterov.py`'s, the decay
+ending at 0.
 
 Command:
   python main.py --config=configs/embedded_lion.py --num_seeds=5

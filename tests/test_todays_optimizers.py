@@ -138,7 +138,7 @@ def _direct(config, params, grads):
     ('schedule_free_adamw', 'same', {}),
     ('schedule_free_adamw', 'same', dict(l2_on_bn_bias=True)),
     ('muon', 'adamw', {}),
-    ('muon', 'adamw', dict(l2_on_bn_bias=True)),
+    # l2_on_bn_bias with Muon: test_regularisation_form_and_the_bn_bias_switch.
     ('muon', 'nadamw', dict(muon_consistent_rms=None)),
 ])
 def test_harness_is_the_same_optax_call_made_directly(name, bn_bias_name, overrides):
