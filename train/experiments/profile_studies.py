@@ -23,12 +23,12 @@ problem is a `ProfileInputError`, one line that names it and what to do.
 """
 
 import dataclasses
+import json
 import os
 from collections.abc import Sequence
 from typing import Any
 
 from train.common import errors
-from train.experiments import plan as plan_lib
 
 TIME_UNITS = ('steps', 'epochs', 'seconds')
 STUDY_FILE = 'study.json'
@@ -101,11 +101,16 @@ def _label(entry: Entry) -> str:
 
 
 def _read_object(path: str, remedy: str) -> dict[str, Any]:
-  """A study's JSON object, as plan.read_json reads it, refused as profile input."""
   try:
-    return plan_lib.read_json(path, remedy)
-  except plan_lib.StudyDirError as e:
-    raise ProfileInputError(str(e)) from None
+    with open(path) as f:
+      values = json.load(f)
+  except (OSError, ValueError) as e:
+    raise ProfileInputError(f'{path} cannot be read ({type(e).__name__}: '
+                            f'{errors.one_line(e)}); {remedy}') from None
+  if not isinstance(values, dict):
+    raise ProfileInputError(f'{path} holds a JSON {type(values).__name__}, not an object; '
+                            f'{remedy}')
+  return values
 
 
 def _study_root(directory: str) -> str:
