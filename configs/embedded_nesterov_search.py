@@ -28,7 +28,7 @@ Command:
 
 Budget in steps: embedded_nesterov.py's, 400 steps at batch 128 (5.1 epochs), 50
 warmup, evals every 50; the stages are small (12 runs in all) so that the whole
-search fits in 10 minutes on 2 cores.
+search fits in 10 minutes on 2 cores (4 min 41 s measured quiet: docs/tuning.md).
 
 Expected: see docs/tuning.md's measured run (2 CPU cores): the confirmed point's
 median final accuracy over 5 seeds, beside the 78.4% of embedded_nesterov.py's
