@@ -39,11 +39,24 @@ def pytest_configure(config):
   cache.mkdir(exist_ok=True)
   os.environ['JAX_COMPILATION_CACHE_DIR'] = str(cache)
 
+def pytest_xdist_auto_num_workers(config) -> int:
+  """`-n auto`: one xdist worker more than the cores this process may use.
+
+  The suite's tests often leave a core idle: they wait for Slurm to notice a
+  lost node, poll for a subprocess's checkpoint, or import and compile on one
+  thread. On the 2-core machine, 3 workers kept 1.97 cores busy on average and
+  ran the whole suite in 11 min 54 s beside other jobs, where 2 workers had
+  taken 14 min 15 s on the quiet machine (2026-12-07, docs/performance.md).
+  """
+  del config
+  return len(os.sched_getaffinity(0)) + 1
+
+
 TINY = 'embedded_shapes/tiny'
 
 # Each test file's seconds in the last measured whole-suite run
 # (tests/durations.json, written by scripts/suite_times.py). The longest files
-# start first, so that the two xdist workers end together: pytest-xdist hands
+# start first, so that the xdist workers end together: pytest-xdist hands
 # out whole files (--dist loadfile) in collection order (--no-loadscope-reorder
 # in pyproject.toml; by default it would order them by their number of tests,
 # which sends the long files of two or three tests last, where one of them then
