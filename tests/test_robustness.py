@@ -223,7 +223,7 @@ def test_robustness_json_recomputed_from_the_result_files(tmp_path):
              for name in ('comparison.png', 'comparison_curves.png', 'time_to_target.png'))
 
 
-@pytest.mark.slow  # Trains 2 tiny runs by main.py, then resumes through a local worker.
+@pytest.mark.slow  # Trains 2 tiny runs by main.py, then resumes them.
 def test_main_py_robustness_runs_resumes_and_reports(tiny_data_dir, tmp_path):
   workdir = str(tmp_path / 'robustness')
   args = ['--config=configs/embedded_robustness.py', '--robustness=activation=silu',
@@ -242,12 +242,11 @@ def test_main_py_robustness_runs_resumes_and_reports(tiny_data_dir, tmp_path):
     assert json.load(f)['model']['activation'] == 'silu'
   with open(os.path.join(workdir, 'base', 'seed_0', 'config.json')) as f:
     assert json.load(f)['model']['activation'] == 'relu'
-  # The same command through a local worker: nothing is trained again, and the
-  # worker's report is the same robustness comparison.
-  again = subprocess.run([*command, '--launcher=local', '--num_workers=1'], cwd=REPO,
-                         capture_output=True, text=True,
+  # The same command again resumes: both runs are read back, none trained again.
+  again = subprocess.run(command, cwd=REPO, capture_output=True, text=True,
                          timeout=study_runs.HANG_GUARD_SECONDS, check=False)
   assert again.returncode == 0, again.stderr[-3000:]
+  assert again.stderr.count('finished earlier') == 2, again.stderr[-3000:]
   assert study_runs.results(workdir) == results
   with open(os.path.join(workdir, 'robustness.json')) as f:
     summary = json.load(f)
