@@ -112,7 +112,7 @@ def _headline(drop: dict) -> str:
     words += (f"; the median steps to target go from {markdown.number(steps['base'])} to "
               f"{markdown.number(steps['variant'])} (×{steps['ratio']:.2f})")
   else:
-    words += f"; no change in the median steps to target ({steps['reason']})"
+    words += f"; the medians of the steps to target cannot be compared ({steps['reason']})"
   return words + '.'
 
 
