@@ -217,6 +217,9 @@ def test_robustness_json_recomputed_from_the_result_files(tmp_path):
          '(imagenet_resnet_silu) |' in report
   assert '| base | (the config as tuned) | 70.00% | 75.9% | 77.431% / 65.60%' in report
   assert '| activation_silu | 3 / 5 | 72.00% | +10.0 |' in report
+  assert ("**activation_silu**: the median final accuracy is 10.0 points below the base's "
+          '(95% interval of the drop +') in report
+  assert 'the median steps to target go from 250 to 500 (×2.00).' in report
   for drop in summary['drops']:
     assert drop['comparison']['verdict'] in report
   assert all((tmp_path / name).stat().st_size > 0
