@@ -7,6 +7,8 @@
       --compare=configs/embedded_lars.py,configs/embedded_nesterov.py   # a comparison
   python main.py --config=configs/embedded_search.py --num_trials=16   # a search
   python main.py --config=configs/embedded_nesterov_search.py --search  # a staged search
+  python main.py --config=configs/embedded_lars.py --num_seeds=5 \\
+      --robustness=activation=silu,last_bn_scale=8   # the config on workload variants
   python main.py bench --config=configs/embedded_lars.py --modes=synthetic,input,train
 
 Bad input (an unknown key, a value out of range, a missing dataset) ends with one

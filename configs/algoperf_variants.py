@@ -98,3 +98,10 @@ ALGOPERF_TARGETS = {
     'gelu': (0.76765, 0.6519),
     'bn_scale_8': (0.76526, 0.6423),
 }
+# AlgoPerf's name of each workload (algoperf/workloads/workloads.py); '' is the base.
+ALGOPERF_WORKLOADS = {
+    '': 'imagenet_resnet',
+    'silu': 'imagenet_resnet_silu',
+    'gelu': 'imagenet_resnet_gelu',
+    'bn_scale_8': 'imagenet_resnet_large_bn_init',
+}

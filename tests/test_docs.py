@@ -191,6 +191,8 @@ def _all_commands() -> list[tuple[str, str, str | None]]:
 def _expected_kind(args: list[str]) -> str:
   if args[:1] in (['bench'], ['worker'], ['report'], ['profile']):
     return args[0]
+  if any(a.startswith('--robustness') for a in args):
+    return 'robustness'
   if not args or any(a.startswith('--compare') for a in args):
     return 'comparison'
   if any(a.startswith('--num_trials') for a in args):

@@ -1,7 +1,8 @@
 """The command line's flags: one parser for every kind of job.
 
   python main.py [--config=FILE[:VARIANT]] [--config.KEY=VALUE ...] [--workdir=DIR]
-                 [--num_seeds=N | --compare=FILE,FILE,... | --num_trials=N | --search]
+                 [--num_seeds=N | --compare=FILE,FILE,... | --num_trials=N | --search
+                  | --robustness=KEY=VALUE,... --num_seeds=N]
   python main.py bench [--config=FILE] [--modes=synthetic,input,train] ...
   python main.py worker --workdir=DIR     # runs the seeds of a study's plan
   python main.py report --workdir=DIR     # writes a study's report from what finished
@@ -31,13 +32,15 @@ FLAGS = flags.FLAGS
 
 class JobKind(enum.StrEnum):
   """What a command runs: a subcommand (bench, worker, report, profile), or for
-  training what its flags ask for (a run, a study, a comparison, a search, or a
-  staged search: a config file's get_search())."""
+  training what its flags ask for (a run, a study, a comparison, a search, a
+  staged search: a config file's get_search(), or a robustness comparison: the
+  config on its base workload and on workload variants)."""
   RUN = 'run'
   STUDY = 'study'
   COMPARISON = 'comparison'
   SEARCH = 'search'
   STAGED_SEARCH = 'staged_search'
+  ROBUSTNESS = 'robustness'
   BENCH = 'bench'
   WORKER = 'worker'
   REPORT = 'report'
@@ -54,7 +57,7 @@ BENCH_DEFAULT_CONFIG = os.path.join(files.REPO_ROOT, 'configs', 'default.py')
 MAIN_JOB_ARGS = ('--compare=configs/embedded_lars.py,configs/embedded_nesterov.py',
                  '--num_seeds=5')
 # Flags that only one kind of command reads: given to the other, they are refused.
-TRAIN_ONLY = ('workdir', 'num_seeds', 'compare', 'num_trials', 'search',
+TRAIN_ONLY = ('workdir', 'num_seeds', 'compare', 'num_trials', 'search', 'robustness',
               'compilation_cache_dir')
 LAUNCH = ('launcher', 'num_workers', 'nowait', 'slurm_partition', 'slurm_nodes',
           'slurm_tasks_per_node', 'slurm_gpus_per_node', 'slurm_cpus_per_task',
@@ -103,6 +106,11 @@ def _define_train_flags() -> None:
                     'its stages in order, each a search in WORKDIR/stage_<n>_<name>/, then '
                     'the best point of the last over its confirm_seeds seeds in '
                     'WORKDIR/confirm/; re-running the same command resumes it.')
+  flags.DEFINE_list('robustness', [], 'Run the --config file as tuned (WORKDIR/base/) and '
+                    'unchanged on each workload variant of this list (WORKDIR/KEY_VALUE/), '
+                    'num_seeds seeds each, and report the drop from the base: '
+                    'activation=relu|silu|gelu or last_bn_scale=NUMBER, separated by '
+                    'commas, e.g. --robustness=activation=silu,last_bn_scale=8.')
 
 
 def _define_launch_flags() -> None:

@@ -30,6 +30,7 @@ from train.common import errors
 from train.common import files
 from train.experiments import plan as plan_lib
 from train.experiments import profile_studies
+from train.experiments import workloads
 from train.mlperf import rules
 from train.run import distributed
 from train.run import memory
@@ -272,7 +273,38 @@ def _bench_job() -> Job:
              {'bench': config}, bench=options)
 
 
+def _check_robustness_flags() -> None:
+  """--robustness runs one --config on its workload variants: no flag that runs
+  something else."""
+  if not FLAGS['robustness'].present:
+    return
+  others = [('--compare', FLAGS.compare, 'a robustness comparison runs one --config on '
+             'its variants; to compare several optimizers\' robustness, run one per config '
+             'and give their studies to main.py profile'),
+            ('--search', FLAGS.search, 'tune on the base workload first (--search), then '
+             'run the chosen point with --robustness'),
+            ('--num_trials', FLAGS.num_trials, 'search on the base workload first, then run '
+             'the chosen trial\'s config with --robustness')]
+  for flag, given, remedy in others:
+    if given:
+      errors.fail(f'--robustness and {flag} do not combine: {remedy}')
+
+
+def _robustness_configs(devices: Devices) -> dict[str, ml_collections.ConfigDict]:
+  """The --config file as tuned, then each variant of --robustness, validated."""
+  try:
+    variants = workloads.parse_variants(FLAGS.robustness, FLAGS.config)
+  except workloads.RobustnessInputError as e:
+    errors.fail(str(e))
+  configs = workloads.workload_configs(FLAGS.config, variants)
+  for name, config in configs.items():
+    _validate(config, devices, name)
+  return configs
+
+
 def _training_kind() -> cli_flags.JobKind:
+  if FLAGS['robustness'].present:
+    return cli_flags.JobKind.ROBUSTNESS
   if FLAGS.compare:
     return cli_flags.JobKind.COMPARISON
   if FLAGS.search:
@@ -317,6 +349,7 @@ def _check_plan_size(configs: dict[str, ml_collections.ConfigDict]) -> None:
 def _training_job() -> Job:
   if FLAGS.compare and FLAGS.num_trials:
     errors.fail('--compare and --num_trials do not combine; search one config at a time')
+  _check_robustness_flags()
   _check_search_flags()
   _check_counts()
   spec = cli_flags.config_spec()
@@ -328,6 +361,8 @@ def _training_job() -> Job:
     configs = _compared_configs(overrides, devices)
     is_main_job = FLAGS.compare == cli_flags.MAIN_JOB_ARGS[0].partition('=')[2].split(',')
     name, space = 'embedded_comparison' if is_main_job else 'comparison', ()
+  elif FLAGS['robustness'].present:
+    configs, name, space = _robustness_configs(devices), spec.name, ()
   else:
     configs, name = {spec.name: FLAGS.config}, spec.name
     _validate(FLAGS.config, devices)
@@ -335,7 +370,8 @@ def _training_job() -> Job:
   staged = _staged_search(spec, FLAGS.config, launch) if FLAGS.search else None
   if kind not in (cli_flags.JobKind.RUN, cli_flags.JobKind.STAGED_SEARCH):
     _check_plan_size(configs)
-  workdir = os.path.abspath(FLAGS.workdir or workdir_lib.default_workdir(name))
+  default = f'{name}_robustness' if kind == cli_flags.JobKind.ROBUSTNESS else name
+  workdir = os.path.abspath(FLAGS.workdir or workdir_lib.default_workdir(default))
   workdir_lib.check_location(workdir)
   claim, created = None, not os.path.exists(workdir)
   if kind == cli_flags.JobKind.RUN:

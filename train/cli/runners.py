@@ -1,7 +1,7 @@
 """The function that runs each kind of job (`RUNNERS`), once train/cli/jobs.py
-has built it: a run, a study, comparison or search (inline, or through
-launchers.py's workers), a staged search (each of its plans so), a worker, a
-report, a benchmark, a performance profile.
+has built it: a run, a study, comparison, search or robustness comparison
+(inline, or through launchers.py's workers), a staged search (each of its plans
+so), a worker, a report, a benchmark, a performance profile.
 
 The run's loop, the studies and the workers import TensorFlow (the input
 pipeline), tfds and clu: they are imported inside the runners that need them,
@@ -81,19 +81,25 @@ def _plan(job: jobs.Job) -> plan_lib.Plan:
   study = _study_module()
   if job.kind == cli_flags.JobKind.STUDY:
     return study.plan_study(job.config, job.name, job.workdir, job.num_seeds)
-  if job.kind == cli_flags.JobKind.COMPARISON:
+  if job.kind in (cli_flags.JobKind.COMPARISON, cli_flags.JobKind.ROBUSTNESS):
+    kind = (plan_lib.PlanKind.ROBUSTNESS if job.kind == cli_flags.JobKind.ROBUSTNESS
+            else plan_lib.PlanKind.COMPARISON)
     return study.plan_comparison(job.configs, job.workdir, job.num_seeds,
-                                 overrides=job.overrides, name=job.name)
+                                 overrides=job.overrides, name=job.name, kind=kind)
   return study.plan_search(job.config, job.name, list(job.search_space), job.workdir,
                            job.num_trials, job.num_seeds,
                            num_devices=jobs.run_devices(job.launch).count)
 
 
 def _print_outcome(plan: plan_lib.Plan, studies: list[dict]) -> None:
-  """The comparison table (or a search's best trial) and where the report is."""
+  """The comparison table (a search's best trial, a robustness comparison's drops)
+  and where the report is."""
   if not distributed.is_main_process():
     return
-  if plan.kind == plan_lib.PlanKind.SEARCH:
+  if plan.kind == plan_lib.PlanKind.ROBUSTNESS:
+    from train.experiments import robustness  # pylint: disable=g-import-not-at-top
+    print(robustness.drop_table(plan.directory, studies))
+  elif plan.kind == plan_lib.PlanKind.SEARCH:
     trials = _study_module().search_trials(plan.directory)
     best = max(trials, key=lambda t: t['summary']['median_final_accuracy'] or -1.0)
     print(f'best of {len(trials)} trials: trial_{best["trial"]} {best["params"]}, '
@@ -304,6 +310,7 @@ RUNNERS: dict[cli_flags.JobKind, Callable[[jobs.Job], None]] = {
     cli_flags.JobKind.COMPARISON: run_studies,
     cli_flags.JobKind.SEARCH: run_studies,
     cli_flags.JobKind.STAGED_SEARCH: run_staged_search,
+    cli_flags.JobKind.ROBUSTNESS: run_studies,
     cli_flags.JobKind.BENCH: run_bench,
     cli_flags.JobKind.WORKER: run_worker,
     cli_flags.JobKind.REPORT: run_report,

@@ -45,6 +45,7 @@ from train.common import config_dicts
 from train.common import console
 from train.common import errors
 from train.common import files
+from train.experiments import workloads
 from train.mlperf import results as mlperf_results
 
 PLAN_FILE = 'plan.json'
@@ -53,7 +54,8 @@ WORKERS_DIR = 'workers'  # Where each worker logs (train/cli/jobs.start).
 # What the harness itself keeps in a study directory: no entry may be named so.
 RESERVED_NAMES = frozenset({
     PLAN_FILE, SPEC_FILE, 'claims', 'workers', 'mlperf', 'config.json', 'log.txt',
-    'report.md', 'study.json', 'comparison.json', 'search.json', 'result.json'})
+    'report.md', 'study.json', 'comparison.json', 'search.json', 'result.json',
+    'robustness.json'})
 _DAMAGED_PLAN_REMEDY = ('plan.json was changed or damaged: restore it, or start the study '
                         'afresh in a new --workdir')
 # A run's files that say it is over: its result, or the error that ended it.
@@ -63,10 +65,13 @@ FAILURE_FILE = 'failure.json'
 
 class PlanKind(enum.StrEnum):
   """What a study directory holds (plan.json's 'kind'): one config over seeds,
-  several configs side by side, or a search's trials."""
+  several configs side by side, a search's trials, or a config on its base
+  workload and on workload variants (a robustness comparison: train/experiments/
+  robustness.py)."""
   STUDY = 'study'
   COMPARISON = 'comparison'
   SEARCH = 'search'
+  ROBUSTNESS = 'robustness'
 
 
 class StudyDirError(errors.BadInput, ValueError):
@@ -380,9 +385,14 @@ def _plan_kind(value: str) -> PlanKind:
 
 
 def _check_kind(plan: Plan) -> None:
-  """A study has one entry; a search names each trial's params."""
+  """A study has one entry; a search names each trial's params; a robustness
+  comparison's first entry is its base workload."""
   if plan.kind == PlanKind.STUDY and len(plan.entries) != 1:
     raise _PlanFieldError(f'kind=study with {len(plan.entries)} entries (a study has one)')
+  if plan.kind == PlanKind.ROBUSTNESS and (len(plan.entries) < 2
+                                           or plan.entries[0].name != workloads.BASE):
+    raise _PlanFieldError(f'kind=robustness needs the entry {workloads.BASE!r} first and a '
+                          f'variant after it, not {[e.name for e in plan.entries]}')
   if plan.kind == PlanKind.SEARCH:
     search = plan.search
     if (not isinstance(search, dict) or not isinstance(search.get('axes'), list)

@@ -247,8 +247,23 @@ def compare_studies(studies: Sequence[tuple[str, Sequence[dict]]], seed: int = 0
   Each p-value in P_VALUE_KEYS gets a '<key>_holm' next to it, adjusted over
   all pairs (with one pair it is the p-value itself).
   """
-  pairs = [compare_pair(name_a, runs_a, name_b, runs_b, seed=seed)
-           for (name_a, runs_a), (name_b, runs_b) in itertools.combinations(studies, 2)]
+  return _holm_adjusted([compare_pair(name_a, runs_a, name_b, runs_b, seed=seed)
+                         for (name_a, runs_a), (name_b, runs_b)
+                         in itertools.combinations(studies, 2)])
+
+
+def compare_with_base(base: tuple[str, Sequence[dict]],
+                      others: Sequence[tuple[str, Sequence[dict]]], seed: int = 0) -> list[dict]:
+  """`compare_pair` of the base (a) with each other study (b), in order, with
+  Holm-adjusted p-values over these pairs only: a robustness comparison asks
+  how each variant differs from the base, not how the variants differ."""
+  name, runs = base
+  return _holm_adjusted([compare_pair(name, runs, other_name, other_runs, seed=seed)
+                         for other_name, other_runs in others])
+
+
+def _holm_adjusted(pairs: list[dict]) -> list[dict]:
+  """Each p-value in P_VALUE_KEYS of each pair gets '<key>_holm', adjusted over `pairs`."""
   for key in P_VALUE_KEYS:
     for pair, adjusted in zip(pairs, holm([pair[key] for pair in pairs])):
       pair[f'{key}_holm'] = adjusted

@@ -32,6 +32,7 @@ from train.common import config_dicts
 from train.common import console
 from train.common import files
 from train.experiments import plan as plan_lib
+from train.experiments import robustness
 from train.experiments import search
 from train.experiments import states as states_lib
 from train.experiments import statistics
@@ -179,20 +180,23 @@ def plan_study(config: ml_collections.ConfigDict, name: str, directory: str,
 
 def plan_comparison(configs: dict[str, ml_collections.ConfigDict], directory: str,
                     num_seeds: int, overrides: dict[str, Any] | None = None,
-                    name: str = 'comparison') -> plan_lib.Plan:
+                    name: str = 'comparison',
+                    kind: plan_lib.PlanKind = plan_lib.PlanKind.COMPARISON) -> plan_lib.Plan:
   """Several configs side by side, each a study in DIR/<name>/.
 
   `overrides` are the command line's --config.KEY=VALUE settings, already
   applied to every config; they are recorded in study_spec.json, the plan,
   comparison.json and report.md so that a reader sees what the command changed.
+  `kind` ROBUSTNESS: the configs are one config's workloads, its base first
+  (`workloads.workload_configs`), and the report is robustness.py's.
   """
   overrides = json.loads(json.dumps(overrides or {}, default=list))
-  spec = {'kind': plan_lib.PlanKind.COMPARISON,
+  spec = {'kind': kind,
           'configs': {n: plan_lib.config_values(c) for n, c in configs.items()},
           'overrides': overrides}
   entries = [plan_lib.Entry(n, c, os.path.join(directory, n)) for n, c in configs.items()]
-  return _write_plan(plan_lib.make_plan(plan_lib.PlanKind.COMPARISON, name, directory,
-                                        entries, num_seeds, overrides=overrides), spec)
+  return _write_plan(plan_lib.make_plan(kind, name, directory, entries, num_seeds,
+                                        overrides=overrides), spec)
 
 
 def plan_search(config: ml_collections.ConfigDict, name: str,
@@ -243,8 +247,9 @@ def _write_plan(plan: plan_lib.Plan, spec: dict) -> plan_lib.Plan:
 
 def write_report(directory: str, wall_seconds: float | None = None,
                  num_ran: dict[str, int] | None = None) -> list[dict]:
-  """Writes study.json / comparison.json / search.json and report.md of the
-  study in `directory` from the runs finished so far; returns each entry's study.
+  """Writes study.json / comparison.json / search.json / robustness.json and
+  report.md of the study in `directory` from the runs finished so far; returns
+  each entry's study.
 
   The report says which runs are still running, pending or failed. It is the
   only writer of these files. `wall_seconds`: the study's wall time as the
@@ -260,6 +265,8 @@ def write_report(directory: str, wall_seconds: float | None = None,
              for entry, entry_states in zip(plan.entries, states)]
   if plan.kind == plan_lib.PlanKind.COMPARISON:
     _write_comparison(plan, studies, wall_seconds)
+  elif plan.kind == plan_lib.PlanKind.ROBUSTNESS:
+    robustness.write_robustness(plan, studies, wall_seconds, _all_unfinished(studies))
   elif plan.kind == plan_lib.PlanKind.SEARCH:
     _write_search(plan, studies, wall_seconds)
   return studies

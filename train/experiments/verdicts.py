@@ -10,6 +10,11 @@ from collections.abc import Sequence
 
 from train.experiments import significance
 
+# The comparisons a comparison's p-values are adjusted over, in words; a
+# robustness comparison adjusts over each variant's with the base.
+EVERY_PAIR = 'every pair'
+EACH_VARIANT = 'each variant with the base'
+
 
 def p_value(value: float) -> str:
   """A p-value as a reader wants it: two significant digits, small ones bounded."""
@@ -84,12 +89,14 @@ def _target_verdict(pair: dict, fisher_key: str, logrank_key: str) -> str:
   return words + '.'
 
 
-def pairwise_verdict(pair: dict, adjusted: bool = False) -> str:
+def pairwise_verdict(pair: dict, adjusted: bool = False,
+                     adjusted_over: str = EVERY_PAIR) -> str:
   """The verdict on one pair of configs in plain words, with the numbers behind it.
 
   Args:
-    pair: an entry of `significance.compare_studies`.
+    pair: an entry of `significance.compare_studies` (or `compare_with_base`).
     adjusted: use the Holm-adjusted p-values (with more than two configs).
+    adjusted_over: the comparisons the p-values were adjusted over, in words.
 
   Returns:
     A paragraph: do the final accuracies differ, how large is the difference,
@@ -100,7 +107,7 @@ def pairwise_verdict(pair: dict, adjusted: bool = False) -> str:
            _paired_verdict(pair, f'wilcoxon_p{suffix}'),
            _target_verdict(pair, f'fisher_exact_p{suffix}', f'logrank_p{suffix}')]
   if adjusted:
-    parts.append('(p-values adjusted for the comparisons of every pair, Holm.)')
+    parts.append(f'(p-values adjusted for the comparisons of {adjusted_over}, Holm.)')
   return ' '.join(part for part in parts if part)
 
 

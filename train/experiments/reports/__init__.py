@@ -4,6 +4,7 @@
   comparison.py  several configs side by side, with the verdict on each pair
   search.py      the trials of a search, ranked
   profile.py     several optimizers across several workloads: AlgoPerf's profiles
+  robustness.py  a config on its base workload and on variants: the drop from the base
   staged.py      a staged search: each stage's trials, the chosen point, its confirmation
   sections.py    sections more than one kind shows: the runs not finished, the time
   plots.py       the figures of studies, comparisons and searches (matplotlib,

@@ -31,7 +31,7 @@ def _config_cell(out_dir: str | None, name: str) -> str:
   return name
 
 
-def _comparison_rows(studies: Sequence[Study],
+def comparison_rows(studies: Sequence[Study],
                      out_dir: str | None = None) -> tuple[list[str], list[list[str]]]:
   """Header and rows of the comparison table; names linked to studies in `out_dir`."""
   header = ['Config', 'Reached target / runs', 'Median final test accuracy',
@@ -57,7 +57,7 @@ def comparison_table(studies: Sequence[Study]) -> str:
   Returns:
     The table, one line per configuration under a header, for the console.
   """
-  return markdown.text_table(*_comparison_rows(studies))
+  return markdown.text_table(*comparison_rows(studies))
 
 
 def _differences_table(differences: dict[str, dict[str, Any]]) -> str:
@@ -112,9 +112,11 @@ def _pairwise_table(pairs: Sequence[dict], adjusted: bool) -> str:
       rows)
 
 
-def _pairwise_section(pairs: Sequence[dict]) -> str:
+def pairwise_section(pairs: Sequence[dict], adjusted_over: str = verdicts.EVERY_PAIR) -> str:
+  """The verdict on each pair, the table of their numbers and how they were computed;
+  `adjusted_over`: the comparisons the Holm adjustment spans, in words."""
   adjusted = verdicts.is_adjusted(pairs)
-  paragraphs = [verdicts.pairwise_verdict(pair, adjusted) for pair in pairs]
+  paragraphs = [verdicts.pairwise_verdict(pair, adjusted, adjusted_over) for pair in pairs]
   how = ('Final accuracies: the difference of the medians with a two-sample percentile '
          'bootstrap interval (9,999 resamples), the Mann-Whitney U test and, when both '
          'configs ran the same seeds, the Wilcoxon signed-rank test on the per-seed '
@@ -128,7 +130,7 @@ def _pairwise_section(pairs: Sequence[dict]) -> str:
          '`scipy.stats`.')
   if adjusted:
     how += (' With more than two configs, each p-value is also given adjusted for the '
-            'comparisons of every pair (Holm), in parentheses; the verdicts use the '
+            f'comparisons of {adjusted_over} (Holm), in parentheses; the verdicts use the '
             'adjusted ones.')
   return '\n\n'.join([*paragraphs, _pairwise_table(pairs, adjusted), how])
 
@@ -174,9 +176,9 @@ def write_comparison_report(out_dir: str, studies: list[Study], wall_seconds: fl
       'Medians count a run that never reached the target as infinitely slow (the paper\'s and '
       "MLPerf's convention); the Kaplan-Meier median censors it at its last eval instead. The "
       "MLPerf score is the olympic mean of the first 5 runs' seconds to target.",
-      markdown.markdown_table(*_comparison_rows(studies, out_dir)),
+      markdown.markdown_table(*comparison_rows(studies, out_dir)),
       *sections.unfinished_section(unfinished),
-      *(['## Do they differ?', _pairwise_section(pairwise)] if pairwise else []),
+      *(['## Do they differ?', pairwise_section(pairwise)] if pairwise else []),
       *(['## What differs', _differences_table(differences)] if differences else []),
       '## Command-line overrides', _overrides_section(overrides or {}),
       '## Time', sections.time_table(wall_seconds, all_runs, 'Comparison'),
