@@ -1,7 +1,8 @@
 """The command line's flags: one parser for every kind of job.
 
   python main.py [--config=FILE[:VARIANT]] [--config.KEY=VALUE ...] [--workdir=DIR]
-                 [--num_seeds=N | --compare=FILE,FILE,... | --num_trials=N | --search]
+                 [--num_seeds=N | --compare=FILE,FILE,... | --num_trials=N | --search
+                  | --scaling=tuned|untuned]
   python main.py bench [--config=FILE] [--modes=synthetic,input,train] ...
   python main.py worker --workdir=DIR     # runs the seeds of a study's plan
   python main.py report --workdir=DIR     # writes a study's report from what finished
@@ -31,13 +32,15 @@ FLAGS = flags.FLAGS
 
 class JobKind(enum.StrEnum):
   """What a command runs: a subcommand (bench, worker, report, profile), or for
-  training what its flags ask for (a run, a study, a comparison, a search, or a
-  staged search: a config file's get_search())."""
+  training what its flags ask for (a run, a study, a comparison, a search, a
+  staged search: a config file's get_search(), or a batch-size scaling study:
+  its get_scaling())."""
   RUN = 'run'
   STUDY = 'study'
   COMPARISON = 'comparison'
   SEARCH = 'search'
   STAGED_SEARCH = 'staged_search'
+  SCALING = 'scaling'
   BENCH = 'bench'
   WORKER = 'worker'
   REPORT = 'report'
@@ -54,7 +57,7 @@ BENCH_DEFAULT_CONFIG = os.path.join(files.REPO_ROOT, 'configs', 'default.py')
 MAIN_JOB_ARGS = ('--compare=configs/embedded_lars.py,configs/embedded_nesterov.py',
                  '--num_seeds=5')
 # Flags that only one kind of command reads: given to the other, they are refused.
-TRAIN_ONLY = ('workdir', 'num_seeds', 'compare', 'num_trials', 'search',
+TRAIN_ONLY = ('workdir', 'num_seeds', 'compare', 'num_trials', 'search', 'scaling',
               'compilation_cache_dir')
 LAUNCH = ('launcher', 'num_workers', 'nowait', 'slurm_partition', 'slurm_nodes',
           'slurm_tasks_per_node', 'slurm_gpus_per_node', 'slurm_cpus_per_task',
@@ -103,6 +106,12 @@ def _define_train_flags() -> None:
                     'its stages in order, each a search in WORKDIR/stage_<n>_<name>/, then '
                     'the best point of the last over its confirm_seeds seeds in '
                     'WORKDIR/confirm/; re-running the same command resumes it.')
+  flags.DEFINE_enum('scaling', None, ['tuned', 'untuned'], 'Run the --config file\'s '
+                    'get_scaling(), a batch-size scaling study, as one command: at each of '
+                    'its batch sizes (WORKDIR/batch_<B>/), tuned: its staged search ranked by '
+                    'the median steps to target, then the best point over its seeds; untuned: '
+                    'its seeds at the rate lr.batch_scaling gives; then the curve and its '
+                    'critical batch size. Re-running the same command resumes it.')
 
 
 def _define_launch_flags() -> None:
