@@ -28,6 +28,7 @@ from train.common import files
 from train.experiments import critical_batch
 from train.experiments import plan as plan_lib
 from train.experiments import scaling
+from train.experiments import scaling_spec
 from train.experiments.reports import scaling as scaling_report
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -119,15 +120,15 @@ _GRID = ss.Stage('rate', (ss.Choice('lr.peak', (0.25, 0.5, 1.0)),), mode='grid')
      "its stages: stage 1 ('x'): a grid runs Choice axes only"),
 ])
 def test_check_scaling_names_the_problem(study, mode, message):
-  with pytest.raises(scaling.ScalingError, match=re.escape(message)):
-    scaling.check_scaling(study, embedded_nesterov.get_config(), mode)
+  with pytest.raises(scaling_spec.ScalingError, match=re.escape(message)):
+    scaling_spec.check_scaling(study, embedded_nesterov.get_config(), mode)
 
 
 def test_embedded_rehearsal_is_valid_and_as_documented():
   config, study = embedded_scaling.get_config(), embedded_scaling.get_scaling()
-  scaling.check_scaling(study, config, 'tuned')
+  scaling_spec.check_scaling(study, config, 'tuned')
   assert len(study.batch_sizes) >= 4 and study.search.metric == 'median_steps_to_target'
-  at = [scaling.batch_config(config, study, i) for i in range(len(study.batch_sizes))]
+  at = [scaling_spec.batch_config(config, study, i) for i in range(len(study.batch_sizes))]
   assert [c.global_batch_size for c in at] == [64, 128, 256, 512]
   assert [c.num_train_steps for c in at] == [800, 400, 300, 200]
   # 6 runs a batch size tuned (3 grid points, then 3 seeds), as the docstring says.

@@ -238,20 +238,20 @@ def _scaling_study(spec: config_files.ConfigSpec, config: ml_collections.ConfigD
   if not hasattr(module, 'get_scaling'):
     errors.fail(f'--scaling needs a scaling study: {spec.path} has no get_scaling(); see '
                 'configs/embedded_scaling.py')
-  from train.experiments import scaling  # pylint: disable=g-import-not-at-top
+  from train.experiments import scaling_spec  # pylint: disable=g-import-not-at-top
   try:
     study = module.get_scaling()
   except Exception as e:  # pylint: disable=broad-except
     errors.fail(f'{spec.path}: get_scaling() raised {type(e).__name__}: {errors.one_line(e)}')
   try:
-    scaling.check_scaling(study, config, FLAGS.scaling)
-  except scaling.ScalingError as e:
+    scaling_spec.check_scaling(study, config, FLAGS.scaling)
+  except scaling_spec.ScalingError as e:
     errors.fail(f'{spec.path}: get_scaling(): {e}')
   if launch.launcher == cli_flags.INLINE and jax.process_count() > 1:
     errors.fail('--scaling plans each batch size after the one before, in one process; for '
                 'runs over several hosts give --launcher=slurm')
   for index, size in enumerate(study.batch_sizes):
-    _validate(scaling.batch_config(config, study, index), devices,
+    _validate(scaling_spec.batch_config(config, study, index), devices,
               f'{spec.path}: get_scaling(): batch size {size}')
   if FLAGS.scaling == 'tuned':
     _check_search_size(spec, study.search, config)
