@@ -13,6 +13,7 @@ them. One slow test runs `main.py --scaling=tuned` for real on the tiny data.
 import json
 import math
 import os
+import pathlib
 import re
 import subprocess
 import sys
@@ -201,6 +202,15 @@ def _tuned_study(directory: str) -> tuple[dict, _FakeWork]:
   return summary, work
 
 
+@pytest.fixture(scope='module')
+def tuned(tmp_path_factory) -> tuple[pathlib.Path, dict, _FakeWork]:
+  """The finished tuned study above, made once: its directory, summary and work.
+  The tests below read it, or write its report again."""
+  directory = tmp_path_factory.mktemp('tuned')
+  summary, work = _tuned_study(str(directory))
+  return directory, summary, work
+
+
 def _independent(directory: str, sizes, confirm: str, factor: float = 2.0) -> dict:
   """Every median and the critical batch size, recomputed from the runs'
   result.json files alone: a run that missed is infinitely slow; a batch size
@@ -231,8 +241,8 @@ def _independent(directory: str, sizes, confirm: str, factor: float = 2.0) -> di
   return {'medians': medians, 'critical': critical}
 
 
-def test_the_critical_batch_size_recomputed_from_the_result_files(tmp_path):
-  summary, _ = _tuned_study(str(tmp_path))
+def test_the_critical_batch_size_recomputed_from_the_result_files(tuned):
+  tmp_path, summary, _ = tuned
   on_disk = json.loads((tmp_path / 'scaling.json').read_text())
   expected = _independent(str(tmp_path), _TUNED.batch_sizes, 'confirm')
   assert expected == {'medians': {64: 821, 128: 509, 256: 352, 512: math.inf},
@@ -246,8 +256,8 @@ def test_the_critical_batch_size_recomputed_from_the_result_files(tmp_path):
     assert point['counted_as'] == ('measured' if math.isfinite(median) else 'missed')
 
 
-def test_a_tuned_study_chooses_each_batch_and_confirms_it_on_fresh_seeds(tmp_path):
-  summary, work = _tuned_study(str(tmp_path))
+def test_a_tuned_study_chooses_each_batch_and_confirms_it_on_fresh_seeds(tuned):
+  tmp_path, summary, work = tuned
   points = {p['batch_size']: p for p in summary['points']}
   for size in (64, 128, 256):
     point = points[size]
@@ -277,8 +287,8 @@ def test_a_tuned_study_chooses_each_batch_and_confirms_it_on_fresh_seeds(tmp_pat
                         str(tmp_path), _FakeWork(), num_devices=1)
 
 
-def test_the_report_of_a_tuned_study(tmp_path):
-  summary, _ = _tuned_study(str(tmp_path))
+def test_the_report_of_a_tuned_study(tuned):
+  tmp_path, summary, _ = tuned
   text = (tmp_path / 'report.md').read_text()
   for part in ('# Batch-size scaling: fake', 'Complete.',
                '| 256 | measured | 360 (eval every 20) | lr.peak = 0.5 | 1 | 2 of 3 | 352 | '
@@ -321,7 +331,7 @@ def test_an_untuned_study_scales_the_rate_by_the_configs_rule(tmp_path):
   assert summary['critical_batch_size'] == 256 and summary['critical_batch_size_is_lower_bound']
   assert summary['lr_batch_scaling'] == 'sqrt' and summary['mode'] == 'untuned'
   assert (tmp_path / 'batch_256' / 'study.json').exists()
-  assert 'Untuned: each batch size ran the config as it is for 2 seeds' in (
+  assert 'Untuned: each batch size ran the config as it is for 2 seeds, its peak' in (
       tmp_path / 'report.md').read_text()
 
 
@@ -338,6 +348,21 @@ def test_a_study_stopped_midway_reports_where_it_stands(tmp_path):
   assert [p['state'] for p in summary['points']][2:] == ['searching', 'not started']
   assert summary['critical_batch_size'] == 128 and summary['critical_batch_size_is_lower_bound']
   assert 'Not finished: batch size 256 is searching' in (tmp_path / 'report.md').read_text()
+
+
+def test_main_py_report_on_a_scaling_study_prints_the_curve(tuned, capsys):
+  from train.cli import flags as cli_flags  # pylint: disable=g-import-not-at-top
+  from train.cli import jobs  # pylint: disable=g-import-not-at-top
+  from train.cli import runners  # pylint: disable=g-import-not-at-top
+  tmp_path = tuned[0]
+  (tmp_path / 'report.md').unlink()
+  runners.run_report(jobs.Job(cli_flags.JobKind.REPORT, 'study', {}, str(tmp_path)))
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0].split()[:2] == ['batch', 'peak'] and lines[5].split()[:4] == [
+      '512', '—', '0/0', '∞']
+  assert lines[-2:] == ['critical batch size: 256 (batch size 512 missed the target)',
+                        f'report: {tmp_path}/report.md']
+  assert (tmp_path / 'report.md').exists()
 
 
 # --- main.py --scaling, trained for real --------------------------------------------------

@@ -97,17 +97,21 @@ def _points_table(summary: dict) -> str:
        'Median epochs to target', 'Perfect scaling (steps)', '× perfect'], rows)
 
 
+def _seeds(count: int) -> str:
+  return f"{count} seed{'' if count == 1 else 's'}"
+
+
 def _how_text(summary: dict) -> str:
-  seeds = summary['seeds']
-  scaling = (f"its peak learning rate scaled by lr.batch_scaling='{summary['lr_batch_scaling']}'"
-             f" from batch {summary['reference_batch_size']}")
+  seeds, reference = _seeds(summary['seeds']), summary['reference_batch_size']
+  rule = f"lr.batch_scaling='{summary['lr_batch_scaling']}' from batch {reference}"
   if summary['mode'] == 'tuned':
-    return (f'Each batch size ran the staged search of get_scaling()\'s stages, every trial '
-            'ranked by its median steps to target, then its best point over '
-            f'{seeds} seeds that no trial ran ({scaling}: the searched lr.peak is the rate at '
-            'that batch). The rows give those seeds\' results; each batch size\'s folder holds '
-            'its search and its own report.')
-  return (f'Untuned: each batch size ran the config as it is for {seeds} seeds, {scaling}.')
+    return ("Each batch size ran the staged search of get_scaling()'s stages, every trial "
+            f'ranked by its median steps to target, then its best point over {seeds} that no '
+            f'trial ran. A searched lr.peak is the rate at batch {reference}; the runs scale '
+            f'it by {rule}, and the table gives both. The rows give the confirming seeds\' '
+            "results; each batch size's folder holds its search and its own report.")
+  return (f'Untuned: each batch size ran the config as it is for {seeds}, its peak learning '
+          f'rate scaled by {rule}.')
 
 
 def critical_line(summary: dict) -> str:
@@ -186,13 +190,13 @@ def scaling_figure(summary: dict) -> Figure:
   sizes = np.array([p['batch_size'] for p in points], dtype=float)
   medians = _finite([p['median_steps_to_target'] for p in points])
   with matplotlib.rc_context(figure_style.RC):
-    fig = Figure(figsize=(6.4, 4.8), layout='constrained')
+    fig = Figure(figsize=(6.4, 5.6), layout='constrained')
     ax = fig.subplots()
     ax.set_xscale('log', base=2)
     ax.set_yscale('log')
     measured = np.isfinite(medians)
     ax.plot(sizes[measured], medians[measured], marker='o', color='tab:blue', zorder=3,
-            label=f"median of {summary['seeds']} seeds")
+            label=f"median of {_seeds(summary['seeds'])}")
     _seed_bars(ax, points)
     _perfect_lines(ax, summary, sizes)
     missed = [p['batch_size'] for p in points if p['counted_as'] == 'missed']
@@ -206,10 +210,14 @@ def scaling_figure(summary: dict) -> Figure:
     ax.set_xlim(sizes[0] / 1.3, sizes[-1] * 1.3)
     if not measured.any():
       ax.text(0.5, 0.5, 'no batch size measured yet', transform=ax.transAxes, ha='center')
+    # Plain numbers on the steps' axis, also at the minor ticks of a short span.
+    ax.yaxis.set_major_formatter(ticker.LogFormatter(labelOnlyBase=False))
+    ax.yaxis.set_minor_formatter(ticker.LogFormatter(labelOnlyBase=False,
+                                                     minor_thresholds=(1, 0.5)))
     ax.set_xlabel('batch size')
     ax.set_ylabel('steps to target')
     ax.set_title(f"{summary['name']}: steps to {markdown.percent(summary['target_accuracy'])}")
-    ax.legend(loc='lower left')
+    fig.legend(handles=ax.get_legend_handles_labels()[0], loc='outside lower center', ncols=2)
   return fig
 
 
