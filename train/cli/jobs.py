@@ -253,16 +253,21 @@ def _scaling_study(spec: config_files.ConfigSpec, config: ml_collections.ConfigD
   for index, size in enumerate(study.batch_sizes):
     _validate(scaling_spec.batch_config(config, study, index), devices,
               f'{spec.path}: get_scaling(): batch size {size}')
-  if FLAGS.scaling == 'tuned':
+  if FLAGS.scaling == 'tuned':  # A staged search at each batch size, its seeds among them.
     _check_search_size(spec, study.search, config)
-  elif study.seeds > cli_flags.MAX_SEEDS:
-    errors.fail(f'{spec.path}: seeds={study.seeds} is more than the {cli_flags.MAX_SEEDS:,} '
-                'seeds a study may have; lower it')
-  elif config.seed + study.seeds - 1 > validation.MAX_SEED:
-    errors.fail(f'{spec.path}: the study runs seeds up to {config.seed + study.seeds - 1} '
-                f'from seed={config.seed}, past the largest seed {validation.MAX_SEED}; '
-                'lower config.seed')
+  else:
+    _check_untuned_seeds(spec, study.seeds, config.seed)
   return study
+
+
+def _check_untuned_seeds(spec: config_files.ConfigSpec, seeds: int, first: int) -> None:
+  """An untuned batch size's study within the seed limits."""
+  if seeds > cli_flags.MAX_SEEDS:
+    errors.fail(f'{spec.path}: seeds={seeds} is more than the {cli_flags.MAX_SEEDS:,} seeds '
+                'a study may have; lower it')
+  if first + seeds - 1 > validation.MAX_SEED:
+    errors.fail(f'{spec.path}: the study runs seeds up to {first + seeds - 1} from '
+                f'seed={first}, past the largest seed {validation.MAX_SEED}; lower config.seed')
 
 
 def _staged_search(spec: config_files.ConfigSpec, config: ml_collections.ConfigDict,
