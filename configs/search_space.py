@@ -119,3 +119,38 @@ class Search:
   stages: tuple[Stage, ...]
   confirm_seeds: int = 5
   metric: str = 'median_final_accuracy'
+
+
+# --- batch-size scaling: what a config file's get_scaling() returns ----------------
+
+# What `main.py --scaling=MODE` runs at each batch size: the staged search of the
+# Scaling's stages (tuned), or the config as it is with its learning rate scaled
+# by lr.batch_scaling from lr.reference_batch_size (untuned).
+SCALING_MODES = ('tuned', 'untuned')
+# The metric a scaling study tunes each batch size for (Shallue et al. 2019's
+# "steps to result").
+SCALING_METRIC = 'median_steps_to_target'
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaling:
+  """A batch-size scaling study: steps to target against the batch size.
+
+  At each of `batch_sizes` (increasing), `main.py --scaling=tuned` runs the
+  staged search of `stages`, every trial ranked by its median steps to target,
+  then the best point for `seeds` fresh seeds; `--scaling=untuned` runs the
+  config itself for `seeds` seeds, its peak learning rate scaled by the config's
+  lr.batch_scaling ('none', 'sqrt', 'linear') from lr.reference_batch_size.
+  `num_train_steps`: the step budget at each batch size, in the same order
+  (empty: the config's own budget at every batch size; given in epochs, that is
+  the same epochs at each). train/experiments/scaling.py runs it.
+  """
+  batch_sizes: tuple[int, ...]
+  stages: tuple[Stage, ...] = ()
+  seeds: int = 5
+  num_train_steps: tuple[int, ...] = ()
+
+  @property
+  def search(self) -> Search:
+    """The staged search run at each batch size (tuned)."""
+    return Search(stages=self.stages, confirm_seeds=self.seeds, metric=SCALING_METRIC)

@@ -569,6 +569,17 @@ def get_search():
   return ss.Search(stages=(ss.Stage('sweep', (ss.Range('lr.peak', 0.1, 1.0),), mode='grid'),))
 '''
 
+_SCALING = '--config=configs/embedded_scaling.py'
+
+
+def _scaling_file(scaling: str) -> str:
+  """A config file of embedded_nesterov.py whose get_scaling() returns `scaling`."""
+  return ('from configs import embedded_nesterov\n'
+          'from configs import search_space as ss\n\n\n'
+          'def get_config():\n  return embedded_nesterov.get_config()\n\n\n'
+          f'def get_scaling():\n  return {scaling}\n')
+
+
 CASES = [
     # Overrides that do not parse.
     Case('unknown_key', ('--config.no_such_key=1',), "unknown config key 'no_such_key'"),
@@ -824,6 +835,37 @@ CASES = [
     Case('plan_kind_robustness_without_its_base', ('report', '--workdir={dir}/study'),
          "kind=robustness needs the entry 'base' first and a variant after it",
          setup=_pending_study(_set('kind', 'robustness'), kind='comparison')),
+    # --scaling: a config file's get_scaling(), the one source of its batch sizes and seeds.
+    Case('scaling_unknown_mode', (_SCALING, '--scaling=yes'),
+         'flag --scaling=yes: value should be one of <tuned', also=('untuned>',)),
+    Case('scaling_without_get_scaling', ('--scaling=tuned',),
+         '--scaling needs a scaling study: ', also=('has no get_scaling()',)),
+    Case('scaling_with_compare', (_COMPARE, '--scaling=untuned'),
+         '--scaling and --compare do not combine'),
+    Case('scaling_with_search', (_SCALING, '--scaling=tuned', '--search'),
+         '--scaling and --search do not combine'),
+    Case('scaling_with_num_seeds', (_SCALING, '--scaling=untuned', '--num_seeds=3'),
+         '--scaling and --num_seeds do not combine'),
+    Case('scaling_with_a_batch_size_override',
+         (_SCALING, '--scaling=tuned', '--config.global_batch_size=64'),
+         '--config.global_batch_size does not combine with --scaling'),
+    Case('scaling_batch_sizes_not_increasing', ('--config={dir}/down.py', '--scaling=untuned'),
+         'get_scaling(): batch_sizes=(256, 128) must increase (each size once)',
+         setup=_write('down.py', _scaling_file('ss.Scaling(batch_sizes=(256, 128))'))),
+    Case('scaling_batch_size_not_divisible_by_virtual_batch',
+         ('--config={dir}/small.py', '--scaling=untuned'),
+         'get_scaling(): batch size 32: config error: model.virtual_batch_size=64 is not '
+         'allowed; allowed: a divisor of the per-device batch 32',
+         setup=_write('small.py', _scaling_file('ss.Scaling(batch_sizes=(32, 128))'))),
+    Case('scaling_tuned_without_stages', ('--config={dir}/untuned.py', '--scaling=tuned'),
+         'get_scaling(): --scaling=tuned needs the stages of a search',
+         setup=_write('untuned.py', _scaling_file('ss.Scaling(batch_sizes=(64, 128))'))),
+    Case('worker_on_a_scaling_study', ('worker', '--workdir={dir}'),
+         'holds a batch-size scaling study, whose batch sizes its own command plans one after '
+         'another', setup=_write('study_spec.json', '{"kind": "scaling"}')),
+    Case('robustness_with_scaling',
+         (_SCALING, '--scaling=tuned', '--robustness=activation=silu'),
+         '--robustness and --scaling do not combine: a scaling study runs the base workload'),
     Case('worker_on_a_staged_search', ('worker', '--workdir={dir}'),
          'holds a staged search, whose stages its own command plans one after another',
          setup=_write('study_spec.json', '{"kind": "staged_search"}')),

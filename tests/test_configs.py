@@ -30,7 +30,7 @@ def _all_variants():
 ALL = list(_all_variants())
 # Config files without variants; the embedded ones run in the study tests.
 SINGLE = ['embedded_lars', 'embedded_nesterov', 'embedded_search', 'embedded_nesterov_search',
-          'nesterov_search_table9', 'embedded_robustness']
+          'nesterov_search_table9', 'embedded_robustness', 'embedded_scaling']
 # Today's optimizers on the embedded data, each with a search space.
 TODAYS = ['embedded_nadamw', 'embedded_lion', 'embedded_adagrad', 'embedded_schedule_free_sgd',
           'embedded_schedule_free_adamw', 'embedded_muon']

@@ -11,9 +11,9 @@
   imports them once and forks a child per command line, as tests/test_bad_input.py
   does; the driver never starts a JAX backend, so forking is safe. A command must
   reach the Job its flags ask for (run, study, comparison, search, staged search,
-  bench), or, where the page shows its output, print exactly the `error:` line
-  shown. Nothing is trained: a Job is only built. A `--workdir` is moved into a
-  temporary folder, and commands that need ImageNet get an empty temporary
+  scaling study, bench), or, where the page shows its output, print exactly the
+  `error:` line shown. Nothing is trained: a Job is only built. A `--workdir` is
+  moved into a temporary folder, and commands that need ImageNet get an empty temporary
   `data_dir`, where they must fail with the documented "not prepared" line.
 - Command lines with placeholders (FILE, VARIANT, N, `...`) are templates, not
   commands; TEMPLATES lists each, and the test fails on one it does not know.
@@ -199,6 +199,8 @@ def _expected_kind(args: list[str]) -> str:
     return 'search'
   if '--search' in args:
     return 'staged_search'
+  if any(a.startswith('--scaling=') for a in args):
+    return 'scaling'
   return 'study' if any(a.startswith('--num_seeds') for a in args) else 'run'
 
 

@@ -2,7 +2,8 @@
 
   python main.py [--config=FILE[:VARIANT]] [--config.KEY=VALUE ...] [--workdir=DIR]
                  [--num_seeds=N | --compare=FILE,FILE,... | --num_trials=N | --search
-                  | --robustness=KEY=VALUE,... --num_seeds=N]
+                  | --robustness=KEY=VALUE,... --num_seeds=N
+                  | --scaling=tuned|untuned]
   python main.py bench [--config=FILE] [--modes=synthetic,input,train] ...
   python main.py worker --workdir=DIR     # runs the seeds of a study's plan
   python main.py report --workdir=DIR     # writes a study's report from what finished
@@ -33,14 +34,16 @@ FLAGS = flags.FLAGS
 class JobKind(enum.StrEnum):
   """What a command runs: a subcommand (bench, worker, report, profile), or for
   training what its flags ask for (a run, a study, a comparison, a search, a
-  staged search: a config file's get_search(), or a robustness comparison: the
-  config on its base workload and on workload variants)."""
+  staged search: a config file's get_search(), a robustness comparison: the
+  config on its base workload and on workload variants, or a batch-size scaling
+  study: its get_scaling())."""
   RUN = 'run'
   STUDY = 'study'
   COMPARISON = 'comparison'
   SEARCH = 'search'
   STAGED_SEARCH = 'staged_search'
   ROBUSTNESS = 'robustness'
+  SCALING = 'scaling'
   BENCH = 'bench'
   WORKER = 'worker'
   REPORT = 'report'
@@ -58,7 +61,7 @@ MAIN_JOB_ARGS = ('--compare=configs/embedded_lars.py,configs/embedded_nesterov.p
                  '--num_seeds=5')
 # Flags that only one kind of command reads: given to the other, they are refused.
 TRAIN_ONLY = ('workdir', 'num_seeds', 'compare', 'num_trials', 'search', 'robustness',
-              'compilation_cache_dir')
+              'scaling', 'compilation_cache_dir')
 LAUNCH = ('launcher', 'num_workers', 'nowait', 'slurm_partition', 'slurm_nodes',
           'slurm_tasks_per_node', 'slurm_gpus_per_node', 'slurm_cpus_per_task',
           'slurm_time', 'slurm_account', 'slurm_option')
@@ -111,6 +114,12 @@ def _define_train_flags() -> None:
                     'num_seeds seeds each, and report the drop from the base: '
                     'activation=relu|silu|gelu or last_bn_scale=NUMBER, separated by '
                     'commas, e.g. --robustness=activation=silu,last_bn_scale=8.')
+  flags.DEFINE_enum('scaling', None, ['tuned', 'untuned'], 'Run the --config file\'s '
+                    'get_scaling(), a batch-size scaling study, as one command: at each of '
+                    'its batch sizes (WORKDIR/batch_<B>/), tuned: its staged search ranked by '
+                    'the median steps to target, then the best point over its seeds; untuned: '
+                    'its seeds at the rate lr.batch_scaling gives; then the curve and its '
+                    'critical batch size. Re-running the same command resumes it.')
 
 
 def _define_launch_flags() -> None:

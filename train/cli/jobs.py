@@ -60,6 +60,9 @@ class Job:
   num_trials: int = 0
   search_space: tuple[Any, ...] = ()
   search: Any = None  # A staged search's configs.search_space.Search.
+  # A scaling study's configs.search_space.Scaling, and its mode (tuned, untuned).
+  scaling: Any = None
+  scaling_mode: str | None = None
   overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
   bench: BenchOptions | None = None
   compilation_cache_dir: str | None = None  # None: the default; '': none.
@@ -206,6 +209,68 @@ def _check_search_flags() -> None:
                 "the search's confirm_seeds give the seeds; drop --num_seeds")
 
 
+def _check_scaling_flags(overrides: dict[str, Any]) -> None:
+  """--scaling runs what the config file's get_scaling() says: no flag that says it too."""
+  if not FLAGS.scaling:
+    return
+  for name, what in (('compare', "a scaling study runs one config file's get_scaling(); "
+                      'give it as --config'),
+                     ('search', "get_scaling()'s stages are the search run at each batch "
+                      'size; drop --search'),
+                     ('num_trials', "get_scaling()'s stages give each batch size's trials; "
+                      'drop --num_trials'),
+                     ('num_seeds', "get_scaling()'s seeds give each batch size's seeds; drop "
+                      '--num_seeds')):
+    if FLAGS[name].present:
+      errors.fail(f'--scaling and --{name} do not combine: {what}')
+  if 'global_batch_size' in overrides:
+    errors.fail('--config.global_batch_size does not combine with --scaling: get_scaling()\'s '
+                'batch_sizes set the batch; drop the override')
+
+
+def _scaling_study(spec: config_files.ConfigSpec, config: ml_collections.ConfigDict,
+                   launch: launchers.LaunchOptions, devices: Devices) -> Any:
+  """The config file's get_scaling(), checked, with every batch size's config
+  validated and its search's plans within the limits."""
+  try:
+    module = config_files.load_module(spec.path)
+  except ValueError as e:
+    errors.fail(str(e))
+  if not hasattr(module, 'get_scaling'):
+    errors.fail(f'--scaling needs a scaling study: {spec.path} has no get_scaling(); see '
+                'configs/embedded_scaling.py')
+  from train.experiments import scaling_spec  # pylint: disable=g-import-not-at-top
+  try:
+    study = module.get_scaling()
+  except Exception as e:  # pylint: disable=broad-except
+    errors.fail(f'{spec.path}: get_scaling() raised {type(e).__name__}: {errors.one_line(e)}')
+  try:
+    scaling_spec.check_scaling(study, config, FLAGS.scaling)
+  except scaling_spec.ScalingError as e:
+    errors.fail(f'{spec.path}: get_scaling(): {e}')
+  if launch.launcher == cli_flags.INLINE and jax.process_count() > 1:
+    errors.fail('--scaling plans each batch size after the one before, in one process; for '
+                'runs over several hosts give --launcher=slurm')
+  for index, size in enumerate(study.batch_sizes):
+    _validate(scaling_spec.batch_config(config, study, index), devices,
+              f'{spec.path}: get_scaling(): batch size {size}')
+  if FLAGS.scaling == 'tuned':  # A staged search at each batch size, its seeds among them.
+    _check_search_size(spec, study.search, config)
+  else:
+    _check_untuned_seeds(spec, study.seeds, config.seed)
+  return study
+
+
+def _check_untuned_seeds(spec: config_files.ConfigSpec, seeds: int, first: int) -> None:
+  """An untuned batch size's study within the seed limits."""
+  if seeds > cli_flags.MAX_SEEDS:
+    errors.fail(f'{spec.path}: seeds={seeds} is more than the {cli_flags.MAX_SEEDS:,} seeds '
+                'a study may have; lower it')
+  if first + seeds - 1 > validation.MAX_SEED:
+    errors.fail(f'{spec.path}: the study runs seeds up to {first + seeds - 1} from '
+                f'seed={first}, past the largest seed {validation.MAX_SEED}; lower config.seed')
+
+
 def _staged_search(spec: config_files.ConfigSpec, config: ml_collections.ConfigDict,
                    launch: launchers.LaunchOptions) -> Any:
   """The config file's get_search(), checked, with its plans within the limits."""
@@ -228,6 +293,14 @@ def _staged_search(spec: config_files.ConfigSpec, config: ml_collections.ConfigD
   if launch.launcher == cli_flags.INLINE and jax.process_count() > 1:
     errors.fail('--search plans each stage from the results of the one before, in one '
                 'process; for runs over several hosts give --launcher=slurm')
+  _check_search_size(spec, search, config)
+  return search
+
+
+def _check_search_size(spec: config_files.ConfigSpec, search: Any,
+                       config: ml_collections.ConfigDict) -> None:
+  """A staged search's plans within the limits, and its seeds in the seed's range."""
+  from train.experiments import stages  # pylint: disable=g-import-not-at-top
   for index, stage in enumerate(search.stages):
     _check_stage_size(f'stage {index + 1} ({stage.name!r})', stages.max_draws(stage),
                       stage.seeds_per_trial)
@@ -238,7 +311,6 @@ def _staged_search(spec: config_files.ConfigSpec, config: ml_collections.ConfigD
   if last > validation.MAX_SEED:
     errors.fail(f'{spec.path}: the search runs seeds up to {last} from seed={config.seed}, '
                 f'past the largest seed {validation.MAX_SEED}; lower config.seed')
-  return search
 
 
 def _check_stage_size(where: str, max_draws: int, seeds_per_trial: int) -> None:
@@ -284,7 +356,9 @@ def _check_robustness_flags() -> None:
             ('--search', FLAGS.search, 'tune on the base workload first (--search), then '
              'run the chosen point with --robustness'),
             ('--num_trials', FLAGS.num_trials, 'search on the base workload first, then run '
-             'the chosen trial\'s config with --robustness')]
+             'the chosen trial\'s config with --robustness'),
+            ('--scaling', FLAGS.scaling, 'a scaling study runs the base workload at several '
+             'batch sizes; run the variants at one batch size with --robustness')]
   for flag, given, remedy in others:
     if given:
       errors.fail(f'--robustness and {flag} do not combine: {remedy}')
@@ -307,6 +381,8 @@ def _training_kind() -> cli_flags.JobKind:
     return cli_flags.JobKind.ROBUSTNESS
   if FLAGS.compare:
     return cli_flags.JobKind.COMPARISON
+  if FLAGS.scaling:
+    return cli_flags.JobKind.SCALING
   if FLAGS.search:
     return cli_flags.JobKind.STAGED_SEARCH
   if FLAGS.num_trials:
@@ -350,6 +426,7 @@ def _training_job() -> Job:
   if FLAGS.compare and FLAGS.num_trials:
     errors.fail('--compare and --num_trials do not combine; search one config at a time')
   _check_robustness_flags()
+  _check_scaling_flags(cli_flags.command_line_overrides())
   _check_search_flags()
   _check_counts()
   spec = cli_flags.config_spec()
@@ -368,7 +445,9 @@ def _training_job() -> Job:
     _validate(FLAGS.config, devices)
     space = _search_space(spec, FLAGS.config) if FLAGS.num_trials else ()
   staged = _staged_search(spec, FLAGS.config, launch) if FLAGS.search else None
-  if kind not in (cli_flags.JobKind.RUN, cli_flags.JobKind.STAGED_SEARCH):
+  study = _scaling_study(spec, FLAGS.config, launch, devices) if FLAGS.scaling else None
+  if kind not in (cli_flags.JobKind.RUN, cli_flags.JobKind.STAGED_SEARCH,
+                  cli_flags.JobKind.SCALING):
     _check_plan_size(configs)
   default = f'{name}_robustness' if kind == cli_flags.JobKind.ROBUSTNESS else name
   workdir = os.path.abspath(FLAGS.workdir or workdir_lib.default_workdir(default))
@@ -378,7 +457,7 @@ def _training_job() -> Job:
     workdir_lib.check_single_run(workdir, FLAGS.config.to_json())
     claim = _hold_workdir(workdir, created)
   return Job(kind, name, configs, workdir, FLAGS.num_seeds, FLAGS.num_trials, space,
-             search=staged, overrides=overrides,
+             search=staged, scaling=study, scaling_mode=FLAGS.scaling, overrides=overrides,
              compilation_cache_dir=FLAGS.compilation_cache_dir, launch=launch,
              claim=claim, created_workdir=created)
 
@@ -408,7 +487,15 @@ def _study_dir_job(kind: cli_flags.JobKind) -> Job:
     errors.fail(f'--workdir={workdir} does not exist; give the directory of a study, '
                 'comparison or search started with python main.py')
   from train.experiments import stages  # pylint: disable=g-import-not-at-top
-  if stages.is_staged_dir(workdir):
+  if plan_lib.spec_kind(workdir) == plan_lib.SCALING_KIND:
+    if kind == cli_flags.JobKind.WORKER:
+      planned = sorted(d for d in os.listdir(workdir) if d.startswith('batch_'))
+      example = os.path.join(workdir, planned[-1] if planned else 'batch_<B>')
+      errors.fail(f'--workdir={workdir} holds a batch-size scaling study, whose batch sizes '
+                  f'its own command plans one after another; start workers on a batch size\'s '
+                  f'plan (its stage or confirm/ folder, e.g. under {example}), or re-run the '
+                  "study's command")
+  elif stages.is_staged_dir(workdir):
     if kind == cli_flags.JobKind.WORKER:
       planned = sorted(d for d in os.listdir(workdir) if d.startswith('stage_'))
       example = os.path.join(workdir, planned[-1] if planned else 'stage_1_<name>')

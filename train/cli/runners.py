@@ -1,7 +1,8 @@
 """The function that runs each kind of job (`RUNNERS`), once train/cli/jobs.py
 has built it: a run, a study, comparison, search or robustness comparison
-(inline, or through launchers.py's workers), a staged search (each of its plans
-so), a worker, a report, a benchmark, a performance profile.
+(inline, or through launchers.py's workers), a staged search and a batch-size
+scaling study (each of their plans so), a worker, a report, a benchmark, a
+performance profile.
 
 The run's loop, the studies and the workers import TensorFlow (the input
 pipeline), tfds and clu: they are imported inside the runners that need them,
@@ -269,8 +270,38 @@ def _print_staged(directory: str, summary: dict) -> None:
   print(f'report: {os.path.join(directory, "report.md")}')
 
 
+def _scaling_module() -> types.ModuleType:
+  with logs.native_stderr_to_log():
+    from train.experiments import scaling  # pylint: disable=g-import-not-at-top
+  return scaling
+
+
+def run_scaling(job: jobs.Job) -> None:
+  """--scaling: the config file's batch sizes in order, each tuned or not, then
+  the curve and its critical batch size."""
+  summary = _scaling_module().run_scaling(job.config, job.name, job.scaling, job.scaling_mode,
+                                          job.workdir, _stage_work(job),
+                                          num_devices=jobs.run_devices(job.launch).count)
+  _print_scaling(job.workdir, summary)
+
+
+def _print_scaling(directory: str, summary: dict) -> None:
+  """The curve as a table, the critical batch size, or what is left to run."""
+  from train.experiments.reports import scaling as scaling_report  # pylint: disable=g-import-not-at-top
+  print(scaling_report.text_table(summary))
+  print(scaling_report.critical_line(summary))
+  if not summary['complete']:
+    print(f'the scaling study is not finished: re-run the same command to go on (after its '
+          f'workers end, with --nowait); {os.path.join(directory, "report.md")} says where '
+          'it stands', file=sys.stderr)
+  print(f'report: {os.path.join(directory, "report.md")}')
+
+
 def run_report(job: jobs.Job) -> None:
   """`main.py report`: the study's JSON summaries and report.md from what finished."""
+  if plan_lib.spec_kind(job.workdir) == plan_lib.SCALING_KIND:
+    _print_scaling(job.workdir, _scaling_module().write_report(job.workdir))
+    return
   staged = _staged_module()
   if staged.stages.is_staged_dir(job.workdir):
     _print_staged(job.workdir, staged.write_report(job.workdir))
@@ -311,6 +342,7 @@ RUNNERS: dict[cli_flags.JobKind, Callable[[jobs.Job], None]] = {
     cli_flags.JobKind.SEARCH: run_studies,
     cli_flags.JobKind.STAGED_SEARCH: run_staged_search,
     cli_flags.JobKind.ROBUSTNESS: run_studies,
+    cli_flags.JobKind.SCALING: run_scaling,
     cli_flags.JobKind.BENCH: run_bench,
     cli_flags.JobKind.WORKER: run_worker,
     cli_flags.JobKind.REPORT: run_report,

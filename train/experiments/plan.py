@@ -61,6 +61,9 @@ _DAMAGED_PLAN_REMEDY = ('plan.json was changed or damaged: restore it, or start 
 # A run's files that say it is over: its result, or the error that ended it.
 RESULT_FILE = 'result.json'
 FAILURE_FILE = 'failure.json'
+# What DIR/study_spec.json says of a directory that holds several plans, each in
+# a folder of its own: a batch-size scaling study (train/experiments/scaling.py).
+SCALING_KIND = 'scaling'
 
 
 class PlanKind(enum.StrEnum):
@@ -151,6 +154,16 @@ def read_json(path: str, remedy: str) -> dict[str, Any]:
     raise StudyDirError(f'{path} holds a JSON {type(values).__name__}, not an object; '
                         f'{remedy}')
   return values
+
+
+def spec_kind(directory: str) -> str | None:
+  """The 'kind' DIR/study_spec.json records, or None where it cannot be read."""
+  try:
+    with open(os.path.join(directory, SPEC_FILE)) as f:
+      values = json.load(f)
+  except (OSError, ValueError):
+    return None
+  return values.get('kind') if isinstance(values, dict) else None
 
 
 def check_study_dir(directory: str, spec: dict) -> None:

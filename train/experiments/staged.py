@@ -84,7 +84,7 @@ def _run_stages(config: ml_collections.ConfigDict, name: str, search_: stages.Se
       return None
   chosen = stages.best(ranked)
   if chosen is None:
-    raise stages.SearchError(
+    raise stages.NoFeasibleTrial(
         f'the last stage ({search_.stages[-1].name!r}) has no feasible trial with a value '
         f'of {search_.metric}, so there is no point to confirm; see '
         f'{os.path.join(directory, "report.md")}, then widen or move its ranges')

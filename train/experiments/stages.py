@@ -55,6 +55,12 @@ class SearchError(errors.BadInput, ValueError):
   stage has no feasible trial to go on from; the message says what to change."""
 
 
+class NoFeasibleTrial(SearchError):
+  """A stage has no feasible trial with a value of the metric, so the search
+  cannot go on: every trial diverged, or (steps to target) none reached the
+  target in half its seeds. A batch-size scaling study counts it as a miss."""
+
+
 def stage_dir_name(index: int, stage: Stage) -> str:
   """DIR/stage_<n>_<name>: stages numbered from 1, in the order they run."""
   return f'stage_{index + 1}_{stage.name}'
@@ -249,7 +255,7 @@ def narrowed_space(stage: Stage, previous: Sequence[dict]) -> tuple[search.Axis,
   chosen = [t for t in previous if t['feasible'] and t['metric'] is not None]
   chosen = chosen[:stage.narrow_to_best]
   if not chosen:
-    raise SearchError(f'stage {stage.name!r} narrows its ranges to the previous stage\'s '
+    raise NoFeasibleTrial(f'stage {stage.name!r} narrows its ranges to the previous stage\'s '
                       'best trials, but that stage has no feasible trial with a value of '
                       'the metric; widen or move its ranges')
   tried = [t for t in previous if t['num_finished']]
