@@ -225,26 +225,36 @@ def check_one_writer(workdir: str, run_dirs: list[str]) -> int:
   return handovers
 
 
+def _seconds_to_result(run_dir: str) -> float:
+  """From a run's first claim to its result.json, on the wall clock."""
+  first = claim_records(claim_dir(run_dir))[0]['since']
+  return os.path.getmtime(os.path.join(run_dir, 'result.json')) - first
+
+
 def chaos_record(chaos: Chaos, results: dict[str, dict], wall_seconds: float,
                  resubmitted: int) -> dict:
   """What the chaos run did and cost: kills, takeovers, resumes, the study's wall
   time (`wall_seconds`, the report's) against the sum of its runs', and the
-  seconds each kill lost (the runs' seconds_lost_to_interruptions: from each
-  checkpoint a run resumed from to the end of its restore)."""
+  seconds lost per kill: how much later than the median run untouched by a kill
+  (from its first claim to its result) each run that a kill hit ended, summed
+  and divided by the kills made. Also the runs' own account,
+  seconds_lost_to_interruptions (from each checkpoint a run resumed from to the
+  end of its restore; a run restarted from step 0 counts nothing there)."""
   takeovers, rules = 0, {}
   for run_dir in chaos.run_dirs:
     for record in claim_records(claim_dir(run_dir))[1:]:
       if record['took_over'] not in (None, 'released'):
         takeovers += 1
-        rule = record['took_over'].split(';')[0]
-        rule = re.sub(r'\d+(_\d+)?', 'N', rule)
+        rule = re.sub(r'\d+(_\d+)?', 'N', record['took_over'].split(';')[0])
         rules[rule] = rules.get(rule, 0) + 1
   delays = []
   for kill in chaos.kills:
     for run_dir, generation in kill.hit:
-      records = claim_records(claim_dir(run_dir))
-      delays.append(records[generation + 1]['since'] - kill.at)
-  lost = sum(r['seconds_lost_to_interruptions'] for r in results.values())
+      delays.append(claim_records(claim_dir(run_dir))[generation + 1]['since'] - kill.at)
+  hit = {run_dir for kill in chaos.kills for run_dir, _ in kill.hit}
+  untouched = sorted(_seconds_to_result(d) for d in chaos.run_dirs if d not in hit)
+  usual = untouched[len(untouched) // 2] if untouched else 0.0
+  late = sum(max(0.0, _seconds_to_result(d) - usual) for d in hit)
   restarts = len(glob.glob(os.path.join(chaos.workdir, '*', 'seed_*.interrupted.*')))
   return {
       'worker_kills': sum(k.kind == WORKER for k in chaos.kills),
@@ -258,7 +268,9 @@ def chaos_record(chaos: Chaos, results: dict[str, dict], wall_seconds: float,
       'resubmissions': resubmitted,
       'study_wall_seconds': round(wall_seconds, 1),
       'sum_of_run_seconds': round(sum(r['run_seconds'] for r in results.values()), 1),
-      'seconds_lost_to_interruptions': round(lost, 1),
-      'seconds_lost_per_kill': round(lost / max(1, len(chaos.kills)), 1),
+      'median_run_seconds_to_result': round(usual, 1),
+      'seconds_lost_per_kill': round(late / max(1, len(chaos.kills)), 1),
+      'seconds_lost_to_interruptions': round(
+          sum(r['seconds_lost_to_interruptions'] for r in results.values()), 1),
       'nodes_revived_after_seconds': [(n, round(s, 1)) for n, s in chaos.revived],
   }

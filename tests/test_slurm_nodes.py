@@ -386,7 +386,7 @@ def test_nodes_lost_mid_seed_and_under_a_seed_over_two_nodes(
 # The chaos study: how many workers, for how long the loop kills, and how often.
 CHAOS_WORKERS = 4
 CHAOS_SECONDS = 40.0
-CHAOS_KILLS = 5
+CHAOS_KILLS = 4
 CONFIG_NAMES = ('embedded_lars', 'embedded_nesterov')
 
 
