@@ -55,6 +55,7 @@ class Chaos:
   run_dirs: list[str]
   kills: list[Kill] = dataclasses.field(default_factory=list)
   down: dict[str, float] = dataclasses.field(default_factory=dict)  # Node: killed at.
+  # Each revived node and the seconds from its kill until it was back (idle in sinfo).
   revived: list[tuple[str, float]] = dataclasses.field(default_factory=list)
 
   def done(self) -> bool:
@@ -272,5 +273,5 @@ def chaos_record(chaos: Chaos, results: dict[str, dict], wall_seconds: float,
       'seconds_lost_per_kill': round(late / max(1, len(chaos.kills)), 1),
       'seconds_lost_to_interruptions': round(
           sum(r['seconds_lost_to_interruptions'] for r in results.values()), 1),
-      'nodes_revived_after_seconds': [(n, round(s, 1)) for n, s in chaos.revived],
+      'nodes_back_after_seconds': [(n, round(s, 1)) for n, s in chaos.revived],
   }
