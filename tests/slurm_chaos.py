@@ -248,10 +248,11 @@ def chaos_record(chaos: Chaos, results: dict[str, dict], wall_seconds: float,
         takeovers += 1
         rule = re.sub(r'\d+(_\d+)?', 'N', record['took_over'].split(';')[0])
         rules[rule] = rules.get(rule, 0) + 1
-  delays = []
+  delays = {WORKER: [], NODE: []}
   for kill in chaos.kills:
     for run_dir, generation in kill.hit:
-      delays.append(claim_records(claim_dir(run_dir))[generation + 1]['since'] - kill.at)
+      taken = claim_records(claim_dir(run_dir))[generation + 1]['since']
+      delays[kill.kind].append(round(taken - kill.at, 1))
   hit = {run_dir for kill in chaos.kills for run_dir, _ in kill.hit}
   untouched = sorted(_seconds_to_result(d) for d in chaos.run_dirs if d not in hit)
   usual = untouched[len(untouched) // 2] if untouched else 0.0
@@ -263,7 +264,8 @@ def chaos_record(chaos: Chaos, results: dict[str, dict], wall_seconds: float,
       'claims_ended': sum(len(k.hit) for k in chaos.kills),
       'takeovers': takeovers,
       'takeover_rules': rules,
-      'takeover_seconds_after_kill': sorted(round(d, 1) for d in delays),
+      'takeover_seconds_after_worker_kill': sorted(delays[WORKER]),
+      'takeover_seconds_after_node_kill': sorted(delays[NODE]),
       'resumes': sum(r['num_resumes'] for r in results.values()),
       'restarts_from_step_0': restarts,
       'resubmissions': resubmitted,
