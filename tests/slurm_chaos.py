@@ -132,20 +132,20 @@ class Chaos:
       time.sleep(0.5)
 
   def run(self, seconds: float, kills: int) -> None:
-    """`kills` kills (at least one of a worker and one of a node), at times drawn
-    uniformly from the first `seconds`; stops early once the study is done. A
-    kill that finds no target (no run held, one node up) tries again until it
-    does or the time is over."""
-    kinds = [WORKER, NODE] + [self.rng.choice([WORKER, WORKER, NODE])
-                              for _ in range(kills - 2)]
+    """`kills` kills at times drawn uniformly from the first `seconds`: the
+    first of a worker (made while every node's workers hold runs), then at
+    least one of a node, the others of either kind. A kill that finds no target
+    (no run held by a live worker, fewer than 2 nodes up) tries again until it
+    finds one or the study is done."""
+    kinds = [NODE] + [self.rng.choice([WORKER, WORKER, NODE]) for _ in range(kills - 2)]
     self.rng.shuffle(kinds)
-    schedule = sorted(self.rng.uniform(2.0, seconds) for _ in kinds)
+    schedule = sorted(self.rng.uniform(2.0, seconds) for _ in range(kills))
     start = time.monotonic()
-    for when, kind in zip(schedule, kinds):
+    for when, kind in zip(schedule, [WORKER, *kinds]):
       while time.monotonic() - start < when:
         self.revive_the_noticed()
         time.sleep(0.2)
-      while time.monotonic() - start < seconds and not self.done():
+      while not self.done():
         made = self.kill_a_node() if kind == NODE else self.kill_a_worker()
         if made is not None:
           print(f'chaos: at {time.monotonic() - start:5.1f} s killed {made.kind} '

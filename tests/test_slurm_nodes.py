@@ -289,13 +289,13 @@ def test_nodes_lost_mid_seed_and_under_a_seed_over_two_nodes(
       (main(['--config=configs/embedded_lars.py', '--num_seeds=1', f'--workdir={a_dir}',
              *flags(tiny_data_dir, **SHORT), *SLURM, '--num_workers=1', '--nowait'],
             str(tmp_path / 'a.log')), 'a')]
+  # B's reference, on the host beside the cluster's runs.
+  one = main([*b_common, f'--workdir={one_dir}'], str(tmp_path / 'one.log'),
+             {**os.environ, 'XLA_FLAGS': f'{xla_flags} --xla_force_host_platform_device_count=2'})
   for process, name in submits:
     out = wait(process, str(tmp_path / f'{name}.log'))
     assert process.returncode == 0, out[-4000:]
     assert 'started a Slurm job array of 1 workers' in out
-  # B's reference, on the host beside the cluster's runs.
-  one = main([*b_common, f'--workdir={one_dir}'], str(tmp_path / 'one.log'),
-             {**os.environ, 'XLA_FLAGS': f'{xla_flags} --xla_force_host_platform_device_count=2'})
   frozen = _freeze_at_checkpoints({a_dir: a_run, b_dir: b_run}, nodes.names)
   a_first = claims.status(claim_dir(a_run), ask_slurm=False).holder
   b_job = claims.status(claim_dir(b_run), ask_slurm=False).holder.slurm_job_id
@@ -465,8 +465,8 @@ def test_a_comparison_over_three_nodes_under_chaos_loses_nothing(
   - "Chaos": once every node's workers hold runs, a seeded loop (the seed is
     printed; HARNESS_CHAOS_SEED repeats its draws) makes CHAOS_KILLS kills at
     random times in CHAOS_SECONDS: SIGKILLs of random workers (by the pid of a
-    claim record) and power losses of random nodes, each revived once Slurm
-    marks it down. A killed worker's array task is not requeued; when no
+    claim record; the first kill is one) and power losses of random nodes (at
+    least one), each revived once Slurm marks it down. A killed worker's array task is not requeued; when no
     worker is left with runs to do, the same command runs again (--nowait).
     At the end the study is complete; every claim a kill ended was taken
     over; no run was trained by two holders at once (claim generations and
