@@ -187,6 +187,17 @@ def kill_node(name: str) -> None:
   _script('kill-node', name)
 
 
+def kill_nodes(names: list[str]) -> None:
+  """Kills the nodes `names` at the same moment (each `kill-node` takes 0.03 to
+  0.17 s, and they run side by side)."""
+  killers = [subprocess.Popen(['bash', str(SCRIPT), 'kill-node', name], text=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+             for name in names]
+  said = [(name, k.communicate(timeout=300)[1], k.returncode)
+          for name, k in zip(names, killers)]
+  assert all(code == 0 for _, _, code in said), f'kill-node failed: {said}'
+
+
 def revive_node(name: str) -> None:
   """Boots node `name` again and waits until Slurm has it back."""
   _script('revive-node', name)
@@ -204,18 +215,35 @@ def on_node(name: str, argv: list[str], **popen_args) -> subprocess.Popen:
                           **popen_args)
 
 
-def node_commands(name: str) -> list[str]:
-  """The command lines of the processes that run on node `name` now."""
+def node_processes(name: str) -> dict[int, str]:
+  """The processes that run on node `name` now: each one's command line, by pid
+  (the nodes share the host's pid namespace, so these pids are the host's)."""
   pids = subprocess.run(['ip', 'netns', 'pids', name], capture_output=True, text=True,
                         timeout=60, check=False).stdout.split()
-  commands = []
-  for pid in pids:
+  commands = {}
+  for pid in map(int, pids):
     try:
       with open(f'/proc/{pid}/cmdline', 'rb') as f:
-        commands.append(f.read().replace(b'\0', b' ').decode(errors='replace').strip())
+        commands[pid] = f.read().replace(b'\0', b' ').decode(errors='replace').strip()
     except OSError:
       pass  # Ended since.
   return commands
+
+
+def node_commands(name: str) -> list[str]:
+  """The command lines of the processes that run on node `name` now."""
+  return list(node_processes(name).values())
+
+
+def job_queued(job_id: str) -> bool:
+  """Whether squeue lists job `job_id` (of an array: any of its tasks) as pending,
+  running or completing; a squeue that fails for another reason than a job it
+  no longer knows counts as listing it."""
+  listed = subprocess.run(['squeue', '-h', '-j', job_id, '-o', '%i'], capture_output=True,
+                          text=True, timeout=60, check=False)
+  if listed.returncode != 0:
+    return 'Invalid job id' not in listed.stderr
+  return bool(listed.stdout.strip())
 
 
 def job_nodes(job_id: str) -> list[str]:

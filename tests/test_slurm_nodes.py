@@ -1,20 +1,29 @@
 """Studies and claims across the nodes of a Slurm cluster of several nodes
 (scripts/slurm_cluster.sh start with SLURM_CLUSTER_NODES=3, as CI's .ci/run
 starts it): each node its own network, host name and sshfs client, the study
-directory on sshfs. A comparison spread over the nodes, a node lost in the
-middle of a seed, a node lost under a seed of 2 tasks on 2 nodes, and the claim
-race of tests/test_claims.py run by processes on every node. Without such a
-cluster these tests skip (fail in CI).
+directory on sshfs. Without such a cluster these tests skip (fail in CI).
+
+- test_claims_race_over_sshfs_from_every_node: the claim race of
+  tests/test_claims.py, its processes spread over the nodes.
+- test_a_lost_link_reply_on_sshfs_is_told_by_the_token: a link whose reply is lost.
+- test_nodes_lost_mid_seed_and_under_a_seed_over_two_nodes: "a node lost
+  mid-seed" and "a node lost under a multi-node seed", both nodes killed at once.
+- test_a_comparison_over_three_nodes_under_chaos_loses_nothing: "a study across
+  nodes" (every result bit for bit the inline run's), with "chaos" (workers and
+  nodes killed at random) and "the submitting host killed" added.
 
 A node loses power through `slurm_cluster.sh kill-node`: its link goes down,
 then every process of it is SIGKILLed at once; Slurm notices by itself.
 """
 
+import contextlib
 import glob
 import json
 import os
+import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -22,15 +31,23 @@ import time
 
 import pytest
 
+from tests import slurm_chaos
 from tests import slurm_support
 from tests.study_runs import COMPARE, HANG_GUARD_SECONDS, REPO
-from tests.study_runs import claim_dir, claim_records, computed, flags, main, results, wait
+from tests.study_runs import accuracy_statistics, claim_dir, claim_records, computed, flags
+from tests.study_runs import main, results, wait
 from train.common import claims
+from train.common import liveness
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 SLURM = ['--launcher=slurm', '--slurm_partition=debug', '--slurm_cpus_per_task=1',
          '--slurm_time=30']
 RACERS = 8
+# The seeds of the chaos study and of the single-task seed lost with its node:
+# TINY cut to 16 steps (a checkpoint every 4, an eval every 8), with references
+# of the same flags run inline (short_inline).
+SHORT = {'num_train_steps': 16, 'eval_every_steps': 8}
+CHAOS_SEEDS = 6
 # A process that, once it reads a line, claims argv[1] and prints the generation
 # it won (or 'none'); it holds the claim until it reads a second line.
 RACER = """
@@ -145,84 +162,82 @@ def test_a_lost_link_reply_on_sshfs_is_told_by_the_token(nodes, shared_tmp):
   assert os.listdir(shared_tmp) == ['0.json']
 
 
-def test_a_comparison_over_three_nodes_on_sshfs_is_bit_for_bit_the_inline_one(
-    tiny_data_dir, inline_comparison, nodes, shared_tmp, tmp_path):
-  """2 configs x 3 seeds by 3 workers, one per node; the inline comparison has
-  seeds 0 and 1, and seed 2 runs inline here, beside the cluster's workers."""
-  workdir = os.path.join(shared_tmp, 'comparison')
-  seed_2 = main([COMPARE, '--num_seeds=1', '--config.seed=2', *flags(tiny_data_dir),
-                 f'--workdir={tmp_path / "seed_2"}'], str(tmp_path / 'seed_2.log'))
-  out = _run([COMPARE, '--num_seeds=3', *flags(tiny_data_dir), f'--workdir={workdir}', *SLURM,
-              '--num_workers=3'], str(tmp_path / 'slurm.log'))
-  assert 'started a Slurm job array of 3 workers' in out
-  assert 'runs 6/6 done, 0 running, 0 pending, 0 failed' in out
-  inline_out = wait(seed_2, str(tmp_path / 'seed_2.log'))
-  assert seed_2.returncode == 0, inline_out[-4000:]
-  inline = {**results(inline_comparison), **results(str(tmp_path / 'seed_2'))}
-  across = results(workdir)
-  assert sorted(across) == sorted(inline) and len(inline) == 6
-  for run, result in inline.items():
-    assert computed(across[run]) == computed(result), run
-  records = [claim_records(claim_dir(os.path.join(workdir, run))) for run in across]
-  assert all(len(held) == 1 for held in records)  # Each run claimed once.
-  assert all('_' in held[0]['slurm_job_id'] for held in records)  # By an array task.
-  assert {held[0]['host'] for held in records} == set(nodes.names)  # Spread over every node.
-
-
 def _finished_checkpoint(run_dir: str) -> bool:
   folder = os.path.join(run_dir, 'checkpoints')
   return os.path.isdir(folder) and any(name.isdigit() for name in os.listdir(folder))
 
 
-def test_a_node_lost_mid_seed_is_noticed_and_the_seed_resumes_on_another(
-    tiny_data_dir, inline_comparison, nodes, shared_tmp, tmp_path, node_faults):
-  """The node of a worker that has checkpointed its seed loses power: Slurm marks
-  it down and requeues the worker's array task; its new run, on another node,
-  takes the claim over (the old run's job was requeued) and resumes the seed."""
-  workdir = os.path.join(shared_tmp, 'study')
-  run_dir = os.path.join(workdir, 'seed_0')
-  out = _run(['--config=configs/embedded_lars.py', '--num_seeds=1', f'--workdir={workdir}',
-              *flags(tiny_data_dir), *SLURM, '--num_workers=1', '--nowait'],
-             str(tmp_path / 'submit.log'))
-  assert 'started a Slurm job array of 1 workers' in out
-  guard = time.monotonic() + HANG_GUARD_SECONDS
-  while not _finished_checkpoint(run_dir):
-    assert not os.path.exists(os.path.join(run_dir, 'result.json')), 'finished unharmed'
-    assert time.monotonic() < guard, 'no checkpoint was ever written'
-    time.sleep(0.05)
-  node = claims.status(claim_dir(run_dir), ask_slurm=False).holder.host
-  assert node in nodes.names
-  killed_at = time.time()
-  slurm_support.kill_node(node)
-  try:
-    while not os.path.exists(os.path.join(run_dir, 'result.json')):
-      assert time.monotonic() < guard, f'the seed never finished; see {workdir}/workers'
+def _read(path: str) -> str:
+  with open(path) as f:
+    return f.read()
+
+
+class InlineRuns:
+  """The short comparison (2 configs x CHAOS_SEEDS seeds, SHORT) run inline on the
+  host in one process (it compiles each config once), beside the cluster's
+  workers: the reference that every run on the nodes must equal bit for bit."""
+
+  def __init__(self, data_dir: str, folder: str):
+    self.workdir, self.log = os.path.join(folder, 'run'), os.path.join(folder, 'log.txt')
+    self.process = main([COMPARE, f'--num_seeds={CHAOS_SEEDS}', *flags(data_dir, **SHORT),
+                         f'--workdir={self.workdir}'], self.log)
+
+  def result(self, run: str) -> dict:
+    """The result of `run` ('embedded_lars/seed_0'), once the process has it."""
+    path = os.path.join(self.workdir, run, 'result.json')
+    guard = time.monotonic() + HANG_GUARD_SECONDS
+    while not os.path.exists(path):
+      assert self.process.poll() is None, f'no {path}: {_read(self.log)[-3000:]}'
+      assert time.monotonic() < guard, f'no {path} within the hang guard'
       time.sleep(0.5)
-    down = slurm_support.node_state(node)
-  finally:
-    slurm_support.revive_node(node)
-  assert down.startswith('down'), down
-  with open(os.path.join(run_dir, 'result.json')) as f:
-    result = json.load(f)
-  assert result['resumed']
-  [inline] = [r for run, r in results(inline_comparison).items()
-              if run.endswith(os.path.join('lars', 'seed_0'))]
-  assert computed(result) == computed(inline)
-  first, second = claim_records(claim_dir(run_dir))
-  assert first['host'] == node and second['host'] in set(nodes.names) - {node}
-  assert first['slurm_job_id'] == second['slurm_job_id']
-  assert (first['slurm_restart_count'], second['slurm_restart_count']) == (0, 1)
-  rule = re.fullmatch(rf'slurm job {re.escape(first["slurm_job_id"])} was requeued since '
-                      r'\(run 1 of it now, run 0 held the claim\); taken over '
-                      r'(\d+\.\d) s after its last sign of life', second['took_over'])
-  assert rule, second['took_over']
-  took = second['since'] - killed_at
-  print(f'node {node} killed; claim taken over on {second["host"]} {took:.1f} s later, '
-        f'{rule.group(1)} s after the last heartbeat')
-  assert 0 < took < HANG_GUARD_SECONDS
-  logs = glob.glob(os.path.join(workdir, 'workers', 'slurm', first['slurm_job_id'].split('_')[0],
-                                '*_log.out'))
-  assert logs
+    with open(path) as f:
+      return json.load(f)
+
+  def comparison(self) -> tuple[dict[str, dict], dict]:
+    """Every run's result and comparison.json, once the process has ended."""
+    out = wait(self.process, self.log)
+    assert self.process.returncode == 0, out[-4000:]
+    with open(os.path.join(self.workdir, 'comparison.json')) as f:
+      return results(self.workdir), json.load(f)
+
+
+@pytest.fixture(scope='module')
+def short_inline(tiny_data_dir, tmp_path_factory):
+  """InlineRuns, started by the first test that asks (the node losses' test,
+  which needs only its first run) and still running into the next (chaos)."""
+  runs = InlineRuns(tiny_data_dir, str(tmp_path_factory.mktemp('short_inline')))
+  yield runs
+  if runs.process.poll() is None:
+    runs.process.kill()
+    runs.process.wait()
+
+
+def _workers_of(workdir: str, names: list[str]) -> list[int]:
+  """The pids of the `main.py worker` processes of the study in `workdir` on
+  the nodes `names` (the nodes share the host's pid namespace)."""
+  return [pid for name in names for pid, command in slurm_support.node_processes(name).items()
+          if 'worker' in command.split() and f'--workdir={workdir}' in command.split()]
+
+
+def _freeze_at_checkpoints(studies: dict[str, str], names: list[str]) -> dict[str, list[int]]:
+  """Waits until the seed of each study (by workdir) has a finished checkpoint,
+  and stops (SIGSTOP) that study's worker processes then, so that the one that
+  gets there first cannot finish while the other is still on its way; returns
+  the stopped pids of each."""
+  frozen = {}
+  guard = time.monotonic() + HANG_GUARD_SECONDS
+  while len(frozen) < len(studies):
+    for workdir, run_dir in studies.items():
+      if workdir not in frozen and _finished_checkpoint(run_dir):
+        frozen[workdir] = _workers_of(workdir, names)
+        for pid in frozen[workdir]:
+          os.kill(pid, signal.SIGSTOP)
+        assert frozen[workdir], f'no worker process of {workdir} on the nodes'
+    for run_dir in studies.values():
+      assert not os.path.exists(os.path.join(run_dir, 'result.json')), 'finished unharmed'
+    assert time.monotonic() < guard, f'no checkpoint of {sorted(set(studies) - set(frozen))}'
+    time.sleep(0.05)
+  return frozen
 
 
 def _evals(result: dict) -> list[tuple[int, float, float]]:
@@ -237,53 +252,118 @@ def _evals(result: dict) -> list[tuple[int, float, float]]:
 SURVIVOR_BOUND_SECONDS = 60
 
 
-def test_a_node_lost_under_a_seed_over_two_nodes_ends_the_other_and_the_seed_resumes(
-    tiny_data_dir, nodes, shared_tmp, tmp_path, node_faults):
-  """One seed as 2 Slurm tasks on 2 nodes (2 JAX processes, the coordinator
-  reached over the bridge); once it has checkpointed, the node of task 1 loses
-  power. Task 0 ends within SURVIVOR_BOUND_SECONDS, the array task is requeued
-  onto the 2 nodes still up, and the seed resumes and ends within float32
-  round-off of the same seed run in one process with 2 devices."""
-  common = ['--config=configs/embedded_lars.py', '--num_seeds=1',  # Virtual BN per device.
-            *flags(tiny_data_dir, model__virtual_batch_size=32, num_train_steps=16,
-                   eval_every_steps=8, checkpoint__every_steps=4)]
-  one_dir, workdir = str(tmp_path / 'one_process'), os.path.join(shared_tmp, 'two_nodes')
-  run_dir = os.path.join(workdir, 'seed_0')
+def test_nodes_lost_mid_seed_and_under_a_seed_over_two_nodes(
+    tiny_data_dir, short_inline, nodes, shared_tmp, tmp_path, node_faults):
+  """Two node losses at the same moment, so that Slurm's 30-40 s to notice and
+  requeue is paid once. Two studies run at once, each with one worker:
+
+  - "A node lost mid-seed": study A, one seed in one Slurm task. Its node loses
+    power after a checkpoint of the seed; Slurm marks it down and requeues the
+    array task, whose new run, on another node, takes the claim over by rule 4
+    (its job was requeued: the record says so, and how long after the last
+    heartbeat) and resumes the seed, which ends bit for bit as inline.
+  - "A node lost under a multi-node seed": study B, one seed as 2 Slurm tasks on
+    2 nodes (2 JAX processes, the coordinator reached over the bridge). The node
+    of task 1 loses power: task 0 ends within SURVIVOR_BOUND_SECONDS (not after
+    JAX's timeouts); the array task is requeued, and the seed resumes and ends
+    within float32 round-off of the same seed in one process with 2 devices.
+
+  Slurm's least-loaded placement puts A on the node B does not use; B's second
+  node and A's node are killed together. B's second node is revived once both
+  are down (B's requeued job needs 2 nodes), A's only once A's seed was taken
+  over elsewhere. Each study's seed is stopped (SIGSTOP) at its first
+  checkpoint until the other's has one, so that neither finishes first.
+  """
+  a_dir, b_dir = os.path.join(shared_tmp, 'one_node'), os.path.join(shared_tmp, 'two_nodes')
+  a_run, b_run = os.path.join(a_dir, 'seed_0'), os.path.join(b_dir, 'seed_0')
+  one_dir = str(tmp_path / 'one_process')
+  b_common = ['--config=configs/embedded_lars.py', '--num_seeds=1',  # Virtual BN per device.
+              *flags(tiny_data_dir, model__virtual_batch_size=32, **SHORT)]
   xla_flags = os.environ.get('XLA_FLAGS', '')
-  # Each task: one JAX process with one CPU device, found through Slurm's variables.
-  env = {**os.environ, 'XLA_FLAGS': xla_flags.replace(
+  # Each task of B: one JAX process with one CPU device, found through Slurm's variables.
+  b_env = {**os.environ, 'XLA_FLAGS': xla_flags.replace(
       '--xla_force_host_platform_device_count=2', '')}
-  out = _run([*common, f'--workdir={workdir}', *SLURM, '--num_workers=1', '--slurm_nodes=2',
-              '--slurm_tasks_per_node=1', '--nowait'], str(tmp_path / 'two.log'), env)
-  assert 'started a Slurm job array of 1 workers' in out
-  # The reference, on the host beside the cluster's run.
-  one = main([*common, f'--workdir={one_dir}'], str(tmp_path / 'one.log'),
+  submits = [
+      (main([*b_common, f'--workdir={b_dir}', *SLURM, '--num_workers=1', '--slurm_nodes=2',
+             '--slurm_tasks_per_node=1', '--nowait'], str(tmp_path / 'b.log'), b_env), 'b'),
+      (main(['--config=configs/embedded_lars.py', '--num_seeds=1', f'--workdir={a_dir}',
+             *flags(tiny_data_dir, **SHORT), *SLURM, '--num_workers=1', '--nowait'],
+            str(tmp_path / 'a.log')), 'a')]
+  # B's reference, on the host beside the cluster's runs.
+  one = main([*b_common, f'--workdir={one_dir}'], str(tmp_path / 'one.log'),
              {**os.environ, 'XLA_FLAGS': f'{xla_flags} --xla_force_host_platform_device_count=2'})
+  for process, name in submits:
+    out = wait(process, str(tmp_path / f'{name}.log'))
+    assert process.returncode == 0, out[-4000:]
+    assert 'started a Slurm job array of 1 workers' in out
+  frozen = _freeze_at_checkpoints({a_dir: a_run, b_dir: b_run}, nodes.names)
+  a_first = claims.status(claim_dir(a_run), ask_slurm=False).holder
+  b_job = claims.status(claim_dir(b_run), ask_slurm=False).holder.slurm_job_id
+  first_node, second_node = slurm_support.job_nodes(b_job)
+  a_node = a_first.host
+  assert a_node in set(nodes.names) - {first_node, second_node}, (a_node, first_node,
+                                                                  second_node)
+  # Task 0's processes (the job's step and script on its node, and B's worker).
+  survivors = [pid for pid, command in slurm_support.node_processes(first_node).items()
+               if 'submitit' in command or pid in frozen[b_dir]]
+  killed_at, killed_wall = time.monotonic(), time.time()
+  slurm_support.kill_nodes([a_node, second_node])
+  for pid in frozen[b_dir]:  # Task 0 goes on as it would have.
+    with contextlib.suppress(ProcessLookupError):
+      os.kill(pid, signal.SIGCONT)
+  down, alive = {}, {a_node, second_node}
   guard = time.monotonic() + HANG_GUARD_SECONDS
-  while not _finished_checkpoint(run_dir):
-    assert not os.path.exists(os.path.join(run_dir, 'result.json')), 'finished unharmed'
-    assert time.monotonic() < guard, 'no checkpoint was ever written'
-    time.sleep(0.05)
-  job_id = claims.status(claim_dir(run_dir), ask_slurm=False).holder.slurm_job_id
-  first_node, second_node = slurm_support.job_nodes(job_id)
-  killed_at = time.monotonic()
-  slurm_support.kill_node(second_node)
   try:
-    while any('submitit' in c for c in slurm_support.node_commands(first_node)):
+    while any(liveness.pid_alive(pid) for pid in survivors):
       assert time.monotonic() < guard, f'task 0 on {first_node} never ended'
       time.sleep(0.2)
     survived = time.monotonic() - killed_at
-    while not os.path.exists(os.path.join(run_dir, 'result.json')):
-      assert time.monotonic() < guard, f'the seed never finished; see {workdir}/workers'
+    while not all(os.path.exists(os.path.join(r, 'result.json')) for r in (a_run, b_run)):
+      assert time.monotonic() < guard, f'a seed never finished; see {shared_tmp}/*/workers'
+      for node in {a_node, second_node} - set(down):
+        state = slurm_support.node_state(node)
+        if state.startswith('down'):
+          down[node] = state
+      if second_node in alive and len(down) == 2:
+        slurm_support.revive_node(second_node)
+        alive.discard(second_node)
+      if a_node in alive and len(claim_records(claim_dir(a_run))) > 1:
+        slurm_support.revive_node(a_node)
+        alive.discard(a_node)
       time.sleep(0.5)
   finally:
-    slurm_support.revive_node(second_node)
+    for node in alive:
+      slurm_support.revive_node(node)
   print(f'task 0 on {first_node} ended {survived:.1f} s after {second_node} was lost')
   assert survived < SURVIVOR_BOUND_SECONDS
+  assert sorted(down) == sorted([a_node, second_node]), down
+
+  # A: resumed on another node, bit for bit, after a takeover by rule 4.
+  with open(os.path.join(a_run, 'result.json')) as f:
+    a_result = json.load(f)
+  assert a_result['resumed']
+  assert computed(a_result) == computed(short_inline.result(os.path.join('embedded_lars',
+                                                                         'seed_0')))
+  first, second = claim_records(claim_dir(a_run))
+  assert first['host'] == a_node and second['host'] in set(nodes.names) - {a_node}
+  assert first['slurm_job_id'] == second['slurm_job_id']
+  assert (first['slurm_restart_count'], second['slurm_restart_count']) == (0, 1)
+  rule = re.fullmatch(rf'slurm job {re.escape(first["slurm_job_id"])} was requeued since '
+                      r'\(run 1 of it now, run 0 held the claim\); taken over '
+                      r'(\d+\.\d) s after its last sign of life', second['took_over'])
+  assert rule, second['took_over']
+  took = second['since'] - killed_wall
+  print(f'node {a_node} killed; claim taken over on {second["host"]} {took:.1f} s later, '
+        f'{rule.group(1)} s after the last heartbeat')
+  assert 0 < took < HANG_GUARD_SECONDS
+  assert glob.glob(os.path.join(a_dir, 'workers', 'slurm', first['slurm_job_id'].split('_')[0],
+                                '*_log.out'))
+
+  # B: resumed within float32 round-off of one process with 2 devices.
   out = wait(one, str(tmp_path / 'one.log'))
   assert one.returncode == 0, out[-4000:]
   [reference] = results(one_dir).values()
-  with open(os.path.join(run_dir, 'result.json')) as f:
+  with open(os.path.join(b_run, 'result.json')) as f:
     resumed = json.load(f)
   assert resumed['resumed'] and resumed['steps_completed'] == reference['steps_completed'] == 16
   assert len(resumed['evals']) == len(reference['evals']) == 2
@@ -292,12 +372,152 @@ def test_a_node_lost_under_a_seed_over_two_nodes_ends_the_other_and_the_seed_res
     assert step_a == step_b
     assert loss_b == pytest.approx(loss_a, rel=1e-5)  # float32 round-off.
     assert abs(acc_a - acc_b) <= 0.011  # At most one eval example on the other side.
-  first, second = claim_records(claim_dir(run_dir))
+  first, second = claim_records(claim_dir(b_run))
   assert first['host'] == first_node and second['slurm_restart_count'] == 1
   # Task 0's new run took the claim over: by its pid, gone, if it runs on the
   # same node again, else because its job was requeued.
   assert re.match(rf'(holder pid {first["pid"]} on host {first_node} is gone|slurm job '
-                  rf'{job_id} was requeued since \(run 1 of it now, run 0 held the claim\)); '
+                  rf'{b_job} was requeued since \(run 1 of it now, run 0 held the claim\)); '
                   r'taken over \d+\.\d s after', second['took_over']), second['took_over']
-  logs = ''.join(open(p).read() for p in glob.glob(os.path.join(workdir, 'workers', '*.log')))
+  logs = ''.join(_read(p) for p in glob.glob(os.path.join(b_dir, 'workers', '*.log')))
   assert 'process 0 of 2, 1 of 2 devices local' in logs  # Process 0's log file.
+
+
+# The chaos study: how many workers, for how long the loop kills, and how often.
+CHAOS_WORKERS = 4
+CHAOS_SECONDS = 40.0
+CHAOS_KILLS = 4
+CONFIG_NAMES = ('embedded_lars', 'embedded_nesterov')
+
+
+def _array_job(out: str) -> str:
+  """The job id of the array that main.py's output says it started."""
+  found = re.search(r'started a Slurm job array of \d+ workers \(job (\d+)\)', out)
+  assert found, out[-3000:]
+  return found.group(1)
+
+
+def _submit_and_kill_the_submitter(args: list[str], log: str) -> str:
+  """Starts main.py with `args` (it waits for its workers, as on a login node)
+  and SIGKILLs it once it has started them; returns its output."""
+  login = main(args, log)
+  guard = time.monotonic() + HANG_GUARD_SECONDS
+  while 'started a Slurm job array' not in _read(log):
+    assert login.poll() is None, _read(log)[-3000:]
+    assert time.monotonic() < guard, 'the job array was never started'
+    time.sleep(0.1)
+  login.kill()
+  assert login.wait() == -signal.SIGKILL  # It was still waiting, and now it is gone.
+  return _read(log)
+
+
+def _wait_until_every_node_holds(run_dirs: list[str], names: list[str]) -> None:
+  """Waits until the workers on every node have claimed a run."""
+  guard = time.monotonic() + HANG_GUARD_SECONDS
+  while {r['host'] for d in run_dirs for r in claim_records(claim_dir(d))} != set(names):
+    assert time.monotonic() < guard, 'the workers never held runs on every node'
+    time.sleep(0.2)
+
+
+def _finish(chaos: slurm_chaos.Chaos, args: list[str], arrays: list[str],
+            log_dir: str) -> int:
+  """Waits until every run has its result and every worker has ended (the last
+  writes the report). Whenever no worker of the study is left in Slurm's queue
+  with runs still to do (each worker SIGKILLed ends its array task, which Slurm
+  does not requeue), runs the same command again with --nowait, as
+  docs/cluster.md says; returns how often."""
+  resubmitted = 0
+  guard = time.monotonic() + HANG_GUARD_SECONDS
+  while any(slurm_support.job_queued(job) for job in arrays) or not chaos.done():
+    assert time.monotonic() < guard, f'the study never finished; see {chaos.workdir}/workers'
+    if not any(slurm_support.job_queued(job) for job in arrays) and not chaos.done():
+      resubmitted += 1
+      log = os.path.join(log_dir, f'resubmit_{resubmitted}.log')
+      arrays.append(_array_job(_run([*args, '--nowait'], log)))
+    time.sleep(1.0)
+  return resubmitted
+
+
+def _report_on_a_node(workdir: str, node: str) -> str:
+  """Removes the report that the last worker wrote (it must have), then has
+  `main.py report` on `node` write it again; returns what it printed."""
+  for name in ('report.md', 'comparison.json',
+               *(os.path.join(c, 'study.json') for c in CONFIG_NAMES)):
+    os.remove(os.path.join(workdir, name))  # FileNotFoundError: no worker wrote it.
+  done = slurm_support.on_node(node, [sys.executable, os.path.join(REPO, 'main.py'), 'report',
+                                      f'--workdir={workdir}'],
+                               text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+  out = done.communicate(timeout=HANG_GUARD_SECONDS)[0]
+  assert done.returncode == 0, out[-4000:]
+  return out
+
+
+def test_a_comparison_over_three_nodes_under_chaos_loses_nothing(
+    tiny_data_dir, short_inline, nodes, shared_tmp, tmp_path, node_faults):
+  """The comparison across nodes, with faults added: 2 configs x CHAOS_SEEDS
+  seeds (SHORT) through --launcher=slurm, CHAOS_WORKERS workers spread over the
+  3 nodes, the study directory on sshfs.
+
+  - "The submitting host killed": the login-node command (waiting for its
+    workers) is SIGKILLed once it has started them; the workers go on, and at
+    the end `main.py report`, run on a node, writes the full report (removed
+    first): every run done, the statistics of the inline comparison.
+  - "Chaos": once every node's workers hold runs, a seeded loop (the seed is
+    printed; HARNESS_CHAOS_SEED repeats its draws) makes CHAOS_KILLS kills at
+    random times in CHAOS_SECONDS: SIGKILLs of random workers (by the pid of a
+    claim record; the first kill is one) and power losses of random nodes (at
+    least one), each revived once Slurm marks it down. A killed worker's array task is not requeued; when no
+    worker is left with runs to do, the same command runs again (--nowait).
+    At the end the study is complete; every claim a kill ended was taken
+    over; no run was trained by two holders at once (claim generations and
+    workers' logs: slurm_chaos.check_one_writer); every result equals the
+    inline run's bit for bit; every claim was made by a Slurm array task, on
+    every node. The kills, takeovers, resumes, the wall time against the sum
+    of the runs' and the seconds lost per kill are printed (docs/cluster.md
+    tabulates them).
+  """
+  seed = int(os.environ.get('HARNESS_CHAOS_SEED') or random.SystemRandom().randrange(2**32))
+  print(f'chaos seed {seed} (HARNESS_CHAOS_SEED={seed} draws the same kills)')
+  workdir = os.path.join(shared_tmp, 'chaos')
+  run_dirs = [os.path.join(workdir, c, f'seed_{s}') for c in CONFIG_NAMES
+              for s in range(CHAOS_SEEDS)]
+  args = [COMPARE, f'--num_seeds={CHAOS_SEEDS}', *flags(tiny_data_dir, **SHORT),
+          f'--workdir={workdir}', *SLURM, f'--num_workers={CHAOS_WORKERS}']
+  out = _submit_and_kill_the_submitter(args, str(tmp_path / 'login.log'))
+  assert f'started a Slurm job array of {CHAOS_WORKERS} workers' in out
+  arrays = [_array_job(out)]
+  chaos = slurm_chaos.Chaos(random.Random(seed), nodes.names, workdir, run_dirs)
+  try:
+    _wait_until_every_node_holds(run_dirs, nodes.names)
+    chaos.run(CHAOS_SECONDS, CHAOS_KILLS)
+    chaos.revive_the_noticed(wait=True)
+    resubmitted = _finish(chaos, args, arrays, str(tmp_path))
+  finally:
+    chaos.revive_the_noticed(wait=True)
+  inline, inline_comparison = short_inline.comparison()
+  across = results(workdir)
+  assert sorted(across) == sorted(inline) and len(inline) == 2 * CHAOS_SEEDS
+  for run, result in inline.items():
+    assert computed(across[run]) == computed(result), run
+  for kill in chaos.kills:  # Each claim a kill ended was taken over.
+    for run_dir, generation in kill.hit:
+      taker = claim_records(claim_dir(run_dir))[generation + 1]
+      assert taker['took_over'] not in (None, 'released'), (kill, taker)
+  handovers = slurm_chaos.check_one_writer(workdir, run_dirs)
+  records = [r for d in run_dirs for r in claim_records(claim_dir(d))]
+  assert all('_' in r['slurm_job_id'] for r in records)  # Each by an array task.
+  assert {r['host'] for r in records} == set(nodes.names)  # Spread over every node.
+
+  out = _report_on_a_node(workdir, nodes.names[seed % len(nodes.names)])
+  total = 2 * CHAOS_SEEDS
+  assert f'runs {total}/{total} done, 0 running, 0 pending, 0 failed' in out, out[-3000:]
+  assert os.path.exists(os.path.join(workdir, 'report.md'))
+  with open(os.path.join(workdir, 'comparison.json')) as f:
+    comparison = json.load(f)
+  assert [s['num_runs'] for s in comparison['studies']] == [CHAOS_SEEDS] * 2
+  assert (accuracy_statistics(comparison['pairwise'])
+          == accuracy_statistics(inline_comparison['pairwise']))
+
+  record = slurm_chaos.chaos_record(chaos, across, comparison['wall_seconds'], resubmitted)
+  print(f'chaos seed {seed}: {json.dumps(record)}; {handovers} hand-overs checked')
+  assert record['worker_kills'] >= 1 and record['node_kills'] >= 1
