@@ -7,6 +7,7 @@ Times are tiny (heartbeats of 0.05 to 0.1 s, stale after 1 s) and every wait
 polls with a deadline, so a busy machine slows the tests but does not fail them.
 """
 
+import builtins
 import json
 import os
 import re
@@ -431,6 +432,64 @@ def test_a_holder_that_finds_itself_taken_over_calls_on_lost_once(tmp_path, keep
   assert len(lost) == 1
   assert 'generation 1 was taken by host another-host, pid 4242' in lost[0]
   assert lost[0].endswith('(heartbeat 700 s old); stopping work there')
+
+
+def _count_calls(monkeypatch, module, name: str) -> list:
+  """Patches module.name (a builtin, for `open`) to record each call's first
+  argument, then call through."""
+  real, calls = getattr(module, name, None) or getattr(builtins, name), []
+
+  def counted(*args, **kwargs):
+    calls.append(args[0])
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(module, name, counted, raising=False)
+  return calls
+
+
+def test_a_fence_reads_one_record_and_stats_one_name_then_ends_a_lost_holder(
+    tmp_path, monkeypatch, keep):
+  lost = []
+  claim = keep(claims.try_acquire(str(tmp_path), on_lost=lost.append))
+  opened = _count_calls(monkeypatch, claims, 'open')
+  statted = _count_calls(monkeypatch, os, 'stat')
+  claim.fence()  # Held: returns.
+  claim_dir = os.path.join(str(tmp_path), 'claim')
+  # What a fence costs: one small file read, one name looked up.
+  assert opened == [os.path.join(claim_dir, '0.json')]
+  assert statted == [os.path.join(claim_dir, '1.json')]
+  _write_record(str(tmp_path), 1, took_over='heartbeat 700 s old')
+  with pytest.raises(claims.ClaimLost) as taken:
+    claim.fence()
+  assert 'generation 1 was taken by host another-host, pid 4242' in str(taken.value)
+  assert lost == [str(taken.value)]
+  with pytest.raises(claims.ClaimLost):
+    claim.fence()
+  assert len(lost) == 1  # on_lost once, however many writes find out.
+
+
+def test_a_fence_for_log_lines_rereads_only_after_its_interval_or_a_stop(
+    tmp_path, monkeypatch, keep):
+  now = [1000.0]
+  monkeypatch.setattr(claims, '_clock', lambda: now[0])
+  lost = []
+  claim = keep(claims.try_acquire(str(tmp_path), on_lost=lost.append))
+  claim.fence()
+  _write_record(str(tmp_path), 1)
+  now[0] += 0.5
+  claim.fence(recheck_after=1.0)  # Read half a second ago: not again.
+  assert not lost
+  now[0] += 600.0  # The process was stopped for ten minutes: it reads them before writing.
+  with pytest.raises(claims.ClaimLost):
+    claim.fence(recheck_after=1.0)
+  assert len(lost) == 1
+
+
+def test_a_released_claim_fences_every_write(tmp_path):
+  claim = claims.try_acquire(str(tmp_path))
+  claim.release()
+  with pytest.raises(claims.ClaimLost, match='was released'):
+    claim.fence(recheck_after=1.0)
 
 
 def test_a_holder_whose_claim_dir_was_removed_has_lost_it(tmp_path, keep):

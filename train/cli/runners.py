@@ -36,7 +36,8 @@ def run_one(job: jobs.Job) -> None:
     from train.run import loop  # pylint: disable=g-import-not-at-top
   with console.Progress(1, enabled=distributed.is_main_process()) as progress:
     progress.start_run(f'{job.name} seed {job.config.seed}')
-    result = loop.train_and_evaluate(job.config, job.workdir, progress=progress)
+    result = loop.train_and_evaluate(job.config, job.workdir, progress=progress,
+                                     claim=job.claim)
   if not distributed.is_main_process():
     return
   target = job.config.target_accuracy
