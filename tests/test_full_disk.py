@@ -67,14 +67,15 @@ def test_the_errno_of_a_tensorstore_error_is_found():
 
 
 def test_a_save_is_fenced_as_it_starts_and_before_its_rename(tmp_path):
-  """The claim fence (train/common/claims.py) runs before a save starts and in
-  Orbax's thread before the save becomes '<step>': lost in between, the save
-  never appears, and the next one is not started."""
+  """The claim fence (train/common/claims.py) runs before a save starts, and in
+  Orbax's thread before the save's temporary directory is made and before it
+  becomes '<step>': lost in between, the save never appears, and the next one
+  is not started."""
   fences = []
 
   def fence() -> None:
     fences.append(threading.current_thread() is threading.main_thread())
-    if len(fences) > 1:
+    if len(fences) > 2:
       raise claims.ClaimLost('lost the claim (a test)')
 
   checkpointer = checkpoint.RunCheckpointer(str(tmp_path), max_to_keep=2, fence=fence)
@@ -82,14 +83,14 @@ def test_a_save_is_fenced_as_it_starts_and_before_its_rename(tmp_path):
   with pytest.raises(checkpoint.CheckpointError, match='lost the claim'):
     checkpointer.wait()
   checkpointer.close()
-  assert fences == [True, False]  # In this thread, then in Orbax's.
+  assert fences == [True, False, False]  # In this thread, then twice in Orbax's.
   assert not checkpoint.has_checkpoints(str(tmp_path))
   assert os.listdir(checkpoint.directory(str(tmp_path))) == []
   again = checkpoint.RunCheckpointer(str(tmp_path), max_to_keep=2, fence=fence)
   with pytest.raises(claims.ClaimLost):  # The next save is refused before it starts.
     again.save(2, {'w': np.zeros(3, np.float32)}, {'step': 2})
   again.close()
-  assert len(fences) == 3 and os.listdir(checkpoint.directory(str(tmp_path))) == []
+  assert len(fences) == 4 and os.listdir(checkpoint.directory(str(tmp_path))) == []
 
 
 # --- slow: a real full filesystem ------------------------------------------------

@@ -14,10 +14,11 @@ shards from the process that holds them and synchronises the processes, so a
 save called by process 0 alone would hang (flax issue 3364).
 
 A run that holds a claim on its directory (train/common/claims.py) gives a
-`fence`, called before a save starts and again in Orbax's background thread
-just before the finished save is renamed into place: a holder that lost its
-claim while the save was written (stopped, say, and taken over) never makes
-that checkpoint visible to the worker that now trains in the run.
+`fence`, called before a save starts, then in Orbax's thread before the save's
+temporary directory is made and again before it is renamed into place: a
+holder that lost its claim while the save was under way (stopped, say, and
+taken over) never makes that checkpoint visible to the worker that now trains
+in the run.
 """
 
 import contextlib
@@ -123,15 +124,27 @@ def _no_fence() -> None:
   pass
 
 
-def _fenced_rename(fence: Fence) -> type[ocp.path.atomicity.AtomicRenameTemporaryPath]:
+def _fenced_rename(fence: Fence, checkpoints: str
+                   ) -> type[ocp.path.atomicity.AtomicRenameTemporaryPath]:
   """Orbax's atomic rename (the default on a POSIX filesystem), with `fence`
-  called just before the save's temporary directory becomes '<step>'."""
+  called in Orbax's thread just before it creates a save's temporary directory
+  in `checkpoints` and just before that directory becomes '<step>'. (Orbax
+  makes the directories of the save's items inside it the same way; those are
+  not fenced again.)"""
 
   class FencedRename(ocp.path.atomicity.AtomicRenameTemporaryPath):
 
-    async def finalize(self):
-      fence()
-      await super().finalize()
+    def _fence_a_step(self) -> None:
+      if os.path.dirname(os.fspath(self.get_final())) == checkpoints:
+        fence()
+
+    async def create(self, *args, **kwargs):
+      self._fence_a_step()
+      return await super().create(*args, **kwargs)
+
+    async def finalize(self, *args, **kwargs):
+      self._fence_a_step()
+      await super().finalize(*args, **kwargs)
 
   return FencedRename
 
@@ -149,7 +162,7 @@ class RunCheckpointer:
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, create=True, enable_async_checkpointing=True,
         cleanup_tmp_directories=True,
-        temporary_path_class=None if fence is None else _fenced_rename(fence))
+        temporary_path_class=None if fence is None else _fenced_rename(fence, self.directory))
     self._pending: int | None = None  # The step of a save still being written.
     self._failed = False  # A save failed: closing must not raise its error again.
     try:
