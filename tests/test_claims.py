@@ -21,6 +21,8 @@ from typing import Callable
 
 import pytest
 
+from train.bench import claim_scale
+from train.common import claim_queue
 from train.common import claims
 from train.common import files
 from train.common import liveness
@@ -596,3 +598,69 @@ def test_heartbeats_have_one_size_and_an_unreadable_one_counts_by_its_mtime(tmp_
     f.write('{"time": 1796185800.1, "cou')
   now = claims.status(str(tmp_path))
   assert (now.state, now.heartbeat_age < 60) == (claims.HELD, True)
+
+
+# --- many runs: the queue a worker claims from, and the simulation of its scale ---
+
+
+def _finished_runs(directory: str, count: int, finished: int) -> list:
+  """`count` runs laid out as a study's, the first `finished` with a result."""
+  runs = claim_scale.simulated_runs(directory, count)
+  for run in runs[:finished]:
+    os.makedirs(run.run_dir)
+    files.write_json(run.result_path, {})
+  return runs
+
+
+def test_a_queue_looks_at_each_finished_run_once(tmp_path, monkeypatch, keep):
+  runs = _finished_runs(str(tmp_path), 50, 30)
+  shown = []
+  queue = claim_queue.ClaimQueue(runs, on_finished=shown.append)
+  statted = _count_calls(monkeypatch, os, 'stat')
+  run, claim = queue.claim_next()
+  keep(claim)
+  assert run.seed == 30 and shown == runs[:30] and queue.finished == 30
+  results_looked_at = [p for p in statted if p.endswith('result.json')]
+  assert len(results_looked_at) == 31 + 1  # Each run once; the claimed one again after.
+  statted.clear()
+  run, claim = queue.claim_next()
+  keep(claim)
+  # The second claim looks at the run held (30) and the one it takes (31) only.
+  assert run.seed == 31 and sorted({p for p in statted if p.endswith('result.json')}) == [
+      runs[30].result_path, runs[31].result_path]
+  assert len(shown) == 30
+
+
+def test_a_queue_skips_failed_and_held_runs_and_ends_when_none_is_free(tmp_path, keep):
+  runs = _finished_runs(str(tmp_path), 3, 0)
+  os.makedirs(runs[0].run_dir)
+  files.write_json(runs[0].failure_path, {'error': 'x'})
+  keep(claims.try_acquire(runs[1].claim_dir))
+  run, claim = claim_queue.ClaimQueue(runs).claim_next()
+  keep(claim)
+  assert run.seed == 2
+  assert claim_queue.ClaimQueue(runs).claim_next() is None
+
+
+def test_a_simulated_study_of_100_runs_and_4_workers_takes_each_run_once(tmp_path):
+  out = str(tmp_path / 'figures.json')
+  assert claim_scale.main([f'--dir={tmp_path}', '--runs=100', '--workers=4',
+                           f'--json_out={out}']) == 0
+  with open(out) as f:
+    [figures] = json.load(f)
+  assert figures['runs'] == 100 and figures['hosts'] == [socket.gethostname()]
+  assert figures['claims_per_second'] > 0 and figures['operations_per_claim_mean'] > 0
+  trainers = {}
+  for run in claim_scale.simulated_runs(str(tmp_path / 'runs_100'), 100):
+    with open(run.result_path) as f:
+      trainers[run.seed] = json.load(f)['pid']
+    # Generation 0 trained it; a later one only took a released claim and let it go.
+    for generation, record in enumerate(_records(run.claim_dir)):
+      assert generation == 0 or record['took_over'] == 'released', run.seed
+  assert len(trainers) == 100 and len(set(trainers.values())) <= 4
+
+
+def _records(run_dir: str) -> list[dict]:
+  names = sorted((n for n in os.listdir(os.path.join(run_dir, 'claim')) if n.endswith('.json')),
+                 key=lambda n: int(n.split('.')[0]))
+  return [_record(run_dir, int(n.split('.')[0])) for n in names]

@@ -569,8 +569,9 @@ def try_acquire(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECOND
                      f'a third of stale_after_seconds={stale_after_seconds:g}, so that a '
                      'late heartbeat or two does not make a live holder look gone')
   claim_dir = os.path.join(run_dir, CLAIM_DIR)
-  os.makedirs(claim_dir, exist_ok=True)
   top = _top_generation(claim_dir)
+  if top < 0:  # Made only when missing: a worker looks at many held runs per claim.
+    os.makedirs(claim_dir, exist_ok=True)
   now = _judge(claim_dir, top, stale_after_seconds)
   if now.state == HELD:
     return None

@@ -35,6 +35,7 @@ import traceback
 
 from absl import logging
 
+from train.common import claim_queue
 from train.common import claims
 from train.common import console
 from train.common import errors
@@ -141,6 +142,8 @@ class Worker:
     self.step_cache = step_cache or programs.StepCache()
     self.done = WorkDone()
     self._shown: set[str] = set()
+    self._queue = claim_queue.ClaimQueue(self.plan.runs, before_claim=self._check_run_paths,
+                                         on_finished=self._show_finished)
 
   def _show_finished(self, run: plan_lib.PlannedRun) -> None:
     if run.label not in self._shown:
@@ -148,24 +151,15 @@ class Worker:
       result = read_result(run)
       self.progress.finish_run(console.run_line(run.label, result, earlier=True), ran=False)
 
+  def _check_run_paths(self, run: plan_lib.PlannedRun) -> None:
+    # Checked again before each claim: the directory is shared, and a link put
+    # there since the plan was read would lead this worker out of the study.
+    plan_lib.check_run_paths(run, self.plan.directory)
+
   def _claim_next(self) -> tuple[plan_lib.PlannedRun, claims.Claim] | None:
-    """The first run in the plan's order that is neither over nor held, claimed."""
-    for run in self.plan.runs:
-      if os.path.exists(run.result_path):
-        self._show_finished(run)
-      elif not os.path.exists(run.failure_path):
-        # Checked again here: the directory is shared, and a link put there since
-        # the plan was read would lead this worker out of the study.
-        plan_lib.check_run_paths(run, self.plan.directory)
-        os.makedirs(os.path.dirname(run.claim_dir), exist_ok=True)
-        claim = claims.try_acquire(run.claim_dir)
-        if claim is not None:
-          if os.path.exists(run.result_path):  # Finished between the look and the claim.
-            claim.release()
-            self._show_finished(run)
-            continue
-          return run, claim
-    return None
+    """The first run in the plan's order that is neither over nor held, claimed
+    (train/common/claim_queue.py: finished runs are looked at once)."""
+    return self._queue.claim_next()
 
   def held_elsewhere(self) -> list[plan_lib.PlannedRun]:
     """The runs, neither finished nor failed, that another worker holds now."""
