@@ -224,6 +224,13 @@ def test_a_stopped_holder_is_taken_over_and_exits_75_when_it_wakes(tmp_path, kee
     holder.communicate()
 
 
+def test_a_released_claim_of_a_run_that_is_over_is_not_taken(tmp_path):
+  claims.try_acquire(str(tmp_path)).release()
+  asked = []
+  assert claims.try_acquire(str(tmp_path), over=lambda: asked.append(1) or True) is None
+  assert asked == [1] and sorted(os.listdir(tmp_path / 'claim')) == ['0.json', '0.released']
+
+
 def test_a_released_claim_is_taken_as_the_next_generation(tmp_path, keep):
   run_dir = str(tmp_path)
   with claims.acquire(run_dir, what='test', heartbeat_seconds=0.05) as claim:

@@ -26,6 +26,7 @@ claim's own reads (`claims.try_acquire`: the claim directory's listing, the
 top record, its heartbeat, whether it was released).
 """
 
+import functools
 import os
 from typing import Callable, Generic, Protocol, Sequence, TypeVar
 
@@ -92,7 +93,8 @@ class ClaimQueue(Generic[Run]):
         continue
       self._before_claim(run)
       claim = claims.try_acquire(run.claim_dir, stale_after_seconds=self._stale_after_seconds,
-                                 heartbeat_seconds=self._heartbeat_seconds)
+                                 heartbeat_seconds=self._heartbeat_seconds,
+                                 over=functools.partial(self._found_finished, index))
       if claim is None:
         continue
       if self._found_finished(index):  # Finished between the look and the claim.

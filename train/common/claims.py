@@ -546,7 +546,8 @@ def _takeover_reason(now: Status) -> str | None:
 
 def try_acquire(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECONDS,
                 heartbeat_seconds: float = HEARTBEAT_SECONDS,
-                on_lost: Callable[[str], None] | None = None) -> Claim | None:
+                on_lost: Callable[[str], None] | None = None,
+                over: Callable[[], bool] | None = None) -> Claim | None:
   """Claims `run_dir` if it is free, released or its holder is gone.
 
   Args:
@@ -554,11 +555,15 @@ def try_acquire(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECOND
     stale_after_seconds: rule 3's limit on the age of the holder's heartbeat.
     heartbeat_seconds: how often the returned claim's heartbeat is written.
     on_lost: called with one line if the claim is found taken over at a
-      heartbeat; by default the process prints it and exits with LOST_EXIT_STATUS.
+      heartbeat or a fence; by default the process prints it and exits with
+      LOST_EXIT_STATUS.
+    over: whether the run is over, asked when the last holder released its
+      claim: a holder writes the run's result before it lets go, so a run that
+      finished since the caller last looked is not claimed again.
 
   Returns:
-    The claim, its heartbeat started; None if a live holder has it, or another
-    worker claimed it first.
+    The claim, its heartbeat started; None if a live holder has it, another
+    worker claimed it first, or it was released and `over()` says the run is over.
 
   Raises:
     ValueError: heartbeat_seconds is not positive and at most a third of
@@ -573,7 +578,7 @@ def try_acquire(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECOND
   if top < 0:  # Made only when missing: a worker looks at many held runs per claim.
     os.makedirs(claim_dir, exist_ok=True)
   now = _judge(claim_dir, top, stale_after_seconds)
-  if now.state == HELD:
+  if now.state == HELD or (now.state == RELEASED and over is not None and over()):
     return None
   holder = _new_holder(top + 1, took_over=_takeover_reason(now))
   record = {k: v for k, v in dataclasses.asdict(holder).items() if k != 'generation'}
