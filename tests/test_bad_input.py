@@ -543,6 +543,32 @@ def _fake_sbatch_first(directory: str) -> None:
   os.environ['PATH'] = f'{os.path.join(directory, "bin")}{os.pathsep}{os.environ["PATH"]}'
 
 
+def _fake_slurm(**said: str) -> Callable[[str], None]:
+  """{dir}/bin/<command> for each keyword: prints its text and succeeds, as the
+  cluster's command would (`_fake_sbatch_first` puts them first on the PATH)."""
+  def setup(directory: str) -> None:
+    for command, text in said.items():
+      _write(f'bin/{command}', f"#!/bin/sh\ncat <<'EOF'\n{text}\nEOF\n", 0o755)(directory)
+  return setup
+
+
+# scontrol's words for the two workers of array 77, which Slurm could not start
+# on node2: their log files, in the study directory, cannot be opened there.
+_LAUNCH_FAILED = '\n'.join(
+    f'JobId={78 + task} ArrayJobId=77 ArrayTaskId={task} JobName=harness-run '
+    'JobState=FAILED Reason=JobLaunchFailure Dependency=(null) ExitCode=0:53 NodeList=node2'
+    for task in range(2))
+
+
+def _clock_ahead(seconds: float) -> Callable[[str], None]:
+  """In the case's process: this host's clock `seconds` ahead of its filesystem's."""
+  def in_child(directory: str) -> None:
+    del directory
+    real = time.time
+    time.time = lambda: real() + seconds
+  return in_child
+
+
 _CONTROLLER_DOWN = ('sbatch: error: Batch job submission failed: Unable to contact slurm '
                     'controller (connect failure)')
 _SLURM_STUDY = ('--num_seeds=2', '--launcher=slurm')
@@ -1091,6 +1117,32 @@ CASES = [
          f'({_CONTROLLER_DOWN}); the plan in', also=('{dir}/run is kept',),
          setup=_fake_sbatch(_CONTROLLER_DOWN), in_child=_fake_sbatch_first, mid_run=True,
          keeps=('run/plan.json',)),
+    # What a cluster's user can get wrong (docs/cluster.md).
+    Case('slurm_partition_unknown', (*_SLURM_STUDY, '--slurm_partition=gpu'),
+         '--slurm_partition=gpu: Slurm has no partition gpu (sinfo lists debug, long); give '
+         'one of those', setup=_fake_slurm(sinfo='debug\nlong\ndebug'),
+         in_child=_fake_sbatch_first),
+    Case('slurm_time_shorter_than_a_checkpoint', (*_SLURM_STUDY, '--slurm_time=5'),
+         '--slurm_time=5 (300 s) is shorter than checkpoint.every_seconds=600 of '
+         'embedded_lars', also=('give --slurm_time=10 or more',)),
+    Case('clock_ahead_of_the_filesystem', (),
+         's ahead of the filesystem of --workdir=',
+         also=('--workdir={dir}/run, which dates a file made there now',
+               'clocks must agree within 60 s; set this host\'s clock (NTP)'),
+         in_child=_clock_ahead(3600.0)),
+    Case('worker_clock_behind_the_filesystem', ('worker', '--workdir={dir}/study'),
+         's behind the filesystem of --workdir=', also=('--workdir={dir}/study,',),
+         setup=_pending_study(),
+         in_child=_clock_ahead(-3600.0)),
+    Case('study_dir_unseen_by_a_node', _SLURM_STUDY,
+         'Slurm could not start 2 worker(s) (77_0 on node2, ...: JobLaunchFailure)',
+         also=('node2 cannot open it: such a node does not see the study directory {dir}/run, '
+               'or sees it at another path; mount the shared filesystem at the same path on '
+               'every node (or leave those nodes out: --slurm_option=exclude=node2)',
+               'the plan in {dir}/run is kept'),
+         setup=_fake_slurm(sbatch='Submitted batch job 77', squeue='',
+                           scontrol=_LAUNCH_FAILED),
+         in_child=_fake_sbatch_first, mid_run=True, keeps=('run/plan.json',)),
     Case('garbled_dataset_info', _tiny_run_argv(),
          'holds a damaged copy of embedded_shapes/tiny (its dataset_info.json cannot be '
          'read: ParseError', also=(

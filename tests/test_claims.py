@@ -7,6 +7,7 @@ Times are tiny (heartbeats of 0.05 to 0.1 s, stale after 1 s) and every wait
 polls with a deadline, so a busy machine slows the tests but does not fail them.
 """
 
+import builtins
 import json
 import os
 import re
@@ -20,6 +21,8 @@ from typing import Callable
 
 import pytest
 
+from train.bench import claim_scale
+from train.common import claim_queue
 from train.common import claims
 from train.common import files
 from train.common import liveness
@@ -219,6 +222,13 @@ def test_a_stopped_holder_is_taken_over_and_exits_75_when_it_wakes(tmp_path, kee
   finally:
     holder.kill()
     holder.communicate()
+
+
+def test_a_released_claim_of_a_run_that_is_over_is_not_taken(tmp_path):
+  claims.try_acquire(str(tmp_path)).release()
+  asked = []
+  assert claims.try_acquire(str(tmp_path), over=lambda: asked.append(1) or True) is None
+  assert asked == [1] and sorted(os.listdir(tmp_path / 'claim')) == ['0.json', '0.released']
 
 
 def test_a_released_claim_is_taken_as_the_next_generation(tmp_path, keep):
@@ -433,6 +443,64 @@ def test_a_holder_that_finds_itself_taken_over_calls_on_lost_once(tmp_path, keep
   assert lost[0].endswith('(heartbeat 700 s old); stopping work there')
 
 
+def _count_calls(monkeypatch, module, name: str) -> list:
+  """Patches module.name (a builtin, for `open`) to record each call's first
+  argument, then call through."""
+  real, calls = getattr(module, name, None) or getattr(builtins, name), []
+
+  def counted(*args, **kwargs):
+    calls.append(args[0])
+    return real(*args, **kwargs)
+
+  monkeypatch.setattr(module, name, counted, raising=False)
+  return calls
+
+
+def test_a_fence_reads_one_record_and_stats_one_name_then_ends_a_lost_holder(
+    tmp_path, monkeypatch, keep):
+  lost = []
+  claim = keep(claims.try_acquire(str(tmp_path), on_lost=lost.append))
+  opened = _count_calls(monkeypatch, claims, 'open')
+  statted = _count_calls(monkeypatch, os, 'stat')
+  claim.fence()  # Held: returns.
+  claim_dir = os.path.join(str(tmp_path), 'claim')
+  # What a fence costs: one small file read, one name looked up.
+  assert opened == [os.path.join(claim_dir, '0.json')]
+  assert statted == [os.path.join(claim_dir, '1.json')]
+  _write_record(str(tmp_path), 1, took_over='heartbeat 700 s old')
+  with pytest.raises(claims.ClaimLost) as taken:
+    claim.fence()
+  assert 'generation 1 was taken by host another-host, pid 4242' in str(taken.value)
+  assert lost == [str(taken.value)]
+  with pytest.raises(claims.ClaimLost):
+    claim.fence()
+  assert len(lost) == 1  # on_lost once, however many writes find out.
+
+
+def test_a_fence_for_log_lines_rereads_only_after_its_interval_or_a_stop(
+    tmp_path, monkeypatch, keep):
+  now = [1000.0]
+  monkeypatch.setattr(claims, '_clock', lambda: now[0])
+  lost = []
+  claim = keep(claims.try_acquire(str(tmp_path), on_lost=lost.append))
+  claim.fence()
+  _write_record(str(tmp_path), 1)
+  now[0] += 0.5
+  claim.fence(recheck_after=1.0)  # Read half a second ago: not again.
+  assert not lost
+  now[0] += 600.0  # The process was stopped for ten minutes: it reads them before writing.
+  with pytest.raises(claims.ClaimLost):
+    claim.fence(recheck_after=1.0)
+  assert len(lost) == 1
+
+
+def test_a_released_claim_fences_every_write(tmp_path):
+  claim = claims.try_acquire(str(tmp_path))
+  claim.release()
+  with pytest.raises(claims.ClaimLost, match='was released'):
+    claim.fence(recheck_after=1.0)
+
+
 def test_a_holder_whose_claim_dir_was_removed_has_lost_it(tmp_path, keep):
   claim = keep(claims.try_acquire(str(tmp_path), on_lost=lambda message: None))
   for name in os.listdir(tmp_path / 'claim'):
@@ -537,3 +605,85 @@ def test_heartbeats_have_one_size_and_an_unreadable_one_counts_by_its_mtime(tmp_
     f.write('{"time": 1796185800.1, "cou')
   now = claims.status(str(tmp_path))
   assert (now.state, now.heartbeat_age < 60) == (claims.HELD, True)
+
+
+# --- many runs: the queue a worker claims from, and the simulation of its scale ---
+
+
+def _finished_runs(directory: str, count: int, finished: int) -> list:
+  """`count` runs laid out as a study's, the first `finished` with a result."""
+  runs = claim_scale.simulated_runs(directory, count)
+  for run in runs[:finished]:
+    os.makedirs(run.run_dir)
+    files.write_json(run.result_path, {})
+  return runs
+
+
+def test_a_queue_looks_at_each_finished_run_once(tmp_path, monkeypatch, keep):
+  runs = _finished_runs(str(tmp_path), 50, 30)
+  shown = []
+  queue = claim_queue.ClaimQueue(runs, on_finished=shown.append)
+  statted = _count_calls(monkeypatch, os, 'stat')
+  run, claim = queue.claim_next()
+  keep(claim)
+  assert run.seed == 30 and shown == runs[:30] and queue.finished == 30
+  results_looked_at = [p for p in statted if p.endswith('result.json')]
+  assert len(results_looked_at) == 31 + 1  # Each run once; the claimed one again after.
+  statted.clear()
+  run, claim = queue.claim_next()
+  keep(claim)
+  # The second claim looks at the run held (30) and the one it takes (31) only.
+  assert run.seed == 31 and sorted({p for p in statted if p.endswith('result.json')}) == [
+      runs[30].result_path, runs[31].result_path]
+  assert len(shown) == 30
+
+
+def test_a_queue_skips_failed_and_held_runs_and_ends_when_none_is_free(tmp_path, keep):
+  runs = _finished_runs(str(tmp_path), 3, 0)
+  os.makedirs(runs[0].run_dir)
+  files.write_json(runs[0].failure_path, {'error': 'x'})
+  keep(claims.try_acquire(runs[1].claim_dir))
+  run, claim = claim_queue.ClaimQueue(runs).claim_next()
+  keep(claim)
+  assert run.seed == 2
+  assert claim_queue.ClaimQueue(runs).claim_next() is None
+
+
+def test_a_queue_passes_over_a_held_run_until_it_is_due_again(tmp_path, monkeypatch, keep):
+  runs = _finished_runs(str(tmp_path), 4, 0)
+  keep(claims.try_acquire(runs[0].claim_dir))
+  queue = claim_queue.ClaimQueue(runs, recheck_held_seconds=60.0)
+  keep(queue.claim_next()[1])  # Run 1: run 0 is held.
+  statted = _count_calls(monkeypatch, os, 'stat')
+  run, claim = queue.claim_next()
+  keep(claim)
+  assert run.seed == 2 and runs[0].result_path not in statted
+  now = time.monotonic()
+  monkeypatch.setattr(claim_queue.time, 'monotonic', lambda: now + 61.0)
+  run, claim = queue.claim_next()
+  keep(claim)
+  assert run.seed == 3 and runs[0].result_path in statted  # Due again: looked at.
+
+
+def test_a_simulated_study_of_100_runs_and_4_workers_takes_each_run_once(tmp_path):
+  out = str(tmp_path / 'figures.json')
+  assert claim_scale.main([f'--dir={tmp_path}', '--runs=100', '--workers=4',
+                           f'--json_out={out}']) == 0
+  with open(out) as f:
+    [figures] = json.load(f)
+  assert figures['runs'] == 100 and figures['hosts'] == [socket.gethostname()]
+  assert figures['claims_per_second'] > 0 and figures['operations_per_claim_mean'] > 0
+  trainers = {}
+  for run in claim_scale.simulated_runs(str(tmp_path / 'runs_100'), 100):
+    with open(run.result_path) as f:
+      trainers[run.seed] = json.load(f)['pid']
+    # Generation 0 trained it; a later one only took a released claim and let it go.
+    for generation, record in enumerate(_records(run.claim_dir)):
+      assert generation == 0 or record['took_over'] == 'released', run.seed
+  assert len(trainers) == 100 and len(set(trainers.values())) <= 4
+
+
+def _records(run_dir: str) -> list[dict]:
+  names = sorted((n for n in os.listdir(os.path.join(run_dir, 'claim')) if n.endswith('.json')),
+                 key=lambda n: int(n.split('.')[0]))
+  return [_record(run_dir, int(n.split('.')[0])) for n in names]

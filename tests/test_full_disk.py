@@ -13,9 +13,12 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 
+import numpy as np
 import pytest
 
+from train.common import claims
 from train.common import files
 from train.run import checkpoint
 
@@ -61,6 +64,33 @@ def test_the_errno_of_a_tensorstore_error_is_found():
   wrapped.__cause__ = OSError(errno.EROFS, os.strerror(errno.EROFS))
   assert checkpoint._errno(wrapped) == errno.EROFS  # pylint: disable=protected-access
   assert checkpoint._errno(ValueError('shapes differ')) is None  # pylint: disable=protected-access
+
+
+def test_a_save_is_fenced_as_it_starts_and_before_its_rename(tmp_path):
+  """The claim fence (train/common/claims.py) runs before a save starts, and in
+  Orbax's thread before the save's temporary directory is made and before it
+  becomes '<step>': lost in between, the save never appears, and the next one
+  is not started."""
+  fences = []
+
+  def fence() -> None:
+    fences.append(threading.current_thread() is threading.main_thread())
+    if len(fences) > 2:
+      raise claims.ClaimLost('lost the claim (a test)')
+
+  checkpointer = checkpoint.RunCheckpointer(str(tmp_path), max_to_keep=2, fence=fence)
+  checkpointer.save(1, {'w': np.zeros(3, np.float32)}, {'step': 1})
+  with pytest.raises(checkpoint.CheckpointError, match='lost the claim'):
+    checkpointer.wait()
+  checkpointer.close()
+  assert fences == [True, False, False]  # In this thread, then twice in Orbax's.
+  assert not checkpoint.has_checkpoints(str(tmp_path))
+  assert os.listdir(checkpoint.directory(str(tmp_path))) == []
+  again = checkpoint.RunCheckpointer(str(tmp_path), max_to_keep=2, fence=fence)
+  with pytest.raises(claims.ClaimLost):  # The next save is refused before it starts.
+    again.save(2, {'w': np.zeros(3, np.float32)}, {'step': 2})
+  again.close()
+  assert len(fences) == 4 and os.listdir(checkpoint.directory(str(tmp_path))) == []
 
 
 # --- slow: a real full filesystem ------------------------------------------------

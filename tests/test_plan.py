@@ -479,8 +479,9 @@ def test_no_more_local_workers_start_than_runs_are_left(monkeypatch, tmp_path, g
       sys.executable, '-c', 'import os; print(os.environ.get("CUDA_VISIBLE_DEVICES"))'])
   job = jobs.Job(cli_flags.JobKind.STUDY, 'embedded_lars', {}, workdir,
                  launch=launchers.LaunchOptions('local', num_workers))
-  said, alive, _ = runners._start_workers(job, plan)  # pylint: disable=protected-access
-  while alive():
+  launched = runners._start_workers(job, plan)  # pylint: disable=protected-access
+  said = launched.what
+  while launched.alive():
     time.sleep(0.1)
   logs = sorted(glob.glob(os.path.join(workdir, 'workers', 'local_*.log')))
   assert [open(log).read().strip() for log in logs] == started

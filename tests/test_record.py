@@ -5,6 +5,7 @@ import glob
 import os
 
 import ml_collections
+import pytest
 from clu import metric_writers
 from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.plugins.hparams import plugin_data_pb2
@@ -84,3 +85,45 @@ def test_a_resume_is_counted_with_the_time_lost_since_the_save():
   history.resumed()
   assert history.num_resumes == 1 and history.resumed_from_steps == [4]
   assert history.seconds_lost > 0
+
+
+class _Refused(Exception):
+  """What a claim fence that found the claim taken over raises (in a test)."""
+
+
+def _fence_that_refuses_after(writes: int) -> tuple[list[str], object]:
+  """A before_write that lets `writes` writes through, then raises _Refused."""
+  calls = []
+
+  def fence() -> None:
+    calls.append('fence')
+    if len(calls) > writes:
+      raise _Refused()
+
+  return calls, fence
+
+
+def test_a_fenced_metric_writer_checks_before_every_write(tmp_path):
+  calls, fence = _fence_that_refuses_after(1)
+  writer = record.FencedWriter(metric_writers.SummaryWriter(str(tmp_path)), fence)
+  writer.write_scalars(1, {'loss': 1.0})
+  with pytest.raises(_Refused):
+    writer.write_scalars(2, {'loss': 2.0})
+  with pytest.raises(_Refused):
+    writer.flush()
+  assert len(calls) == 3
+
+
+def test_a_fenced_mlperf_log_writes_no_line_once_the_fence_refuses(tmp_path):
+  from train.run import mllog  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / 'mlperf.log')
+  calls, fence = _fence_that_refuses_after(2)
+  logger = mllog.MlperfLogger(path, before_write=fence)
+  logger.start('init_start')
+  logger.end('init_stop')
+  with pytest.raises(_Refused):
+    logger.event('run_start')
+  logger.close()
+  with open(path) as f:
+    lines = f.read().splitlines()
+  assert len(lines) == 2 and 'init_stop' in lines[-1] and len(calls) == 3

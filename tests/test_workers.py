@@ -2,6 +2,7 @@
 commands on one study or one run. Real processes, real signals."""
 
 import glob
+import hashlib
 import json
 import os
 import re
@@ -101,6 +102,77 @@ def test_local_workers_killed_mid_seed_match_the_inline_comparison(
                           timeout=HANG_GUARD_SECONDS)
   assert report.returncode == 0, report.stderr[-2000:]
   assert 'runs 4/4 done, 0 running, 0 pending, 0 failed' in report.stdout
+
+
+def _files_of(run_dir: str) -> dict[str, str]:
+  """Every file under `run_dir` with its content's hash."""
+  found = {}
+  for root, _, names in os.walk(run_dir):
+    for name in names:
+      path = os.path.join(root, name)
+      with open(path, 'rb') as f:
+        found[os.path.relpath(path, run_dir)] = hashlib.sha256(f.read()).hexdigest()
+  return found
+
+
+def _stop_between_saves(process: subprocess.Popen, checkpoints: str) -> None:
+  """SIGSTOPs `process` once it has a finished checkpoint in `checkpoints` and
+  no save under way (a save that Orbax was writing when the process stopped
+  goes on into its temporary directory when it continues, by design)."""
+  guard = time.monotonic() + HANG_GUARD_SECONDS
+  while time.monotonic() < guard:
+    names = os.listdir(checkpoints) if os.path.isdir(checkpoints) else []
+    if any(name.isdigit() for name in names):
+      os.kill(process.pid, signal.SIGSTOP)
+      if all(name.isdigit() for name in os.listdir(checkpoints)):
+        return
+      os.kill(process.pid, signal.SIGCONT)
+    assert process.poll() is None, 'the worker ended before it was stopped'
+    time.sleep(0.01)
+  raise AssertionError('the run never had a checkpoint')
+
+
+@pytest.mark.slow  # Trains one tiny run until it is stopped, taken over and continued.
+def test_a_worker_stopped_past_a_takeover_writes_nothing_more_and_exits_75(
+    tiny_data_dir, tmp_path):
+  workdir = str(tmp_path / 'study')
+  run_dir = os.path.join(workdir, 'seed_0')
+  # A budget it never reaches: it is stopped at its first checkpoint, and it
+  # saves one every 16 steps. Its log lines (at the end of the budget here) are
+  # fenced as checkpoints are, but a line already being written when a process
+  # stops is written when it continues (claims.py): none must be under way at
+  # the stop for the files to be compared whole.
+  args = ['--config=configs/embedded_lars.py', '--num_seeds=1', f'--workdir={workdir}',
+          *flags(tiny_data_dir, num_train_steps=4000, eval_every_steps=4000,
+                 log_every_steps=4000, checkpoint__every_steps=16)]
+  log = str(tmp_path / 'worker.log')
+  worker = main(args, log)
+  taker = None
+  try:
+    _stop_between_saves(worker, os.path.join(run_dir, 'checkpoints'))
+    before = _files_of(run_dir)
+    # Stopped for longer than the taker's limit on a holder's silence (10
+    # minutes in a study; 1 s here), it is taken over.
+    time.sleep(1.5)
+    taker = claims.try_acquire(os.path.join(workdir, 'claims', 'seed_0'),
+                               stale_after_seconds=1.0, heartbeat_seconds=0.1)
+    assert taker is not None and taker.holder.generation == 1
+    assert taker.holder.took_over.startswith('heartbeat ')
+    os.kill(worker.pid, signal.SIGCONT)
+    out = wait(worker, log)
+    assert worker.returncode == claims.LOST_EXIT_STATUS == 75, out[-3000:]
+    assert out.strip().splitlines()[-1].startswith(
+        f'error: lost the claim on {os.path.join(workdir, "claims", "seed_0")} (generation 0): '
+        'generation 1 was taken by host ')
+    # Not a line of its MLPerf log or TensorBoard, no checkpoint, no result.
+    assert _files_of(run_dir) == before
+    assert 'result.json' not in before and taker.held()
+  finally:
+    if worker.poll() is None:
+      worker.kill()
+      worker.wait()
+    if taker is not None:
+      taker.release()
 
 
 class _Pid:

@@ -449,9 +449,12 @@ def _training_job() -> Job:
   if kind not in (cli_flags.JobKind.RUN, cli_flags.JobKind.STAGED_SEARCH,
                   cli_flags.JobKind.SCALING):
     _check_plan_size(configs)
+  if launch.slurm is not None:
+    _check_slurm_launch(launch.slurm, configs)
   default = f'{name}_robustness' if kind == cli_flags.JobKind.ROBUSTNESS else name
   workdir = os.path.abspath(FLAGS.workdir or workdir_lib.default_workdir(default))
   workdir_lib.check_location(workdir)
+  workdir_lib.check_clock(workdir)
   claim, created = None, not os.path.exists(workdir)
   if kind == cli_flags.JobKind.RUN:
     workdir_lib.check_single_run(workdir, FLAGS.config.to_json())
@@ -460,6 +463,17 @@ def _training_job() -> Job:
              search=staged, scaling=study, scaling_mode=FLAGS.scaling, overrides=overrides,
              compilation_cache_dir=FLAGS.compilation_cache_dir, launch=launch,
              claim=claim, created_workdir=created)
+
+
+def _check_slurm_launch(slurm: launchers.SlurmOptions,
+                        configs: dict[str, ml_collections.ConfigDict]) -> None:
+  """A partition Slurm has, and jobs that live to a checkpoint: before any plan."""
+  try:
+    launchers.check_partition(slurm.partition)
+    launchers.check_time_limit(slurm, {name: config.checkpoint.every_seconds or 0.0
+                                       for name, config in configs.items()})
+  except launchers.LaunchError as e:
+    errors.fail(str(e))
 
 
 def _hold_workdir(workdir: str, created: bool) -> claims.Claim | None:
@@ -510,6 +524,8 @@ def _study_dir_job(kind: cli_flags.JobKind) -> Job:
   if not os.access(workdir, os.W_OK | os.X_OK):  # Also a read-only mount (EROFS).
     errors.fail(f'--workdir={workdir} is not writable, and main.py {kind} writes its files '
                 'there; make it writable, or copy the study to a directory you can write to')
+  if kind == cli_flags.JobKind.WORKER:
+    workdir_lib.check_clock(workdir)
   return Job(kind, os.path.basename(workdir), {}, workdir,
              compilation_cache_dir=FLAGS.compilation_cache_dir)
 

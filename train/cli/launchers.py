@@ -19,7 +19,9 @@ import ctypes
 import ctypes.util
 import dataclasses
 import io
+import math
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -108,6 +110,42 @@ class SlurmOptions:
   @property
   def processes(self) -> int:
     return self.nodes * self.tasks_per_node
+
+
+def check_partition(partition: str | None) -> None:
+  """Raises LaunchError unless Slurm has each partition of --slurm_partition (a
+  comma-separated list, as sbatch takes): `sinfo -a` lists them. Without sinfo,
+  or when it fails, sbatch judges them."""
+  if not partition or shutil.which('sinfo') is None:
+    return
+  try:
+    answer = subprocess.run(['sinfo', '-a', '-h', '-o', '%R'], capture_output=True,
+                            text=True, timeout=60, check=False)
+  except (OSError, subprocess.TimeoutExpired):
+    return
+  known = sorted(set(answer.stdout.split()))
+  if answer.returncode != 0 or not known:
+    return
+  for name in partition.split(','):
+    if name not in known:
+      raise LaunchError(f'--slurm_partition={partition}: Slurm has no partition {name} '
+                        f'(sinfo lists {", ".join(known)}); give one of those')
+
+
+def check_time_limit(options: SlurmOptions, every_seconds: dict[str, float]) -> None:
+  """Raises LaunchError when a worker's job (--slurm_time) is shorter than the
+  checkpoint interval in seconds of a config (`every_seconds`, by name): no job
+  would live to a checkpoint by time, and a node lost would take all of its
+  job's work. (An interval in steps cannot be timed before the run.)"""
+  limit = options.time_minutes * 60
+  for name, seconds in every_seconds.items():
+    if seconds and limit < seconds:
+      raise LaunchError(
+          f'--slurm_time={options.time_minutes} ({limit} s) is shorter than '
+          f'checkpoint.every_seconds={seconds:g} of {name}: no worker\'s job would live to '
+          'its first checkpoint by time, and a node lost would take the whole job\'s work '
+          f'with it; give --slurm_time={math.ceil(seconds / 60)} or more, or a smaller '
+          '--config.checkpoint.every_seconds')
 
 
 def _long_sbatch_option(key: str) -> str | None:
@@ -352,6 +390,41 @@ def slurm_jobs_queued(job_ids: Sequence[str]) -> bool:
   if answer.returncode != 0:
     return 'Invalid job id' not in answer.stderr
   return bool(answer.stdout.strip())
+
+
+# Slurm's reason for a job it could not start on its node: among others, an
+# output file it cannot open there (submitit's are in the study directory).
+_LAUNCH_FAILURE = 'JobLaunchFailure'
+_SCONTROL_FIELD = re.compile(r'(\w+)=(\S*)')
+
+
+def slurm_launch_failures(job_ids: Sequence[str], workdir: str) -> str | None:
+  """Why Slurm could not start workers of the array, in one line naming their
+  nodes, or None. `scontrol` knows an ended job for MinJobAge (5 minutes by
+  default); a job it no longer knows says nothing."""
+  array = sorted({job_id.partition('_')[0] for job_id in job_ids})
+  try:
+    answer = subprocess.run(['scontrol', '-o', 'show', 'job', ','.join(array)],
+                            capture_output=True, text=True, timeout=60, check=False)
+  except (OSError, subprocess.TimeoutExpired):
+    return None
+  failed = []
+  for line in answer.stdout.splitlines():
+    fields = dict(_SCONTROL_FIELD.findall(line))
+    if fields.get('Reason') == _LAUNCH_FAILURE:
+      failed.append((f'{fields.get("ArrayJobId", fields.get("JobId"))}_'
+                     f'{fields.get("ArrayTaskId", "0")}', fields.get('NodeList', '?')))
+  if not failed:
+    return None
+  nodes = sorted({node for _, node in failed})
+  logs = os.path.join(workdir, 'workers', 'slurm')
+  return (f'Slurm could not start {len(failed)} worker(s) ({failed[0][0]} on {failed[0][1]}'
+          f'{", ..." if len(failed) > 1 else ""}: {_LAUNCH_FAILURE}): each worker\'s log '
+          f'goes to {logs}, and {", ".join(nodes)} cannot open it: such a node does not see '
+          f'the study directory {workdir}, or sees it at another path; mount the shared '
+          f'filesystem at the same path on every node (or leave those nodes out: '
+          f'--slurm_option=exclude={",".join(nodes)}), then run the same command again; '
+          f'the plan in {workdir} is kept')
 
 
 # --- waiting for the workers -------------------------------------------------------------

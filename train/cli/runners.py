@@ -12,6 +12,7 @@ their imports write to the native stderr. The report's module (matplotlib)
 likewise waits until a runner prints a study's table.
 """
 
+import dataclasses
 import os
 import socket
 import sys
@@ -37,7 +38,8 @@ def run_one(job: jobs.Job) -> None:
     from train.run import loop  # pylint: disable=g-import-not-at-top
   with console.Progress(1, enabled=distributed.is_main_process()) as progress:
     progress.start_run(f'{job.name} seed {job.config.seed}')
-    result = loop.train_and_evaluate(job.config, job.workdir, progress=progress)
+    result = loop.train_and_evaluate(job.config, job.workdir, progress=progress,
+                                     claim=job.claim)
   if not distributed.is_main_process():
     return
   target = job.config.target_accuracy
@@ -138,11 +140,19 @@ def _worker_counts(job: jobs.Job, plan: plan_lib.Plan, gpus: list[str]) -> tuple
   return split, min(split, left)
 
 
-def _start_workers(job: jobs.Job, plan: plan_lib.Plan
-                   ) -> tuple[str, Callable[[], bool], Callable[[], str]]:
-  """Starts the launcher's workers; returns what was started, in words, a
-  function that says whether any of them is still alive (or queued), and one
-  for a stopped wait that stops them or says why not."""
+@dataclasses.dataclass(frozen=True)
+class _Started:
+  """Workers started: what, in words; whether any is still alive (or queued);
+  what a stopped wait does with them, in words; and why some could not start
+  (a line), once they are gone."""
+  what: str
+  alive: Callable[[], bool]
+  when_stopped: Callable[[], str]
+  not_started: Callable[[], str | None] = lambda: None
+
+
+def _start_workers(job: jobs.Job, plan: plan_lib.Plan) -> _Started:
+  """Starts the launcher's workers."""
   gpus = launchers.local_gpus() if job.launch.launcher == cli_flags.LOCAL else []
   split, num_workers = _worker_counts(job, plan, gpus)
   capped = (f' (of --num_workers={split}: one per run left to do)'
@@ -151,34 +161,44 @@ def _start_workers(job: jobs.Job, plan: plan_lib.Plan
     processes = launchers.start_local(plan.directory, split, job.compilation_cache_dir,
                                       gpus, detach=not job.launch.wait, count=num_workers)
     pids = ', '.join(str(p.pid) for p in processes)
-    return (f'{num_workers} local workers (pids {pids}){capped}',
-            lambda: any(p.poll() is None for p in processes),
-            lambda: launchers.stop_local_workers(processes, plan.directory))
+    return _Started(f'{num_workers} local workers (pids {pids}){capped}',
+                    lambda: any(p.poll() is None for p in processes),
+                    lambda: launchers.stop_local_workers(processes, plan.directory))
   slurm_jobs = launchers.submit_slurm(plan.directory, job.launch.slurm, num_workers,
                                       job.compilation_cache_dir)
   ids = [j.job_id for j in slurm_jobs]
   started = (f'a Slurm job array of {num_workers} workers (job {ids[0].partition("_")[0]})'
              f'{capped}')
-  return (started, lambda: launchers.slurm_jobs_queued(ids),
-          lambda: launchers.slurm_workers_go_on(started, plan.directory))
+  return _Started(started, lambda: launchers.slurm_jobs_queued(ids),
+                  lambda: launchers.slurm_workers_go_on(started, plan.directory),
+                  lambda: launchers.slurm_launch_failures(ids, plan.directory))
 
 
 def _launch(job: jobs.Job, plan: plan_lib.Plan) -> list[dict] | None:
   """Starts the workers on `plan` (in its directory: a staged search's stage, or
   the job's workdir); unless --nowait, waits for them and writes the report.
-  Returns the studies, or None when the command does not wait."""
-  started, alive, when_stopped = _start_workers(job, plan)
-  print(f'started {started}; their logs are in {os.path.join(plan.directory, "workers")}',
-        file=sys.stderr)
+  Returns the studies, or None when the command does not wait.
+
+  Raises:
+    launchers.LaunchError: workers could not start (a node that does not see the
+      study directory) and runs are left.
+  """
+  started = _start_workers(job, plan)
+  print(f'started {started.what}; their logs are in '
+        f'{os.path.join(plan.directory, "workers")}', file=sys.stderr)
   if not job.launch.wait:
     print(f'not waiting (--nowait): python main.py report --workdir={plan.directory} says '
           'where the runs stand; the last worker writes the report', file=sys.stderr)
     return None
   with console.Progress(len(plan.runs), enabled=True) as progress:
     counts = launchers.wait_for_workers(
-        lambda: states.count_states(plan), alive, progress,
-        when_stopped=when_stopped)
+        lambda: states.count_states(plan), started.alive, progress,
+        when_stopped=started.when_stopped)
   studies = _study_module().write_report(plan.directory)
+  if not _plan_over(counts):
+    why = started.not_started()
+    if why is not None:
+      raise launchers.LaunchError(why)
   _check_finished(plan.directory, counts)
   return studies
 

@@ -4,11 +4,22 @@ import datetime
 import json
 import os
 import shutil
+import socket
+import time
+import uuid
 from typing import Sequence
 
+from train.common import claims
 from train.common import config_dicts
 from train.common import errors
 from train.common import files
+
+# How far this host's clock may be from its filesystem's. Workers on several
+# hosts judge each other's heartbeats by their clocks (a claim is taken over
+# after claims.STALE_AFTER_SECONDS of silence), so the hosts must agree to well
+# under that; each within this of the filesystem's clock is within twice it of
+# each other.
+MAX_CLOCK_OFFSET_SECONDS = 60.0
 
 
 def default_workdir(name: str) -> str:
@@ -28,6 +39,49 @@ def check_location(workdir: str) -> None:
     errors.fail(f'{where} is a file; give a directory')
   if not os.access(nearest, os.W_OK | os.X_OK):
     errors.fail(f'{where} is not writable; choose a --workdir you can write to')
+
+
+def clock_offset(directory: str) -> tuple[float, float] | None:
+  """(This host's time minus the time the filesystem gives a file made in
+  `directory` now, that file's time); None when no file can be made there.
+
+  On a network filesystem the server dates a new file (NFS, sshfs), so this
+  compares this host's clock with the server's. The file is removed at once.
+  """
+  probe = os.path.join(directory, f'.clock.{socket.gethostname()}.{os.getpid()}.'
+                                  f'{uuid.uuid4().hex[:8]}')
+  try:
+    before = time.time()
+    os.close(os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    try:
+      dated = os.stat(probe).st_mtime
+    finally:
+      os.remove(probe)
+    now = (before + time.time()) / 2
+  except OSError:
+    return None
+  return now - dated, dated
+
+
+def check_clock(workdir: str) -> None:
+  """Refuses a host whose clock is more than MAX_CLOCK_OFFSET_SECONDS from the
+  clock of the filesystem that holds `workdir` (or the folder it would be made in)."""
+  nearest = workdir
+  while not os.path.isdir(nearest):
+    nearest = os.path.dirname(nearest)
+  found = clock_offset(nearest)
+  if found is None or abs(found[0]) <= MAX_CLOCK_OFFSET_SECONDS:
+    return
+  offset, dated = found
+  said = time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(dated))
+  errors.fail(
+      f'the clock of this host ({socket.gethostname()}) is {abs(offset):.0f} s '
+      f'{"ahead of" if offset > 0 else "behind"} the filesystem of --workdir={workdir}, which '
+      f'dates a file made there now {said}: workers judge each other by the times of their '
+      f'heartbeats (a claim is taken over after {claims.STALE_AFTER_SECONDS:.0f} s of '
+      f'silence), so their hosts\' clocks must agree within '
+      f'{MAX_CLOCK_OFFSET_SECONDS:.0f} s; set this host\'s clock (NTP), then run the same '
+      'command again')
 
 
 def check_single_run(workdir: str, config_json: str) -> None:

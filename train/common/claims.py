@@ -81,12 +81,27 @@ holder is GONE. Without this, a record dated in the year 2100 would hold its
 run dir, and a command waiting for it, for ever.
 
 Rules 3 and 4 can judge a live holder gone (a process stopped for ten minutes,
-a Slurm job briefly shown as requeued). Such a holder has LOST its claim: at its
-next heartbeat it finds a higher generation (or its own record gone) and calls
-`on_lost`, which by default prints one line and exits the process with status
-LOST_EXIT_STATUS, so that it writes nothing more into a run dir that another
-worker now trains in. `Claim.held()` makes the same check on demand; call it
-before writing a run's final result.
+a Slurm job briefly shown as requeued). Such a holder has LOST its claim, and
+must write nothing more into a run dir that another worker now trains in. Two
+checks see to it, each finding a higher generation (or its own record gone) and
+then calling `on_lost`, which by default prints one line and exits the process
+with status LOST_EXIT_STATUS:
+
+- the heartbeat, every `heartbeat_seconds`;
+- `Claim.fence()`, which the holder calls just before each write into the run
+  dir (train/run/loop.py: every checkpoint, before it starts and again before
+  it is renamed into place, result.json, config.json; its MLPerf log and metric
+  writers at most every FENCE_RECHECK_SECONDS). A heartbeat alone left a holder
+  that woke from a stop free to write for up to one heartbeat; the fence reads
+  the claim files again first. It costs one open and read of this generation's
+  record and one stat of the next generation's name.
+
+What no check can close is the time between a fence and the write it guards
+(a few Python statements): a process stopped exactly there, for longer than a
+takeover takes, makes that one write when it wakes, then exits at its next
+fence. A save that Orbax was writing in the background when the holder stopped
+goes on into its temporary directory (`<step>.orbax-checkpoint-tmp-...`, which
+no reader lists and the next manager removes) and stops at its rename.
 """
 
 import contextlib
@@ -110,6 +125,9 @@ from train.common import liveness
 
 STALE_AFTER_SECONDS = 600.0
 HEARTBEAT_SECONDS = 30.0
+# A fence before a write that commits nothing (a log line) reads the claim files
+# at most this often; see Claim.fence.
+FENCE_RECHECK_SECONDS = 1.0
 # A heartbeat file's size, padded with spaces (see _write_heartbeat).
 HEARTBEAT_BYTES = 80
 # The exit status of a process that lost its claim (EX_TEMPFAIL: try again later).
@@ -157,6 +175,11 @@ class Status:
   heartbeat_age: float | None  # Seconds since its last heartbeat (or `since`).
   # Why GONE or RELEASED; for HELD, set only when the record cannot be read.
   reason: str | None
+
+
+class ClaimLost(Exception):
+  """This process no longer holds the claim it was about to write under; str()
+  is one line. Raised by Claim.fence when `on_lost` returns."""
 
 
 class ClaimHeld(Exception):
@@ -347,6 +370,16 @@ def _write_heartbeat(path: str, count: int, token: str) -> None:
     f.write(text)
 
 
+# CLOCK_BOOTTIME goes on while the process is stopped and while the machine
+# sleeps (CLOCK_MONOTONIC stops for the latter); it is Linux's.
+_BOOTTIME = getattr(time, 'CLOCK_BOOTTIME', None)
+
+
+def _clock() -> float:
+  """Seconds on a clock that counts the time this process spent stopped or suspended."""
+  return time.monotonic() if _BOOTTIME is None else time.clock_gettime(_BOOTTIME)
+
+
 def _exit_lost(message: str) -> None:
   """The default `on_lost`: one line on stderr, then exit at once (no cleanup that
   could write into the run dir)."""
@@ -369,6 +402,10 @@ class Claim:
     self._heartbeat_seconds = heartbeat_seconds
     self._on_lost = on_lost or _exit_lost
     self._released = False
+    self._lost = False  # on_lost was called (once, by the heartbeat or a fence).
+    self._lost_lock = threading.Lock()
+    # _clock() when the claim files last said this process holds the claim.
+    self._checked_at = _clock()
     self._count = 0
     self._stop = threading.Event()
     self._thread = threading.Thread(target=self._beat_until_stopped, daemon=True,
@@ -409,14 +446,55 @@ class Claim:
     """
     return not self._released and self._taker() is None
 
+  def fence(self, recheck_after: float = 0.0) -> None:
+    """Returns only while this process holds the claim: call it just before a
+    write into the run dir, so that a holder whose claim was taken over while it
+    was stopped or cut off writes nothing there.
+
+    It reads the claim files (see `_taker`: one open of a small file, one stat),
+    unless `recheck_after` is positive and they said this process holds the
+    claim less than `recheck_after` seconds ago: for frequent writes that commit
+    nothing, such as log lines. That age is measured on a clock that counts the
+    time the process spent stopped or suspended, so a holder that wakes after a
+    takeover, which needs minutes of silence (rule 3), reads them before its
+    first write; a takeover by rule 4 is seen within `recheck_after` seconds.
+
+    Raises:
+      ClaimLost: the claim was taken over (after `on_lost`, which by default
+        exits the process, returned) or released.
+      OSError: the claim files cannot be read; the write must not be made either.
+    """
+    if self._released:
+      raise ClaimLost(f'the claim on {self.run_dir} was released; nothing more may be '
+                      'written there')
+    if recheck_after > 0 and _clock() - self._checked_at < recheck_after:
+      return
+    checked = _clock()
+    taker = self._taker()
+    if taker is None:
+      self._checked_at = checked
+      return
+    raise ClaimLost(self._lose(taker))
+
+  def _lose(self, taker: str) -> str:
+    """Stops the heartbeat and calls `on_lost`, once; returns the line."""
+    message = (f'lost the claim on {self.run_dir} (generation {self.holder.generation}): '
+               f'{taker}; stopping work there')
+    self._stop.set()
+    with self._lost_lock:
+      first, self._lost = not self._lost, True
+    if first:
+      self._on_lost(message)
+    return message
+
   def _beat(self) -> None:
     """One heartbeat: stop and call `on_lost` if the claim is lost, else write."""
+    checked = _clock()
     taker = self._taker()
     if taker is not None:
-      self._stop.set()
-      self._on_lost(f'lost the claim on {self.run_dir} (generation '
-                    f'{self.holder.generation}): {taker}; stopping work there')
+      self._lose(taker)
       return
+    self._checked_at = checked
     self._count += 1
     _write_heartbeat(_path(self._claim_dir, self.holder.generation, 'heartbeat'),
                      self._count, self.holder.token)
@@ -468,7 +546,8 @@ def _takeover_reason(now: Status) -> str | None:
 
 def try_acquire(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECONDS,
                 heartbeat_seconds: float = HEARTBEAT_SECONDS,
-                on_lost: Callable[[str], None] | None = None) -> Claim | None:
+                on_lost: Callable[[str], None] | None = None,
+                over: Callable[[], bool] | None = None) -> Claim | None:
   """Claims `run_dir` if it is free, released or its holder is gone.
 
   Args:
@@ -476,11 +555,15 @@ def try_acquire(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECOND
     stale_after_seconds: rule 3's limit on the age of the holder's heartbeat.
     heartbeat_seconds: how often the returned claim's heartbeat is written.
     on_lost: called with one line if the claim is found taken over at a
-      heartbeat; by default the process prints it and exits with LOST_EXIT_STATUS.
+      heartbeat or a fence; by default the process prints it and exits with
+      LOST_EXIT_STATUS.
+    over: whether the run is over, asked when the last holder released its
+      claim: a holder writes the run's result before it lets go, so a run that
+      finished since the caller last looked is not claimed again.
 
   Returns:
-    The claim, its heartbeat started; None if a live holder has it, or another
-    worker claimed it first.
+    The claim, its heartbeat started; None if a live holder has it, another
+    worker claimed it first, or it was released and `over()` says the run is over.
 
   Raises:
     ValueError: heartbeat_seconds is not positive and at most a third of
@@ -491,10 +574,11 @@ def try_acquire(run_dir: str, *, stale_after_seconds: float = STALE_AFTER_SECOND
                      f'a third of stale_after_seconds={stale_after_seconds:g}, so that a '
                      'late heartbeat or two does not make a live holder look gone')
   claim_dir = os.path.join(run_dir, CLAIM_DIR)
-  os.makedirs(claim_dir, exist_ok=True)
   top = _top_generation(claim_dir)
+  if top < 0:  # Made only when missing: a worker looks at many held runs per claim.
+    os.makedirs(claim_dir, exist_ok=True)
   now = _judge(claim_dir, top, stale_after_seconds)
-  if now.state == HELD:
+  if now.state == HELD or (now.state == RELEASED and over is not None and over()):
     return None
   holder = _new_holder(top + 1, took_over=_takeover_reason(now))
   record = {k: v for k, v in dataclasses.asdict(holder).items() if k != 'generation'}

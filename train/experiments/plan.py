@@ -34,6 +34,7 @@ import enum
 import functools
 import json
 import os
+import stat
 import time
 from typing import Any, Sequence
 
@@ -473,11 +474,15 @@ def check_run_paths(run: PlannedRun, directory: str) -> None:
 
 
 def _check_real_dir(path: str, directory: str) -> None:
-  if path == directory or not os.path.lexists(path):
+  if path == directory:
     return
-  if os.path.islink(path):
+  try:  # One lstat: workers make this check for every run they try to claim.
+    mode = os.lstat(path).st_mode
+  except OSError:  # Absent (or unreachable, as os.path.lexists judged it).
+    return
+  if stat.S_ISLNK(mode):
     what = f'a symbolic link (to {os.readlink(path)})'
-  elif not os.path.isdir(path):
+  elif not stat.S_ISDIR(mode):
     what = 'a file'
   else:
     return

@@ -9,6 +9,11 @@ heartbeat stopped, its Slurm job ended) is taken over, and the run resumes
 from its last checkpoint. So no run is trained by two workers at once and none
 is lost while some worker still looks.
 
+The claim fences every write into the run's directory (train/run/loop.py):
+a worker that was stopped, or cut off, long enough for another to take its run
+over exits (status 75) at its next write, and writes nothing more there. So
+do the moves and files of the worker itself (`prepare_run_dir`, failure.json).
+
 A run ends in its result.json, or in failure.json (the error's line) when it
 raised; workers skip failed runs, and the command that started the study moves
 those files aside when it is run again, so the runs are tried again. SIGTERM,
@@ -30,6 +35,7 @@ import traceback
 
 from absl import logging
 
+from train.common import claim_queue
 from train.common import claims
 from train.common import console
 from train.common import errors
@@ -76,11 +82,12 @@ def _set_aside(run_dir: str) -> str:
   return f'{run_dir}.interrupted.{n}'
 
 
-def prepare_run_dir(run: plan_lib.PlannedRun) -> None:
+def prepare_run_dir(run: plan_lib.PlannedRun, claim: claims.Claim) -> None:
   """Under the run's claim: keeps an interrupted run that can resume from its
   checkpoint, and moves aside one that cannot (it then runs from the start)."""
   if not os.path.exists(run.run_dir):
     return
+  claim.fence()
   try:  # An unreadable config.json of an unfinished seed: moved aside below.
     same_config = plan_lib.read_json(os.path.join(run.run_dir, 'config.json'), '') == run.config
   except plan_lib.StudyDirError:
@@ -95,20 +102,24 @@ def prepare_run_dir(run: plan_lib.PlannedRun) -> None:
                     'in %s and the seed runs again from the start', run.label, moved)
 
 
-def _record_failure(run: plan_lib.PlannedRun, error: BaseException) -> None:
+def _record_failure(run: plan_lib.PlannedRun, error: BaseException,
+                    claim: claims.Claim | None) -> None:
   """Writes the run's failure.json, unless a process of the same run wrote it
   first: in a run of several processes the first error is the cause, and the
-  others' (a collective whose peer went away) only follow from it."""
+  others' (a collective whose peer went away) only follow from it. Process 0
+  writes it only while it holds the run's claim (`claim`)."""
   logging.error('%s failed:\n%s', run.label, ''.join(traceback.format_exception(error)))
   if os.path.exists(run.failure_path):  # Workers never start a run that has one.
     return
   try:
+    if claim is not None:
+      claim.fence()
     os.makedirs(run.run_dir, exist_ok=True)
     files.write_json(run.failure_path, {
         'error': errors.one_line(f'{type(error).__name__}: {error}'),
         'host': socket.gethostname(), 'pid': os.getpid(),
         'process': distributed.process_label() or None, 'time': time.time()})
-  except files.FileWriteError as e:
+  except (files.FileWriteError, OSError) as e:
     logging.error('%s: %s', run.label, e)
 
 
@@ -131,6 +142,8 @@ class Worker:
     self.step_cache = step_cache or programs.StepCache()
     self.done = WorkDone()
     self._shown: set[str] = set()
+    self._queue = claim_queue.ClaimQueue(self.plan.runs, before_claim=self._check_run_paths,
+                                         on_finished=self._show_finished)
 
   def _show_finished(self, run: plan_lib.PlannedRun) -> None:
     if run.label not in self._shown:
@@ -138,24 +151,15 @@ class Worker:
       result = read_result(run)
       self.progress.finish_run(console.run_line(run.label, result, earlier=True), ran=False)
 
+  def _check_run_paths(self, run: plan_lib.PlannedRun) -> None:
+    # Checked again before each claim: the directory is shared, and a link put
+    # there since the plan was read would lead this worker out of the study.
+    plan_lib.check_run_paths(run, self.plan.directory)
+
   def _claim_next(self) -> tuple[plan_lib.PlannedRun, claims.Claim] | None:
-    """The first run in the plan's order that is neither over nor held, claimed."""
-    for run in self.plan.runs:
-      if os.path.exists(run.result_path):
-        self._show_finished(run)
-      elif not os.path.exists(run.failure_path):
-        # Checked again here: the directory is shared, and a link put there since
-        # the plan was read would lead this worker out of the study.
-        plan_lib.check_run_paths(run, self.plan.directory)
-        os.makedirs(os.path.dirname(run.claim_dir), exist_ok=True)
-        claim = claims.try_acquire(run.claim_dir)
-        if claim is not None:
-          if os.path.exists(run.result_path):  # Finished between the look and the claim.
-            claim.release()
-            self._show_finished(run)
-            continue
-          return run, claim
-    return None
+    """The first run in the plan's order that is neither over nor held, claimed
+    (train/common/claim_queue.py: finished runs are looked at once)."""
+    return self._queue.claim_next()
 
   def held_elsewhere(self) -> list[plan_lib.PlannedRun]:
     """The runs, neither finished nor failed, that another worker holds now."""
@@ -193,17 +197,19 @@ class Worker:
     self.progress.start_run(run.label)
     try:
       if claim is not None:  # Process 0 holds the claim and tidies the run's folder.
-        prepare_run_dir(run)
+        prepare_run_dir(run, claim)
       distributed.wait_for_all_processes('run dir ready')
       logging.info('%s: training in %s', run.label, run.run_dir)
       result = loop.train_and_evaluate(run.config_dict(), run.run_dir, self.step_cache,
-                                       progress=self.progress)
-    except preemption.Preempted:
-      raise  # The run saved its checkpoint: any worker may resume it.
+                                       progress=self.progress, claim=claim)
+    except (preemption.Preempted, claims.ClaimLost):
+      # Preempted: the run saved its checkpoint, and any worker may resume it.
+      # ClaimLost: another worker trains it now; this one must not even fail it.
+      raise
     except Exception as e:  # pylint: disable=broad-except
       several = distributed.joined_group()
       if several or distributed.is_main_process():
-        _record_failure(run, e)
+        _record_failure(run, e, claim)
       if self.stop_on_failure or several:
         # The other processes may be inside a collective, waiting for this
         # one: they cannot go on to another run in step with it.

@@ -12,6 +12,13 @@ trained on; there is no other random state (the steps draw no random numbers).
 Every process takes part in saving and restoring: Orbax writes each array's
 shards from the process that holds them and synchronises the processes, so a
 save called by process 0 alone would hang (flax issue 3364).
+
+A run that holds a claim on its directory (train/common/claims.py) gives a
+`fence`, called before a save starts, then in Orbax's thread before the save's
+temporary directory is made and again before it is renamed into place: a
+holder that lost its claim while the save was under way (stopped, say, and
+taken over) never makes that checkpoint visible to the worker that now trains
+in the run.
 """
 
 import contextlib
@@ -19,7 +26,7 @@ import errno
 import os
 import re
 import shutil
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import ml_collections
@@ -110,14 +117,52 @@ def _handlers() -> ocp.handlers.DefaultCheckpointHandlerRegistry:
   return registry
 
 
-class RunCheckpointer:
-  """Saves and restores one run's checkpoints in WORKDIR/checkpoints/<step>/."""
+Fence = Callable[[], None]
 
-  def __init__(self, workdir: str, max_to_keep: int):
+
+def _no_fence() -> None:
+  pass
+
+
+def _fenced_rename(fence: Fence, checkpoints: str
+                   ) -> type[ocp.path.atomicity.AtomicRenameTemporaryPath]:
+  """Orbax's atomic rename (the default on a POSIX filesystem), with `fence`
+  called in Orbax's thread just before it creates a save's temporary directory
+  in `checkpoints` and just before that directory becomes '<step>'. (Orbax
+  makes the directories of the save's items inside it the same way; those are
+  not fenced again.)"""
+
+  class FencedRename(ocp.path.atomicity.AtomicRenameTemporaryPath):
+
+    def _fence_a_step(self) -> None:
+      if os.path.dirname(os.fspath(self.get_final())) == checkpoints:
+        fence()
+
+    async def create(self, *args, **kwargs):
+      self._fence_a_step()
+      return await super().create(*args, **kwargs)
+
+    async def finalize(self, *args, **kwargs):
+      self._fence_a_step()
+      await super().finalize(*args, **kwargs)
+
+  return FencedRename
+
+
+class RunCheckpointer:
+  """Saves and restores one run's checkpoints in WORKDIR/checkpoints/<step>/.
+
+  `fence` is called before each save starts and before it is renamed into
+  place (module docstring); by default nothing is checked.
+  """
+
+  def __init__(self, workdir: str, max_to_keep: int, fence: Fence | None = None):
     self.directory = directory(workdir)
+    self._fence = fence or _no_fence
     options = ocp.CheckpointManagerOptions(
         max_to_keep=max_to_keep, create=True, enable_async_checkpointing=True,
-        cleanup_tmp_directories=True)
+        cleanup_tmp_directories=True,
+        temporary_path_class=None if fence is None else _fenced_rename(fence, self.directory))
     self._pending: int | None = None  # The step of a save still being written.
     self._failed = False  # A save failed: closing must not raise its error again.
     try:
@@ -142,6 +187,7 @@ class RunCheckpointer:
     # Orbax waits for the previous save here anyway; waiting first names the
     # step whose background write failed, not the step that found out.
     self._finish_pending()
+    self._fence()
     try:
       with jax.transfer_guard('allow'):
         self._manager.save(step, args=ocp.args.Composite(

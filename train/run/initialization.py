@@ -105,19 +105,22 @@ def _restore(checkpointer: checkpoint.RunCheckpointer, compiled: programs.Compil
   return state, history
 
 
-def reopen_mlperf_log(log_path: str, history: record.History,
-                      is_main: bool) -> mllog.MlperfLogger:
+def reopen_mlperf_log(log_path: str, history: record.History, is_main: bool,
+                      before_write: Callable[[], None] | None = None) -> mllog.MlperfLogger:
   """The MLPerf log of a resumed run: cut back to the checkpoint, then appended to.
 
   What the stopped process logged after its checkpoint (work that is redone)
   is cut, and a `harness_resume` event marks the interruption. The wall clock
   runs on through it, so the log's run_start to run_stop includes the lost
   time, as MLPerf would count it; such a log is no valid MLPerf result.
+  `before_write` is called before each write (the run's claim fence).
   """
   if is_main and os.path.exists(log_path):
+    if before_write is not None:
+      before_write()
     with open(log_path, 'r+b') as f:
       f.truncate(min(history.mlperf_log_bytes, os.path.getsize(log_path)))
-  mllogger = mllog.MlperfLogger(log_path, mode='a')
+  mllogger = mllog.MlperfLogger(log_path, mode='a', before_write=before_write)
   mllogger.event(mllog.RESUME, metadata={
       'step': history.step, 'num_resumes': history.num_resumes,
       'seconds_lost': round(history.seconds_lost, 3)})

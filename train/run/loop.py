@@ -6,6 +6,14 @@ state, `_train` runs the timed loop of train steps and evals, and the run's
 record (train/run/record.py) becomes result.json. Stop signals and preemption
 live in train/run/preemption.py, checkpoints in train/run/checkpoint.py.
 
+A run that holds a claim on its directory (a study's worker, or main.py's single
+run; train/common/claims.py) checks it before it writes there: before config.json,
+each checkpoint (as it starts and as it is renamed into place) and result.json,
+and, at most every claims.FENCE_RECHECK_SECONDS, before the lines of its MLPerf
+log, TensorBoard and trust_ratios.json. A process whose claim was taken over
+(it was stopped for minutes, say) thus exits at its next write instead of
+making it, and never writes into a run that another worker now trains.
+
 Timing follows MLPerf: model creation, compilation, a warm-up step on zeros and
 the input pipeline's set-up happen between `init_start` and `init_stop` and are
 not timed; the clock starts at `run_start`, before the first training batch is
@@ -24,6 +32,7 @@ from clu import metric_writers
 from clu import periodic_actions
 from mlperf_logging.mllog import constants as mlc
 
+from train.common import claims
 from train.common import console
 from train.common import errors
 from train.run import budget
@@ -47,7 +56,8 @@ Hook = Callable[[str, int, steps.TrainState], None]
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                        step_cache: programs.StepCache | None = None,
                        hook: Hook | None = None,
-                       progress: console.Progress | None = None) -> dict[str, Any]:
+                       progress: console.Progress | None = None,
+                       claim: claims.Claim | None = None) -> dict[str, Any]:
   """Trains and evaluates as `config` says; writes the run's files; returns result.json.
 
   A run resumes from the newest readable checkpoint in WORKDIR/checkpoints and
@@ -55,23 +65,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   parameters and evals). `step_cache` lets the runs of a study share compiled
   programs; a run that found its programs compiled reports `compile_seconds` 0.
   `progress`, if given, shows the run's step, images/s and time left on the console.
+  `claim`, this process's claim on `workdir` (process 0's), fences its writes
+  (module docstring).
 
   Raises:
     preemption.Preempted: a stop signal arrived; a checkpoint of the last step is on disk.
     checkpoint.CheckpointError: a checkpoint cannot be written, or none read.
+    claims.ClaimLost: the claim was taken over, and its `on_lost` returned.
   """
+  fence, log_fence = _fences(claim)
   os.makedirs(workdir, exist_ok=True)
   is_main = jax.process_index() == 0
   if is_main:  # Process 0 writes the run's files; the others only their checkpoint shards.
+    fence()
     record.write_config(config, workdir)
   # Orbax's set-up below is the first collective between processes.
   distributed.wait_for_all_processes('run start')
-  checkpointer = checkpoint.RunCheckpointer(workdir, config.checkpoint.max_to_keep)
+  checkpointer = checkpoint.RunCheckpointer(workdir, config.checkpoint.max_to_keep,
+                                            fence=None if claim is None else fence)
   log_path = os.path.join(workdir, 'mlperf.log') if is_main else os.devnull
   resuming = checkpointer.has_checkpoints()
   # A fresh run logs its initialisation; a resumed one appends to the log it
   # continues, once its checkpoint has said where that log stood.
-  mllogger = None if resuming else mllog.MlperfLogger(log_path)
+  mllogger = None if resuming else mllog.MlperfLogger(log_path, before_write=log_fence)
   writer = None
   try:
     if mllogger is not None:
@@ -84,8 +100,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if setup.history is None:
       mllogger.end(mlc.INIT_STOP)
     else:
-      mllogger = initialization.reopen_mlperf_log(log_path, setup.history, is_main)
-    writer = _metric_writer(workdir, is_main)
+      mllogger = initialization.reopen_mlperf_log(log_path, setup.history, is_main,
+                                                  before_write=log_fence)
+    writer = _metric_writer(workdir, is_main, log_fence)
     if setup.history is None:
       record.write_hparams(config, writer)
     hook = hook or _no_hook
@@ -93,7 +110,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
     if config.trust_ratio_log_steps:
       trust_ratios = record.TrustRatioLog(
           config, workdir, writer, None if setup.history is None else setup.history.step,
-          is_main)
+          is_main, before_write=log_fence)
     with preemption.StopSignals() as stop_signals:
       saves = _Saves(checkpointer, checkpoint.Cadence(config, time.perf_counter()),
                      stop_signals, mllogger, hook)
@@ -106,6 +123,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   _close_all((writer, mllogger, checkpointer), failing=False)
   result = record.result(config, history, setup.budget, init_seconds, setup.compile_seconds)
   if is_main:
+    fence()
     record.write_result(result, workdir)
   return result
 
@@ -114,10 +132,30 @@ def _no_hook(event: str, step: int, state: steps.TrainState) -> None:
   del event, step, state
 
 
-def _metric_writer(workdir: str, is_main: bool) -> metric_writers.MetricWriter:
-  """CLU's writer: every process logs the metrics (the log file), the main one
-  writes TensorBoard's files too. The console has its own line."""
-  return metric_writers.create_default_writer(workdir, just_logging=not is_main)
+def _unfenced() -> None:
+  pass
+
+
+def _fences(claim: claims.Claim | None) -> tuple[Callable[[], None], Callable[[], None]]:
+  """The checks before a write into the run dir: (before a file that commits
+  something, such as a checkpoint or result.json, which always reads the claim
+  files; before a log line, which reads them at most every
+  FENCE_RECHECK_SECONDS). Without a claim, nothing is checked."""
+  if claim is None:
+    return _unfenced, _unfenced
+  return claim.fence, lambda: claim.fence(recheck_after=claims.FENCE_RECHECK_SECONDS)
+
+
+def _metric_writer(workdir: str, is_main: bool,
+                   before_write: Callable[[], None]) -> metric_writers.MetricWriter:
+  """CLU's default writer: every process logs the metrics (the log file), the
+  main one writes TensorBoard's files too, each write of those after
+  `before_write`. The console has its own line."""
+  if not is_main:
+    return metric_writers.create_default_writer(workdir, just_logging=True)
+  return metric_writers.AsyncMultiWriter([
+      metric_writers.LoggingWriter(),
+      record.FencedWriter(metric_writers.SummaryWriter(workdir), before_write)])
 
 
 def _periodic_actions(config: ml_collections.ConfigDict, workdir: str, num_steps: int,

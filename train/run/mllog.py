@@ -21,7 +21,7 @@ train/mlperf/rules.py refuses it unless `mlperf.submission_division` is 'open'.
 import itertools
 import logging
 import os
-from typing import Any
+from typing import Any, Callable
 
 import ml_collections
 from mlperf_logging.mllog import constants
@@ -89,9 +89,15 @@ _ADAM_KEYS: dict[str, tuple[str, str, str]] = {
 
 
 class MlperfLogger:
-  """Writes MLLOG lines to `path`, a new file (mode 'w') or the end of one ('a')."""
+  """Writes MLLOG lines to `path`, a new file (mode 'w') or the end of one ('a').
 
-  def __init__(self, path: str, mode: str = 'w'):
+  `before_write`, if given, is called before each line: the run's claim fence
+  (train/common/claims.py), which ends a process that no longer holds the run.
+  """
+
+  def __init__(self, path: str, mode: str = 'w',
+               before_write: Callable[[], None] | None = None):
+    self._before_write = before_write or _nothing
     logger = logging.getLogger(f'mlperf_log.{next(_logger_ids)}')
     logger.propagate = False
     logger.setLevel(logging.INFO)
@@ -103,12 +109,15 @@ class MlperfLogger:
                                  root_dir=files.REPO_ROOT)
 
   def event(self, key: str, value=None, metadata: dict | None = None) -> None:
+    self._before_write()
     self._mllog.event(key=key, value=value, metadata=metadata)
 
   def start(self, key: str, value=None, metadata: dict | None = None) -> None:
+    self._before_write()
     self._mllog.start(key=key, value=value, metadata=metadata)
 
   def end(self, key: str, value=None, metadata: dict | None = None) -> None:
+    self._before_write()
     self._mllog.end(key=key, value=value, metadata=metadata)
 
   def tell(self) -> int:
@@ -119,6 +128,10 @@ class MlperfLogger:
   def close(self) -> None:
     self._handler.close()
     self._logger.removeHandler(self._handler)
+
+
+def _nothing() -> None:
+  pass
 
 
 def number(x: float) -> int | float:

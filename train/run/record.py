@@ -12,7 +12,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Any
+from typing import Any, Callable
 
 import jax
 import ml_collections
@@ -26,6 +26,60 @@ from train.run import budget
 
 # Each layer's trust ratio at the logged steps (TrustRatioLog).
 TRUST_RATIOS_FILE = 'trust_ratios.json'
+# What is called before a write into the run dir: the run's claim fence
+# (train/common/claims.py), or nothing.
+BeforeWrite = Callable[[], None]
+
+
+def _nothing() -> None:
+  pass
+
+
+class FencedWriter(metric_writers.MetricWriter):
+  """A metric writer that calls `before_write` before each of its writes.
+
+  Wrapped around the writer that writes into the run dir (TensorBoard's), inside
+  CLU's asynchronous writer, so that the check runs just before the write itself,
+  in the writer's thread, not when the write was queued.
+  """
+
+  def __init__(self, writer: metric_writers.MetricWriter, before_write: BeforeWrite):
+    self._writer = writer
+    self._before_write = before_write
+
+  def _call(self, method: str, *args, **kwargs) -> Any:
+    self._before_write()
+    return getattr(self._writer, method)(*args, **kwargs)
+
+  def write_summaries(self, *args, **kwargs):
+    return self._call('write_summaries', *args, **kwargs)
+
+  def write_scalars(self, *args, **kwargs):
+    return self._call('write_scalars', *args, **kwargs)
+
+  def write_images(self, *args, **kwargs):
+    return self._call('write_images', *args, **kwargs)
+
+  def write_videos(self, *args, **kwargs):
+    return self._call('write_videos', *args, **kwargs)
+
+  def write_audios(self, *args, **kwargs):
+    return self._call('write_audios', *args, **kwargs)
+
+  def write_texts(self, *args, **kwargs):
+    return self._call('write_texts', *args, **kwargs)
+
+  def write_histograms(self, *args, **kwargs):
+    return self._call('write_histograms', *args, **kwargs)
+
+  def write_hparams(self, *args, **kwargs):
+    return self._call('write_hparams', *args, **kwargs)
+
+  def flush(self):
+    return self._call('flush')
+
+  def close(self):
+    return self._call('close')
 
 
 @dataclasses.dataclass
@@ -132,7 +186,8 @@ class TrustRatioLog:
 
   def __init__(self, config: ml_collections.ConfigDict, workdir: str,
                writer: metric_writers.MetricWriter, resumed_step: int | None,
-               is_main: bool):
+               is_main: bool, before_write: BeforeWrite = _nothing):
+    self._before_write = before_write
     self._steps = frozenset(config.trust_ratio_log_steps)
     self._path = os.path.join(workdir, TRUST_RATIOS_FILE)
     self._writer = writer
@@ -154,6 +209,7 @@ class TrustRatioLog:
     for name, ratio in ratios.items():
       self._logged['trust_ratios'].setdefault(name, []).append(ratio)
     if self._is_main:
+      self._before_write()
       files.write_json(self._path, self._logged)
     logging.info('step %d: trust ratios of %d layers logged, %.3g to %.3g', step,
                  len(ratios), min(ratios.values()), max(ratios.values()))

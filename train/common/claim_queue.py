@@ -1,0 +1,132 @@
+"""The next run to claim among many, at a cost bounded by the runs not finished.
+
+A study's worker claims, in the plan's order, the first run that is neither
+finished (result.json), failed (failure.json) nor held by a live worker
+(train/common/claims.py); `ClaimQueue` does that for it, and for the simulation
+of large studies that trains nothing (train/bench/claim_scale.py).
+
+Looking at every run again for each claim would cost one lookup per finished
+run ahead of the first free one: a claim late in a study of 10,000 runs made
+some 10,000 lookups, a study 50 million. A run's result.json, once written, is
+never taken away, so a queue remembers the runs it found finished and never
+looks at them again. A claim then looks at
+
+- the runs that finished since this queue last looked (each once in the
+  queue's life: its first claim in a study half done looks at every finished
+  run once);
+- the runs held by other workers, or failed, ahead of the first free run in
+  the plan's order: with W workers, at most W - 1 held ones;
+- the run it claims.
+
+So its cost grows with the runs not finished (held, failed or pending), never
+with those finished, and with W workers and no failures it is bounded by W
+runs looked at, plus the runs that finished meanwhile. Each run looked at costs
+two stats (result.json, failure.json) and, unless finished or failed, the
+claim's own reads (`claims.try_acquire`: the claim directory's listing, the
+top record, its heartbeat, whether it was released: 6 operations).
+
+A run found held is not looked at again for `recheck_held_seconds` (5 s):
+with many workers and short runs, each claim would otherwise judge every held
+run ahead of the first free one again (on sshfs, 64 workers on 1,000 runs made
+354 filesystem operations a claim). That delays by at most those seconds this
+queue's takeover of a run whose holder died; it never lets two workers hold a
+run, since only the exclusive create of a claim decides that.
+"""
+
+import functools
+import os
+import time
+from typing import Callable, Generic, Protocol, Sequence, TypeVar
+
+from train.common import claims
+
+
+class ClaimableRun(Protocol):
+  """What a queue needs of a run: where it is claimed, and its two end files."""
+
+  @property
+  def claim_dir(self) -> str: ...
+
+  @property
+  def result_path(self) -> str: ...
+
+  @property
+  def failure_path(self) -> str: ...
+
+
+Run = TypeVar('Run', bound=ClaimableRun)
+# How long a queue passes over a run it found held before it looks again.
+RECHECK_HELD_SECONDS = 5.0
+
+
+def _nothing(run: object) -> None:
+  del run
+
+
+class ClaimQueue(Generic[Run]):
+  """Claims the runs of `runs`, one at a time, first free first.
+
+  `before_claim(run)` runs before a run is claimed (a worker checks the run's
+  folders there); `on_finished(run)` once for each run this queue finds
+  finished. The claims are made as `claims.try_acquire` makes them, with its
+  limits. A run found held is passed over for `recheck_held_seconds`.
+  """
+
+  def __init__(self, runs: Sequence[Run], *,
+               before_claim: Callable[[Run], None] = _nothing,
+               on_finished: Callable[[Run], None] = _nothing,
+               stale_after_seconds: float = claims.STALE_AFTER_SECONDS,
+               heartbeat_seconds: float = claims.HEARTBEAT_SECONDS,
+               recheck_held_seconds: float = RECHECK_HELD_SECONDS):
+    self._runs = runs
+    self._before_claim = before_claim
+    self._on_finished = on_finished
+    self._stale_after_seconds = stale_after_seconds
+    self._heartbeat_seconds = heartbeat_seconds
+    self._recheck_held_seconds = recheck_held_seconds
+    self._finished = [False] * len(runs)
+    self._first = 0  # Every run before this one is known finished.
+    self._held_until: dict[int, float] = {}  # Run index: time.monotonic() to look again.
+
+  @property
+  def finished(self) -> int:
+    """How many runs this queue has found finished."""
+    return sum(self._finished)
+
+  def claim_next(self) -> tuple[Run, claims.Claim] | None:
+    """The first run in order that is neither finished, failed nor held, claimed;
+    None when no run is free now."""
+    now = time.monotonic()
+    for index in range(self._first, len(self._runs)):
+      if self._finished[index] or self._held_until.get(index, now) > now:
+        continue
+      run = self._runs[index]
+      if self._found_finished(index):
+        continue
+      if os.path.exists(run.failure_path):
+        continue
+      self._before_claim(run)
+      claim = claims.try_acquire(run.claim_dir, stale_after_seconds=self._stale_after_seconds,
+                                 heartbeat_seconds=self._heartbeat_seconds,
+                                 over=functools.partial(self._found_finished, index))
+      if claim is None:
+        if not self._finished[index]:  # Held by another worker (or just claimed by one).
+          self._held_until[index] = now + self._recheck_held_seconds
+        continue
+      self._held_until.pop(index, None)
+      if self._found_finished(index):  # Finished between the look and the claim.
+        claim.release()
+        continue
+      return run, claim
+    return None
+
+  def _found_finished(self, index: int) -> bool:
+    """Whether run `index` has its result now; remembers it if so."""
+    run = self._runs[index]
+    if not os.path.exists(run.result_path):
+      return False
+    self._finished[index] = True
+    while self._first < len(self._runs) and self._finished[self._first]:
+      self._first += 1
+    self._on_finished(run)
+    return True
