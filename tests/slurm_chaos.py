@@ -103,17 +103,26 @@ class Chaos:
 
   def kill_a_node(self) -> Kill | None:
     """Kills a random node, unless that would leave none up; records the claims
-    of its live workers that it ended."""
+    it ended: those its workers held when it died (looked up after the kill:
+    `kill-node` can take seconds on a loaded machine, and a worker can claim a
+    run meanwhile), less those an earlier kill had ended already."""
     up = [n for n in self.nodes if n not in self.down]
     if len(up) < 2:
       return None
     node = self.rng.choice(up)
-    before = [(d, h) for d, h in self._live_holders() if h.host == node]
     at = time.time()
     slurm_support.kill_node(node)
     self.down[node] = at
-    kill = Kill(NODE, node, at,
-                [(d, h.generation) for d, h in before if self._still_holds(d, h)])
+    ended = {hit for kill in self.kills for hit in kill.hit}
+    hit = []
+    for run_dir in self.run_dirs:
+      status = claims.status(claim_dir(run_dir), ask_slurm=False)
+      if (status.state == claims.HELD and status.holder is not None
+          and status.holder.host == node
+          and (run_dir, status.holder.generation) not in ended
+          and not os.path.exists(os.path.join(run_dir, 'result.json'))):
+        hit.append((run_dir, status.holder.generation))
+    kill = Kill(NODE, node, at, hit)
     self.kills.append(kill)
     return kill
 
