@@ -23,19 +23,11 @@ with those finished, and with W workers and no failures it is bounded by W
 runs looked at, plus the runs that finished meanwhile. Each run looked at costs
 two stats (result.json, failure.json) and, unless finished or failed, the
 claim's own reads (`claims.try_acquire`: the claim directory's listing, the
-top record, its heartbeat, whether it was released: 6 operations).
-
-A run found held is not looked at again for `recheck_held_seconds` (5 s):
-with many workers and short runs, each claim would otherwise judge every held
-run ahead of the first free one again (on sshfs, 64 workers on 1,000 runs made
-354 filesystem operations a claim). That delays by at most those seconds this
-queue's takeover of a run whose holder died; it never lets two workers hold a
-run, since only the exclusive create of a claim decides that.
+top record, its heartbeat, whether it was released).
 """
 
 import functools
 import os
-import time
 from typing import Callable, Generic, Protocol, Sequence, TypeVar
 
 from train.common import claims
@@ -55,8 +47,6 @@ class ClaimableRun(Protocol):
 
 
 Run = TypeVar('Run', bound=ClaimableRun)
-# How long a queue passes over a run it found held before it looks again.
-RECHECK_HELD_SECONDS = 5.0
 
 
 def _nothing(run: object) -> None:
@@ -69,24 +59,21 @@ class ClaimQueue(Generic[Run]):
   `before_claim(run)` runs before a run is claimed (a worker checks the run's
   folders there); `on_finished(run)` once for each run this queue finds
   finished. The claims are made as `claims.try_acquire` makes them, with its
-  limits. A run found held is passed over for `recheck_held_seconds`.
+  limits.
   """
 
   def __init__(self, runs: Sequence[Run], *,
                before_claim: Callable[[Run], None] = _nothing,
                on_finished: Callable[[Run], None] = _nothing,
                stale_after_seconds: float = claims.STALE_AFTER_SECONDS,
-               heartbeat_seconds: float = claims.HEARTBEAT_SECONDS,
-               recheck_held_seconds: float = RECHECK_HELD_SECONDS):
+               heartbeat_seconds: float = claims.HEARTBEAT_SECONDS):
     self._runs = runs
     self._before_claim = before_claim
     self._on_finished = on_finished
     self._stale_after_seconds = stale_after_seconds
     self._heartbeat_seconds = heartbeat_seconds
-    self._recheck_held_seconds = recheck_held_seconds
     self._finished = [False] * len(runs)
     self._first = 0  # Every run before this one is known finished.
-    self._held_until: dict[int, float] = {}  # Run index: time.monotonic() to look again.
 
   @property
   def finished(self) -> int:
@@ -96,9 +83,8 @@ class ClaimQueue(Generic[Run]):
   def claim_next(self) -> tuple[Run, claims.Claim] | None:
     """The first run in order that is neither finished, failed nor held, claimed;
     None when no run is free now."""
-    now = time.monotonic()
     for index in range(self._first, len(self._runs)):
-      if self._finished[index] or self._held_until.get(index, now) > now:
+      if self._finished[index]:
         continue
       run = self._runs[index]
       if self._found_finished(index):
@@ -110,10 +96,7 @@ class ClaimQueue(Generic[Run]):
                                  heartbeat_seconds=self._heartbeat_seconds,
                                  over=functools.partial(self._found_finished, index))
       if claim is None:
-        if not self._finished[index]:  # Held by another worker (or just claimed by one).
-          self._held_until[index] = now + self._recheck_held_seconds
         continue
-      self._held_until.pop(index, None)
       if self._found_finished(index):  # Finished between the look and the claim.
         claim.release()
         continue
