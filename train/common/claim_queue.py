@@ -11,19 +11,22 @@ some 10,000 lookups, a study 50 million. A run's result.json, once written, is
 never taken away, so a queue remembers the runs it found finished and never
 looks at them again. A claim then looks at
 
-- the runs that finished since this queue last looked (each once in the
-  queue's life: its first claim in a study half done looks at every finished
-  run once);
+- the runs that finished since this queue last looked, one stat each (each
+  once in the queue's life: its first claim in a study half done looks at
+  every finished run once);
 - the runs held by other workers, or failed, ahead of the first free run in
-  the plan's order: with W workers, at most W - 1 held ones;
-- the run it claims.
+  the plan's order (with W workers, at most W - 1 held ones): two stats each
+  (result.json, failure.json) and, for a held one, the six operations that
+  judge its holder (`claims.try_acquire`: the claim folder's listing, the next
+  generation's name, the record, the heartbeat, whether it was released);
+- the runs another worker claims an instant before it, about 7 each;
+- the run it claims, about 8.
 
 So its cost grows with the runs not finished (held, failed or pending), never
-with those finished, and with W workers and no failures it is bounded by W
-runs looked at, plus the runs that finished meanwhile. Each run looked at costs
-two stats (result.json, failure.json) and, unless finished or failed, the
-claim's own reads (`claims.try_acquire`: the claim directory's listing, the
-top record, its heartbeat, whether it was released).
+with those finished: with W workers and F failed runs, about 5 W + 2 F
+filesystem operations on average (docs/cluster.md, "Claims at scale", has the
+measurements). A run whose claim was let go after it finished is not claimed
+again (`try_acquire`'s `over`).
 """
 
 import functools
