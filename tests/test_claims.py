@@ -649,22 +649,6 @@ def test_a_queue_skips_failed_and_held_runs_and_ends_when_none_is_free(tmp_path,
   assert claim_queue.ClaimQueue(runs).claim_next() is None
 
 
-def test_a_queue_passes_over_a_held_run_until_it_is_due_again(tmp_path, monkeypatch, keep):
-  runs = _finished_runs(str(tmp_path), 4, 0)
-  keep(claims.try_acquire(runs[0].claim_dir))
-  queue = claim_queue.ClaimQueue(runs, recheck_held_seconds=60.0)
-  keep(queue.claim_next()[1])  # Run 1: run 0 is held.
-  statted = _count_calls(monkeypatch, os, 'stat')
-  run, claim = queue.claim_next()
-  keep(claim)
-  assert run.seed == 2 and runs[0].result_path not in statted
-  now = time.monotonic()
-  monkeypatch.setattr(claim_queue.time, 'monotonic', lambda: now + 61.0)
-  run, claim = queue.claim_next()
-  keep(claim)
-  assert run.seed == 3 and runs[0].result_path in statted  # Due again: looked at.
-
-
 def test_a_simulated_study_of_100_runs_and_4_workers_takes_each_run_once(tmp_path):
   out = str(tmp_path / 'figures.json')
   assert claim_scale.main([f'--dir={tmp_path}', '--runs=100', '--workers=4',

@@ -11,31 +11,26 @@ some 10,000 lookups, a study 50 million. A run's result.json, once written, is
 never taken away, so a queue remembers the runs it found finished and never
 looks at them again. A claim then looks at
 
-- the runs that finished since this queue last looked (each once in the
-  queue's life: its first claim in a study half done looks at every finished
-  run once);
+- the runs that finished since this queue last looked, one stat each (each
+  once in the queue's life: its first claim in a study half done looks at
+  every finished run once);
 - the runs held by other workers, or failed, ahead of the first free run in
-  the plan's order: with W workers, at most W - 1 held ones;
-- the run it claims.
+  the plan's order (with W workers, at most W - 1 held ones): two stats each
+  (result.json, failure.json) and, for a held one, the six operations that
+  judge its holder (`claims.try_acquire`: the claim folder's listing, the next
+  generation's name, the record, the heartbeat, whether it was released);
+- the runs another worker claims an instant before it, about 7 each;
+- the run it claims, about 8.
 
 So its cost grows with the runs not finished (held, failed or pending), never
-with those finished, and with W workers and no failures it is bounded by W
-runs looked at, plus the runs that finished meanwhile. Each run looked at costs
-two stats (result.json, failure.json) and, unless finished or failed, the
-claim's own reads (`claims.try_acquire`: the claim directory's listing, the
-top record, its heartbeat, whether it was released: 6 operations).
-
-A run found held is not looked at again for `recheck_held_seconds` (5 s):
-with many workers and short runs, each claim would otherwise judge every held
-run ahead of the first free one again (on sshfs, 64 workers on 1,000 runs made
-354 filesystem operations a claim). That delays by at most those seconds this
-queue's takeover of a run whose holder died; it never lets two workers hold a
-run, since only the exclusive create of a claim decides that.
+with those finished: with W workers and F failed runs, about 5 W + 2 F
+filesystem operations on average (docs/cluster.md, "Claims at scale", has the
+measurements). A run whose claim was let go after it finished is not claimed
+again (`try_acquire`'s `over`).
 """
 
 import functools
 import os
-import time
 from typing import Callable, Generic, Protocol, Sequence, TypeVar
 
 from train.common import claims
@@ -55,8 +50,6 @@ class ClaimableRun(Protocol):
 
 
 Run = TypeVar('Run', bound=ClaimableRun)
-# How long a queue passes over a run it found held before it looks again.
-RECHECK_HELD_SECONDS = 5.0
 
 
 def _nothing(run: object) -> None:
@@ -69,24 +62,21 @@ class ClaimQueue(Generic[Run]):
   `before_claim(run)` runs before a run is claimed (a worker checks the run's
   folders there); `on_finished(run)` once for each run this queue finds
   finished. The claims are made as `claims.try_acquire` makes them, with its
-  limits. A run found held is passed over for `recheck_held_seconds`.
+  limits.
   """
 
   def __init__(self, runs: Sequence[Run], *,
                before_claim: Callable[[Run], None] = _nothing,
                on_finished: Callable[[Run], None] = _nothing,
                stale_after_seconds: float = claims.STALE_AFTER_SECONDS,
-               heartbeat_seconds: float = claims.HEARTBEAT_SECONDS,
-               recheck_held_seconds: float = RECHECK_HELD_SECONDS):
+               heartbeat_seconds: float = claims.HEARTBEAT_SECONDS):
     self._runs = runs
     self._before_claim = before_claim
     self._on_finished = on_finished
     self._stale_after_seconds = stale_after_seconds
     self._heartbeat_seconds = heartbeat_seconds
-    self._recheck_held_seconds = recheck_held_seconds
     self._finished = [False] * len(runs)
     self._first = 0  # Every run before this one is known finished.
-    self._held_until: dict[int, float] = {}  # Run index: time.monotonic() to look again.
 
   @property
   def finished(self) -> int:
@@ -96,9 +86,8 @@ class ClaimQueue(Generic[Run]):
   def claim_next(self) -> tuple[Run, claims.Claim] | None:
     """The first run in order that is neither finished, failed nor held, claimed;
     None when no run is free now."""
-    now = time.monotonic()
     for index in range(self._first, len(self._runs)):
-      if self._finished[index] or self._held_until.get(index, now) > now:
+      if self._finished[index]:
         continue
       run = self._runs[index]
       if self._found_finished(index):
@@ -110,10 +99,7 @@ class ClaimQueue(Generic[Run]):
                                  heartbeat_seconds=self._heartbeat_seconds,
                                  over=functools.partial(self._found_finished, index))
       if claim is None:
-        if not self._finished[index]:  # Held by another worker (or just claimed by one).
-          self._held_until[index] = now + self._recheck_held_seconds
         continue
-      self._held_until.pop(index, None)
       if self._found_finished(index):  # Finished between the look and the claim.
         claim.release()
         continue
