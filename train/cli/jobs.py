@@ -228,22 +228,29 @@ def _check_scaling_flags(overrides: dict[str, Any]) -> None:
                 'batch_sizes set the batch; drop the override')
 
 
-def _scaling_study(spec: config_files.ConfigSpec, config: ml_collections.ConfigDict,
-                   launch: launchers.LaunchOptions, devices: Devices) -> Any:
-  """The config file's get_scaling(), checked, with every batch size's config
-  validated and its search's plans within the limits."""
+def _call_config_function(spec: config_files.ConfigSpec, function: str, needs: str,
+                          example: str) -> Any:
+  """What the config file's `function` (get_search, get_scaling) returns; one line
+  if the file has none or it raises."""
   try:
     module = config_files.load_module(spec.path)
   except ValueError as e:
     errors.fail(str(e))
-  if not hasattr(module, 'get_scaling'):
-    errors.fail(f'--scaling needs a scaling study: {spec.path} has no get_scaling(); see '
-                'configs/embedded_scaling.py')
-  from train.experiments import scaling_spec  # pylint: disable=g-import-not-at-top
+  if not hasattr(module, function):
+    errors.fail(f'{needs}: {spec.path} has no {function}(); see {example}')
   try:
-    study = module.get_scaling()
+    return getattr(module, function)()
   except Exception as e:  # pylint: disable=broad-except
-    errors.fail(f'{spec.path}: get_scaling() raised {type(e).__name__}: {errors.one_line(e)}')
+    errors.fail(f'{spec.path}: {function}() raised {type(e).__name__}: {errors.one_line(e)}')
+
+
+def _scaling_study(spec: config_files.ConfigSpec, config: ml_collections.ConfigDict,
+                   launch: launchers.LaunchOptions, devices: Devices) -> Any:
+  """The config file's get_scaling(), checked, with every batch size's config
+  validated and its search's plans within the limits."""
+  study = _call_config_function(spec, 'get_scaling', '--scaling needs a scaling study',
+                                 'configs/embedded_scaling.py')
+  from train.experiments import scaling_spec  # pylint: disable=g-import-not-at-top
   try:
     scaling_spec.check_scaling(study, config, FLAGS.scaling)
   except scaling_spec.ScalingError as e:
@@ -274,18 +281,9 @@ def _check_untuned_seeds(spec: config_files.ConfigSpec, seeds: int, first: int) 
 def _staged_search(spec: config_files.ConfigSpec, config: ml_collections.ConfigDict,
                    launch: launchers.LaunchOptions) -> Any:
   """The config file's get_search(), checked, with its plans within the limits."""
-  try:
-    module = config_files.load_module(spec.path)
-  except ValueError as e:
-    errors.fail(str(e))
-  if not hasattr(module, 'get_search'):
-    errors.fail(f'--search needs a staged search: {spec.path} has no get_search(); see '
-                'configs/embedded_nesterov_search.py')
+  search = _call_config_function(spec, 'get_search', '--search needs a staged search',
+                                  'configs/embedded_nesterov_search.py')
   from train.experiments import stages  # pylint: disable=g-import-not-at-top
-  try:
-    search = module.get_search()
-  except Exception as e:  # pylint: disable=broad-except
-    errors.fail(f'{spec.path}: get_search() raised {type(e).__name__}: {errors.one_line(e)}')
   try:
     stages.check_search(search, config)
   except stages.SearchError as e:
