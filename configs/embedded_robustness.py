@@ -17,7 +17,8 @@ Command:
 Budget in steps: embedded_lars.py's, 400 steps at batch 128 (5.1 epochs), 50
 warmup, evals every 50, on every workload. 4 workloads of 5 seeds are 20 runs;
 at the 18-20 s of a quiet 400-step run on 2 cores, plus a compile per workload,
-the whole comparison is sized for at most 10 minutes there.
+the whole comparison is sized for at most 10 minutes there; measured on
+2026-12-08 on the quiet 2-core machine: 8 min 47 s (docs/robustness.md).
 
 Targets, the base's beside each variant's: every run is judged at embedded_lars.py's
 70% (the same bar on every variant; MLPerf has no variants). AlgoPerf's published

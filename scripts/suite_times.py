@@ -5,7 +5,8 @@
       --conditions='fresh clone through .ci/run, nothing else running'
 
 The file holds each test file's seconds (the sum of its tests' setup, call and
-teardown: its time on one xdist worker), the suite's wall time and test count,
+teardown: its time on one xdist worker) and CPU seconds (what decides the
+suite's wall time on 2 cores), the suite's wall time and test count,
 the date and the conditions. tests/conftest.py hands the files to the xdist
 workers longest first in that order, and docs/performance.md cites the figure;
 no other place states the suite's time.
@@ -22,18 +23,34 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUTPUT = os.path.join(REPO, 'tests', 'durations.json')
 
 
-def file_seconds(junit_xml: str) -> tuple[dict[str, float], int]:
-  """Each test file's seconds, longest first, and the number of tests."""
+def _file_name(case: ElementTree.Element) -> str:
+  # classname is 'tests.test_x' or 'tests.test_x.TestClass'.
+  module = case.get('classname', '').split('.')
+  return f'{module[1]}.py' if len(module) > 1 else module[0]
+
+
+def _longest_first(seconds: dict[str, float]) -> dict[str, float]:
+  ordered = sorted(seconds.items(), key=lambda item: -item[1])
+  return {name: round(s, 1) for name, s in ordered}
+
+
+def file_seconds(junit_xml: str) -> tuple[dict[str, float], dict[str, float], int]:
+  """Each test file's wall seconds and CPU seconds, longest first, and the number of tests.
+
+  The CPU seconds are the `cpu_seconds` properties tests/conftest.py records (the
+  test's process and its waited-for children; a Slurm job's work is not in them).
+  """
   seconds: dict[str, float] = collections.defaultdict(float)
+  cpu: dict[str, float] = collections.defaultdict(float)
   count = 0
   for case in ElementTree.parse(junit_xml).getroot().iter('testcase'):
-    # classname is 'tests.test_x' or 'tests.test_x.TestClass'.
-    module = case.get('classname', '').split('.')
-    name = f'{module[1]}.py' if len(module) > 1 else module[0]
+    name = _file_name(case)
     seconds[name] += float(case.get('time', 0.0))
+    for prop in case.iter('property'):
+      if prop.get('name') == 'cpu_seconds':
+        cpu[name] += float(prop.get('value', 0.0))
     count += 1
-  ordered = dict(sorted(seconds.items(), key=lambda item: -item[1]))
-  return {name: round(s, 1) for name, s in ordered.items()}, count
+  return _longest_first(seconds), _longest_first(cpu), count
 
 
 def main() -> None:
@@ -44,13 +61,14 @@ def main() -> None:
   parser.add_argument('--conditions', required=True,
                       help='where it ran: a fresh clone, the machine, its load')
   args = parser.parse_args()
-  seconds, count = file_seconds(args.junit_xml)
+  seconds, cpu, count = file_seconds(args.junit_xml)
   with open(OUTPUT, 'w') as f:
     json.dump({'date': datetime.date.today().isoformat(), 'tests': count,
                'wall_seconds': args.wall_seconds, 'conditions': args.conditions,
-               'file_seconds': seconds}, f, indent=1)
+               'file_seconds': seconds, 'file_cpu_seconds': cpu}, f, indent=1)
     f.write('\n')
-  print(f'{OUTPUT}: {count} tests, {len(seconds)} files, longest {next(iter(seconds))}')
+  print(f'{OUTPUT}: {count} tests, {len(seconds)} files, longest {next(iter(seconds))}; '
+        f'CPU {sum(cpu.values()):.0f} s in all, most {next(iter(cpu), None)}')
 
 
 if __name__ == '__main__':

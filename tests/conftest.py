@@ -7,7 +7,9 @@ import io
 import json
 import os
 import pathlib
+import resource
 import shutil
+import tempfile
 from typing import NamedTuple
 
 import pytest
@@ -50,6 +52,37 @@ def pytest_xdist_auto_num_workers(config) -> int:
   """
   del config
   return len(os.sched_getaffinity(0)) + 1
+
+
+_CPU_AT_SETUP = pytest.StashKey[float]()
+
+
+def _cpu_seconds() -> float:
+  """CPU time of this process and of its children that have ended and been waited for."""
+  own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(
+      resource.RUSAGE_CHILDREN)
+  return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+  item.stash[_CPU_AT_SETUP] = _cpu_seconds()
+  yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+  """Records each test's CPU seconds (setup to teardown) as a junit property.
+
+  The suite's wall time on 2 cores follows its CPU, not its tests' wall times
+  (which include waiting, and other tests' work when the cores are shared):
+  scripts/suite_times.py sums these per file. Work done outside the test's
+  process tree (a Slurm job under slurmd) is not in it.
+  """
+  if call.when == 'teardown' and _CPU_AT_SETUP in item.stash:
+    item.user_properties.append(
+        ('cpu_seconds', round(_cpu_seconds() - item.stash[_CPU_AT_SETUP], 2)))
+  yield
 
 
 TINY = 'embedded_shapes/tiny'
@@ -142,14 +175,17 @@ def inline_comparison(tmp_path_factory, tiny_data_dir) -> str:
 
 
 @contextlib.contextmanager
-def _slurm_cluster_lock(tmp_path_factory, how: int):
-  with open(_shared_dir(tmp_path_factory, 'slurm') / 'nodes.lock', 'w') as lock:
+def _slurm_cluster_lock(how: int):
+  # One cluster per machine, so one lock per machine, not per pytest run: a
+  # second test run on the same machine (another checkout's) must not kill
+  # nodes under this one's jobs either.
+  with open(pathlib.Path(tempfile.gettempdir()) / 'harness-slurm-cluster.lock', 'a') as lock:
     fcntl.flock(lock, how)  # Released when the file closes.
     yield
 
 
 @pytest.fixture(autouse=True)
-def _slurm_cluster_shared(request, tmp_path_factory):
+def _slurm_cluster_shared(request):
   """Tests marked `slurm` share the cluster, unless one kills its nodes (`node_faults`).
 
   The xdist workers run test files side by side; a node killed under another
@@ -158,12 +194,12 @@ def _slurm_cluster_shared(request, tmp_path_factory):
   if request.node.get_closest_marker('slurm') is None or 'node_faults' in request.fixturenames:
     yield
     return
-  with _slurm_cluster_lock(tmp_path_factory, fcntl.LOCK_SH):
+  with _slurm_cluster_lock(fcntl.LOCK_SH):
     yield
 
 
 @pytest.fixture
-def node_faults(tmp_path_factory):
+def node_faults():
   """The Slurm cluster for this test alone: no other test's job runs while it kills nodes."""
-  with _slurm_cluster_lock(tmp_path_factory, fcntl.LOCK_EX):
+  with _slurm_cluster_lock(fcntl.LOCK_EX):
     yield

@@ -1245,6 +1245,10 @@ def _run_case_in_child(case: Case, argv: list[str], directory: str, out_path: st
     os.setgroups([])
     os.setgid(UNPRIVILEGED_UID)
     os.setuid(UNPRIVILEGED_UID)
+  # Ctrl-C as at a terminal: a suite started in the background by a script
+  # (`cmd &` without job control) inherits SIGINT ignored, and Python then
+  # raises no KeyboardInterrupt for it (prepare_imagenet_ctrl_c relies on one).
+  signal.signal(signal.SIGINT, signal.default_int_handler)
   if case.in_child:
     case.in_child(directory)
   os.chdir(REPO)

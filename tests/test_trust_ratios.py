@@ -23,6 +23,7 @@ from tests import test_optim
 from train.cli import runners
 from train.run import programs
 from train.run import record
+from train.run import trust_ratio_file
 
 
 def _ratios_run(config, params_np, grads_np):
@@ -198,7 +199,7 @@ def test_trust_ratio_log_writes_tensorboard_and_json_and_resumes(tmp_path):
   # Natural order: block2 before block10; BN's heavy ball has no ratio.
   names = ['stage1_block2/conv1/kernel', 'stage1_block10/conv1/kernel']
   assert list(first) == names and first != second
-  logged = record.read_trust_ratios(str(tmp_path / record.TRUST_RATIOS_FILE))
+  logged = trust_ratio_file.read(str(tmp_path / trust_ratio_file.NAME))
   assert logged == {'steps': [5, 10],
                     'trust_ratios': {n: [first[n], second[n]] for n in names}}
   scalars = _scalars_written(str(tmp_path))
@@ -209,7 +210,7 @@ def test_trust_ratio_log_writes_tensorboard_and_json_and_resumes(tmp_path):
   resumed = record.TrustRatioLog(config, str(tmp_path), metric_writers.MultiWriter([]),
                                  resumed_step=7, is_main=True)
   again = resumed(10, _recorded_state(2))
-  logged = record.read_trust_ratios(str(tmp_path / record.TRUST_RATIOS_FILE))
+  logged = trust_ratio_file.read(str(tmp_path / trust_ratio_file.NAME))
   assert logged['steps'] == [5, 10]
   assert logged['trust_ratios'][names[0]] == [first[names[0]], again[names[0]]]
 
@@ -217,7 +218,7 @@ def test_trust_ratio_log_writes_tensorboard_and_json_and_resumes(tmp_path):
 def test_a_run_with_trust_ratios_gets_their_plot(tmp_path):
   assert runners.plot_trust_ratios(str(tmp_path), 'no ratios') is None
   assert not os.listdir(tmp_path)
-  with open(tmp_path / record.TRUST_RATIOS_FILE, 'w') as f:
+  with open(tmp_path / trust_ratio_file.NAME, 'w') as f:
     json.dump({'steps': [1, 50, 100],
                'trust_ratios': {'conv_init/kernel': [0.5, 0.02, 0.01],
                                 'stage1_block1/conv1/kernel': [1.0, 0.3, 0.2],

@@ -31,6 +31,7 @@ from train.common import console
 from train.experiments import plan as plan_lib
 from train.experiments import states
 from train.run import distributed
+from train.run import trust_ratio_file
 
 
 def run_one(job: jobs.Job) -> None:
@@ -56,17 +57,16 @@ def plot_trust_ratios(run_dir: str, name: str) -> str | None:
   trust ratios (`trust_ratio_log_steps`); returns its path, or None.
 
   Drawn here, above the run and the reports alike: the run writes the numbers
-  (train/run/record.py) and may not import the reports' plotting, which may not
-  read the run's modules. A single run draws it when it ends; `main.py report`
+  (train/run/trust_ratio_file.py) and may not import the reports' plotting,
+  which may not read the run's modules. A single run draws it when it ends; `main.py report`
   draws it for each run of a study.
   """
-  with logs.native_stderr_to_log():  # record imports clu, the figure matplotlib.
-    from train.experiments.reports import optimizer_plots  # pylint: disable=g-import-not-at-top
-    from train.run import record  # pylint: disable=g-import-not-at-top
-  path = os.path.join(run_dir, record.TRUST_RATIOS_FILE)
+  path = os.path.join(run_dir, trust_ratio_file.NAME)
   if not os.path.exists(path):
     return None
-  logged = record.read_trust_ratios(path)
+  with logs.native_stderr_to_log():  # The figure's module imports matplotlib.
+    from train.experiments.reports import optimizer_plots  # pylint: disable=g-import-not-at-top
+  logged = trust_ratio_file.read(path)
   figure = os.path.join(run_dir, 'trust_ratios.png')
   optimizer_plots.trust_ratios(figure, name, logged['steps'], logged['trust_ratios'])
   return figure

@@ -43,7 +43,6 @@ from train.common import files
 from train.experiments import plan as plan_lib
 from train.experiments import states
 from train.run import distributed
-from train.run import loop
 from train.run import preemption
 from train.run import programs
 
@@ -200,6 +199,10 @@ class Worker:
         prepare_run_dir(run, claim)
       distributed.wait_for_all_processes('run dir ready')
       logging.info('%s: training in %s', run.label, run.run_dir)
+      # Imported here, not at the top: the loop imports TensorFlow and clu (4-5 s
+      # of CPU), which the commands that only plan, submit, wait or report
+      # through this module (study.py, staged.py) never need.
+      from train.run import loop  # pylint: disable=g-import-not-at-top
       result = loop.train_and_evaluate(run.config_dict(), run.run_dir, self.step_cache,
                                        progress=self.progress, claim=claim)
     except (preemption.Preempted, claims.ClaimLost):

@@ -23,9 +23,8 @@ import optim
 from train.common import console
 from train.common import files
 from train.run import budget
+from train.run import trust_ratio_file
 
-# Each layer's trust ratio at the logged steps (TrustRatioLog).
-TRUST_RATIOS_FILE = 'trust_ratios.json'
 # What is called before a write into the run dir: the run's claim fence
 # (train/common/claims.py), or nothing.
 BeforeWrite = Callable[[], None]
@@ -189,12 +188,12 @@ class TrustRatioLog:
                is_main: bool, before_write: BeforeWrite = _nothing):
     self._before_write = before_write
     self._steps = frozenset(config.trust_ratio_log_steps)
-    self._path = os.path.join(workdir, TRUST_RATIOS_FILE)
+    self._path = os.path.join(workdir, trust_ratio_file.NAME)
     self._writer = writer
     self._is_main = is_main
     self._logged: dict[str, Any] = {'steps': [], 'trust_ratios': {}}
     if resumed_step is not None and os.path.exists(self._path):
-      self._logged = _logged_up_to(read_trust_ratios(self._path), resumed_step)
+      self._logged = _logged_up_to(trust_ratio_file.read(self._path), resumed_step)
 
   def due(self, step: int) -> bool:
     return step in self._steps
@@ -214,12 +213,6 @@ class TrustRatioLog:
     logging.info('step %d: trust ratios of %d layers logged, %.3g to %.3g', step,
                  len(ratios), min(ratios.values()), max(ratios.values()))
     return ratios
-
-
-def read_trust_ratios(path: str) -> dict[str, Any]:
-  """A run's trust_ratios.json (see TrustRatioLog)."""
-  with open(path) as f:
-    return json.load(f)
 
 
 def _logged_up_to(logged: dict[str, Any], step: int) -> dict[str, Any]:
