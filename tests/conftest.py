@@ -153,27 +153,6 @@ def tiny_data_dir(tiny_build) -> str:
   return tiny_build.data_dir
 
 
-@pytest.fixture(scope='session')
-def inline_comparison(tmp_path_factory, tiny_data_dir) -> str:
-  """The directory of tests/study_runs.py's tiny comparison (2 configs, 2 seeds)
-  run inline, once per test run: the reference that local workers and Slurm
-  jobs must reproduce bit for bit. Read it, never write into it."""
-  root = _shared_dir(tmp_path_factory, 'inline_comparison')
-  workdir, done = root / 'run', root / 'done'
-  with open(root / 'lock', 'w') as lock:
-    fcntl.flock(lock, fcntl.LOCK_EX)  # Released when the file closes.
-    if not done.exists():
-      from tests import study_runs  # pylint: disable=g-import-not-at-top
-      if workdir.exists():  # What a failed attempt left.
-        shutil.rmtree(workdir)
-      log = str(root / 'log.txt')
-      process = study_runs.main(study_runs.comparison_args(tiny_data_dir, str(workdir)), log)
-      out = study_runs.wait(process, log)
-      assert process.returncode == 0 and 'report:' in out, out[-3000:]
-      done.write_text('')
-  return str(workdir)
-
-
 @contextlib.contextmanager
 def _slurm_cluster_lock(how: int):
   # One cluster per machine, so one lock per machine, not per pytest run: a

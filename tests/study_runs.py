@@ -40,9 +40,9 @@ QUICK_TINY = {
     'stop_at_target': False,
 }
 COMPARE = '--compare=configs/embedded_lars.py,configs/embedded_nesterov.py'
-# The seeds of the tiny comparison that tests run inline (conftest.py's
-# inline_comparison) and again through workers.
-COMPARISON_SEEDS = 2
+# The tiny study that tests/test_workers.py runs inline and again through local
+# workers: embedded_lars.py over 2 seeds.
+LOCAL_STUDY = ('--config=configs/embedded_lars.py', '--num_seeds=2')
 # Hang guards: they end a stuck test; how long the runs take decides nothing.
 HANG_GUARD_SECONDS = 1200
 # What a run computes, as opposed to how long it took.
@@ -62,9 +62,9 @@ def flags(data_dir: str, **overrides) -> list[str]:
   return [f'--config.{k}={v}' for k, v in values.items()]
 
 
-def comparison_args(data_dir: str, workdir: str) -> list[str]:
-  """main.py's arguments for the tiny comparison in `workdir`."""
-  return [COMPARE, f'--num_seeds={COMPARISON_SEEDS}', *flags(data_dir), f'--workdir={workdir}']
+def local_study_args(data_dir: str, workdir: str) -> list[str]:
+  """main.py's arguments for LOCAL_STUDY (TINY runs) in `workdir`."""
+  return [*LOCAL_STUDY, *flags(data_dir), f'--workdir={workdir}']
 
 
 def main(args: list[str], log_path: str, env: dict[str, str] | None = None

@@ -28,6 +28,7 @@ from train.experiments import plan as plan_lib
 from train.experiments import states as states_lib
 from train.experiments import study
 from train.experiments import worker as worker_lib
+from train.run import loop
 
 
 def _comparison_plan(directory: str, num_seeds: int = 3) -> plan_lib.Plan:
@@ -338,7 +339,7 @@ def _worker_whose_runs_fail(directory: str, monkeypatch) -> worker_lib.Worker:
   def fail(config, workdir, *args, **kwargs):
     raise RuntimeError(f'no data for {os.path.basename(workdir)}')
 
-  monkeypatch.setattr(worker_lib.loop, 'train_and_evaluate', fail)
+  monkeypatch.setattr(loop, 'train_and_evaluate', fail)
   return worker_lib.Worker(directory)
 
 
@@ -379,7 +380,7 @@ def test_the_first_failing_process_of_a_run_names_the_cause(tmp_path, monkeypatc
                      {'error': 'DataError: the shard is damaged', 'process': 'process 1 of 2'})
     raise RuntimeError('Gloo all-reduce failed: Connection closed by peer')
 
-  monkeypatch.setattr(worker_lib.loop, 'train_and_evaluate', fail_after_process_1)
+  monkeypatch.setattr(loop, 'train_and_evaluate', fail_after_process_1)
   monkeypatch.setattr(worker_lib.distributed, 'joined_group', lambda: True)
   monkeypatch.setattr(worker_lib.distributed, 'process_label', lambda: 'process 0 of 2')
   worker = worker_lib.Worker(str(tmp_path))

@@ -20,7 +20,7 @@ from train.experiments import search
 from train.experiments import plan as plan_lib
 from train.experiments import study
 from train.experiments import verdicts
-from train.experiments import worker as worker_lib
+from train.run import loop
 from train.run import record
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -137,7 +137,7 @@ def test_study_with_a_diverging_seed_completes_and_reports_it(data_dir, tmp_path
   it as diverged, and the study goes on with seed 2 and counts it as missed."""
   config = _tiny(embedded_lars.get_config(), data_dir)
   config.log_every_steps = 2
-  train_and_evaluate = worker_lib.loop.train_and_evaluate
+  train_and_evaluate = loop.train_and_evaluate
 
   def diverge_seed_1(run_config, workdir, *args, **kwargs):
     if run_config.seed != 1:
@@ -147,7 +147,7 @@ def test_study_with_a_diverging_seed_completes_and_reports_it(data_dir, tmp_path
     record.write_config(run_config, workdir)  # The plan's, as the study checks.
     return result
 
-  monkeypatch.setattr(worker_lib.loop, 'train_and_evaluate', diverge_seed_1)
+  monkeypatch.setattr(loop, 'train_and_evaluate', diverge_seed_1)
   workdir = str(tmp_path / 'study')
   summary = study.run_study(config, 'tiny', workdir, num_seeds=3)
   runs = summary['runs']
