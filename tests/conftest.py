@@ -48,7 +48,9 @@ def pytest_xdist_auto_num_workers(config) -> int:
   lost node, poll for a subprocess's checkpoint, or import and compile on one
   thread. On the 2-core machine, 3 workers kept 1.97 cores busy on average and
   ran the whole suite in 11 min 54 s beside other jobs, where 2 workers had
-  taken 14 min 15 s on the quiet machine (2026-12-07, docs/performance.md).
+  taken 14 min 15 s on the quiet machine (2026-12-07, docs/performance.md); on
+  the quiet machine, with more tests, 3 workers kept the load at 4-6 (all CPU
+  busy) for 12 min 41 s (2026-12-08).
   """
   del config
   return len(os.sched_getaffinity(0)) + 1
