@@ -46,6 +46,7 @@ import sys
 import time
 from typing import Any, Callable, Sequence
 
+from train.bench import arguments
 from train.common import claim_queue
 from train.common import claims
 from train.common import files
@@ -275,19 +276,12 @@ def simulate(directory: str, count: int, args: argparse.Namespace) -> dict:
   return {**summarize(count, args.workers, reports, seconds), 'claims_let_go_unused': unused}
 
 
-def _counts(text: str) -> list[int]:
-  counts = [int(x) for x in text.split(',') if x.strip()]
-  if not counts or min(counts) < 1:
-    raise argparse.ArgumentTypeError(f'want positive integers, got {text!r}')
-  return counts
-
-
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument('--dir', required=True,
                       help='where the simulated studies go (a new runs_<n> per count)')
-  parser.add_argument('--runs', type=_counts, default=[100, 1000, 10000],
+  parser.add_argument('--runs', type=arguments.positive_ints, default=[100, 1000, 10000],
                       help='counts of runs, comma-separated')
   parser.add_argument('--workers', type=int, default=64, help='worker processes')
   parser.add_argument('--nodes', type=lambda t: [n for n in t.split(',') if n],

@@ -51,6 +51,7 @@ from input_pipeline import datasets
 from input_pipeline import info
 from input_pipeline import pipeline
 from input_pipeline import preprocessing
+from train.bench import arguments
 
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
@@ -249,13 +250,6 @@ def format_report(report: Report) -> str:
       f'{report.load_average:.2f} before')
 
 
-def _thread_counts(text: str) -> list[int]:
-  counts = [int(part) for part in text.split(',') if part]
-  if not counts or min(counts) < 1:
-    raise argparse.ArgumentTypeError(f'want positive integers, got {text!r}')
-  return counts
-
-
 def _parser() -> argparse.ArgumentParser:
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -269,7 +263,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="default: the dataset's config (32 embedded, 224 "
                       'ImageNet).')
   parser.add_argument('--batch_size', type=int, default=256)
-  parser.add_argument('--num_threads', type=_thread_counts, default=[1, 2],
+  parser.add_argument('--num_threads', type=arguments.positive_ints, default=[1, 2],
                       help='comma-separated tf.data pool sizes (pipeline '
                       'mode); decode_only always uses one.')
   parser.add_argument('--deterministic', choices=('true', 'false'),
