@@ -8,7 +8,6 @@ import json
 import os
 import pathlib
 import resource
-import shutil
 import tempfile
 from typing import NamedTuple
 

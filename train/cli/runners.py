@@ -4,8 +4,10 @@ has built it: a run, a study, comparison, search or robustness comparison
 scaling study (each of their plans so), a worker, a report, a benchmark, a
 performance profile.
 
-The run's loop, the studies and the workers import TensorFlow (the input
-pipeline), tfds and clu: they are imported inside the runners that need them,
+The run's loop imports TensorFlow (the input pipeline), tfds and clu; the
+studies and the workers import it only when they train (worker.py), so that a
+report or a command that only plans and submits starts without them. These
+modules are imported inside the runners that need them,
 never at the top, so that `main.py bench --modes=synthetic` imports none of
 them (tests/test_bench.py checks it); and under logs.native_stderr_to_log, as
 their imports write to the native stderr. The report's module (matplotlib)
