@@ -3,6 +3,7 @@ interrupted, main.py as a real process, and readers of a study's files."""
 
 import glob
 import json
+import math
 import os
 import subprocess
 import sys
@@ -95,6 +96,23 @@ def results(workdir: str) -> dict[str, dict]:
     with open(path) as f:
       found[os.path.relpath(os.path.dirname(path), workdir)] = json.load(f)
   return found
+
+
+def median_steps_to_target(folder: str) -> float:
+  """The median steps to target of the seed_* runs in `folder`, by hand from their
+  result.json files alone (the tests' independent check of the harness's own):
+  a run that missed is infinitely slow; no runs at all (or no folder) is a miss."""
+  steps = []
+  for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+    if name.startswith('seed_'):
+      with open(os.path.join(folder, name, 'result.json')) as f:
+        result = json.load(f)
+      steps.append(result['steps_to_target'] if result['reached_target'] else math.inf)
+  if not steps:
+    return math.inf
+  steps.sort()
+  low, high = steps[(len(steps) - 1) // 2], steps[len(steps) // 2]
+  return low if low == high else (low + high) / 2
 
 
 def computed(result: dict) -> dict:

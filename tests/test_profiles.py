@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from tests import finished_studies
+from tests import study_runs
 from train.experiments import profile_studies
 from train.experiments import profiles
 from train.experiments.reports import optimizer_plots
@@ -284,18 +285,8 @@ def _independent_profile(study_dirs: dict[tuple[str, str], str]) -> dict[str, fl
   """AlgoPerf's score recomputed from the runs' result.json files alone: each
   median by hand (a run that missed is infinitely slow), ratios with the 4x
   cut-off, rho on 100 points from 1 to 4 and the trapezoidal rule by hand."""
-  medians = {}
-  for key, directory in study_dirs.items():
-    steps = []
-    for name in sorted(os.listdir(directory)):
-      if name.startswith('seed_'):
-        with open(os.path.join(directory, name, 'result.json')) as f:
-          result = json.load(f)
-        steps.append(result['steps_to_target'] if result['reached_target'] else math.inf)
-    steps.sort()
-    n = len(steps)
-    middle = (steps[(n - 1) // 2], steps[n // 2])
-    medians[key] = middle[0] if middle[0] == middle[1] else (middle[0] + middle[1]) / 2
+  medians = {key: study_runs.median_steps_to_target(directory)
+             for key, directory in study_dirs.items()}
   workloads = sorted({w for w, _ in medians})
   optimizers = sorted({o for _, o in medians})
   scores = {}

@@ -215,22 +215,8 @@ def _independent(directory: str, sizes, confirm: str, factor: float = 2.0) -> di
   """Every median and the critical batch size, recomputed from the runs'
   result.json files alone: a run that missed is infinitely slow; a batch size
   with no runs (its search found no point) missed; the rule by hand."""
-  medians = {}
-  for size in sizes:
-    folder = os.path.join(directory, f'batch_{size}', confirm)
-    steps = []
-    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
-      if name.startswith('seed_'):
-        with open(os.path.join(folder, name, 'result.json')) as f:
-          result = json.load(f)
-        steps.append(result['steps_to_target'] if result['reached_target'] else math.inf)
-    steps.sort()
-    n = len(steps)
-    if not n:
-      medians[size] = math.inf
-      continue
-    low, high = steps[(n - 1) // 2], steps[n // 2]
-    medians[size] = low if low == high else (low + high) / 2
+  medians = {size: study_runs.median_steps_to_target(
+      os.path.join(directory, f'batch_{size}', confirm)) for size in sizes}
   critical = None
   smallest = sizes[0]
   if math.isfinite(medians[smallest]):
