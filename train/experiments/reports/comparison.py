@@ -73,8 +73,7 @@ def _overrides_section(overrides: dict[str, Any]) -> str:
   """The command line's --config.KEY=VALUE settings, applied to every config."""
   if not overrides:
     return 'No `--config.KEY=VALUE` overrides: each configuration is its file\'s.'
-  flags = ' '.join(f'`--config.{key}={markdown.config_value(value)}`'
-                   for key, value in overrides.items())
+  flags = markdown.override_flags(overrides)
   return f'Applied to every configuration from the command line: {flags}.'
 
 

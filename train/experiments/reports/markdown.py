@@ -60,6 +60,11 @@ def config_value(value: object) -> str:
   return str(value)
 
 
+def override_flags(overrides: dict) -> str:
+  """Command-line overrides as the flags that set them, each in backticks."""
+  return ' '.join(f'`--config.{key}={config_value(value)}`' for key, value in overrides.items())
+
+
 def reached(summary: dict) -> str:
   """'reached / runs' of a `statistics.summarize` summary."""
   return f"{summary['num_reached_target']} / {summary['num_runs']}"

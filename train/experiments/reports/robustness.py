@@ -119,8 +119,7 @@ def _headline(drop: dict) -> str:
 def _overrides_line(overrides: dict[str, Any]) -> str:
   if not overrides:
     return 'No `--config.KEY=VALUE` overrides: the base is the config file\'s.'
-  flags = ' '.join(f'`--config.{key}={markdown.config_value(value)}`'
-                   for key, value in overrides.items())
+  flags = markdown.override_flags(overrides)
   return f'Applied to the base, and so to every variant, from the command line: {flags}.'
 
 
